@@ -1,0 +1,48 @@
+"""learndyn: exact theories of neural-network learning dynamics and the simulations that test them.
+
+Three theories, each beside its simulation, over one Problem description:
+
+* ``learndyn.online``  -- teacher-student online SGD (Goldt et al. 2019; Saad & Solla 1995)
+* ``learndyn.dmft``    -- DMFT of large two-layer networks (Montanari & Urbani 2025)
+* ``learndyn.kernels`` -- NNGP/NTK kernels, trainability vs generalization (Xiao et al. 2020)
+
+Theory is computed in float64: importing learndyn switches JAX to 64-bit (``jax_enable_x64``).
+Sub-packages are imported lazily, so ``import learndyn`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "online",
+    "dmft",
+    "kernels",
+    "activations",
+    "gaussian",
+    "datasets",
+    "results",
+    "plotting",
+    "sweep",
+}
+
+__all__ = sorted(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'learndyn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
