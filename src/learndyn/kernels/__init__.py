@@ -1,0 +1,31 @@
+r"""NNGP/NTK kernels and the trainability-vs-generalization theory of Xiao, Pennington & Schoenholz
+(ICML 2020).  Spec: ``shared/spec/ntk.md``.
+
+Conventions are neural-tangents' NTK parameterisation (spec §1.1): input kernel ``x.x'/n0``,
+``"erf"`` means ``erf(x)``, ``fcn(depth)`` is ``Dense, [phi, Dense] x depth``.  One architecture
+description gives the finite network and its kernel::
+
+    from learndyn import kernels
+    net = kernels.fcn(depth=10, activation="erf", weight_var=1.5, bias_var=0.05)
+    k = net.kernel(x1, x2)            # k.nngp, k.ntk ; x2=None: x1 with itself; diagonal=True
+    params = net.init(key, x1.shape); out = net.apply(params, x1)
+    cnn = kernels.cnn(depth=3, activation="relu", weight_var=2.0, bias_var=0.01,
+                      filter_shape=(3, 3), padding="circular", readout="gap")
+"""
+
+from __future__ import annotations
+
+from .layers import (  # noqa: F401
+    Conv,
+    Dense,
+    Elementwise,
+    Flatten,
+    GlobalAvgPool,
+    Kernel,
+    KernelMemoryError,
+    Network,
+    Repeat,
+    cnn,
+    fcn,
+    serial,
+)

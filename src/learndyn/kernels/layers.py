@@ -1,0 +1,1054 @@
+r"""One architecture description -> the finite network (init, apply) AND its infinite-width kernels.
+
+Conventions (spec ``ntk.md`` §1.1-1.2, §3.1; identical to neural-tangents' NTK parameterisation):
+
+* every weight and bias entry is iid ``N(0, 1)``; a layer computes
+  ``z = sqrt(weight_var / fan_in) * W x + sqrt(bias_var) * b`` with ``fan_in = n_in`` (Dense) or
+  ``C_in * prod(filter_shape)`` (Conv);
+* the input kernel is ``x . x' / n_0`` (per spatial pair ``x_a . x'_a' / C`` for images, NHWC);
+* ``Dense``:        ``K <- weight_var K + bias_var``,  ``Theta <- K_new + weight_var Theta``;
+* ``Elementwise``:  ``K <- V_phi(Sigma)``,  ``Theta <- Vdot_phi(Sigma) Theta``  (spec §1.3);
+* ``Conv``:         the same as Dense after averaging over the filter window, shifting both spatial
+  indices together (spec §3.1): ``K_{a,a'} <- weight_var/|W| sum_b K_{a+b,a'+b} + bias_var``;
+  ``'circular'`` wraps around (torus), ``'same'`` pads with zeros (the padded entries count in the
+  ``1/|W|`` average exactly as in neural-tangents);
+* ``Flatten`` reads the spatial diagonal with weight ``1/d`` (``K <- (1/d) sum_a K_{a,a}``) and
+  ``GlobalAvgPool`` reads every spatial pair with weight ``1/d^2`` (spec §3.1 "Readouts").
+
+``fcn(depth, ...)`` is ``Dense, [phi, Dense] x depth``; ``cnn(depth, ...)`` is
+``Conv, [phi, Conv] x (depth-1), phi, Flatten|GlobalAvgPool, Dense`` -- the same number of
+nonlinearities and weight layers as ``fcn(depth)``, so CNN-Flatten and FCN share their spatial
+diagonal recursion (spec §3.3).
+
+Numerics.  Closed forms are written in the numerically stable ``arctan2`` forms used by
+neural-tangents (``erf``: ``V = (2/pi) atan2(2K, sqrt((1+2K11)(1+2K22) - 4K^2))``; ``abrelu``/``relu``:
+``theta = atan2(sqrt(K11 K22 - K^2), K)``), so the two libraries agree to rounding.  Other activations
+use :func:`learndyn.gaussian.i2` / :func:`learndyn.gaussian.j2` (Gauss-Hermite quadrature).
+Kernels of deep homogeneous networks (ReLU, leaky ReLU, linear) and deep chaotic NTKs grow or decay
+geometrically; the recursion keeps each array as ``mantissa * 2**e`` with a tracked exponent and
+rescales by exact powers of two whenever an array leaves ``[2^-256, 2^256]``, so nothing over- or
+underflows inside the recursion and the result is bitwise identical when no rescaling is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import lax
+
+from .. import activations as _act
+from .. import gaussian as _gauss
+from ..results import Result, problem_attrs
+
+__all__ = [
+    "Dense", "Conv", "Elementwise", "Flatten", "GlobalAvgPool", "Repeat", "Network", "Kernel",
+    "KernelMemoryError", "serial", "fcn", "cnn", "PADDINGS", "READOUTS",
+]
+
+PADDINGS = ("circular", "same")
+READOUTS = ("flatten", "gap")
+
+_RESCALE_HI = 2.0 ** 256
+_RESCALE_LO = 2.0 ** -256
+
+
+class KernelMemoryError(MemoryError):
+    """Raised *before* allocating when a kernel block would not fit in memory."""
+
+
+# ============================================================================================
+# kernel state
+# ============================================================================================
+class _KState(NamedTuple):
+    """Pair kernels (``nngp``, ``ntk``) plus the self-kernels ``s1``/``s2`` of the inputs of each side.
+
+    Physical values are ``array * 2**ek`` (nngp, s1, s2) and ``ntk * 2**et``.
+    ``s1``/``s2`` hold K(x, x) in the current spatial mode with a diagonal batch axis; in the
+    diagonal-batch mode ``nngp`` itself is the self-kernel and ``s1 = s2 = None``; ``s2 = None``
+    also when x2 is x1.
+    """
+
+    nngp: Any
+    ntk: Any
+    s1: Any
+    s2: Any
+    ek: Any
+    et: Any
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    spatial: str  # "none" | "diag" | "full"
+    nsp: int  # number of spatial dimensions
+    batch: str  # "cross" | "diag"
+
+
+def _spatial_diag(s, ctx: _Ctx):
+    """Variances K_aa(x, x) at each position from a self-kernel of shape (n,) + spatial layout."""
+    if ctx.spatial != "full":
+        return s
+    n = s.shape[0]
+    sp = s.shape[1:1 + ctx.nsp]
+    d = int(np.prod(sp))
+    flat = s.reshape((n, d, d))
+    return jnp.diagonal(flat, axis1=1, axis2=2).reshape((n,) + sp)
+
+
+def _bcast_pair(v1, v2, ctx: _Ctx, batch: str):
+    """Broadcast per-side variances (n,)+sp against a pair array."""
+    k = ctx.nsp
+    if batch == "cross":
+        if ctx.spatial == "full":
+            a = v1[(slice(None), None) + (slice(None),) * k + (None,) * k]
+            b = v2[(None, slice(None)) + (None,) * k + (slice(None),) * k]
+        else:
+            a = v1[(slice(None), None) + (slice(None),) * (k if ctx.spatial == "diag" else 0)]
+            b = v2[(None, slice(None)) + (slice(None),) * (k if ctx.spatial == "diag" else 0)]
+        return a, b
+    # diagonal batch: v1 = v2 = variances of the same inputs
+    if ctx.spatial == "full":
+        a = v1[(slice(None),) + (slice(None),) * k + (None,) * k]
+        b = v2[(slice(None),) + (None,) * k + (slice(None),) * k]
+        return a, b
+    return v1, v2
+
+
+# ============================================================================================
+# elementwise kernel maps  (spec §1.3)
+# ============================================================================================
+def _sqrt0(x):
+    return jnp.sqrt(jnp.maximum(x, 0.0))
+
+
+def _pair_map(act: _act.Activation, K, a, b, ntk):
+    """(V_phi(Sigma), Vdot_phi(Sigma) * ntk) for Sigma = [[a, K], [K, b]] (physical scale)."""
+    s2 = float(act.scale) ** 2
+    name = act.name
+    if name == "erf":
+        if s2 != 1.0:
+            K, a, b = s2 * K, s2 * a, s2 * b
+            ntk = None if ntk is None else s2 * ntk
+        prod = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
+        root = _sqrt0(prod - 4.0 * K * K)
+        V = (2.0 / math.pi) * jnp.arctan2(2.0 * K, root)
+        if ntk is not None:
+            ntk = ntk * ((4.0 / math.pi) / root)
+        return V, ntk
+    if name in ("relu", "abrelu"):
+        sa, sb = (0.0, 1.0) if name == "relu" else (float(act.a), float(act.b))
+        if s2 != 1.0:
+            K, a, b = s2 * K, s2 * a, s2 * b
+            ntk = None if ntk is None else s2 * ntk
+        root = _sqrt0(a * b - K * K)
+        angle = jnp.where((root == 0.0) & (K == 0.0), math.pi / 2, jnp.arctan2(root, K))
+        fac = (sa - sb) ** 2 / (2.0 * math.pi)
+        dot = (sa * sa + sb * sb) / 2.0 - fac * angle
+        V = fac * root + dot * K
+        if ntk is not None:
+            ntk = ntk * dot
+        return V, ntk
+    if name == "linear":
+        return s2 * K, (None if ntk is None else s2 * ntk)
+    # any other activation: Gaussian quadrature from learndyn.gaussian
+    a, b, K = jnp.broadcast_arrays(a, b, K)
+    C = jnp.stack([jnp.stack([a, K], -1), jnp.stack([K, b], -1)], -2)
+    V = _gauss.i2(act, C)
+    if ntk is not None:
+        ntk = ntk * _gauss.j2(act, C)
+    return V, ntk
+
+
+def _diag_map(act: _act.Activation, v):
+    """V_phi([[v, v], [v, v]]) for a variance v (physical scale)."""
+    s2 = float(act.scale) ** 2
+    name = act.name
+    if name == "erf":
+        v = s2 * v if s2 != 1.0 else v
+        return (2.0 / math.pi) * jnp.arctan2(v, jnp.sqrt(v + 0.25))
+    if name in ("relu", "abrelu"):
+        sa, sb = (0.0, 1.0) if name == "relu" else (float(act.a), float(act.b))
+        return (sa * sa + sb * sb) / 2.0 * (s2 * v if s2 != 1.0 else v)
+    if name == "linear":
+        return s2 * v
+    C = jnp.stack([jnp.stack([v, v], -1), jnp.stack([v, v], -1)], -2)
+    return _gauss.i2(act, C)
+
+
+def _homogeneous(act: _act.Activation) -> bool:
+    return act.name in ("relu", "abrelu", "linear")
+
+
+# ============================================================================================
+# spatial window averaging (Conv)
+# ============================================================================================
+def _same_pads(size: int, f: int) -> tuple[int, int]:
+    total = f - 1
+    lo = total // 2
+    return lo, total - lo
+
+
+def _window_average(x, filter_shape, padding, axes_groups, batch_ndim):
+    """(1/|W|) sum_b x[..., a+b, a'+b] over a window, shifting every axis group together.
+
+    ``axes_groups``: for each filter dim i, the tuple of array axes that shift by b_i together
+    (one axis in the spatially-diagonal layout, two in the full layout).
+    """
+    pads = [(0, 0)] * x.ndim
+    for i, axes in enumerate(axes_groups):
+        for ax in axes:
+            pads[ax] = _same_pads(x.shape[ax], filter_shape[i])
+    mode = "wrap" if padding == "circular" else "constant"
+    xp = jnp.pad(x, pads, mode=mode)
+    out = None
+    for shift in itertools.product(*[range(f) for f in filter_shape]):
+        idx = [slice(None)] * x.ndim
+        for i, axes in enumerate(axes_groups):
+            for ax in axes:
+                idx[ax] = slice(shift[i], shift[i] + x.shape[ax])
+        piece = xp[tuple(idx)]
+        out = piece if out is None else out + piece
+    return out / float(np.prod(filter_shape))
+
+
+def _conv_axes(ctx: _Ctx, batch_ndim: int, full: bool):
+    k = ctx.nsp
+    if full:
+        return [(batch_ndim + i, batch_ndim + k + i) for i in range(k)]
+    return [(batch_ndim + i,) for i in range(k)]
+
+
+# ============================================================================================
+# layers
+# ============================================================================================
+def _check_var(name: str, value: float, allow_zero: bool) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+    return v
+
+
+def _pow2(e):
+    """2**e exactly, for an integer-valued float64 scalar e."""
+    return jnp.ldexp(jnp.float64(1.0), jnp.asarray(e).astype(jnp.int32))
+
+
+def _rescale(st: _KState, ctx: _Ctx) -> _KState:
+    """Renormalise by exact powers of two when an array leaves [2^-256, 2^256] (no-op otherwise)."""
+
+    def exponent_shift(arrs):
+        m = None
+        for a in arrs:
+            if a is None:
+                continue
+            ma = jnp.max(jnp.abs(a))
+            m = ma if m is None else jnp.maximum(m, ma)
+        ok = (m <= _RESCALE_HI) & ((m >= _RESCALE_LO) | (m == 0.0)) | ~jnp.isfinite(m)
+        _, e = jnp.frexp(jnp.where(ok | (m == 0.0), 1.0, m))
+        return jnp.where(ok, 0, e).astype(jnp.float64)
+
+    dk = exponent_shift([st.nngp, st.s1, st.s2])
+    nngp = jnp.ldexp(st.nngp, (-dk).astype(jnp.int32))
+    s1 = None if st.s1 is None else jnp.ldexp(st.s1, (-dk).astype(jnp.int32))
+    s2 = None if st.s2 is None else jnp.ldexp(st.s2, (-dk).astype(jnp.int32))
+    ntk, et = st.ntk, st.et
+    if ntk is not None:
+        dt = exponent_shift([ntk])
+        ntk = jnp.ldexp(ntk, (-dt).astype(jnp.int32))
+        et = et + dt
+    return _KState(nngp, ntk, s1, s2, st.ek + dk, et)
+
+
+def _affine_update(st: _KState, ctx: _Ctx, wv: float, bv: float, lin) -> _KState:
+    """K <- wv lin(K) + bv; Theta <- K_new + wv lin(Theta), in scaled form (spec §1.2, §3.1)."""
+    bias = bv * _pow2(-st.ek) if bv != 0.0 else 0.0
+    nngp = wv * lin(st.nngp, "pair") + bias
+    s1 = None if st.s1 is None else wv * lin(st.s1, "self") + bias
+    s2 = None if st.s2 is None else wv * lin(st.s2, "self") + bias
+    ntk, et = st.ntk, st.et
+    if ntk is not None:
+        et_new = jnp.maximum(st.et, st.ek)
+        ntk = nngp * _pow2(st.ek - et_new) + wv * lin(ntk, "pair") * _pow2(st.et - et_new)
+        et = et_new
+    return _rescale(_KState(nngp, ntk, s1, s2, st.ek, et), ctx)
+
+
+class _Layer:
+    """Base class: ``init(key, in_shape) -> (out_shape, params)``, ``apply``, ``kernel``."""
+
+    def init(self, key, in_shape):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply(self, params, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def kernel(self, st: _KState, ctx: _Ctx):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def needs_full_spatial(self) -> bool:
+        return False
+
+    def has_readout(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Dense(_Layer):
+    """Fully-connected layer acting on the last (channel) axis, NTK parameterisation."""
+
+    width: int
+    weight_var: float = 1.0
+    bias_var: float = 0.0
+
+    def __post_init__(self):
+        if int(self.width) != self.width or int(self.width) < 1:
+            raise ValueError(f"width: must be a positive integer, got {self.width!r}")
+        object.__setattr__(self, "weight_var", _check_var("weight_var", self.weight_var, False))
+        object.__setattr__(self, "bias_var", _check_var("bias_var", self.bias_var, True))
+
+    def init(self, key, in_shape):
+        kw, kb = jax.random.split(key)
+        n_in = in_shape[-1]
+        W = jax.random.normal(kw, (n_in, self.width), dtype=jnp.float64)
+        b = jax.random.normal(kb, (self.width,), dtype=jnp.float64)
+        return tuple(in_shape[:-1]) + (self.width,), {"W": W, "b": b}
+
+    def apply(self, params, x):
+        n_in = x.shape[-1]
+        out = jnp.sqrt(self.weight_var / n_in) * (x @ params["W"])
+        if self.bias_var > 0:
+            out = out + jnp.sqrt(self.bias_var) * params["b"]
+        return out
+
+    def kernel(self, st, ctx):
+        return _affine_update(st, ctx, self.weight_var, self.bias_var, lambda a, kind: a), ctx
+
+
+@dataclass(frozen=True)
+class Conv(_Layer):
+    """Convolution with stride 1 (``'circular'`` or ``'same'`` padding), NTK parameterisation.
+
+    Inputs are channels-last, ``(n, *spatial, C)``; weights ``(*filter_shape, C_in, C_out)``;
+    ``fan_in = C_in * prod(filter_shape)``.
+    """
+
+    channels: int
+    weight_var: float = 1.0
+    bias_var: float = 0.0
+    filter_shape: tuple = (3, 3)
+    padding: str = "circular"
+
+    def __post_init__(self):
+        if int(self.channels) != self.channels or int(self.channels) < 1:
+            raise ValueError(f"channels: must be a positive integer, got {self.channels!r}")
+        object.__setattr__(self, "weight_var", _check_var("weight_var", self.weight_var, False))
+        object.__setattr__(self, "bias_var", _check_var("bias_var", self.bias_var, True))
+        fs = tuple(self.filter_shape) if isinstance(self.filter_shape, (tuple, list)) else None
+        if not fs or any(int(f) != f or int(f) < 1 for f in fs):
+            raise ValueError(f"filter_shape: expected a tuple of positive integers, got {self.filter_shape!r}")
+        object.__setattr__(self, "filter_shape", tuple(int(f) for f in fs))
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding: must be one of {PADDINGS}, got {self.padding!r}")
+
+    def init(self, key, in_shape):
+        if len(in_shape) != len(self.filter_shape) + 2:
+            raise ValueError(
+                f"Conv with filter_shape {self.filter_shape} needs inputs (n, {len(self.filter_shape)} spatial "
+                f"dims, channels), got shape {tuple(in_shape)}"
+            )
+        kw, kb = jax.random.split(key)
+        W = jax.random.normal(kw, self.filter_shape + (in_shape[-1], self.channels), dtype=jnp.float64)
+        b = jax.random.normal(kb, (self.channels,), dtype=jnp.float64)
+        return tuple(in_shape[:-1]) + (self.channels,), {"W": W, "b": b}
+
+    def apply(self, params, x):
+        k = len(self.filter_shape)
+        fan_in = x.shape[-1] * int(np.prod(self.filter_shape))
+        sp = "DHW"[-k:] if k <= 3 else None
+        if sp is None:
+            raise ValueError("filter_shape: at most 3 spatial dimensions are supported")
+        dn = lax.conv_dimension_numbers(x.shape, params["W"].shape, ("N" + sp + "C", sp + "IO", "N" + sp + "C"))
+        pads = [_same_pads(x.shape[1 + i], f) for i, f in enumerate(self.filter_shape)]
+        if self.padding == "circular":
+            x = jnp.pad(x, [(0, 0)] + pads + [(0, 0)], mode="wrap")
+            conv_pad = [(0, 0)] * k
+        else:
+            conv_pad = pads
+        out = lax.conv_general_dilated(x, params["W"], (1,) * k, conv_pad, dimension_numbers=dn,
+                                       precision=lax.Precision.HIGHEST)
+        out = jnp.sqrt(self.weight_var / fan_in) * out
+        if self.bias_var > 0:
+            out = out + jnp.sqrt(self.bias_var) * params["b"]
+        return out
+
+    def kernel(self, st, ctx):
+        if ctx.spatial == "none":
+            raise ValueError("Conv needs spatial inputs (n, *spatial, channels); got a flat kernel")
+        if len(self.filter_shape) != ctx.nsp:
+            raise ValueError(f"filter_shape {self.filter_shape} does not match {ctx.nsp} spatial dimensions")
+        full = ctx.spatial == "full"
+        pair_b = 2 if ctx.batch == "cross" else 1
+
+        def lin(a, kind):
+            bnd = pair_b if kind == "pair" else 1
+            return _window_average(a, self.filter_shape, self.padding, _conv_axes(ctx, bnd, full), bnd)
+
+        return _affine_update(st, ctx, self.weight_var, self.bias_var, lin), ctx
+
+
+@dataclass(frozen=True)
+class Elementwise(_Layer):
+    """Nonlinearity phi (a :class:`learndyn.activations.Activation`, a name or a callable; scale 1)."""
+
+    activation: Any = "relu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "activation", _act.get(self.activation, scale=1.0))
+
+    def init(self, key, in_shape):
+        return tuple(in_shape), {}
+
+    def apply(self, params, x):
+        return self.activation(x)
+
+    def kernel(self, st, ctx):
+        act = self.activation
+        homog = _homogeneous(act)
+        if homog:
+            scale_k = 1.0
+        else:
+            scale_k = _pow2(st.ek)
+
+        def phys(a):
+            return None if a is None else (a if homog else a * scale_k)
+
+        nngp, s1, s2 = phys(st.nngp), phys(st.s1), phys(st.s2)
+        ntk = st.ntk
+        if ctx.batch == "diag":
+            v = _spatial_diag(nngp, ctx)
+            a, b = _bcast_pair(v, v, ctx, "diag")
+            nngp, ntk = _pair_map(act, nngp, a, b, ntk)
+        else:
+            v1 = _spatial_diag(s1, ctx)
+            v2 = v1 if s2 is None else _spatial_diag(s2, ctx)
+            a, b = _bcast_pair(v1, v2, ctx, "cross")
+            nngp, ntk = _pair_map(act, nngp, a, b, ntk)
+
+            def self_map(s, v):
+                if ctx.spatial == "full":
+                    aa, bb = _bcast_pair(v, v, ctx, "diag")
+                    return _pair_map(act, s, aa, bb, None)[0]
+                return _diag_map(act, s)
+
+            s1 = self_map(s1, v1)
+            s2 = None if s2 is None else self_map(s2, v2)
+        ek = st.ek if homog else jnp.zeros_like(st.ek)
+        return _KState(nngp, ntk, s1, s2, ek, st.et), ctx
+
+
+def _readout_state(st: _KState, ctx: _Ctx, reduce_pair, reduce_self) -> _KState:
+    nngp = reduce_pair(st.nngp)
+    ntk = None if st.ntk is None else reduce_pair(st.ntk)
+    s1 = None if st.s1 is None else reduce_self(st.s1)
+    s2 = None if st.s2 is None else reduce_self(st.s2)
+    return _KState(nngp, ntk, s1, s2, st.ek, st.et)
+
+
+def _trace_full(a, batch_ndim, nsp):
+    sp = a.shape[batch_ndim:batch_ndim + nsp]
+    d = int(np.prod(sp))
+    flat = a.reshape(a.shape[:batch_ndim] + (d, d))
+    return jnp.mean(jnp.diagonal(flat, axis1=-2, axis2=-1), axis=-1)
+
+
+@dataclass(frozen=True)
+class Flatten(_Layer):
+    """Flatten ``(n, *spatial, C) -> (n, d*C)``; kernel ``(1/d) sum_a K_aa`` (spec §3.1)."""
+
+    def init(self, key, in_shape):
+        return (in_shape[0], int(np.prod(in_shape[1:]))), {}
+
+    def apply(self, params, x):
+        return x.reshape((x.shape[0], -1))
+
+    def has_readout(self):
+        return True
+
+    def kernel(self, st, ctx):
+        if ctx.spatial == "none":
+            return st, ctx
+        pb = 2 if ctx.batch == "cross" else 1
+        if ctx.spatial == "full":
+            st = _readout_state(st, ctx, lambda a: _trace_full(a, pb, ctx.nsp), lambda a: _trace_full(a, 1, ctx.nsp))
+        else:
+            st = _readout_state(st, ctx, lambda a: jnp.mean(a, axis=tuple(range(pb, a.ndim))),
+                                lambda a: jnp.mean(a, axis=tuple(range(1, a.ndim))))
+        return st, _Ctx("none", 0, ctx.batch)
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool(_Layer):
+    """Mean over spatial positions ``(n, *spatial, C) -> (n, C)``; kernel ``(1/d^2) sum_{a,a'} K_aa'``."""
+
+    def init(self, key, in_shape):
+        return (in_shape[0], in_shape[-1]), {}
+
+    def apply(self, params, x):
+        return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
+
+    def has_readout(self):
+        return True
+
+    def needs_full_spatial(self):
+        return True
+
+    def kernel(self, st, ctx):
+        if ctx.spatial == "none":
+            return st, ctx
+        if ctx.spatial != "full":  # pragma: no cover - guarded by Network._spatial_mode
+            raise ValueError("GlobalAvgPool needs the full spatial kernel")
+        pb = 2 if ctx.batch == "cross" else 1
+        st = _readout_state(st, ctx, lambda a: jnp.mean(a, axis=tuple(range(pb, a.ndim))),
+                            lambda a: jnp.mean(a, axis=tuple(range(1, a.ndim))))
+        return st, _Ctx("none", 0, ctx.batch)
+
+
+@dataclass(frozen=True)
+class Repeat(_Layer):
+    """``layers`` repeated ``n`` times with independent weights; a compiled loop (``lax.scan``)."""
+
+    layers: tuple
+    n: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if int(self.n) != self.n or self.n < 0:
+            raise ValueError(f"n: must be a non-negative integer, got {self.n!r}")
+        for lay in self.layers:
+            if lay.has_readout():
+                raise ValueError("Repeat: a repeated block must keep its shape (no Flatten/GlobalAvgPool)")
+
+    def needs_full_spatial(self):
+        return any(lay.needs_full_spatial() for lay in self.layers)
+
+    def init(self, key, in_shape):
+        if self.n == 0:
+            return tuple(in_shape), []
+        keys = jax.random.split(key, self.n)
+        all_params = []
+        for i in range(self.n):
+            shape, p = _serial_init(self.layers, keys[i], in_shape)
+            if tuple(shape) != tuple(in_shape):
+                raise ValueError(f"Repeat: the block changes the shape {tuple(in_shape)} -> {tuple(shape)}")
+            all_params.append(p)
+        stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *all_params)
+        return tuple(in_shape), stacked
+
+    def apply(self, params, x):
+        if self.n == 0:
+            return x
+
+        def body(h, p):
+            return _serial_apply(self.layers, p, h), None
+
+        return lax.scan(body, x, params)[0]
+
+    def kernel(self, st, ctx):
+        if self.n == 0:
+            return st, ctx
+
+        def body(_, s):
+            c = ctx
+            for lay in self.layers:
+                s, c = lay.kernel(s, c)
+            return s
+
+        return lax.fori_loop(0, self.n, body, st), ctx
+
+
+def _serial_init(layers, key, in_shape):
+    keys = jax.random.split(key, max(len(layers), 1))
+    params = []
+    shape = tuple(in_shape)
+    for lay, k in zip(layers, keys):
+        shape, p = lay.init(k, shape)
+        params.append(p)
+    return shape, params
+
+
+def _serial_apply(layers, params, x):
+    for lay, p in zip(layers, params):
+        x = lay.apply(p, x)
+    return x
+
+
+# ============================================================================================
+# result
+# ============================================================================================
+def _ldexp_checked(arr: np.ndarray, e: float, what: str) -> np.ndarray:
+    e = int(e)
+    if e == 0:
+        return arr
+    out = np.ldexp(arr, e)
+    if not np.all(np.isfinite(out)) or np.any((out == 0) & (arr != 0)):
+        raise OverflowError(
+            f"{what}: the kernel entries are of order 2^{e} and leave the float64 range; use "
+            f"Kernel.{what}_mantissa (entries / 2^{what}_log2_scale) and Kernel.{what}_log2_scale "
+            "(scale-free quantities such as condition numbers and P(Theta)Y do not need the scale)"
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Kernel(Result):
+    """NNGP and NTK of a network: ``nngp``/``ntk`` are ``(n1, n2)`` (or ``(n,)`` in diagonal mode).
+
+    Entries are stored as ``mantissa * 2**log2_scale`` (exact powers of two); ``nngp``/``ntk``
+    give the physical values and raise ``OverflowError`` (never return inf) if they do not fit
+    in float64.
+    """
+
+    nngp_mantissa: np.ndarray
+    ntk_mantissa: np.ndarray | None
+    nngp_log2_scale: float
+    ntk_log2_scale: float
+    diagonal: bool
+    network: "Network"
+
+    @property
+    def nngp(self) -> np.ndarray:
+        return _ldexp_checked(self.nngp_mantissa, self.nngp_log2_scale, "nngp")
+
+    @property
+    def ntk(self) -> np.ndarray:
+        if self.ntk_mantissa is None:
+            raise ValueError("ntk: this kernel was computed with get='nngp'")
+        return _ldexp_checked(self.ntk_mantissa, self.ntk_log2_scale, "ntk")
+
+    def to_xarray(self) -> xr.Dataset:
+        dims = ("x",) if self.diagonal else ("x1", "x2")
+        extra = tuple(f"s{i}" for i in range(self.nngp_mantissa.ndim - len(dims)))
+        data = {"nngp_mantissa": (dims + extra, self.nngp_mantissa)}
+        if self.ntk_mantissa is not None:
+            data["ntk_mantissa"] = (dims + extra, self.ntk_mantissa)
+        attrs = problem_attrs(self.network.describe(), nngp_log2_scale=float(self.nngp_log2_scale),
+                              ntk_log2_scale=float(self.ntk_log2_scale), diagonal=int(self.diagonal),
+                              description="physical kernel = mantissa * 2**log2_scale")
+        return xr.Dataset(data, attrs=attrs)
+
+
+# ============================================================================================
+# network
+# ============================================================================================
+def _mem_available() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+# live float64 pair-sized arrays during one layer (nngp, ntk, results, padded copies, temporaries)
+_LIVE_ARRAYS = 12
+_PRINT_BYTES = 512 * 2**20
+
+
+def _fmt_bytes(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
+
+
+@dataclass(frozen=True)
+class Network:
+    """A serial architecture: ``init``/``apply`` build and run the finite network, ``kernel`` gives
+    its infinite-width NNGP and NTK -- both from the same layer list.
+    """
+
+    layers: tuple
+    name: str = "serial"
+    _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        for lay in self.layers:
+            if not isinstance(lay, _Layer):
+                raise ValueError(f"layers: expected kernels layers (Dense, Conv, ...), got {lay!r}")
+
+    def describe(self) -> dict:
+        """JSON-able description of the architecture (name and layers)."""
+        def one(lay):
+            if isinstance(lay, Repeat):
+                return {"Repeat": {"n": lay.n, "layers": [one(x) for x in lay.layers]}}
+            d = {f.name: getattr(lay, f.name) for f in dataclasses.fields(lay)}
+            if "activation" in d:
+                d["activation"] = str(d["activation"])
+            return {type(lay).__name__: d}
+
+        return {"name": self.name, "layers": [one(lay) for lay in self.layers]}
+
+    # ---- finite network ---------------------------------------------------------------------
+    def init(self, key, input_shape):
+        """Random parameters (iid N(0,1) weights and biases) for inputs of ``input_shape``
+        (the batch entry is ignored); returns the parameter pytree."""
+        return _serial_init(self.layers, key, tuple(input_shape))[1]
+
+    def apply(self, params, x):
+        """Outputs of the finite network with ``params`` on inputs ``x`` (float64)."""
+        return _serial_apply(self.layers, params, jnp.asarray(x, dtype=jnp.float64))
+
+    def empirical_ntk(self, params, x1, x2=None):
+        """Finite-width NTK ``sum_p df(x1)/dp df(x2)/dp`` per output pair, shape (n1, n2, k, k)."""
+        x1 = jnp.asarray(x1, dtype=jnp.float64)
+        x2 = x1 if x2 is None else jnp.asarray(x2, dtype=jnp.float64)
+        f = lambda p, x: self.apply(p, x)
+        j1 = jax.jacrev(f)(params, x1)
+        j2 = j1 if x2 is x1 else jax.jacrev(f)(params, x2)
+
+        def contract(a, b):
+            a = a.reshape(a.shape[:2] + (-1,))
+            b = b.reshape(b.shape[:2] + (-1,))
+            return jnp.einsum("iap,jbp->ijab", a, b)
+
+        leaves = zip(jax.tree_util.tree_leaves(j1), jax.tree_util.tree_leaves(j2))
+        return sum(contract(a, b) for a, b in leaves)
+
+    # ---- kernel -----------------------------------------------------------------------------
+    def _has(self, pred) -> bool:
+        def walk(layers):
+            for lay in layers:
+                if pred(lay) or (isinstance(lay, Repeat) and walk(lay.layers)):
+                    return True
+            return False
+
+        return walk(self.layers)
+
+    def _spatial_mode(self, x_ndim: int) -> str:
+        if x_ndim == 2:
+            return "none"
+        if self._has(lambda lay: lay.needs_full_spatial()):
+            return "full"
+        if self._has(lambda lay: lay.has_readout()):
+            return "diag"
+        return "full"  # no readout: the spatial kernel itself is the output
+
+    def _input_state(self, x1, x2, ctx: _Ctx, same: bool, want_ntk: bool):
+        """Input kernels x.x'/C (spec §1.2 readin; NT ``_inputs_to_kernel``)."""
+        k = ctx.nsp
+        C = x1.shape[-1]
+        letters = "hwdefg"[:k]
+        other = "HWDEFG"[:k]
+
+        def self_kernel(x):
+            if ctx.spatial == "none":
+                return jnp.sum(x * x, axis=-1) / C
+            if ctx.spatial == "diag":
+                return jnp.sum(x * x, axis=-1) / C
+            return jnp.einsum(f"n{letters}c,n{other}c->n{letters}{other}", x, x) / C
+
+        if ctx.batch == "diag":
+            nngp = self_kernel(x1)
+            s1 = s2 = None
+        else:
+            if ctx.spatial == "none":
+                nngp = x1 @ x2.T / C
+            elif ctx.spatial == "diag":
+                nngp = jnp.einsum(f"a{letters}c,b{letters}c->ab{letters}", x1, x2) / C
+            else:
+                nngp = jnp.einsum(f"a{letters}c,b{other}c->ab{letters}{other}", x1, x2) / C
+            s1 = self_kernel(x1)
+            s2 = None if same else self_kernel(x2)
+        ntk = jnp.zeros_like(nngp) if want_ntk else None
+        z = jnp.zeros((), jnp.float64)
+        return _KState(nngp, ntk, s1, s2, z, z)
+
+    def _compiled(self, spatial: str, nsp: int, batch: str, same: bool, want_ntk: bool):
+        key = (spatial, nsp, batch, same, want_ntk)
+        fn = self._cache.get(key)
+        if fn is None:
+            def run(x1, x2):
+                ctx = _Ctx(spatial, nsp, batch)
+                st = self._input_state(x1, x2, ctx, same, want_ntk)
+                st = _rescale(st, ctx)
+                for lay in self.layers:
+                    st, ctx = lay.kernel(st, ctx)
+                return st.nngp, st.ntk, st.ek, st.et
+
+            fn = jax.jit(run)
+            self._cache[key] = fn
+        return fn
+
+    def memory_estimate(self, n1: int, n2: int | None = None, spatial_shape: Sequence[int] = (), *,
+                        diagonal: bool = False, readout_full: bool | None = None) -> int:
+        """Bytes of working memory for one kernel block of ``n1 x n2`` inputs (float64)."""
+        d = int(np.prod(spatial_shape)) if len(spatial_shape) else 1
+        mode = self._spatial_mode(len(spatial_shape) + 2) if len(spatial_shape) else "none"
+        per_pair = d * d if mode == "full" else d
+        pairs = n1 if diagonal else n1 * (n1 if n2 is None else n2)
+        return int(_LIVE_ARRAYS * 8 * pairs * per_pair)
+
+    def kernel(self, x1, x2=None, *, diagonal: bool = False, get: str | Sequence[str] = ("nngp", "ntk"),
+               batch_size: int | None = None, memory_limit: float | None = None,
+               verbose: bool | None = None) -> Kernel:
+        r"""Infinite-width NNGP and NTK (spec §1.2, §3.1).
+
+        Parameters
+        ----------
+        x1, x2:
+            Inputs ``(n, n0)`` for fully-connected nets, ``(n, *spatial, C)`` (channels last) for CNNs.
+            ``x2=None`` means x1 with itself (train-train); the result is symmetric.
+        diagonal:
+            Only ``K(x, x)`` for each row of ``x1`` (shape ``(n1,)``); ``x2`` must be None.
+        get:
+            ``("nngp", "ntk")`` (default) or ``"nngp"`` (skips the NTK recursion).
+        batch_size:
+            Rows per block.  ``None`` chooses the largest block that fits ``memory_limit``.
+        memory_limit:
+            Bytes allowed for one block (default: half the available memory, at most 8 GiB).
+            A block that would not fit raises :class:`KernelMemoryError` *before* allocating.
+        verbose:
+            Print the memory estimate (default: only when a block needs more than 512 MiB).
+        """
+        gets = (get,) if isinstance(get, str) else tuple(get)
+        if not gets or any(g not in ("nngp", "ntk") for g in gets):
+            raise ValueError(f"get: must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+        want_ntk = "ntk" in gets
+        x1 = self._check_input(x1, "x1")
+        if x2 is not None:
+            if diagonal:
+                raise ValueError("x2: must be None when diagonal=True")
+            x2 = self._check_input(x2, "x2")
+            if x2.shape[1:] != x1.shape[1:]:
+                raise ValueError(f"x2: shape {x2.shape} does not match x1 {x1.shape} beyond the batch axis")
+        nsp = x1.ndim - 2
+        spatial = self._spatial_mode(x1.ndim)
+        n1 = x1.shape[0]
+        n2 = n1 if x2 is None else x2.shape[0]
+        sp_shape = x1.shape[1:-1]
+        d = int(np.prod(sp_shape)) if nsp else 1
+        per_pair = d * d if spatial == "full" else d
+        bytes_per_pair = _LIVE_ARRAYS * 8 * per_pair
+
+        avail = _mem_available()
+        limit = memory_limit if memory_limit is not None else min(avail / 2, 8 * 2**30)
+        if memory_limit is not None and (not math.isfinite(memory_limit) or memory_limit <= 0):
+            raise ValueError(f"memory_limit: must be a positive number of bytes, got {memory_limit!r}")
+        if batch_size is not None:
+            if int(batch_size) != batch_size or batch_size < 1:
+                raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
+            b = int(batch_size)
+        else:
+            if diagonal:
+                b = max(1, min(n1, int(limit // bytes_per_pair)))
+            else:
+                b = max(1, min(max(n1, n2), int(math.isqrt(int(limit // bytes_per_pair)))))
+        b1 = min(b, n1)
+        b2 = b1 if diagonal else min(b, n2)
+        block_bytes = bytes_per_pair * (b1 if diagonal else b1 * b2)
+        if block_bytes > min(limit if memory_limit is not None else avail * 0.9, avail * 0.9):
+            raise KernelMemoryError(
+                f"kernel block of {b1}x{b2} inputs with {per_pair} spatial entries per pair needs about "
+                f"{_fmt_bytes(block_bytes)}, but only {_fmt_bytes(min(limit, avail * 0.9))} may be used "
+                f"({_fmt_bytes(avail)} available). Pass a smaller batch_size"
+                + (" or use a Flatten readout / smaller images (GAP needs d^2 entries per pair)" if per_pair > 1 else "")
+            )
+        if verbose or (verbose is None and block_bytes > _PRINT_BYTES):
+            nblocks = math.ceil(n1 / b1) * (1 if diagonal else math.ceil(n2 / b2))
+            print(f"learndyn.kernels: {n1}x{'' if diagonal else n2} kernel in {nblocks} block(s) of {b1}x"
+                  f"{'' if diagonal else b2}; estimated peak memory {_fmt_bytes(block_bytes)} "
+                  f"(available {_fmt_bytes(avail)})", file=sys.stderr, flush=True)
+
+        if diagonal:
+            fn = self._compiled(spatial, nsp, "diag", True, want_ntk)
+            outs = [self._run_block(fn, x1, i, b1, None, 0, 0) for i in range(0, n1, b1)]
+            nngp, ntk, ek, et = self._merge_1d(outs)
+        else:
+            nngp, ntk, ek, et = self._run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk)
+        if not want_ntk:
+            ntk = None
+        self._check_finite(nngp, ntk)
+        return Kernel(nngp, ntk, ek, et, bool(diagonal), self)
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _check_input(self, x, name):
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a numeric array") from None
+        if x.ndim < 2:
+            raise ValueError(f"{name}: expected shape (n, features) or (n, *spatial, channels), got {x.shape}")
+        if x.shape[0] == 0 or x.shape[-1] == 0:
+            raise ValueError(f"{name}: empty input of shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        has_conv = self._has(lambda lay: isinstance(lay, Conv))
+        if x.ndim == 2 and has_conv:
+            raise ValueError(f"{name}: this network has convolutions and needs (n, *spatial, channels) inputs, "
+                             f"got {x.shape}")
+        if x.ndim > 2 and not has_conv and not self._has(lambda lay: lay.has_readout()):
+            raise ValueError(f"{name}: a fully-connected network takes (n, features) inputs, got {x.shape}; "
+                             "flatten the inputs first")
+        return x
+
+    @staticmethod
+    def _take(x, start, size):
+        n = x.shape[0]
+        idx = np.arange(start, start + size)
+        idx[idx >= n] = 0  # pad the last block with a valid row; discarded afterwards
+        return x[idx]
+
+    def _run_block(self, fn, x1, i, b1, x2, j, b2):
+        xa = self._take(x1, i, b1)
+        xb = xa if x2 is None else self._take(x2, j, b2)
+        nngp, ntk, ek, et = fn(xa, xb)
+        return np.asarray(nngp), (None if ntk is None else np.asarray(ntk)), float(ek), float(et)
+
+    @staticmethod
+    def _common_scale(blocks, idx):
+        es = [blk[idx] for blk in blocks]
+        return max(es)
+
+    def _merge_1d(self, outs):
+        ek = max(o[2] for o in outs)
+        et = max(o[3] for o in outs)
+        nngp = np.concatenate([np.ldexp(o[0], int(o[2] - ek)) for o in outs])
+        ntk = None if outs[0][1] is None else np.concatenate([np.ldexp(o[1], int(o[3] - et)) for o in outs])
+        return nngp, ntk, ek, et
+
+    def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk):
+        n1 = x1.shape[0]
+        same = x2 is None
+        n2 = n1 if same else x2.shape[0]
+        if same:
+            b1 = b2 = min(b1, b2)
+        f_self = self._compiled(spatial, nsp, "cross", True, want_ntk) if same else None
+        f_cross = self._compiled(spatial, nsp, "cross", False, want_ntk)
+        results = {}
+        for i in range(0, n1, b1):
+            for j in range(0, n2, b2):
+                if same and j < i:
+                    continue
+                if same and i == j:
+                    results[i, j] = self._run_block(f_self, x1, i, b1, None, 0, 0)
+                else:
+                    results[i, j] = self._run_block(f_cross, x1, i, b1, x1 if same else x2, j, b2)
+        if len(results) == 1:
+            r = results[0, 0]
+            return r[0][:n1, :n2], (None if r[1] is None else r[1][:n1, :n2]), r[2], r[3]
+        ek = max(r[2] for r in results.values())
+        et = max(r[3] for r in results.values())
+        first = next(iter(results.values()))
+        tail = first[0].shape[2:]
+        nngp = np.empty((n1, n2) + tail)
+        ntk = np.empty((n1, n2) + tail) if want_ntk else None
+        for (i, j), (kb, tb, eki, eti) in results.items():
+            ri, rj = min(b1, n1 - i), min(b2, n2 - j)
+            nngp[i:i + ri, j:j + rj] = np.ldexp(kb[:ri, :rj], int(eki - ek))
+            if want_ntk:
+                ntk[i:i + ri, j:j + rj] = np.ldexp(tb[:ri, :rj], int(eti - et))
+            if same and i != j:
+                perm = (1, 0) + tuple(range(2, kb.ndim))
+                if spatial == "full" and kb.ndim > 2:
+                    perm = (1, 0) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
+                nngp[j:j + rj, i:i + ri] = np.transpose(nngp[i:i + ri, j:j + rj], perm)
+                if want_ntk:
+                    ntk[j:j + rj, i:i + ri] = np.transpose(ntk[i:i + ri, j:j + rj], perm)
+        return nngp, ntk, ek, et
+
+    @staticmethod
+    def _check_finite(nngp, ntk):
+        for name, arr in (("nngp", nngp), ("ntk", ntk)):
+            if arr is not None and not np.all(np.isfinite(arr)):
+                raise FloatingPointError(
+                    f"{name}: the kernel recursion produced non-finite values (NaN/inf); check the "
+                    "inputs and variances (this should not happen for finite inputs: please report it)"
+                )
+
+
+# ============================================================================================
+# builders
+# ============================================================================================
+def serial(*layers, name: str = "serial") -> Network:
+    """A :class:`Network` from layers (``Dense``, ``Conv``, ``Elementwise``, ``Flatten``,
+    ``GlobalAvgPool``, ``Repeat``)."""
+    flat = []
+    for lay in layers:
+        if isinstance(lay, Network):
+            flat.extend(lay.layers)
+        elif isinstance(lay, (list, tuple)):
+            flat.extend(lay)
+        else:
+            flat.append(lay)
+    return Network(tuple(flat), name=name)
+
+
+def _check_depth(depth, minimum=0) -> int:
+    if isinstance(depth, bool) or int(depth) != depth or depth < minimum:
+        raise ValueError(f"depth: must be an integer >= {minimum}, got {depth!r}")
+    return int(depth)
+
+
+def fcn(depth: int, activation: Any = "erf", weight_var: float = 1.0, bias_var: float = 0.0, *,
+        width: int = 512, out_dim: int = 1, readin_weight_var: float | None = None,
+        readin_bias_var: float | None = None) -> Network:
+    r"""Fully-connected ``Dense, [phi, Dense] x depth`` (spec §1.1): ``depth`` hidden layers.
+
+    ``activation``: a name (``"erf"`` = erf(x), ``"relu"``, ``"leaky_relu"``, ``"linear"``,
+    ``"tanh"``, ...), an :class:`~learndyn.activations.Activation` or a callable.
+    ``readin_*`` override the first layer's variances (the colab uses ``1, 0``).
+    """
+    depth = _check_depth(depth)
+    wv = _check_var("weight_var", weight_var, False)
+    bv = _check_var("bias_var", bias_var, True)
+    rwv = wv if readin_weight_var is None else _check_var("readin_weight_var", readin_weight_var, False)
+    rbv = bv if readin_bias_var is None else _check_var("readin_bias_var", readin_bias_var, True)
+    phi = Elementwise(activation)
+    if depth == 0:
+        layers = [Dense(out_dim, rwv, rbv)]
+    else:
+        layers = [Dense(width, rwv, rbv), Repeat((phi, Dense(width, wv, bv)), depth - 1), phi,
+                  Dense(out_dim, wv, bv)]
+    return Network(tuple(layers), name=f"fcn(depth={depth}, {phi.activation}, {wv:g}, {bv:g})")
+
+
+def cnn(depth: int, activation: Any = "relu", weight_var: float = 2.0, bias_var: float = 0.0, *,
+        filter_shape: Sequence[int] = (3, 3), padding: str = "circular", readout: str = "flatten",
+        channels: int = 64, out_dim: int = 1, readin_weight_var: float | None = None,
+        readin_bias_var: float | None = None) -> Network:
+    r"""Convolutional ``Conv, [phi, Conv] x (depth-1), phi, Flatten|GlobalAvgPool, Dense`` (spec §3).
+
+    ``padding``: ``"circular"`` (torus) or ``"same"`` (zeros); ``readout``: ``"flatten"`` (CNN-F) or
+    ``"gap"`` (global average pooling, CNN-P).  ``depth >= 1``.
+    """
+    depth = _check_depth(depth, 1)
+    wv = _check_var("weight_var", weight_var, False)
+    bv = _check_var("bias_var", bias_var, True)
+    rwv = wv if readin_weight_var is None else _check_var("readin_weight_var", readin_weight_var, False)
+    rbv = bv if readin_bias_var is None else _check_var("readin_bias_var", readin_bias_var, True)
+    if readout not in READOUTS:
+        raise ValueError(f"readout: must be one of {READOUTS}, got {readout!r}")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding: must be one of {PADDINGS}, got {padding!r}")
+    fs = tuple(filter_shape)
+    phi = Elementwise(activation)
+    conv = lambda v, b: Conv(channels, v, b, fs, padding)
+    layers = [conv(rwv, rbv), Repeat((phi, conv(wv, bv)), depth - 1), phi,
+              Flatten() if readout == "flatten" else GlobalAvgPool(), Dense(out_dim, wv, bv)]
+    return Network(tuple(layers), name=f"cnn(depth={depth}, {phi.activation}, {wv:g}, {bv:g}, {fs}, "
+                                       f"{padding}, {readout})")
