@@ -19,6 +19,28 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+
+def _enable_compilation_cache() -> None:
+    """Persist compiled XLA programs across processes (opt out: ``LEARNDYN_JAX_CACHE=0``).
+
+    The adaptive ODE solvers take seconds to compile; the cache makes that a once-per-machine cost.
+    """
+    import os
+
+    setting = os.environ.get("LEARNDYN_JAX_CACHE", "")
+    if setting == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    base = setting or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "learndyn", "jax")
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", base)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+_enable_compilation_cache()
+
 __version__ = "0.1.0"
 
 _SUBMODULES = {

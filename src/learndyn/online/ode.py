@@ -1,0 +1,389 @@
+r"""Closed ODEs for the order parameters of online SGD (Goldt et al. 2019, eqs. (6)-(8); spec §2.2).
+
+With fields ``z = (lambda_1..K, rho_1..M)`` of covariance ``C = [[Q, R], [R^T, T]]`` and the signed
+second-layer vector ``u = (-v_1..-v_K, +v*_1..+v*_M)``:
+
+.. math::
+
+    F_{ib} &= \sum_c u_c I_3(i, b, c), \qquad G_{ik} = v_i F_{ik}, \qquad
+    E_{ik} = \sum_{c,d} u_c u_d I_4(i, k, c, d) \\
+    dR/d\alpha &= \eta\, v \odot F_{:, K:} - \kappa R \\
+    dQ/d\alpha &= \eta (G + G^T) + \eta^2 (v v^T) \odot (E + \sigma^2 J_2) - 2\kappa Q \\
+    dv/d\alpha &= \eta_2\, I_2[:K, :]\, u - \kappa v \quad\text{(second layer trained)}
+
+and the generalisation error (paper eq. (4); spec §2.3) is ``eps_g = u^T I_2 u / 2``.
+The Gaussian averages ``I2, I3, I4, J2`` come from :mod:`learndyn.gaussian` (closed forms for erf,
+ReLU, linear; Gauss-Hermite quadrature for any other activation).
+
+Integration uses diffrax's adaptive Runge-Kutta solvers (Dopri8 by default) with explicit
+``rtol``/``atol`` and dense output at the requested ``alpha``; ``method="euler"`` with ``dt``
+reproduces the fixed-step Euler scheme of the reference C++ code (spec §2.5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from .. import gaussian
+from ..results import Result, problem_attrs
+from .problem import OrderParameters, Problem
+
+__all__ = ["integrate", "Trajectory", "generalisation_error", "rhs", "default_alphas", "STATUS"]
+
+#: status values of a :class:`Trajectory`
+STATUS = {
+    "success": "integrated to the last requested alpha",
+    "diverged": "order parameters exceeded the divergence threshold (learning rate above the stability limit?)",
+    "nonfinite": "the integration produced NaN or inf",
+    "max_steps": "the adaptive solver hit max_steps before the last requested alpha",
+}
+
+
+# ------------------------------------------------------------------------------------------
+# right-hand side
+# ------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Field-index tuples of the sub-covariances needed by the ODE (static numpy arrays)."""
+    n = K + M
+    i, b, c = np.meshgrid(np.arange(K), np.arange(n), np.arange(n), indexing="ij")
+    idx3 = np.stack([i, b, c], axis=-1)  # (K, n, n, 3): I3(i, b, c)
+    i, k, c, d = np.meshgrid(np.arange(K), np.arange(K), np.arange(n), np.arange(n), indexing="ij")
+    idx4 = np.stack([i, k, c, d], axis=-1)  # (K, K, n, n, 4): I4(i, k, c, d)
+    a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    idx2 = np.stack([a, b], axis=-1)  # (n, n, 2): I2(a, b)
+    i, k = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")
+    idxj = np.stack([i, k], axis=-1)  # (K, K, 2): J2(i, k)
+    return idx2, idx3, idx4, idxj
+
+
+def _sub(C: jax.Array, idx: np.ndarray) -> jax.Array:
+    """Sub-covariances ``C[idx, idx]`` for every index tuple of ``idx`` (shape (..., p) -> (..., p, p))."""
+    return C[idx[..., :, None], idx[..., None, :]]
+
+
+def _covariance(Q, R, T):
+    return jnp.block([[Q, R], [R.T, T]])
+
+
+def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
+    """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. eq. (4); spec §2.3) from arrays (JAX)."""
+    K, M = problem.K, problem.M
+    idx2, _, _, _ = _index_tables(K, M)
+    C = _covariance(Q, R, T)
+    I2 = gaussian.i2(problem.g, _sub(C, idx2), order=problem.quadrature_order)
+    u = jnp.concatenate([v, -v_teacher])
+    return 0.5 * u @ I2 @ u
+
+
+def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, weight_decay=None):
+    """Time derivatives ``(dQ, dR, dv)`` of spec §2.2 at one state (JAX arrays, jit-compatible).
+
+    The learning rates, noise and weight decay default to the problem's values and may be passed
+    as (traced) arrays to reuse one compiled function across problems.
+    """
+    K, M = problem.K, problem.M
+    g, order = problem.g, problem.quadrature_order
+    lr = problem.lr if lr is None else lr
+    lr2 = problem.eta2 if lr2 is None else lr2
+    sigma = problem.sigma if sigma is None else sigma
+    kappa = problem.weight_decay if weight_decay is None else weight_decay
+    idx2, idx3, idx4, idxj = _index_tables(K, M)
+
+    C = _covariance(Q, R, T)
+    u = jnp.concatenate([-v, v_teacher])
+    I3 = gaussian.i3(g, _sub(C, idx3), order=order)  # (K, n, n)
+    F = jnp.einsum("ibc,c->ib", I3, u)
+    G = v[:, None] * F[:, :K]
+    I4 = gaussian.i4(g, _sub(C, idx4), order=order)  # (K, K, n, n)
+    E = jnp.einsum("ikcd,c,d->ik", I4, u, u)
+    J2 = gaussian.j2(g, _sub(C, idxj), order=order)  # (K, K)
+
+    dR = lr * v[:, None] * F[:, K:] - kappa * R
+    dQ = lr * (G + G.T) + lr**2 * jnp.outer(v, v) * (E + sigma**2 * J2) - 2.0 * kappa * Q
+    if problem.train_second_layer:
+        I2 = gaussian.i2(g, _sub(C, idx2[:K]), order=order)  # (K, n)
+        dv = lr2 * (I2 @ u) - kappa * v
+    else:
+        dv = jnp.zeros_like(v)
+    return dQ, dR, dv
+
+
+# ------------------------------------------------------------------------------------------
+# result
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Trajectory(Result):
+    """Solution of the order-parameter ODEs at the requested times.
+
+    Attributes: ``alpha`` (n_t,), ``eg`` (n_t,), ``Q`` (n_t, K, K), ``R`` (n_t, K, M), ``v`` (n_t, K),
+    ``T``, ``v_teacher``, ``status`` (a key of :data:`STATUS`), ``message``, ``alpha_reached``,
+    ``n_steps`` (accepted solver steps). When ``status != "success"`` the arrays hold the part computed
+    before the failure (up to ``alpha_reached``).
+    """
+
+    problem: Problem
+    alpha: np.ndarray
+    eg: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    v: np.ndarray
+    T: np.ndarray
+    v_teacher: np.ndarray
+    status: str = "success"
+    message: str = ""
+    alpha_reached: float = float("nan")
+    n_steps: int = 0
+    solver: str = ""
+    rtol: float = float("nan")
+    atol: float = float("nan")
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def final_state(self) -> OrderParameters:
+        """The last computed state as :class:`OrderParameters`."""
+        return self.state(-1)
+
+    def state(self, index: int) -> OrderParameters:
+        Q = self.Q[index]
+        return OrderParameters(Q=0.5 * (Q + Q.T), R=self.R[index], T=self.T, v=self.v[index],
+                               v_teacher=self.v_teacher)
+
+    def to_xarray(self) -> xr.Dataset:
+        K, M = self.problem.K, self.problem.M
+        ds = xr.Dataset(
+            {
+                "eg": (("alpha",), self.eg, {"long_name": "generalisation error", "definition":
+                                            "E[(phi - y_noiseless)^2]/2"}),
+                "Q": (("alpha", "k", "l"), self.Q, {"long_name": "student-student overlap w_k.w_l/N"}),
+                "R": (("alpha", "k", "n"), self.R, {"long_name": "student-teacher overlap w_k.w*_n/N"}),
+                "v": (("alpha", "k"), self.v, {"long_name": "student second-layer weights"}),
+                "T": (("n", "m"), self.T, {"long_name": "teacher-teacher overlap"}),
+                "v_teacher": (("n",), self.v_teacher, {"long_name": "teacher second-layer weights"}),
+            },
+            coords={"alpha": self.alpha, "k": np.arange(K), "l": np.arange(K), "n": np.arange(M),
+                    "m": np.arange(M)},
+            attrs=problem_attrs(self.problem, kind="online.ode", status=self.status, message=self.message,
+                                alpha_reached=float(self.alpha_reached), n_steps=int(self.n_steps),
+                                solver=self.solver, rtol=float(self.rtol), atol=float(self.atol)),
+        )
+        ds["alpha"].attrs["long_name"] = "time alpha = steps / N"
+        return ds
+
+
+# ------------------------------------------------------------------------------------------
+# integrate
+# ------------------------------------------------------------------------------------------
+def default_alphas(alpha_max: float = 1000.0, n: int = 200, alpha_min: float = 0.1) -> np.ndarray:
+    """``0`` followed by ``n`` log-spaced times from ``alpha_min`` to ``alpha_max``."""
+    return np.concatenate([[0.0], np.logspace(np.log10(alpha_min), np.log10(alpha_max), n)])
+
+
+_SOLVERS = {
+    "dopri8": diffrax.Dopri8,
+    "dopri5": diffrax.Dopri5,
+    "tsit5": diffrax.Tsit5,
+    "euler": diffrax.Euler,
+    "heun": diffrax.Heun,
+}
+
+
+def _validate_alphas(alphas) -> np.ndarray:
+    try:
+        alphas = np.asarray(alphas, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError("alphas: must be a 1-D array of times") from None
+    if alphas.size == 0:
+        raise ValueError("alphas: must contain at least one time")
+    if not np.all(np.isfinite(alphas)) or alphas[0] < 0:
+        raise ValueError("alphas: times must be finite and >= 0")
+    if np.any(np.diff(alphas) <= 0):
+        raise ValueError("alphas: times must be strictly increasing")
+    return alphas
+
+
+def _static_key(problem: Problem) -> Problem:
+    """The part of a problem that shapes the compiled program (rates and noise are traced)."""
+    return problem.replace(lr=1.0, lr2=None, sigma=0.0, weight_decay=0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_solver(key: Problem, method: str, adaptive: bool, max_steps: int, progress: bool):
+    K = key.K
+
+    def vector_field(t, y, args):
+        Q, R, v = y
+        T, vt, lr, lr2, sigma, kappa, _ = args
+        return rhs(key, Q, R, v, T, vt, lr=lr, lr2=lr2, sigma=sigma, weight_decay=kappa)
+
+    def diverged(t, y, args, **kwargs):
+        Q, R, v = y
+        threshold = args[-1]
+        big = jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(Q))), jnp.max(jnp.abs(v)))
+        finite = jnp.all(jnp.isfinite(Q)) & jnp.all(jnp.isfinite(R)) & jnp.all(jnp.isfinite(v))
+        return (~finite) | (big > threshold)
+
+    solver = _SOLVERS[method]()
+    term = diffrax.ODETerm(vector_field)
+
+    @jax.jit
+    def solve(y0, args, ts, dt0, rtol, atol):
+        if adaptive:
+            controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        else:
+            controller = diffrax.ConstantStepSize()
+        sol = diffrax.diffeqsolve(
+            term, solver, t0=ts[0], t1=ts[-1], dt0=dt0, y0=y0, args=args,
+            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller, max_steps=max_steps,
+            event=diffrax.Event(diverged), throw=False,
+            progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+        )
+        Q, R, v = sol.ys
+        eg = jax.vmap(generalisation_error_arrays, in_axes=(None, 0, 0, None, 0, None))(key, Q, R, args[0], v, args[1])
+        return sol.ys, eg, sol.result._value, sol.stats["num_accepted_steps"], sol.event_mask
+
+    del K
+    return solve
+
+
+@contextlib.contextmanager
+def _cacheable_errors():
+    """Trace diffrax with equinox's runtime checks returning NaN instead of a host callback.
+
+    Host callbacks make an XLA executable ineligible for JAX's persistent compilation cache; with
+    ``throw=False`` every failure is reported through ``sol.result`` anyway, so nothing is lost.
+    (Uses equinox's module-level setting ``EQX_ON_ERROR``; a no-op if that ever moves.)
+    """
+    try:
+        import equinox._errors as eqx_errors
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    old = getattr(eqx_errors, "EQX_ON_ERROR", None)
+    if old is None:  # pragma: no cover
+        yield
+        return
+    eqx_errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        eqx_errors.EQX_ON_ERROR = old
+
+
+def integrate(
+    problem: Problem,
+    init: OrderParameters,
+    alphas: Sequence[float] | np.ndarray | None = None,
+    *,
+    alpha_max: float | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    method: str = "dopri8",
+    dt: float | None = None,
+    max_steps: int = 1_000_000,
+    divergence_threshold: float = 1e6,
+    progress: bool = False,
+) -> Trajectory:
+    """Integrate the order-parameter ODEs (spec §2.2) from ``init`` and return a :class:`Trajectory`.
+
+    Parameters
+    ----------
+    problem, init:
+        The :class:`Problem` and the initial :class:`OrderParameters` (``T`` and ``v_teacher`` are
+        constants of motion; ``v`` stays fixed unless ``problem.train_second_layer``).
+    alphas:
+        Times at which to save the state (dense output); default ``default_alphas(alpha_max or 1000)``.
+        If the first time is > 0 the integration still starts at ``alpha = 0``.
+    rtol, atol:
+        Tolerances of the adaptive step-size controller.
+    method:
+        ``"dopri8"`` (default), ``"dopri5"``, ``"tsit5"``, or the fixed-step ``"euler"``/``"heun"``
+        (then ``dt`` is required; ``"euler"`` with ``dt=0.01`` is the reference code's scheme).
+    divergence_threshold:
+        Stop with ``status="diverged"`` once ``max(|Q_kk|, |v_k|)`` exceeds it.
+    progress:
+        Show a tqdm progress bar over ``alpha``.
+    """
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem: expected learndyn.online.Problem, got {type(problem).__name__}")
+    if not isinstance(init, OrderParameters):
+        raise ValueError(f"init: expected learndyn.online.OrderParameters, got {type(init).__name__}")
+    init.check_problem(problem)
+    if method not in _SOLVERS:
+        raise ValueError(f"method: unknown {method!r}; allowed are {sorted(_SOLVERS)}")
+    adaptive = method not in ("euler", "heun")
+    if not adaptive and (dt is None or not dt > 0):
+        raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
+    if not (rtol > 0 and atol > 0):
+        raise ValueError(f"rtol, atol: must be > 0, got rtol={rtol}, atol={atol}")
+    if alphas is None:
+        alphas = default_alphas(1000.0 if alpha_max is None else float(alpha_max))
+    alphas = _validate_alphas(alphas)
+    prepended = alphas[0] > 0
+    ts = np.concatenate([[0.0], alphas]) if prepended else alphas
+    if ts.size == 1:  # only alpha = 0 requested: nothing to integrate
+        ts = np.array([0.0, 1e-12])
+
+    solve = _compiled_solver(_static_key(problem), method, adaptive, int(max_steps), bool(progress))
+    y0 = (jnp.asarray(init.Q), jnp.asarray(init.R), jnp.asarray(init.v))
+    args = (jnp.asarray(init.T), jnp.asarray(init.v_teacher), jnp.float64(problem.lr), jnp.float64(problem.eta2),
+            jnp.float64(problem.sigma), jnp.float64(problem.weight_decay), jnp.float64(divergence_threshold))
+    dt0 = float(dt) if dt is not None else min(0.01, max(float(ts[-1]), 1e-6) / 10)
+    with _cacheable_errors():
+        (Q, R, v), eg, result, n_steps, event_mask = solve(y0, args, jnp.asarray(ts), dt0, rtol, atol)
+    Q, R, v, eg = np.asarray(Q), np.asarray(R), np.asarray(v), np.asarray(eg)
+
+    # keep only the times that were actually reached (diffrax pads with inf after a stop)
+    reached = np.all(np.isfinite(Q.reshape(len(ts), -1)), axis=1) & np.all(np.isfinite(v), axis=1)
+    n_ok = int(np.argmin(reached)) if not reached.all() else len(ts)
+    status = "success"
+    message = STATUS["success"]
+    if bool(event_mask):
+        status = "diverged"
+    elif int(result) != 0:
+        status = "max_steps" if "max_steps" in str(diffrax.RESULTS[int(result)]) else "nonfinite"
+    if n_ok < len(ts) and status == "success":
+        status = "nonfinite"
+    if status != "success":
+        alpha_reached = float(ts[n_ok - 1]) if n_ok > 0 else 0.0
+        message = (f"{status}: {STATUS[status]}; stopped after alpha = {alpha_reached:g} "
+                   f"(last requested {ts[-1]:g}); the trajectory up to there is kept")
+        warnings.warn(f"online.integrate: {message}", RuntimeWarning, stacklevel=2)
+    keep = slice(0, n_ok)
+    Q, R, v, eg = Q[keep], R[keep], v[keep], eg[keep]
+    Q = 0.5 * (Q + np.swapaxes(Q, -1, -2))
+    times = ts[keep]
+    if prepended:
+        times, Q, R, v, eg = times[1:], Q[1:], R[1:], v[1:], eg[1:]
+    n_req = alphas.size
+    times, Q, R, v, eg = times[:n_req], Q[:n_req], R[:n_req], v[:n_req], eg[:n_req]
+    return Trajectory(
+        problem=problem, alpha=np.asarray(alphas[: len(times)]), eg=eg, Q=Q, R=R, v=v, T=np.asarray(init.T),
+        v_teacher=np.asarray(init.v_teacher), status=status, message=message,
+        alpha_reached=float(ts[n_ok - 1]) if n_ok else 0.0, n_steps=int(n_steps),
+        solver=method, rtol=float(rtol), atol=float(atol),
+    )
+
+
+def generalisation_error(problem: Problem, state: OrderParameters) -> float:
+    """Generalisation error of one macroscopic state (Goldt et al. eq. (4); spec §2.3).
+
+    ``eps_g = (1/2) E[(phi(x) - y_noiseless(x))^2] = (1/2) u^T I2(C) u`` with ``u = (v, -v*)``.
+    """
+    state.check_problem(problem)
+    return float(generalisation_error_arrays(problem, jnp.asarray(state.Q), jnp.asarray(state.R),
+                                             jnp.asarray(state.T), jnp.asarray(state.v),
+                                             jnp.asarray(state.v_teacher)))

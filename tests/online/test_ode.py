@@ -1,0 +1,261 @@
+"""ODE theory of online SGD (Goldt et al. 2019) against independent references.
+
+References used: the reference C++ right-hand side (spec §2.8 test vector), the exact solution of the linear
+network (spec §4.2), autodiff of the closed-form generalisation error (gradient-flow structure of the O(eta)
+terms), the Saad-Solla plateau (spec §6.1) and the notebook's closed-form asymptotic errors (spec §4.1).
+"""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import learndyn  # noqa: F401  (enables float64)
+from learndyn import online
+from learndyn.online import ode
+
+Q_REF = np.array([[1.0, 0.2, 0.1], [0.2, 0.8, -0.1], [0.1, -0.1, 0.5]])
+R_REF = np.array([[0.6, 0.1], [0.0, 0.5], [0.2, -0.3]])
+V_REF = np.array([0.9, 1.1, -0.4])
+VT_REF = np.array([1.0, 0.7])
+
+# spec §2.8, reproduced by the reference C++ integrator to 6 decimals
+EXPECTED = {
+    "erf": dict(
+        eg=0.3214812813,
+        dQ=[[-0.02414768, -0.12462575, 0.04747755], [-0.12462575, -0.11731978, 0.06955254],
+            [0.04747755, 0.06955254, -0.01332738]],
+        dR=[[0.09674519, -0.01410701], [0.1014091, 0.01829293], [-0.03890664, 0.00407155]],
+        dv=[-0.04289368, -0.08390809, 0.0276547],
+    ),
+    "linear": dict(
+        eg=0.888,
+        dQ=[[-0.00126, -0.11354, 0.01306], [-0.11354, -0.27566, 0.06574], [0.01306, 0.06574, -0.01136]],
+        dR=[[0.243, -0.027], [0.297, -0.033], [-0.108, 0.012]],
+        dv=[-0.123, -0.225, 0.063],
+    ),
+}
+
+
+def _ref_state():
+    return online.OrderParameters(Q=Q_REF, R=R_REF, T=np.eye(2), v=V_REF, v_teacher=VT_REF)
+
+
+@pytest.mark.parametrize("activation", ["erf", "linear"])
+def test_rhs_matches_reference_cpp_vector(activation):
+    prob = online.Problem(M=2, K=3, activation=activation, lr=0.5, lr2=0.3, sigma=0.2, train_second_layer=True)
+    st = _ref_state()
+    exp = EXPECTED[activation]
+    assert online.generalisation_error(prob, st) == pytest.approx(exp["eg"], abs=1e-9)
+    dQ, dR, dv = jax.jit(functools.partial(ode.rhs, prob))(*(jnp.asarray(a) for a in (st.Q, st.R, st.v, st.T,
+                                                                                   st.v_teacher)))
+    np.testing.assert_allclose(dQ, exp["dQ"], atol=2e-8)
+    np.testing.assert_allclose(dR, exp["dR"], atol=2e-8)
+    np.testing.assert_allclose(dv, exp["dv"], atol=2e-8)
+
+
+@pytest.mark.parametrize("activation", ["erf", "linear"])
+def test_first_order_terms_are_gradient_flow_of_eg(activation):
+    """At O(eta) and sigma = 0 the ODE is gradient flow dw_k/dalpha = -eta N grad_{w_k} eps_g, and
+    dv/dalpha = -eta_2 grad_v eps_g. Checked with autodiff of the closed-form eps_g(Q, R, v) (uses I2 only,
+    whereas the ODE uses the I3 closed forms)."""
+    K, M = 3, 2
+    st = _ref_state()
+    T, vt = jnp.asarray(st.T), jnp.asarray(st.v_teacher)
+    Q, R, v = jnp.asarray(st.Q), jnp.asarray(st.R), jnp.asarray(st.v)
+    prob = online.Problem(M=M, K=K, activation=activation, lr=1.0, lr2=0.7, sigma=0.0, train_second_layer=True)
+
+    def eg(Q, R, v):
+        return ode.generalisation_error_arrays(prob, Q, R, T, v, vt)
+
+    gQ, gR, gv = jax.grad(eg, argnums=(0, 1, 2))(Q, R, v)
+    S = gQ + gQ.T  # derivative w.r.t. the symmetric matrix, both entries
+    # grad_{w_k} eps = (1/N) [sum_l S_kl w_l + sum_n gR_kn w*_n]  =>  projections onto w and w*
+    proj_w = S @ Q + gR @ R.T  # (k, l): w_l . N grad_{w_k} eps / N
+    proj_t = S @ R + gR @ T  # (k, n)
+    dR_flow = -proj_t
+    dQ_flow = -(proj_w + proj_w.T)
+    h = 1e-3
+    f = jax.jit(lambda lr: ode.rhs(prob, Q, R, v, T, vt, lr=lr, lr2=0.7))
+    f1, f2 = f(h), f(2 * h)
+    lin = [(4 * a - b) / (2 * h) for a, b in zip(f1, f2)]  # exact O(eta) coefficient of a quadratic
+    np.testing.assert_allclose(lin[0], dQ_flow, atol=1e-9)
+    np.testing.assert_allclose(lin[1], dR_flow, atol=1e-9)
+    np.testing.assert_allclose(f1[2], -0.7 * gv, atol=1e-12)
+
+
+def test_linear_first_layer_matches_exact_regression_dynamics():
+    """Linear student, first layer only, v = v* = 1: eps obeys d eps/d alpha = -K eta (2 - K eta) eps
+    + K^2 eta^2 sigma^2 / 2 (spec §4.2), solved exactly."""
+    K, M, lr, sigma = 3, 2, 0.2, 0.3
+    rng = np.random.default_rng(3)
+    N = 400
+    st = online.OrderParameters.from_weights(rng.standard_normal((K, N)) * 0.5, rng.standard_normal((M, N)))
+    prob = online.Problem(M=M, K=K, activation="linear", lr=lr, sigma=sigma)
+    alphas = np.linspace(0, 20, 41)
+    traj = online.integrate(prob, st, alphas=alphas, rtol=1e-11, atol=1e-13)
+    assert traj.success
+    rate = K * lr * (2 - K * lr)
+    eps_inf = online.eg_linear_first_layer(lr, sigma, K)
+    exact = eps_inf + (traj.eg[0] - eps_inf) * np.exp(-rate * alphas)
+    np.testing.assert_allclose(traj.eg, exact, rtol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def plateau_trajectory():
+    """K = M = 2 erf, eta = 0.5, initial overlaps 1e-9 (reference code's init 1, spec §6.1)."""
+    rng = np.random.default_rng(0)
+    eps0 = 1e-9
+    Q = np.eye(2) + eps0 * rng.standard_normal((2, 2))
+    Q = 0.5 * (Q + Q.T)
+    prob = online.Problem(M=2, K=2, activation="erf", lr=0.5)
+    st = online.OrderParameters(Q=Q, R=eps0 * rng.random((2, 2)), T=np.eye(2))
+    return prob, online.integrate(prob, st, alphas=online.default_alphas(3000.0))
+
+
+def test_saad_solla_plateau_and_escape(plateau_trajectory):
+    prob, traj = plateau_trajectory
+    assert traj.success and traj.alpha[-1] == pytest.approx(3000.0)
+    on_plateau = (traj.alpha > 200) & (traj.alpha < 450)
+    # full-ODE symmetric fixed point at eta = 0.5: eps = 0.014677 (spec §6.1; C++ sits at 0.01464-0.01472)
+    np.testing.assert_allclose(traj.eg[on_plateau], 0.014677, rtol=5e-3)
+    assert traj.eg[-1] < 1e-8  # escapes and learns the teacher perfectly (sigma = 0, K = M)
+    R = traj.R[-1]
+    assert np.allclose(np.sort(np.abs(R).ravel()), [0, 0, 1, 1], atol=1e-4)  # specialised: a permutation
+
+
+def test_plateau_fixed_point_matches_saad_solla():
+    K = 2
+    q, r, eps = online.plateau_erf(K)
+    assert eps == pytest.approx(0.011611, abs=1e-6)  # spec §6.1 table
+    prob = online.Problem(M=K, K=K, activation="erf", lr=0.5)
+    start = online.OrderParameters(Q=np.full((K, K), 0.34), R=np.full((K, K), 0.41), T=np.eye(K))
+    fp = online.fixed_point(prob, start)
+    assert fp.converged and not fp.stable  # the plateau is a saddle
+    np.testing.assert_allclose(fp.state.Q, 0.33958, atol=2e-5)  # spec §6.1, eta = 0.5
+    np.testing.assert_allclose(fp.state.R, 0.41016, atol=2e-5)
+    assert fp.eg == pytest.approx(0.014677, abs=2e-6)
+    # eta -> 0: the Saad-Solla closed form
+    small = online.fixed_point(prob.replace(lr=1e-4), online.OrderParameters(
+        Q=np.full((K, K), q), R=np.full((K, K), r), T=np.eye(K)))
+    assert small.eg == pytest.approx(eps, rel=2e-4)
+    np.testing.assert_allclose(small.state.Q, q, rtol=5e-4)
+
+
+@pytest.mark.parametrize("L, expected", [(0, 0.01920), (1, 0.03695)])
+def test_fixed_point_matches_notebook_asymptotic_error(L, expected):
+    """erf, first layer only, M = 2, eta = 0.1: eps*/sigma^2 from the closed form of the authors' notebook
+    (spec §4.1 table), reached from an informed start and refined by Newton."""
+    M, lr, sigma = 2, 0.1, 0.01
+    K = M + L
+    Q = np.zeros((K, K))
+    Q[:M, :M] = np.eye(M)
+    Q[M:, M:] = 1e-4 * np.eye(L)
+    R = np.zeros((K, M))
+    R[:M, :M] = np.eye(M)
+    prob = online.Problem(M=M, K=K, activation="erf", lr=lr, sigma=sigma)
+    traj = online.integrate(prob, online.OrderParameters(Q=Q, R=R, T=np.eye(M)), alphas=[0.0, 2e4, 1e5])
+    fp = online.fixed_point(prob, traj.final_state)
+    assert fp.converged and fp.stable
+    assert fp.eg / sigma**2 == pytest.approx(expected, rel=5e-4)
+    assert traj.eg[-1] / sigma**2 == pytest.approx(expected, rel=5e-4)
+    # the small-eta expansion is right to O(eta^3): at eta = 0.1 the O(eta^3) remainder is < 1%
+    assert fp.eg == pytest.approx(online.eg_erf_first_layer(lr, sigma, M, L), rel=1e-2)
+
+
+def test_fixed_point_small_lr_expansion():
+    """At eta = 0.01 the second-order expansion of spec §4.1 must hold to ~eta^2 relative."""
+    M, L, lr, sigma = 2, 1, 0.01, 0.01
+    K = M + L
+    Q = np.zeros((K, K))
+    Q[:M, :M] = np.eye(M)
+    Q[M:, M:] = 1e-5 * np.eye(L)
+    R = np.zeros((K, M))
+    R[:M, :M] = np.eye(M)
+    prob = online.Problem(M=M, K=K, activation="erf", lr=lr, sigma=sigma)
+    fp = online.fixed_point(prob, online.OrderParameters(Q=Q, R=R, T=np.eye(M)))
+    assert fp.converged
+    assert fp.eg == pytest.approx(online.eg_erf_first_layer(lr, sigma, M, L, order=2), rel=2e-4)
+    assert fp.eg == pytest.approx(online.eg_erf_first_layer(lr, sigma, M, L, order=1), rel=3e-2)
+
+
+def test_linear_fixed_point_matches_closed_form():
+    K, M, lr, sigma = 3, 2, 0.1, 0.1
+    rng = np.random.default_rng(5)
+    st = online.OrderParameters.from_weights(rng.standard_normal((K, 300)), rng.standard_normal((M, 300)))
+    prob = online.Problem(M=M, K=K, activation="linear", lr=lr, sigma=sigma)
+    traj = online.integrate(prob, st, alphas=[0.0, 200.0])
+    fp = online.fixed_point(prob, traj.final_state)
+    # spec §4.2: K=3, eta=0.1, sigma=0.1 -> 8.82353e-4 (also the C++ reference value)
+    assert fp.eg == pytest.approx(8.82353e-4, rel=1e-5)
+    assert fp.eg == pytest.approx(online.eg_linear_first_layer(lr, sigma, K), rel=1e-9)
+    assert fp.stable or fp.marginal  # directions that leave sum_k w_k unchanged are neutral
+
+
+def test_divergence_is_reported_and_partial_trajectory_kept():
+    """Linear K = M = 1 perceptron is unstable for eta > 2 (spec §6.3)."""
+    prob = online.Problem(M=1, K=1, activation="linear", lr=2.5, sigma=0.1)
+    st = online.OrderParameters(Q=[[0.5]], R=[[0.1]], T=[[1.0]])
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        traj = online.integrate(prob, st, alphas=np.linspace(0, 100, 101), divergence_threshold=1e4)
+    assert traj.status == "diverged" and not traj.success
+    assert 0 < len(traj.alpha) < 101 and np.all(np.isfinite(traj.eg))
+    assert traj.alpha_reached < 100
+    assert np.all(np.diff(traj.eg[1:]) > 0)  # grew monotonically before the stop
+    ds = traj.to_xarray()
+    assert ds.attrs["status"] == "diverged"
+
+
+def test_euler_reference_scheme_agrees_with_adaptive(plateau_trajectory):
+    prob, traj = plateau_trajectory
+    st = traj.state(0)
+    alphas = np.array([0.0, 1.0, 5.0, 20.0, 50.0])
+    a = online.integrate(prob, st, alphas=alphas)
+    e = online.integrate(prob, st, alphas=alphas, method="euler", dt=0.01)
+    np.testing.assert_allclose(e.eg, a.eg, rtol=5e-3)  # O(dt) Euler error
+
+
+def test_to_xarray_roundtrip(tmp_path, plateau_trajectory):
+    prob, traj = plateau_trajectory
+    path = traj.save(tmp_path / "traj.nc")
+    ds = learndyn.results.load(path)
+    np.testing.assert_allclose(ds["eg"].values, traj.eg)
+    assert ds["Q"].dims == ("alpha", "k", "l")
+    assert ds.attrs["learndyn_version"] == learndyn.__version__
+    assert '"lr": 0.5' in ds.attrs["problem"]
+
+
+def test_alphas_not_starting_at_zero_and_warning_free():
+    prob = online.Problem(M=1, K=1, activation="linear", lr=0.5)
+    st = online.OrderParameters(Q=[[0.5]], R=[[0.1]], T=[[1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        traj = online.integrate(prob, st, alphas=[1.0, 2.0])
+    np.testing.assert_allclose(traj.alpha, [1.0, 2.0])
+    # linear K = M = 1, sigma = 0: eps(alpha) = eps0 exp(-eta(2 - eta) alpha)
+    eps0 = online.generalisation_error(prob, st)
+    np.testing.assert_allclose(traj.eg, eps0 * np.exp(-0.75 * np.array([1.0, 2.0])), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(alphas=[0.0, 2.0, 1.0]), "increasing"),
+    (dict(alphas=[-1.0, 1.0]), ">= 0"),
+    (dict(method="rk99"), "method"),
+    (dict(method="euler"), "dt"),
+    (dict(rtol=-1.0), "rtol"),
+])
+def test_integrate_rejects_bad_arguments(bad, match):
+    prob = online.Problem(M=1, K=1, activation="linear", lr=0.5)
+    st = online.OrderParameters(Q=[[0.5]], R=[[0.1]], T=[[1.0]])
+    with pytest.raises(ValueError, match=match):
+        online.integrate(prob, st, **bad)
+
+
+def test_integrate_rejects_mismatched_state():
+    prob = online.Problem(M=2, K=3)
+    st = online.OrderParameters(Q=np.eye(2), R=np.zeros((2, 2)), T=np.eye(2))
+    with pytest.raises(ValueError, match="K=2"):
+        online.integrate(prob, st)
