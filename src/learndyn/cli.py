@@ -22,7 +22,7 @@ app.add_typer(reproduce, name="reproduce")
 
 # Each module below defines register(app, reproduce).
 _COMMAND_MODULES = [
-
+    "learndyn.online.cli",
 ]
 
 

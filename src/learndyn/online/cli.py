@@ -1,0 +1,140 @@
+"""``learndyn ode``: integrate the order-parameter ODEs of online SGD from the command line."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+__all__ = ["register", "ode_command", "load_initial_state", "plot_trajectory"]
+
+
+class Method(str, Enum):
+    dopri8 = "dopri8"
+    dopri5 = "dopri5"
+    tsit5 = "tsit5"
+    euler = "euler"
+    heun = "heun"
+
+
+def load_initial_state(path: Path):
+    """Read Q, R, T, v, v_teacher from a netCDF (e.g. a previous result: its first time is used) or .npz."""
+    from .problem import OrderParameters
+
+    path = Path(path)
+    if not path.exists():
+        raise typer.BadParameter(f"initial-state file {path} does not exist")
+    if path.suffix == ".npz":
+        data = dict(np.load(path))
+    else:
+        from ..results import load
+
+        ds = load(path)
+        data = {}
+        for name in ("Q", "R", "T", "v", "v_teacher"):
+            if name in ds:
+                arr = ds[name]
+                for dim in ("alpha", "seed"):
+                    if dim in arr.dims:
+                        arr = arr.isel({dim: 0})
+                data[name] = arr.values
+    missing = {"Q", "R", "T"} - set(data)
+    if missing:
+        raise typer.BadParameter(f"initial-state file {path} lacks {sorted(missing)}")
+    return OrderParameters(**{k: data[k] for k in ("Q", "R", "T", "v", "v_teacher") if k in data})
+
+
+def random_initial_state(problem, N: int, seed: int, second_layer_scale: float = 1.0):
+    """Overlaps of i.i.d. N(0,1) weights of dimension ``N`` (the reference code's default init);
+    ``v = 1`` (soft committee machine) unless the second layer is trained (then ``v ~ N(0, scale^2)``)."""
+    from .problem import OrderParameters
+
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((problem.K, N))
+    wt = rng.standard_normal((problem.M, N))
+    v = second_layer_scale * rng.standard_normal(problem.K) if problem.train_second_layer else np.ones(problem.K)
+    return OrderParameters.from_weights(w, wt, v=v, v_teacher=np.ones(problem.M))
+
+
+def plot_trajectory(traj, path: Path, title: str | None = None) -> Path:
+    """eps_g(alpha) on log-log axes beside the student-teacher overlaps R_kn(alpha)."""
+    from ..plotting import THEORY_STYLE, figure, save_figure
+
+    fig, (ax1, ax2) = figure(1, 2)
+    pos = traj.alpha > 0
+    # values below the integration accuracy (atol) are numerical noise around eps_g = 0: not drawn
+    floor = 10 * traj.atol if np.isfinite(traj.atol) else 0.0
+    eg = np.where(traj.eg > floor, traj.eg, np.nan)
+    ax1.loglog(traj.alpha[pos], eg[pos], **THEORY_STYLE, label="ODE")
+    ax1.set_xlabel(r"$\alpha$ = steps / N")
+    ax1.set_ylabel(r"$\epsilon_g$")
+    ax1.legend()
+    K, M = traj.problem.K, traj.problem.M
+    for k in range(K):
+        for n in range(M):
+            ax2.semilogx(traj.alpha[pos], traj.R[pos, k, n], lw=1.2, label=f"$R_{{{k + 1}{n + 1}}}$")
+    ax2.set_xlabel(r"$\alpha$")
+    ax2.set_ylabel("student-teacher overlap R")
+    if K * M <= 8:
+        ax2.legend(fontsize=8)
+    fig.suptitle(title or f"online SGD ODE: {traj.problem.activation_name}, M={M}, K={K}, "
+                 f"$\\eta$={traj.problem.lr:g}, $\\sigma$={traj.problem.sigma:g}")
+    return save_figure(fig, path)
+
+
+def ode_command(
+    M: int = typer.Option(2, "--M", help="teacher hidden units"),
+    K: int = typer.Option(2, "--K", help="student hidden units (K = M + L)"),
+    activation: str = typer.Option("erf", help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid"),
+    lr: float = typer.Option(0.5, help="first-layer learning rate eta"),
+    lr2: Optional[float] = typer.Option(None, help="second-layer learning rate (default: lr)"),
+    sigma: float = typer.Option(0.0, help="teacher output-noise standard deviation"),
+    train_second_layer: bool = typer.Option(False, "--train-second-layer/--first-layer-only",
+                                            help="train v too"),
+    weight_decay: float = typer.Option(0.0, help="weight decay kappa"),
+    init: Optional[Path] = typer.Option(None, help="initial state file (.nc result or .npz with Q, R, T[, v, "
+                                                   "v_teacher]); default: overlaps of random N(0,1) weights"),
+    init_N: int = typer.Option(1000, help="input dimension of the random initial weights"),
+    seed: int = typer.Option(0, help="seed of the random initial weights"),
+    alpha_max: float = typer.Option(1000.0, help="final time alpha"),
+    n_alphas: int = typer.Option(200, help="number of log-spaced output times"),
+    rtol: float = typer.Option(1e-8, help="relative tolerance"),
+    atol: float = typer.Option(1e-10, help="absolute tolerance"),
+    method: Method = typer.Option(Method.dopri8, help="integrator"),
+    dt: Optional[float] = typer.Option(None, help="step for the fixed-step methods"),
+    out: Path = typer.Option(Path("results/ode"), help="output prefix: writes OUT.nc and OUT.png"),
+    fixed_point: bool = typer.Option(True, "--fixed-point/--no-fixed-point",
+                                     help="refine the final state to a fixed point and report eps_g*"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
+) -> None:
+    """Integrate the ODEs of Goldt et al. (2019) and write the trajectory (netCDF) and eps_g(alpha) (PNG)."""
+    from . import fixed_points, ode
+    from .problem import Problem
+
+    try:
+        problem = Problem(M=M, K=K, activation=activation, lr=lr, lr2=lr2, sigma=sigma,
+                          train_second_layer=train_second_layer, weight_decay=weight_decay)
+        state = load_initial_state(init) if init else random_initial_state(problem, init_N, seed)
+        alphas = ode.default_alphas(alpha_max, n_alphas)
+        traj = ode.integrate(problem, state, alphas, rtol=rtol, atol=atol, method=method.value, dt=dt,
+                             progress=progress)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    nc = traj.save(out.with_suffix(".nc"))
+    png = plot_trajectory(traj, out.with_suffix(".png"))
+    typer.echo(f"status: {traj.status} ({traj.message}); {traj.n_steps} solver steps")
+    typer.echo(f"eps_g(alpha={traj.alpha[-1]:g}) = {traj.eg[-1]:.6g}")
+    if fixed_point and traj.success:
+        fp = fixed_points.fixed_point(problem, traj.final_state)
+        kind = "stable" if fp.stable else ("marginal" if fp.marginal else "unstable")
+        typer.echo(f"fixed point from the final state: eps_g* = {fp.eg:.6g} ({kind}; {fp.message})")
+    typer.echo(f"wrote {nc} and {png}")
+    if not traj.success:
+        raise typer.Exit(code=2)
+
+
+def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    app.command("ode")(ode_command)
