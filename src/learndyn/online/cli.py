@@ -102,7 +102,7 @@ def ode_command(
     alpha_max: float = typer.Option(1000.0, help="final time alpha"),
     n_alphas: int = typer.Option(200, help="number of log-spaced output times"),
     rtol: float = typer.Option(1e-8, help="relative tolerance"),
-    atol: float = typer.Option(1e-10, help="absolute tolerance"),
+    atol: float = typer.Option(1e-12, help="absolute tolerance"),
     method: Method = typer.Option(Method.dopri8, help="integrator"),
     dt: Optional[float] = typer.Option(None, help="step for the fixed-step methods"),
     out: Path = typer.Option(Path("results/ode"), help="output prefix: writes OUT.nc and OUT.png"),

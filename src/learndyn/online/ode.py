@@ -290,7 +290,7 @@ def integrate(
     *,
     alpha_max: float | None = None,
     rtol: float = 1e-8,
-    atol: float = 1e-10,
+    atol: float = 1e-12,
     method: str = "dopri8",
     dt: float | None = None,
     max_steps: int = 1_000_000,
