@@ -1,0 +1,700 @@
+r"""Finite-N online SGD for the teacher-student setup, vectorised over seeds (Goldt et al. 2019, eqs. (2)-(3)).
+
+One SGD step draws a fresh input ``x ~ N(0, I_N)`` and label noise ``zeta ~ N(0, 1)`` and applies the
+update rules of :mod:`learndyn.online.conventions` (spec ``teacher_student.md`` §1.2), with
+``Delta = phi(x) - y``, ``y = sum_m v*_m g(rho_m) + sigma zeta``:
+
+.. math::
+
+    w_k &\leftarrow (1 - \kappa/N)\, w_k - \frac{\eta}{\sqrt N}\, \frac1B \sum_{b=1}^{B} v_k\, g'(\lambda_k^b)\,\Delta^b\, x^b \\
+    v_k &\leftarrow (1 - \kappa/N)\, v_k - \frac{\eta_2}{N}\, \frac1B \sum_{b=1}^{B} g(\lambda_k^b)\, \Delta^b
+    \qquad\text{(only when the second layer is trained)}
+
+(mini-batch size ``B``, 1 by default: time still advances by ``1/N`` per step, spec §1.2). Time is
+``alpha = steps / N``; the order parameters ``Q = w w^T/N``, ``R = w w*^T/N`` and ``v`` are recorded at
+the requested ``alpha``, and the generalisation error ``eps_g = E[(phi - y_noiseless)^2]/2`` (paper eq. (4))
+both from the order parameters (``u^T I2(C) u / 2``, spec §2.3; exact for erf, ReLU, linear) and,
+optionally, on a held-out test set (any activation).
+
+Implementation: the steps run inside one compiled XLA loop (``lax.scan`` inside ``lax.fori_loop``),
+``jax.vmap``-ed over seeds; Python only sees the recording points (and splits long intervals so that a
+progress bar can move and Ctrl-C is handled promptly). Random inputs come from a counter-based
+generator: the SplitMix64 finaliser of ``(seed offset + counter * golden ratio)`` gives 64 random bits,
+split into two 32-bit words, each giving a sign bit and a 31-bit uniform mapped to a half-normal by the
+inverse normal CDF (Giles' float32 erfinv, relative error < 1.1e-6 up to 5.5 sigma; ``|x|`` is capped at 6.33 where the
+normal's mass beyond is 2.4e-10). Weights and all arithmetic are float64.
+``rng="threefry"`` uses ``jax.random.normal`` (float64) instead: slower, for cross-checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import lax
+
+from .. import gaussian
+from ..results import Result, atomic_write_netcdf, problem_attrs
+from . import conventions
+from .initial import InitialWeights, initial_weights
+from .problem import OrderParameters, Problem
+
+__all__ = ["simulate", "Simulation", "sgd_update", "SEED_STATUS", "generalisation_error_batch"]
+
+#: per-seed status values
+SEED_STATUS = {
+    "ok": "simulated to the last requested alpha",
+    "diverged": "weights or error became non-finite or exploded (learning rate above the stability limit?)",
+    "interrupted": "the run was interrupted (Ctrl-C) before the last requested alpha",
+}
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_TEST_SALT = 0x7E57_5E7_0F_7E57
+
+
+# ------------------------------------------------------------------------------------------
+# random numbers: counter-based SplitMix64 + inverse CDF
+# ------------------------------------------------------------------------------------------
+def _mix64(z):
+    """SplitMix64 output function (Steele, Lea & Flood 2014), on uint64 arrays."""
+    z = (z ^ (z >> 30)) * jnp.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> 27)) * jnp.uint64(0x94D049BB133111EB)
+    return z ^ (z >> 31)
+
+
+def _seed_offset(seed: int, salt: int = 0) -> np.uint64:
+    """A pseudo-random 64-bit stream offset for a seed (host-side SplitMix64)."""
+    mask = (1 << 64) - 1
+    z = (int(seed) * _GOLDEN + salt + _GOLDEN) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return np.uint64(z ^ (z >> 31))
+
+
+# Giles (2010), "Approximating the erfinv function", GPU Computing Gems: single-precision erfinv,
+# w = -log(1 - y^2); erfinv(y) = y * P(w - 2.5) for w < 5, y * P'(sqrt(w) - 3) otherwise (rel. error < 4e-7)
+_GILES_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                  -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_GILES_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+               -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def _half_normal_from_tail(q):
+    """``sqrt(2) erfinv(1 - q)`` for ``q`` in (0, 1] (float32): a half-normal when ``q`` is uniform.
+
+    ``1 - y^2`` is formed as ``q (2 - q)`` from the exactly computed ``q = 1 - y``, so the tail keeps its
+    relative precision down to the smallest ``q``.
+    """
+    w = -jnp.log(q * (np.float32(2.0) - q))
+    wc = w - np.float32(2.5)
+    pc = np.float32(_GILES_CENTRAL[0])
+    for c in _GILES_CENTRAL[1:]:
+        pc = np.float32(c) + pc * wc
+    wt = jnp.sqrt(w) - np.float32(3.0)
+    pt = np.float32(_GILES_TAIL[0])
+    for c in _GILES_TAIL[1:]:
+        pt = np.float32(c) + pt * wt
+    return jnp.where(w < np.float32(5.0), pc, pt) * (np.float32(1.0) - q) * np.float32(math.sqrt(2.0))
+
+
+def _normals_from_words(z):
+    """``2 n`` standard normals (float64) from ``n`` uint64 random words (last axis).
+
+    Each 32-bit half gives a sign bit and a 31-bit integer ``m``; ``q = (m + 1/2) 2^-31`` is uniform in
+    (0, 1) and ``sqrt(2) erfinv(1 - q)`` is half-normal (float32 inverse: relative error < 1.1e-6 for
+    ``|x| < 5.5``, < 6e-4 in the last 3e-8 of the mass; the largest value is 6.33, beyond which the normal
+    has mass 2.4e-10).
+    """
+    u = jnp.concatenate([(z >> 32).astype(jnp.uint32), z.astype(jnp.uint32)], axis=-1)
+    sign = lax.bitcast_convert_type((u & jnp.uint32(0x80000000)) | jnp.uint32(0x3F800000), jnp.float32)
+    m = (u & jnp.uint32(0x7FFFFFFF)).astype(jnp.int32).astype(jnp.float32)
+    q = (m + np.float32(0.5)) * np.float32(2.0**-31)
+    return (_half_normal_from_tail(q) * sign).astype(jnp.float64)
+
+
+def _counter_normals(offset, counter0, n_words: int):
+    """``2 n_words`` normals from the stream at ``offset``, counters ``counter0 .. counter0 + n_words - 1``."""
+    lane = jnp.arange(n_words, dtype=jnp.uint64)
+    z = _mix64(offset + (counter0 + lane) * jnp.uint64(_GOLDEN))
+    return _normals_from_words(z)
+
+
+# ------------------------------------------------------------------------------------------
+# one SGD step, exposed for tests and users (the simulator's own code path)
+# ------------------------------------------------------------------------------------------
+def sgd_update(problem: Problem, w, v, w_teacher, v_teacher, x, zeta=0.0):
+    """One SGD step of the conventions (spec §1.2), computed by the simulator's compiled step.
+
+    ``w`` (K x N), ``v`` (K), teacher ``w_teacher`` (M x N), ``v_teacher`` (M); inputs ``x`` (N,) or a
+    mini-batch (B, N); label noise ``zeta`` (scalar or (B,)), so ``y = v*.g(w* x / sqrt N) + sigma zeta``.
+    Returns the new ``(w, v)``:
+    ``w_k <- (1 - kappa/N) w_k - (eta/sqrt N) mean_b[v_k g'(lambda_k) Delta x]``,
+    ``v_k <- (1 - kappa/N) v_k - (eta_2/N) mean_b[g(lambda_k) Delta]`` (second layer only if trained).
+    """
+    w = jnp.asarray(w, dtype=jnp.float64)
+    K, N = w.shape
+    x = jnp.atleast_2d(jnp.asarray(x, dtype=jnp.float64))
+    B = x.shape[0]
+    zeta = jnp.broadcast_to(jnp.atleast_1d(jnp.asarray(zeta, dtype=jnp.float64)), (B,))
+    st = _Static(g=problem.g, K=K, M=problem.M, N=N, batch=B, train_v=bool(problem.train_second_layer),
+                 decay=problem.weight_decay > 0, rng="splitmix", chunk=1, unroll=1)
+    state = (w[None], jnp.asarray(v, dtype=jnp.float64)[None], jnp.asarray(w_teacher, dtype=jnp.float64)[None],
+             jnp.asarray(v_teacher, dtype=jnp.float64)[None], jnp.zeros(1, jnp.uint64), jnp.zeros(1, jnp.int64),
+             jnp.full(1, -1, jnp.int64))
+    xz = jnp.concatenate([x.ravel(), zeta])[None]
+    params = tuple(jnp.float64(p) for p in (problem.lr, problem.eta2, problem.sigma, problem.weight_decay))
+    new = _make_consume(st)(state, xz, params)
+    return new[0][0], new[1][0]
+
+
+# ------------------------------------------------------------------------------------------
+# generalisation error from order parameters (vectorised over any batch)
+# ------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
+def _eg_function(key: Problem):
+    K, M = key.K, key.M
+    n = K + M
+    a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    idx = np.stack([a, b], axis=-1)
+
+    def eg(Q, R, T, v, vt):
+        C = jnp.block([[Q, R], [R.T, T]])
+        sub = C[idx[..., :, None], idx[..., None, :]]
+        I2 = gaussian.i2(key.g, sub, order=key.quadrature_order)
+        u = jnp.concatenate([v, -vt])
+        return 0.5 * u @ I2 @ u
+
+    return jax.jit(jax.vmap(eg))
+
+
+def generalisation_error_batch(problem: Problem, Q, R, T, v, v_teacher) -> np.ndarray:
+    """``eps_g = u^T I2(C) u / 2``, ``u = (v, -v*)`` (spec §2.3) for a batch of states (leading axis).
+
+    Returns NaN where the activation has no usable Gaussian integral (use a test set instead).
+    """
+    Q, R, T, v, vt = (np.asarray(a, dtype=np.float64) for a in (Q, R, T, v, v_teacher))
+    key = problem.replace(lr=1.0, lr2=None, sigma=0.0, weight_decay=0.0)
+    try:
+        return np.asarray(_eg_function(key)(Q, R, T, v, vt))
+    except NotImplementedError:
+        return np.full(Q.shape[0], np.nan)
+
+
+# ------------------------------------------------------------------------------------------
+# compiled simulator
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Static:
+    """Everything that shapes the compiled program."""
+
+    g: Any
+    K: int
+    M: int
+    N: int
+    batch: int
+    train_v: bool
+    decay: bool
+    rng: str
+    chunk: int
+    unroll: int
+
+
+def _words_per_step(st: "_Static") -> int:
+    return (st.batch * st.N + st.batch + 1) // 2
+
+
+def _draw(st: "_Static", offset, t):
+    """The ``B N + B`` normals of step ``t`` (int64, per seed) of the streams at ``offset`` (uint64, per seed).
+
+    Shapes: ``offset``, ``t``: (S,) -> (S, 2 * words). The counter of word ``j`` of step ``t`` is
+    ``t * words + j``, so every (seed, step) has its own disjoint block of the stream.
+    """
+    n_words = _words_per_step(st)
+    if st.rng == "splitmix":
+        lane = jnp.arange(n_words, dtype=jnp.uint64)
+        counters = t[:, None].astype(jnp.uint64) * jnp.uint64(n_words) + lane[None, :]
+        return _normals_from_words(_mix64(offset[:, None] + counters * jnp.uint64(_GOLDEN)))
+
+    def one(off, tt):
+        key = jax.random.wrap_key_data(jnp.stack([off >> 32, off & jnp.uint64(0xFFFFFFFF)]).astype(jnp.uint32))
+        return jax.random.normal(jax.random.fold_in(key, tt), (2 * n_words,), dtype=jnp.float64)
+
+    return jax.vmap(one)(offset, t)
+
+
+def _make_consume(st: "_Static"):
+    """The SGD step for all seeds given that step's normals ``xz`` (S, >= B N + B)."""
+    N, B, g = st.N, st.batch, st.g
+    sqrt_n = math.sqrt(N)
+
+    def consume(state, xz, params):
+        w, v, wt, vt, offset, t, bad = state
+        lr, lr2, sigma, kappa = params
+        S = w.shape[0]
+        x = xz[:, : B * N].reshape(S, B, N)
+        zeta = xz[:, B * N: B * N + B]
+        if B == 1:  # elementwise products + reductions fuse well on CPU; batched dots do not
+            lam = jnp.sum(w * x, axis=-1)[:, None, :] / sqrt_n
+            rho = jnp.sum(wt * x, axis=-1)[:, None, :] / sqrt_n
+        else:
+            lam = jnp.einsum("sbn,skn->sbk", x, w) / sqrt_n
+            rho = jnp.einsum("sbn,smn->sbm", x, wt) / sqrt_n
+        y = jnp.einsum("sbm,sm->sb", g(rho), vt) + sigma * zeta
+        gl = g(lam)
+        delta = jnp.einsum("sbk,sk->sb", gl, v) - y  # (S, B)
+        coef = v[:, None, :] * g.grad(lam) * delta[:, :, None]  # (S, B, K)
+        if B == 1:
+            dw = coef[:, 0, :, None] * x[:, 0, None, :]
+        else:
+            dw = jnp.einsum("sbk,sbn->skn", coef, x) / B
+        if st.decay:
+            w = (1.0 - kappa / N) * w
+        w = w - (lr / sqrt_n) * dw
+        if st.train_v:
+            dv = jnp.einsum("sbk,sb->sk", gl, delta) / B
+            if st.decay:
+                v = (1.0 - kappa / N) * v
+            v = v - (lr2 / N) * dv
+        ok = jnp.all(jnp.isfinite(delta), axis=1)
+        bad = jnp.where((bad < 0) & ~ok, t, bad)
+        return (w, v, wt, vt, offset, t + 1, bad)
+
+    return consume
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(st: _Static):
+    consume = _make_consume(st)
+
+    def single(state, params):
+        xz = lax.optimization_barrier(_draw(st, state[4], state[5]))
+        return consume(state, xz, params)
+
+    def advance(state, n, params):
+        n_big = n // st.chunk
+        rem = n - n_big * st.chunk
+
+        def chunk(i, s):
+            # the normals of `chunk` steps in one vectorised draw, then the sequential updates
+            ts = s[5][None, :] + jnp.arange(st.chunk, dtype=jnp.int64)[:, None]  # (chunk, S)
+            XZ = lax.optimization_barrier(jax.vmap(lambda tt: _draw(st, s[4], tt))(ts))
+            return lax.scan(lambda c, xz: (consume(c, xz, params), None), s, XZ, unroll=st.unroll)[0]
+
+        state = lax.fori_loop(0, n_big, chunk, state)
+        return lax.fori_loop(0, rem, lambda i, s: single(s, params), state)
+
+    def overlaps(state):
+        w, v, wt = state[0], state[1], state[2]
+        Q = jnp.einsum("skn,sln->skl", w, w) / st.N
+        R = jnp.einsum("skn,smn->skm", w, wt) / st.N
+        big = jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(Q, axis1=1, axis2=2)), axis=1), jnp.max(jnp.abs(v), axis=1))
+        return Q, R, v, big
+
+    return jax.jit(advance, donate_argnums=0), jax.jit(overlaps)
+
+
+def _chunk_length(S: int, N: int, B: int) -> int:
+    """Steps per pre-drawn block of normals: about 2^18 numbers (2 MiB), between 4 and 256 steps."""
+    return int(max(4, min(256, 2**18 // max(1, S * (B * N + B)))))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_test_error(g, K: int, M: int, N: int, n_blocks: int, block: int):
+    """Held-out test error ``mean_p (phi(x_p) - y_noiseless(x_p))^2 / 2`` on a fixed counter-based test set."""
+    n_words = (block * N + 1) // 2
+    offset = jnp.uint64(_seed_offset(0, _TEST_SALT))
+
+    def run(w, v, wt, vt):
+        def body(i, acc):
+            x = _counter_normals(offset, i.astype(jnp.uint64) * jnp.uint64(n_words), n_words)[: block * N]
+            x = x.reshape(block, N)
+            lam = jnp.einsum("pn,skn->spk", x, w) / math.sqrt(N)
+            rho = jnp.einsum("pn,smn->spm", x, wt) / math.sqrt(N)
+            err = jnp.einsum("spk,sk->sp", g(lam), v) - jnp.einsum("spm,sm->sp", g(rho), vt)
+            return acc + jnp.sum(err * err, axis=1)
+
+        tot = lax.fori_loop(0, n_blocks, body, jnp.zeros(w.shape[0]))
+        return 0.5 * tot / (n_blocks * block)
+
+    return jax.jit(run)
+
+
+# ------------------------------------------------------------------------------------------
+# result
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Simulation(Result):
+    """Result of :func:`simulate`.
+
+    Arrays over ``(seed, alpha, ...)``: ``Q`` (S, A, K, K), ``R`` (S, A, K, M), ``v`` (S, A, K),
+    ``eg`` (S, A) from the order parameters (NaN where no Gaussian integral is available),
+    ``eg_test`` (S, A) on the held-out test set (``None`` if ``test_set_size == 0``); per seed:
+    ``T`` (S, M, M), ``v_teacher`` (S, M), ``seed_status`` and ``diverged_alpha`` (NaN unless diverged).
+    ``alpha = steps / N`` are the recorded times. ``status`` is ``"success"``, ``"diverged"`` (some seed
+    diverged; the others continued) or ``"interrupted"``; data recorded before a failure is kept and a
+    diverged seed's later records are NaN.
+    """
+
+    problem: Problem
+    N: int
+    seeds: np.ndarray
+    alpha: np.ndarray
+    steps: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    v: np.ndarray
+    eg: np.ndarray
+    eg_test: np.ndarray | None
+    T: np.ndarray
+    v_teacher: np.ndarray
+    initial_states: tuple
+    seed_status: np.ndarray
+    diverged_alpha: np.ndarray
+    status: str = "success"
+    message: str = ""
+    batch_size: int = 1
+    test_set_size: int = 0
+    init: str = "large"
+    rng: str = "splitmix"
+    wall_time: float = float("nan")
+
+    @property
+    def success(self) -> bool:
+        return self.status == "success"
+
+    def _index(self, seed: int) -> int:
+        hits = np.flatnonzero(self.seeds == seed)
+        if hits.size == 0:
+            raise ValueError(f"seed: {seed!r} was not simulated; seeds are {self.seeds.tolist()}")
+        return int(hits[0])
+
+    def initial_state(self, seed: int | None = None) -> OrderParameters:
+        """The exact initial order parameters of ``seed`` (default: the first seed), for
+        ``online.integrate(problem, sim.initial_state(seed), ...)``."""
+        return self.initial_states[0 if seed is None else self._index(seed)]
+
+    def state(self, seed: int, index: int = -1) -> OrderParameters:
+        """Order parameters of ``seed`` at record ``index``."""
+        s = self._index(seed)
+        Q = self.Q[s, index]
+        return OrderParameters(Q=0.5 * (Q + Q.T), R=self.R[s, index], T=self.T[s], v=self.v[s, index],
+                               v_teacher=self.v_teacher[s])
+
+    @property
+    def eg_mean(self) -> np.ndarray:
+        """Seed average of ``eg`` (or of ``eg_test`` where ``eg`` is unavailable), ignoring diverged seeds."""
+        return np.nanmean(self._eg_best, axis=0)
+
+    @property
+    def eg_sem(self) -> np.ndarray:
+        """Standard error of the seed average (``std / sqrt(n_seeds)``; NaN for one seed)."""
+        e = self._eg_best
+        n = np.sum(np.isfinite(e), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanstd(e, axis=0, ddof=1) / np.sqrt(n)
+
+    @property
+    def _eg_best(self) -> np.ndarray:
+        if np.all(np.isnan(self.eg)) and self.eg_test is not None:
+            return self.eg_test
+        return self.eg
+
+    def to_xarray(self) -> xr.Dataset:
+        K, M = self.problem.K, self.problem.M
+        Q0 = np.stack([s.Q for s in self.initial_states])
+        R0 = np.stack([s.R for s in self.initial_states])
+        v0 = np.stack([s.v for s in self.initial_states])
+        data = {
+            "eg": (("seed", "alpha"), self.eg, {"long_name": "generalisation error from the order parameters",
+                                               "definition": "E[(phi - y_noiseless)^2]/2"}),
+            "Q": (("seed", "alpha", "k", "l"), self.Q, {"long_name": "student-student overlap w_k.w_l/N"}),
+            "R": (("seed", "alpha", "k", "n"), self.R, {"long_name": "student-teacher overlap w_k.w*_n/N"}),
+            "v": (("seed", "alpha", "k"), self.v, {"long_name": "student second-layer weights"}),
+            "T": (("seed", "n", "m"), self.T, {"long_name": "teacher-teacher overlap"}),
+            "v_teacher": (("seed", "n"), self.v_teacher, {"long_name": "teacher second-layer weights"}),
+            "Q0": (("seed", "k", "l"), Q0, {"long_name": "exact initial Q"}),
+            "R0": (("seed", "k", "n"), R0, {"long_name": "exact initial R"}),
+            "v0": (("seed", "k"), v0, {"long_name": "initial v"}),
+            "steps": (("alpha",), self.steps.astype(np.int64)),
+            "seed_status": (("seed",), np.asarray(self.seed_status, dtype=str)),
+            "diverged_alpha": (("seed",), self.diverged_alpha),
+        }
+        if self.eg_test is not None:
+            data["eg_test"] = (("seed", "alpha"), self.eg_test,
+                               {"long_name": f"generalisation error on {self.test_set_size} held-out inputs"})
+        ds = xr.Dataset(
+            data,
+            coords={"seed": self.seeds, "alpha": self.alpha, "k": np.arange(K), "l": np.arange(K),
+                    "n": np.arange(M), "m": np.arange(M)},
+            attrs=problem_attrs(self.problem, kind="online.sgd", N=int(self.N), status=self.status,
+                                message=self.message, batch_size=int(self.batch_size),
+                                test_set_size=int(self.test_set_size), init=str(self.init), rng=self.rng,
+                                wall_time_s=float(self.wall_time)),
+        )
+        ds["alpha"].attrs["long_name"] = "time alpha = steps / N"
+        return ds
+
+
+# ------------------------------------------------------------------------------------------
+# simulate
+# ------------------------------------------------------------------------------------------
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_seeds(seeds: Any) -> np.ndarray:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds: an integer means the number of seeds and must be >= 1, got {seeds}")
+        return np.arange(int(seeds))
+    try:
+        arr = np.asarray(list(seeds))
+    except TypeError:
+        raise ValueError(f"seeds: expected a number of seeds or a sequence of integer seeds, got {seeds!r}") from None
+    if arr.size == 0 or arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or np.any(arr < 0):
+        raise ValueError(f"seeds: expected a non-empty sequence of non-negative integers, got {seeds!r}")
+    if np.unique(arr).size != arr.size:
+        raise ValueError(f"seeds: contains duplicates: {arr.tolist()}")
+    return arr.astype(np.int64)
+
+
+def _record_steps(N: int, alphas, alpha_max) -> np.ndarray:
+    from .ode import default_alphas  # noqa: PLC0415  (shared default time grid)
+
+    if alphas is None:
+        if alpha_max is None:
+            raise ValueError("alpha_max: give alpha_max or alphas")
+        am = float(alpha_max)
+        if not (np.isfinite(am) and am > 0):
+            raise ValueError(f"alpha_max: must be finite and > 0, got {alpha_max!r}")
+        alphas = default_alphas(am, n=60, alpha_min=min(0.1, am / 10))
+    try:
+        a = np.asarray(alphas, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError("alphas: must be a 1-D array of times") from None
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a < 0):
+        raise ValueError("alphas: must be a non-empty array of finite times >= 0")
+    if np.any(np.diff(a) <= 0):
+        raise ValueError("alphas: times must be strictly increasing")
+    if alpha_max is not None and a[-1] > float(alpha_max) * (1 + 1e-12):
+        raise ValueError(f"alphas: the last time {a[-1]:g} exceeds alpha_max={alpha_max:g}")
+    return np.unique(np.round(a * N).astype(np.int64))
+
+
+def simulate(
+    problem: Problem,
+    N: int,
+    alpha_max: float | None = None,
+    seeds: int | Sequence[int] = 1,
+    alphas: Sequence[float] | np.ndarray | None = None,
+    *,
+    init: Any = "large",
+    v_teacher: Any = None,
+    init_scale: float = 1e-3,
+    batch_size: int = 1,
+    test_set_size: int | None = None,
+    rng: str = "splitmix",
+    progress: bool | None = None,
+    save_path: str | Path | None = None,
+    save_every: float = 60.0,
+    divergence_threshold: float = 1e6,
+    max_seconds_per_call: float = 0.5,
+) -> Simulation:
+    """Run online SGD for every seed at once and record the order parameters at ``alphas``.
+
+    Parameters
+    ----------
+    problem:
+        The :class:`Problem` (K, M, activation, ``lr``, ``lr2``, ``sigma``, training mode, weight decay).
+    N:
+        Input dimension (positive integer).
+    alpha_max, alphas:
+        Recording times ``alpha = steps / N`` (rounded to whole steps; duplicates merged); default
+        ``0`` plus 60 log-spaced times up to ``alpha_max``.
+    seeds:
+        Number of seeds (``0 .. n-1``) or a sequence of distinct non-negative integer seeds. Each seed
+        draws its own teacher, initial student and input stream.
+    init:
+        ``"large"``, ``"small"``, ``"informed"``, ``"denoise"``, ``"mixed"`` (:mod:`.initial`),
+        an :class:`InitialWeights` (same weights for every seed), a list of them (one per seed), a dict
+        of weights, or a callable ``f(problem, N, rng)``.
+    v_teacher, init_scale:
+        Teacher second layer and the size of "small" weights (see :func:`initial_weights`).
+    batch_size:
+        Mini-batch size ``B`` (1 = the ODE's setting; the gradient is averaged over ``B`` fresh samples).
+    test_set_size:
+        Number of held-out inputs for ``eg_test``; ``None`` means 0 for activations with closed-form
+        Gaussian integrals (erf, ReLU, linear) and 10000 otherwise.
+    rng:
+        ``"splitmix"`` (fast counter-based stream, the default) or ``"threefry"`` (``jax.random``).
+    progress:
+        Show a tqdm progress bar; ``None``: only for long runs.
+    save_path, save_every:
+        Write the (partial) result to this netCDF file atomically every ``save_every`` seconds, at the
+        end, and on Ctrl-C or divergence.
+    divergence_threshold:
+        A seed diverges when ``Delta`` becomes non-finite or ``max(Q_kk, |v_k|)`` exceeds this.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem: expected learndyn.online.Problem, got {type(problem).__name__}")
+    N = _check_positive_int("N", N)
+    seeds = _check_seeds(seeds)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if rng not in ("splitmix", "threefry"):
+        raise ValueError(f"rng: must be 'splitmix' or 'threefry', got {rng!r}")
+    if not (divergence_threshold > 0):
+        raise ValueError(f"divergence_threshold: must be > 0, got {divergence_threshold!r}")
+    g = problem.g
+    if test_set_size is None:
+        test_set_size = 0 if g.has_closed_form else 10_000
+    if isinstance(test_set_size, bool) or not isinstance(test_set_size, (int, np.integer)) or test_set_size < 0:
+        raise ValueError(f"test_set_size: must be an integer >= 0, got {test_set_size!r}")
+    steps = _record_steps(N, alphas, alpha_max)
+    S, K, M = len(seeds), problem.K, problem.M
+
+    # initial weights, one set per seed
+    if isinstance(init, (list, tuple)):
+        if len(init) != S:
+            raise ValueError(f"init: a list of initial weights needs one entry per seed ({S}), got {len(init)}")
+        inits = [initial_weights(problem, N, i, int(s)) for i, s in zip(init, seeds)]
+        init_name = "user"
+    else:
+        inits = [initial_weights(problem, N, init, int(s), v_teacher=v_teacher, scale=init_scale) for s in seeds]
+        init_name = init if isinstance(init, str) else "user"
+    initial_states = tuple(iw.order_parameters() for iw in inits)
+
+    st = _Static(g=g, K=K, M=M, N=N, batch=batch_size, train_v=bool(problem.train_second_layer),
+                 decay=problem.weight_decay > 0, rng=rng,
+                 chunk=_chunk_length(S, N, batch_size), unroll=1)
+    advance, overlaps = _compiled(st)
+    params = tuple(jnp.float64(p) for p in (problem.lr, problem.eta2, problem.sigma, problem.weight_decay))
+    state = (
+        jnp.asarray(np.stack([iw.w for iw in inits])),
+        jnp.asarray(np.stack([iw.v for iw in inits])),
+        jnp.asarray(np.stack([iw.w_teacher for iw in inits])),
+        jnp.asarray(np.stack([iw.v_teacher for iw in inits])),
+        jnp.asarray(np.array([_seed_offset(int(s)) for s in seeds], dtype=np.uint64)),
+        jnp.zeros(S, dtype=jnp.int64),
+        jnp.full(S, -1, dtype=jnp.int64),
+    )
+    T = np.stack([iw.order_parameters().T for iw in inits])
+    vt = np.stack([iw.v_teacher for iw in inits])
+    test_fn = None
+    if test_set_size > 0:
+        block = int(min(test_set_size, max(64, 2**22 // (N * S))))
+        n_blocks = -(-test_set_size // block)
+        test_fn = _compiled_test_error(g, K, M, N, n_blocks, block)
+        test_set_size = n_blocks * block
+
+    A = len(steps)
+    Qs = np.full((S, A, K, K), np.nan)
+    Rs = np.full((S, A, K, M), np.nan)
+    vs = np.full((S, A, K), np.nan)
+    egt = np.full((S, A), np.nan) if test_fn is not None else None
+    seed_status = np.array(["ok"] * S, dtype=object)
+    diverged_alpha = np.full(S, np.nan)
+    status, message = "success", ""
+
+    # calibrated call size: ~max_seconds_per_call of work per compiled call (first guess 1 us per N-vector op)
+    per_step_guess = 2e-9 * N * S * batch_size + 5e-6
+    call_steps = max(st.chunk, int(max_seconds_per_call / per_step_guess))
+    total = int(steps[-1])
+    show = progress if progress is not None else (total * per_step_guess > 20.0)
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    bar = tqdm(total=total, disable=not show, unit="step", desc=f"SGD N={N} x{S} seeds", leave=False)
+    current = 0
+    n_done = 0
+    last_save = time.perf_counter()
+
+    def build(n_rec: int) -> Simulation:
+        sl = slice(0, n_rec)
+        Qc, Rc, vc = Qs[:, sl], Rs[:, sl], vs[:, sl]
+        flatQ = Qc.reshape(S * n_rec, K, K)
+        eg = np.full((S, n_rec), np.nan)
+        if n_rec:
+            eg = generalisation_error_batch(problem, flatQ, Rc.reshape(S * n_rec, K, M),
+                                            np.repeat(T, n_rec, axis=0), vc.reshape(S * n_rec, K),
+                                            np.repeat(vt, n_rec, axis=0)).reshape(S, n_rec)
+            eg = np.where(np.isfinite(Qc).all(axis=(2, 3)), eg, np.nan)
+        return Simulation(
+            problem=problem, N=N, seeds=seeds, alpha=steps[sl] / N, steps=steps[sl], Q=Qc, R=Rc, v=vc, eg=eg,
+            eg_test=None if egt is None else egt[:, sl], T=T, v_teacher=vt, initial_states=initial_states,
+            seed_status=seed_status.astype(str), diverged_alpha=diverged_alpha.copy(), status=status,
+            message=message, batch_size=batch_size, test_set_size=int(test_set_size), init=str(init_name),
+            rng=rng, wall_time=time.perf_counter() - t_start,
+        )
+
+    try:
+        for r, target in enumerate(steps):
+            while current < target:
+                n = int(min(target - current, call_steps))
+                t0 = time.perf_counter()
+                state = advance(state, jnp.int64(n), params)
+                state[0].block_until_ready()
+                dt = time.perf_counter() - t0
+                if n >= 4 * st.chunk and dt > 0:  # adapt the call size to the measured speed
+                    call_steps = max(st.chunk, int(n * max_seconds_per_call / dt))
+                current += n
+                bar.update(n)
+            Q, R, v, big = (np.asarray(a) for a in overlaps(state))
+            bad = np.asarray(state[6])
+            Qs[:, r], Rs[:, r], vs[:, r] = Q, R, v
+            if egt is not None:
+                egt[:, r] = np.asarray(test_fn(state[0], state[1], state[2], state[3]))
+            n_done = r + 1
+            # divergence: non-finite Delta inside the loop, or exploding overlaps at the record
+            newly = (seed_status == "ok") & ((bad >= 0) | ~np.isfinite(big) | (big > divergence_threshold))
+            for s in np.flatnonzero(newly):
+                seed_status[s] = "diverged"
+                diverged_alpha[s] = (bad[s] if bad[s] >= 0 else target) / N
+                warnings.warn(f"online.simulate: seed {int(seeds[s])} diverged at alpha = {diverged_alpha[s]:g} "
+                              f"(N={N}, lr={problem.lr:g}); its data up to there is kept", RuntimeWarning,
+                              stacklevel=2)
+            dead = seed_status == "diverged"
+            if dead.any():
+                # records at or after the divergence are NaN
+                for s in np.flatnonzero(dead):
+                    late = steps[: r + 1] >= diverged_alpha[s] * N
+                    Qs[s, : r + 1][late] = np.nan
+                    Rs[s, : r + 1][late] = np.nan
+                    vs[s, : r + 1][late] = np.nan
+                    if egt is not None:
+                        egt[s, : r + 1][late] = np.nan
+                status = "diverged"
+                message = "; ".join(f"seed {int(seeds[s])} diverged at alpha = {diverged_alpha[s]:g}"
+                                    for s in np.flatnonzero(dead))
+                if dead.all():
+                    message += "; all seeds diverged, stopped"
+                    n_done = len(steps)
+                    break
+            if save_path is not None and time.perf_counter() - last_save > save_every:
+                build(n_done).save(save_path)
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        status = "interrupted"
+        for s in np.flatnonzero(seed_status == "ok"):
+            seed_status[s] = "interrupted"
+        message = (f"interrupted at alpha = {current / N:g}; records up to alpha = "
+                   f"{(steps[n_done - 1] / N if n_done else 0.0):g} are kept")
+        warnings.warn(f"online.simulate: {message}", RuntimeWarning, stacklevel=2)
+    finally:
+        bar.close()
+    if status == "success":
+        message = SEED_STATUS["ok"]
+    result = build(n_done)
+    if save_path is not None:
+        result.save(save_path)
+    return result
