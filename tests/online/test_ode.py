@@ -145,19 +145,24 @@ def test_plateau_fixed_point_matches_saad_solla():
     np.testing.assert_allclose(small.state.Q, q, rtol=5e-4)
 
 
+def _informed_state(M, L, extra_norm):
+    """Students 1..M copy the teacher units; the L extra units have tiny norm (R = 0)."""
+    K = M + L
+    Q = np.zeros((K, K))
+    Q[:M, :M] = np.eye(M)
+    Q[M:, M:] = extra_norm * np.eye(L)
+    R = np.zeros((K, M))
+    R[:M, :M] = np.eye(M)
+    return online.OrderParameters(Q=Q, R=R, T=np.eye(M))
+
+
 @pytest.mark.parametrize("L, expected", [(0, 0.01920), (1, 0.03695)])
 def test_fixed_point_matches_notebook_asymptotic_error(L, expected):
     """erf, first layer only, M = 2, eta = 0.1: eps*/sigma^2 from the closed form of the authors' notebook
     (spec §4.1 table), reached from an informed start and refined by Newton."""
     M, lr, sigma = 2, 0.1, 0.01
-    K = M + L
-    Q = np.zeros((K, K))
-    Q[:M, :M] = np.eye(M)
-    Q[M:, M:] = 1e-4 * np.eye(L)
-    R = np.zeros((K, M))
-    R[:M, :M] = np.eye(M)
-    prob = online.Problem(M=M, K=K, activation="erf", lr=lr, sigma=sigma)
-    traj = online.integrate(prob, online.OrderParameters(Q=Q, R=R, T=np.eye(M)), alphas=[0.0, 2e4, 1e5])
+    prob = online.Problem(M=M, K=M + L, activation="erf", lr=lr, sigma=sigma)
+    traj = online.integrate(prob, _informed_state(M, L, 1e-4), alphas=[0.0, 2e4, 1e5])
     fp = online.fixed_point(prob, traj.final_state)
     assert fp.converged and fp.stable
     assert fp.eg / sigma**2 == pytest.approx(expected, rel=5e-4)
@@ -169,14 +174,8 @@ def test_fixed_point_matches_notebook_asymptotic_error(L, expected):
 def test_fixed_point_small_lr_expansion():
     """At eta = 0.01 the second-order expansion of spec §4.1 must hold to ~eta^2 relative."""
     M, L, lr, sigma = 2, 1, 0.01, 0.01
-    K = M + L
-    Q = np.zeros((K, K))
-    Q[:M, :M] = np.eye(M)
-    Q[M:, M:] = 1e-5 * np.eye(L)
-    R = np.zeros((K, M))
-    R[:M, :M] = np.eye(M)
-    prob = online.Problem(M=M, K=K, activation="erf", lr=lr, sigma=sigma)
-    fp = online.fixed_point(prob, online.OrderParameters(Q=Q, R=R, T=np.eye(M)))
+    prob = online.Problem(M=M, K=M + L, activation="erf", lr=lr, sigma=sigma)
+    fp = online.fixed_point(prob, _informed_state(M, L, 1e-5))
     assert fp.converged
     assert fp.eg == pytest.approx(online.eg_erf_first_layer(lr, sigma, M, L, order=2), rel=2e-4)
     assert fp.eg == pytest.approx(online.eg_erf_first_layer(lr, sigma, M, L, order=1), rel=3e-2)
