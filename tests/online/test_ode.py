@@ -288,3 +288,37 @@ def test_dense_output_agrees_with_independent_integrator(activation, K, M, train
         Q=0.5 * (y[:K * K].reshape(K, K) + y[:K * K].reshape(K, K).T), R=y[K * K:K * K + K * M].reshape(K, M),
         T=st.T, v=y[K * K + K * M:], v_teacher=st.v_teacher)) for y in sol.y.T]
     np.testing.assert_allclose(traj.eg, eg_ref, rtol=1e-4)
+
+
+def _monte_carlo_drift(prob, st, n_samples=2_000_000, seed=0):
+    """The ODE drift estimated directly from its definition (spec §2.4) by sampling the local fields,
+    with no Gaussian-integral formula: returns (mean, standard error) of dQ, dR, dv."""
+    K, M = prob.K, prob.M
+    rng = np.random.default_rng(seed)
+    L = np.linalg.cholesky(st.covariance + 1e-12 * np.eye(K + M))
+    z = rng.standard_normal((n_samples, K + M)) @ L.T
+    lam, rho = z[:, :K], z[:, K:]
+    g = prob.g
+    gl, dgl = np.asarray(g(lam)), np.asarray(g.grad(lam))
+    err = np.asarray(g(rho)) @ st.v_teacher - gl @ st.v  # y_noiseless - phi
+    eta, eta2, s2 = prob.lr, prob.eta2, prob.sigma**2
+    a = err[:, None] * dgl  # (y - phi) g'(lambda_i)
+    samples_R = eta * st.v[None, :, None] * a[:, :, None] * rho[:, None, :]
+    first = eta * st.v[None, :, None] * a[:, :, None] * lam[:, None, :]
+    second = eta**2 * np.outer(st.v, st.v)[None] * (err[:, None, None] ** 2 + s2) * dgl[:, :, None] * dgl[:, None, :]
+    samples_Q = first + np.swapaxes(first, 1, 2) + second
+    samples_v = eta2 * err[:, None] * gl
+    out = []
+    for smp in (samples_Q, samples_R, samples_v):
+        out.append((smp.mean(0), smp.std(0) / np.sqrt(n_samples)))
+    return out
+
+
+@pytest.mark.parametrize("activation", ["erf", "linear"])
+def test_rhs_matches_monte_carlo_drift(activation):
+    prob = online.Problem(M=2, K=3, activation=activation, lr=0.5, lr2=0.3, sigma=0.2, train_second_layer=True)
+    st = _ref_state()
+    rhs = jax.jit(functools.partial(ode.rhs, prob))(*(jnp.asarray(a) for a in (st.Q, st.R, st.v, st.T,
+                                                                             st.v_teacher)))
+    for got, (mean, se) in zip(rhs, _monte_carlo_drift(prob, st)):
+        assert np.all(np.abs(np.asarray(got) - mean) < 5 * se + 1e-12), (np.asarray(got), mean, se)
