@@ -1,0 +1,199 @@
+"""Finite-N online SGD (issue 3): update rule vs autodiff, agreement with the ODE, faults, bad input."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learndyn import gaussian, online, results
+from learndyn.online import sgd as sgd_mod
+from learndyn.online.compare import compare
+
+ALPHAS = np.array([0.0, 1.0, 2.0, 4.0, 6.0, 10.0])
+
+
+def relu_i4_available() -> bool:
+    try:
+        gaussian.relu_i4(jnp.eye(4))
+        return True
+    except NotImplementedError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------
+# the update rule against autodiff of the loss
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("activation,both,kappa,B", [("erf", True, 0.0, 1), ("relu", False, 0.0, 1),
+                                                      ("erf", True, 0.3, 3), ("tanh", True, 0.0, 2)])
+def test_update_matches_autodiff_of_the_loss(activation, both, kappa, B):
+    N, K, M = 40, 3, 2
+    prob = online.Problem(M=M, K=K, activation=activation, lr=0.7, lr2=0.4, sigma=0.3, train_second_layer=both,
+                          weight_decay=kappa)
+    rng = np.random.default_rng(1)
+    w, wt = rng.standard_normal((K, N)), rng.standard_normal((M, N))
+    v, vt = rng.standard_normal(K), rng.standard_normal(M)
+    x, zeta = rng.standard_normal((B, N)), rng.standard_normal(B)
+    g = prob.g  # autodiff differentiates g itself, not the closed-form g' the simulator uses
+
+    def loss(w, v):  # mean over the batch of (phi - y)^2 / 2
+        y = g(x @ wt.T / math.sqrt(N)) @ vt + prob.sigma * zeta
+        phi = g(x @ w.T / math.sqrt(N)) @ v
+        return 0.5 * jnp.mean((phi - y) ** 2)
+
+    gw, gv = jax.grad(loss, argnums=(0, 1))(jnp.asarray(w), jnp.asarray(v))
+    # conventions: first layer steps eta on its gradient, second layer eta_2 / N; decay -(kappa/N) w
+    w_exp = (1 - kappa / N) * w - prob.lr * np.asarray(gw)
+    v_exp = (1 - kappa / N) * v - prob.eta2 / N * np.asarray(gv) if both else v
+    w_new, v_new = online.sgd_update(prob, w, v, wt, vt, x if B > 1 else x[0], zeta if B > 1 else zeta[0])
+    np.testing.assert_allclose(np.asarray(w_new), w_exp, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(v_new), v_exp, rtol=1e-12, atol=1e-13)
+
+
+def test_random_inputs_are_standard_normal_and_independent():
+    st = sgd_mod._Static(g=online.conventions.activation("erf"), K=1, M=1, N=999, batch=1, train_v=False,
+                         decay=False, rng="splitmix", chunk=1, unroll=1)
+    offs = jnp.asarray(np.array([sgd_mod._seed_offset(s) for s in range(4)], dtype=np.uint64))
+    draw = jax.jit(jax.vmap(lambda t: sgd_mod._draw(st, offs, jnp.full(4, t, jnp.int64))))
+    z = np.asarray(draw(jnp.arange(200)))  # (t, s, n)
+    x = z[..., :1000]
+    n = x.size
+    assert abs(x.mean()) < 5 / math.sqrt(n)
+    assert abs(x.var() - 1) < 5 * math.sqrt(2 / n)
+    assert abs((x**4).mean() - 3) < 5 * math.sqrt(96 / n)
+    # no correlation between consecutive steps, between seeds, or between neighbouring coordinates
+    for a, b in [(x[1:], x[:-1]), (x[:, 1:], x[:, :-1]), (x[..., 1:], x[..., :-1])]:
+        assert abs(np.mean(a * b)) < 5 / math.sqrt(a.size)
+
+
+# ------------------------------------------------------------------------------------------
+# simulation against the ODE
+# ------------------------------------------------------------------------------------------
+def _agreement(prob, N=1000, seeds=8, **kw):
+    c = compare(prob, N=N, seeds=seeds, alphas=ALPHAS, **kw)
+    assert c.simulation.success and all(s == "success" for s in c.ode_status)
+    # within statistical error: each time's mean deviation below 5 standard errors (t-distribution, 7 dof:
+    # P(|t| > 5) = 0.0016), and a small deviation in absolute terms
+    assert c.z_max < 5.0, c.summary()
+    assert c.max_rel_dev < 0.1, c.summary()
+    # and not trivially: SGD runs do fluctuate around the ODE at finite N
+    assert c.rms_dev > 0
+    return c
+
+
+@pytest.mark.parametrize("both", [True, False])
+def test_sgd_matches_ode_erf(both):
+    prob = online.Problem(M=2, K=3, activation="erf", lr=0.5, sigma=0.1, train_second_layer=both)
+    _agreement(prob)
+
+
+@pytest.mark.skipif(not relu_i4_available(), reason="ReLU I4 (gaussian.relu_i4) not available yet")
+@pytest.mark.parametrize("both", [True, False])
+def test_sgd_matches_ode_relu(both):
+    prob = online.Problem(M=2, K=3, activation="relu", lr=0.3, sigma=0.1, train_second_layer=both)
+    _agreement(prob, init="mixed" if both else "large")
+
+
+def test_initial_overlaps_hand_off_exactly():
+    prob = online.Problem(M=2, K=3, activation="erf", lr=0.5, sigma=0.1, train_second_layer=True)
+    N = 300
+    sim = online.simulate(prob, N, seeds=[5, 9], alphas=[0.0, 0.5])
+    for s in (5, 9):
+        iw = online.initial_weights(prob, N, "large", s)
+        w, wt = iw.w, iw.w_teacher
+        st = sim.initial_state(s)
+        np.testing.assert_array_equal(st.R, w @ wt.T / N)
+        np.testing.assert_allclose(st.Q, w @ w.T / N, rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(st.v, iw.v)
+        # the alpha = 0 record and the ODE started from the hand-off agree to rounding
+        i = list(sim.seeds).index(s)
+        np.testing.assert_allclose(sim.Q[i, 0], st.Q, atol=1e-13)
+        traj = online.integrate(prob, st, alphas=[0.0, 0.5])
+        assert traj.eg[0] == pytest.approx(sim.eg[i, 0], rel=1e-12)
+        assert traj.eg[0] == pytest.approx(online.generalisation_error(prob, st), rel=1e-12)
+    # recorded eg equals the ODE module's eg of the recorded state (independent implementation)
+    assert sim.eg[1, 1] == pytest.approx(online.generalisation_error(prob, sim.state(9, 1)), rel=1e-12)
+
+
+def test_test_set_error_agrees_with_order_parameter_error():
+    prob = online.Problem(M=2, K=3, activation="erf", lr=0.5, sigma=0.1, train_second_layer=True)
+    P = 20000
+    sim = online.simulate(prob, 400, seeds=2, alphas=[0.0, 2.0], test_set_size=P)
+    # half squared error of a roughly Gaussian error: relative standard error sqrt(2/P) = 1%
+    np.testing.assert_allclose(sim.eg_test, sim.eg, rtol=5 * math.sqrt(2 / P) * 1.5)
+    ds = sim.to_xarray()
+    assert set(ds["Q"].dims) == {"seed", "alpha", "k", "l"} and "eg_test" in ds
+
+
+def test_minibatch_linear_asymptotic_error():
+    """Mini-batch B divides the eta^2 terms by B: for linear first-layer training (v = v* = 1)
+    eps* = K eta sigma^2 / (2 (2B - K eta)) (spec §4.2 with the batch average)."""
+    K, eta, sigma = 2, 0.8, 0.5
+    prob = online.Problem(M=1, K=K, activation="linear", lr=eta, sigma=sigma, train_second_layer=False)
+    for B in (1, 4):
+        sim = online.simulate(prob, 400, seeds=4, alphas=np.linspace(0, 40, 41), batch_size=B, init="small")
+        late = sim.eg[:, 20:]  # stationary part
+        expect = K * eta * sigma**2 / (2 * (2 * B - K * eta))
+        assert np.mean(late) == pytest.approx(expect, rel=0.12), B
+
+
+# ------------------------------------------------------------------------------------------
+# faults and bad input
+# ------------------------------------------------------------------------------------------
+def test_divergence_reports_seed_and_alpha_and_keeps_data():
+    prob = online.Problem(M=1, K=2, activation="linear", lr=1.5, train_second_layer=False)  # K eta > 2
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        sim = online.simulate(prob, 200, seeds=2, alphas=np.arange(0, 30.0))
+    assert sim.status == "diverged"
+    assert list(sim.seed_status) == ["diverged", "diverged"]
+    assert np.all((sim.diverged_alpha > 1) & (sim.diverged_alpha < 30))
+    assert "seed 0" in sim.message and "seed 1" in sim.message
+    first = int(np.searchsorted(sim.alpha, sim.diverged_alpha.min()))
+    assert np.all(np.isfinite(sim.eg[:, :first]))  # data before the divergence is kept
+    assert np.all(np.isnan(sim.eg[:, -1]))
+
+
+def test_ctrl_c_leaves_readable_partial_file(tmp_path, monkeypatch):
+    prob = online.Problem(M=2, K=2, activation="erf", lr=0.5, train_second_layer=False)
+    real = sgd_mod._compiled
+    calls = {"n": 0}
+
+    def patched(st):
+        advance, overlaps = real(st)
+
+        def interrupting(state, n, params):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+            return advance(state, n, params)
+
+        return interrupting, overlaps
+
+    monkeypatch.setattr(sgd_mod, "_compiled", patched)
+    path = tmp_path / "partial.nc"
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        sim = online.simulate(prob, 100, seeds=2, alphas=np.arange(0, 10.0), save_path=path)
+    assert sim.status == "interrupted"
+    ds = results.load(path)
+    assert ds.attrs["status"] == "interrupted"
+    assert 1 <= ds.sizes["alpha"] < 10
+    assert np.all(np.isfinite(ds["eg"].values))
+
+
+def test_invalid_input_raises_clear_errors():
+    prob = online.Problem(M=2, K=2, activation="erf", lr=0.5)
+    for kw, match in [
+        (dict(N=0, alpha_max=1), "N"), (dict(N=10.5, alpha_max=1), "N"),
+        (dict(N=10, alpha_max=1, seeds=0), "seeds"), (dict(N=10, alpha_max=1, seeds=[1, 1]), "seeds"),
+        (dict(N=10, alpha_max=1, seeds=[-2]), "seeds"), (dict(N=10, alpha_max=-1), "alpha_max"),
+        (dict(N=10), "alpha_max"), (dict(N=10, alphas=[2.0, 1.0]), "alphas"),
+        (dict(N=10, alpha_max=1, batch_size=0), "batch_size"), (dict(N=10, alpha_max=1, rng="mt"), "rng"),
+        (dict(N=10, alpha_max=1, test_set_size=-1), "test_set_size"),
+        (dict(N=10, alpha_max=1, init="huge"), "init"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            online.simulate(prob, **kw)
+    for bad in (dict(lr=0.0), dict(lr=-0.1), dict(lr=float("nan")), dict(lr2=-1.0), dict(sigma=-0.1)):
+        with pytest.raises(ValueError, match="lr|sigma"):
+            online.Problem(M=2, K=2, **bad)
