@@ -28,7 +28,7 @@ from .ode import integrate
 from .problem import Problem
 from .sgd import Simulation, simulate
 
-__all__ = ["Comparison", "compare", "deviation_exponent"]
+__all__ = ["Comparison", "compare", "comparison_from_arrays", "deviation_exponent"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,10 +199,25 @@ def compare(
         traj = integrate(problem, sim.initial_state(int(seed)), alphas=alpha, rtol=rtol, atol=atol)
         eg_ode[i, : len(traj.eg)] = traj.eg
         statuses.append(traj.status)
-    ode_mean = np.nanmean(eg_ode, axis=0)
-    mask = (alpha > 0) & np.isfinite(ode_mean) & (ode_mean > eg_floor) & np.isfinite(np.nanmean(eg_sgd, axis=0))
+    return comparison_from_arrays(problem, sim, eg_ode, tuple(statuses), eg_floor)
+
+
+def comparison_from_arrays(problem: Problem, simulation: Simulation, eg_ode: np.ndarray,
+                           ode_status: tuple = (), eg_floor: float = 1e-12) -> Comparison:
+    """A :class:`Comparison` from a simulation and already integrated per-seed ODE errors ``eg_ode`` (S, A)."""
+    sim = simulation
+    eg_sgd = sim.eg if not np.all(np.isnan(sim.eg)) or sim.eg_test is None else sim.eg_test
+    eg_ode = np.asarray(eg_ode, dtype=float)
+    if eg_ode.shape != eg_sgd.shape:
+        raise ValueError(f"eg_ode: expected shape {eg_sgd.shape}, got {eg_ode.shape}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ode_mean = np.nanmean(eg_ode, axis=0)
+        sgd_mean = np.nanmean(eg_sgd, axis=0)
+    alpha = sim.alpha
+    mask = (alpha > 0) & np.isfinite(ode_mean) & (ode_mean > eg_floor) & np.isfinite(sgd_mean)
     return Comparison(problem=problem, N=sim.N, alpha=alpha, eg_sgd=eg_sgd, eg_ode=eg_ode, mask=mask,
-                      simulation=sim, ode_status=tuple(statuses))
+                      simulation=sim, ode_status=tuple(ode_status))
 
 
 def deviation_exponent(Ns: Sequence[float], deviations: Sequence[float], errors: Sequence[float] | None = None):
