@@ -23,6 +23,8 @@ app.add_typer(reproduce, name="reproduce")
 # Each module below defines register(app, reproduce).
 _COMMAND_MODULES = [
     "learndyn.online.cli",
+    "learndyn.online.sgd_cli",
+    "learndyn.sweep.cli",
 ]
 
 

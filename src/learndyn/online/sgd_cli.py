@@ -1,0 +1,160 @@
+"""``learndyn simulate``, ``learndyn compare`` and ``learndyn reproduce goldt2019`` (issue 3)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+__all__ = ["register"]
+
+
+def _problem(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay):
+    from .problem import Problem
+
+    return Problem(M=M, K=K, activation=activation, lr=lr, lr2=lr2, sigma=sigma,
+                   train_second_layer=train_second_layer, weight_decay=weight_decay)
+
+
+def _alphas(alpha_max: float, n_alphas: int) -> np.ndarray:
+    from .ode import default_alphas
+
+    if not (alpha_max > 0):
+        raise ValueError(f"alpha_max: must be > 0, got {alpha_max}")
+    if n_alphas < 1:
+        raise ValueError(f"n_alphas: must be >= 1, got {n_alphas}")
+    return default_alphas(alpha_max, n=n_alphas, alpha_min=min(0.1, alpha_max / 10))
+
+
+def _plot_eg(alpha, curves, path: Path, title: str) -> Path:
+    """eps_g(alpha): SGD seed mean +- s.e. as markers, ODE as a line (curves: list of (label, mean, sem|None))."""
+    from ..plotting import SIM_STYLE, THEORY_STYLE, figure, save_figure
+
+    fig, ax = figure(1, 1, width=5.0, height=3.6)
+    pos = alpha > 0
+    for label, mean, sem in curves:
+        if sem is None:
+            ax.plot(alpha[pos], mean[pos], color="k", label=label, **THEORY_STYLE)
+        else:
+            ax.errorbar(alpha[pos], mean[pos], yerr=sem[pos], label=label, **SIM_STYLE)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$\alpha$ = steps / N")
+    ax.set_ylabel(r"$\epsilon_g$")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=8)
+    return save_figure(fig, path)
+
+
+def simulate_command(
+    M: int = typer.Option(2, "--M", help="teacher hidden units"),
+    K: int = typer.Option(2, "--K", help="student hidden units (K = M + L)"),
+    activation: str = typer.Option("erf", help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid"),
+    lr: float = typer.Option(0.5, help="first-layer learning rate eta"),
+    lr2: Optional[float] = typer.Option(None, help="second-layer learning rate (default: lr)"),
+    sigma: float = typer.Option(0.0, help="teacher output-noise standard deviation"),
+    train_second_layer: bool = typer.Option(False, "--train-second-layer/--first-layer-only", help="train v too"),
+    weight_decay: float = typer.Option(0.0, help="weight decay kappa"),
+    N: int = typer.Option(500, "--N", help="input dimension"),
+    seeds: int = typer.Option(4, help="number of seeds (0 .. seeds-1), simulated together"),
+    alpha_max: float = typer.Option(100.0, help="final time alpha = steps / N"),
+    n_alphas: int = typer.Option(60, help="number of log-spaced recording times"),
+    init: str = typer.Option("large", help="large, small, informed, denoise, mixed"),
+    batch_size: int = typer.Option(1, help="mini-batch size (1 = the ODE's setting)"),
+    test_set_size: Optional[int] = typer.Option(None, help="held-out inputs for eps_g (default: 0 for erf/relu/"
+                                                           "linear, 10000 otherwise)"),
+    out: Path = typer.Option(Path("results/simulate"), help="output prefix: writes OUT.nc and OUT.png"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
+) -> None:
+    """Run finite-N online SGD (many seeds at once) and write Q, R, v, eps_g (netCDF) and eps_g(alpha) (PNG).
+
+    Ctrl-C stops the run and leaves the partial result in OUT.nc.
+    """
+    from .sgd import simulate
+
+    try:
+        problem = _problem(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
+        sim = simulate(problem, N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init,
+                       batch_size=batch_size, test_set_size=test_set_size, progress=progress,
+                       save_path=out.with_suffix(".nc"))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    curves = [(f"SGD, N={N}, {seeds} seeds", sim.eg_mean, sim.eg_sem)]
+    png = _plot_eg(sim.alpha, curves, out.with_suffix(".png"),
+                   f"online SGD: {problem.activation_name}, M={M}, K={K}, eta={lr:g}, sigma={sigma:g}")
+    typer.echo(f"status: {sim.status} ({sim.message}); {sim.wall_time:.1f}s")
+    if len(sim.alpha):
+        typer.echo(f"eps_g(alpha={sim.alpha[-1]:g}) = {sim.eg_mean[-1]:.6g} +- {sim.eg_sem[-1]:.2g} (seed mean +- s.e.)")
+    typer.echo(f"wrote {out.with_suffix('.nc')} and {png}")
+    if sim.status == "interrupted":
+        raise typer.Exit(code=130)
+    if not sim.success:
+        raise typer.Exit(code=2)
+
+
+def compare_command(
+    M: int = typer.Option(2, "--M", help="teacher hidden units"),
+    K: int = typer.Option(2, "--K", help="student hidden units (K = M + L)"),
+    activation: str = typer.Option("erf", help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid"),
+    lr: float = typer.Option(0.5, help="first-layer learning rate eta"),
+    lr2: Optional[float] = typer.Option(None, help="second-layer learning rate (default: lr)"),
+    sigma: float = typer.Option(0.0, help="teacher output-noise standard deviation"),
+    train_second_layer: bool = typer.Option(False, "--train-second-layer/--first-layer-only", help="train v too"),
+    weight_decay: float = typer.Option(0.0, help="weight decay kappa"),
+    N: int = typer.Option(500, "--N", help="input dimension"),
+    seeds: int = typer.Option(8, help="number of seeds"),
+    alpha_max: float = typer.Option(20.0, help="final time alpha"),
+    n_alphas: int = typer.Option(20, help="number of log-spaced comparison times"),
+    init: str = typer.Option("large", help="large, small, informed, denoise, mixed"),
+    out: Path = typer.Option(Path("results/compare"), help="output prefix: writes OUT.nc and OUT.png"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
+) -> None:
+    """Run SGD and the ODE from each seed's initial overlaps; print the max/mean relative deviation of eps_g."""
+    from .compare import compare
+
+    try:
+        problem = _problem(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
+        c = compare(problem, N=N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init, progress=progress)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    nc = c.save(out.with_suffix(".nc"))
+    png = _plot_eg(c.alpha, [(f"SGD, N={N}, {seeds} seeds", c.sgd_mean, c.sgd_sem), ("ODE", c.ode_mean, None)],
+                   out.with_suffix(".png"), c.summary().splitlines()[0])
+    typer.echo(c.summary())
+    typer.echo(f"wrote {nc} and {png}")
+
+
+def goldt2019_command(
+    figure: Optional[str] = typer.Option(None, "--figure", help="fig1, fig2, fig3, fig4 or all"),
+    claims: bool = typer.Option(False, "--claims", help="print the abstract's claims as numbers (ODE beside SGD)"),
+    quick: bool = typer.Option(False, "--quick", help="CI-sized runs (small N, few seeds, short times)"),
+    out: Path = typer.Option(Path("results/goldt2019"), help="output directory"),
+    progress: bool = typer.Option(False, "--progress/--no-progress", help="progress bars"),
+) -> None:
+    """Goldt et al. (NeurIPS 2019): each figure (ODE lines, SGD markers; PNG + netCDF) and the claims table."""
+    from ..experiments import goldt2019
+
+    if figure is None and not claims:
+        raise typer.BadParameter("give --figure F (fig1..fig4 or all) and/or --claims")
+    if figure is not None:
+        names = sorted(goldt2019.FIGURES) if figure == "all" else [figure]
+        for name in names:
+            if name not in goldt2019.FIGURES:
+                raise typer.BadParameter(f"--figure: unknown {name!r}; allowed are {sorted(goldt2019.FIGURES)} or all")
+        for name in names:
+            typer.echo(f"{name}: {goldt2019.FIGURES[name].title}")
+            png, nc, _ = goldt2019.run_figure(name, out_dir=out, quick=quick, progress=progress, log=typer.echo)
+            typer.echo(f"wrote {png} and {nc}")
+    if claims:
+        goldt2019.claims(quick=quick, out_dir=out, progress=progress, log=typer.echo)
+        typer.echo(f"wrote {out / 'goldt2019_claims.nc'}")
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
+    app.command("compare")(compare_command)
+    reproduce.command("goldt2019")(goldt2019_command)
