@@ -70,11 +70,11 @@ def test_random_inputs_are_standard_normal_and_independent():
 # ------------------------------------------------------------------------------------------
 # simulation against the ODE
 # ------------------------------------------------------------------------------------------
-def _agreement(prob, N=1000, seeds=8, **kw):
-    c = compare(prob, N=N, seeds=seeds, alphas=ALPHAS, **kw)
+def _agreement(prob, N=1000, seeds=8, alphas=ALPHAS, **kw):
+    c = compare(prob, N=N, seeds=seeds, alphas=alphas, **kw)
     assert c.simulation.success and all(s == "success" for s in c.ode_status)
-    # within statistical error: each time's mean deviation below 5 standard errors (t-distribution, 7 dof:
-    # P(|t| > 5) = 0.0016), and a small deviation in absolute terms
+    # within statistical error: each time's mean deviation below 5 standard errors (t-distribution, 5-7 dof:
+    # P(|t| > 5) < 0.005), and a small deviation in absolute terms
     assert c.z_max < 5.0, c.summary()
     assert c.max_rel_dev < 0.1, c.summary()
     # and not trivially: SGD runs do fluctuate around the ODE at finite N
@@ -92,13 +92,15 @@ def test_sgd_matches_ode_erf(both):
 @pytest.mark.parametrize("both", [True, False])
 def test_sgd_matches_ode_relu(both):
     prob = online.Problem(M=2, K=3, activation="relu", lr=0.3, sigma=0.1, train_second_layer=both)
-    _agreement(prob, init="mixed" if both else "large")
+    # the ReLU ODE evaluates its I4 by 1-D integrals (slow): 6 seeds, alpha <= 6, rtol 1e-6 (SGD errors ~1e-2)
+    _agreement(prob, seeds=6, alphas=np.array([0.0, 0.5, 1.0, 2.0, 4.0, 6.0]), init="mixed" if both else "large",
+               rtol=1e-6, atol=1e-10)
 
 
 def test_initial_overlaps_hand_off_exactly():
     prob = online.Problem(M=2, K=3, activation="erf", lr=0.5, sigma=0.1, train_second_layer=True)
     N = 300
-    sim = online.simulate(prob, N, seeds=[5, 9], alphas=[0.0, 0.5])
+    sim = online.simulate(prob, N, seeds=[5, 9], alphas=ALPHAS)
     for s in (5, 9):
         iw = online.initial_weights(prob, N, "large", s)
         w, wt = iw.w, iw.w_teacher
@@ -109,7 +111,7 @@ def test_initial_overlaps_hand_off_exactly():
         # the alpha = 0 record and the ODE started from the hand-off agree to rounding
         i = list(sim.seeds).index(s)
         np.testing.assert_allclose(sim.Q[i, 0], st.Q, atol=1e-13)
-        traj = online.integrate(prob, st, alphas=[0.0, 0.5])
+        traj = online.integrate(prob, st, alphas=ALPHAS)
         assert traj.eg[0] == pytest.approx(sim.eg[i, 0], rel=1e-12)
         assert traj.eg[0] == pytest.approx(online.generalisation_error(prob, st), rel=1e-12)
     # recorded eg equals the ODE module's eg of the recorded state (independent implementation)

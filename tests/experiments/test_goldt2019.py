@@ -1,0 +1,90 @@
+"""Goldt et al. 2019 recipes: solution classifier, final-error estimate, trend rule, and the quick CLI run."""
+
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from learndyn import results
+from learndyn.cli import app
+from learndyn.experiments import goldt2019 as G
+
+
+def test_classify_solution_types():
+    T, vt = np.eye(2), np.array([1.0, 1.0])
+    # specialised: one student per teacher
+    s = G.classify_solution(np.eye(2), np.eye(2), T, np.ones(2), vt)
+    assert s["kind"] == "specialised" and s["groups"] == {0: [0], 1: [1]}
+    # denoising copies: units 0, 2 copy teacher 0, units 1, 3 copy teacher 1, with split output weights
+    owner = np.array([0, 1, 0, 1])
+    R = T[owner]
+    Q = R @ R.T
+    s = G.classify_solution(Q, R, T, np.full(4, 0.5), vt)
+    assert s["kind"] == "denoising copies" and s["groups"] == {0: [0, 2], 1: [1, 3]}
+    assert "sum +1.00" in s["detail"]
+    # two specialised units and an inactive extra unit (zero output weight)
+    R3 = np.vstack([np.eye(2), [[0.3, 0.1]]])
+    Q3 = np.eye(3)
+    s = G.classify_solution(Q3, R3, T, np.array([1.0, 1.0, 0.0]), vt)
+    assert s["kind"] == "specialised + 1 inactive" and s["inactive"] == [2]
+    # the Saad-Solla plateau: every unit overlaps equally with both teachers
+    q, r = 1 / 3, 1 / math.sqrt(6)
+    s = G.classify_solution(np.full((2, 2), q) + np.eye(2) * 0, np.full((2, 2), r), T, np.ones(2), vt)
+    assert s["kind"] == "unspecialised"
+
+
+def test_final_error_and_trend():
+    alpha = np.concatenate([[0.0], np.logspace(-1, 3, 41)])
+    vals = np.vstack([np.where(alpha >= 99.99, 2.0, 5.0), np.where(alpha >= 99.99, 4.0, 5.0)])
+    m, se = G.final_error(vals, alpha)  # last quarter of the log axis: alpha >= 100
+    assert m == pytest.approx(3.0) and se == pytest.approx(1.0)
+    x = np.array([2, 3, 4])
+    assert G._trend(x, np.array([1.0, 1.5, 2.0]), np.full(3, 0.01)) == "grows"
+    assert G._trend(x, np.array([2.0, 1.5, 1.0]), np.full(3, 0.01)) == "falls"
+    assert G._trend(x, np.array([1.0, 1.02, 1.05]), np.full(3, 0.01)) == "stays constant"
+    assert G._trend(x, np.array([1.0, 1.5, 2.0]), np.full(3, 1.0)) == "stays constant"  # within errors
+
+
+def test_recipes_are_declarative_and_valid():
+    for name, fig in G.FIGURES.items():
+        assert fig.kind in ("curves", "sweep", "specialisation") and fig.runs
+        for run in fig.runs:
+            run.make_problem()  # every recipe is a valid Problem
+            q = run.quick()
+            assert q.N <= 100 and q.seeds == 2 and q.alpha_max <= 20
+
+
+def test_reproduce_fig1_quick_writes_png_and_netcdf(tmp_path):
+    res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--figure", "fig1", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    png, nc = tmp_path / "goldt2019_fig1.png", tmp_path / "goldt2019_fig1.nc"
+    assert png.stat().st_size > 10_000
+    ds = results.load(nc)
+    eg, ode = ds["r0_eg"].values, ds["r0_eg_ode"].values
+    assert eg.shape == ode.shape and eg.shape[0] == 2
+    np.testing.assert_allclose(eg[:, 0], ode[:, 0], rtol=1e-10)  # same starting point
+    assert "max rel. deviation" in res.output
+
+
+def test_reproduce_needs_figure_or_claims(tmp_path):
+    res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--out", str(tmp_path)])
+    assert res.exit_code != 0
+    res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--figure", "fig9", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "fig9" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("figure", ["fig2", "fig3", "fig4"])
+def test_reproduce_other_figures_quick(tmp_path, figure):
+    res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--figure", figure, "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / f"goldt2019_{figure}.png").exists() and (tmp_path / f"goldt2019_{figure}.nc").exists()
+
+
+@pytest.mark.slow
+def test_claims_quick(tmp_path):
+    res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--claims", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    ds = results.load(tmp_path / "goldt2019_claims.nc")
+    assert "a_exponent" in ds.attrs and "(d)" in res.output
