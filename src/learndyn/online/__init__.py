@@ -9,8 +9,10 @@ from .problem import OrderParameters, Problem
 from .ode import Trajectory, generalisation_error, integrate, default_alphas
 from .initial import INITIALISATIONS, InitialWeights, initial_weights
 from .sgd import Simulation, sgd_update, simulate
+from .compare import Comparison, compare
 from .fixed_points import FixedPoint, fixed_point, eg_erf_first_layer, eg_linear_first_layer, plateau_erf
 
 __all__ = ["conventions", "Problem", "OrderParameters", "integrate", "Trajectory", "generalisation_error", "default_alphas",
            "FixedPoint", "fixed_point", "eg_erf_first_layer", "eg_linear_first_layer", "plateau_erf",
-           "InitialWeights", "initial_weights", "INITIALISATIONS", "simulate", "Simulation", "sgd_update"]
+           "InitialWeights", "initial_weights", "INITIALISATIONS", "simulate", "Simulation", "sgd_update",
+           "compare", "Comparison"]
