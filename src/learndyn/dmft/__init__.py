@@ -9,5 +9,28 @@
 from __future__ import annotations
 
 from .problem import PowerSeries, Problem, hermite_coefficients
+from .results import GeneralSolution, SymmetricSolution
+from .symmetric import StabilityWarning, richardson, solve_symmetric
 
-__all__ = ["Problem", "PowerSeries", "hermite_coefficients"]
+__all__ = [
+    "Problem", "PowerSeries", "hermite_coefficients", "solve", "solve_symmetric", "richardson",
+    "StabilityWarning", "SymmetricSolution", "GeneralSolution",
+]
+
+
+def solve(problem: Problem, t_max: float, dt: float, *, method: str = "auto", **kwargs):
+    """Integrate the DMFT of ``problem`` up to ``t_max`` with step ``dt``.
+
+    ``method``: ``"symmetric"`` (SymmDMFT, spec §2.4; needs a permutation-symmetric initial state),
+    ``"general"`` (the m x m DMFT, spec §2.2; cost O(m^3 N^3), for small m), or ``"auto"`` (symmetric when
+    possible). Other keyword arguments go to the solver (``scheme``, ``allow_unstable``, ...).
+    """
+    if method not in ("auto", "symmetric", "general"):
+        raise ValueError(f"method: must be 'auto', 'symmetric' or 'general', got {method!r}")
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem: expected a learndyn.dmft.Problem, got {type(problem).__name__}")
+    if method == "symmetric" or (method == "auto" and problem.is_symmetric):
+        return solve_symmetric(problem, t_max, dt, **kwargs)
+    from .general import solve_general
+
+    return solve_general(problem, t_max, dt, **kwargs)

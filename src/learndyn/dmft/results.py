@@ -1,0 +1,210 @@
+"""Result objects of the DMFT solvers (symmetric and general), with ``.to_xarray()``.
+
+Two-time functions of the symmetric solver are kept in packed lower-triangular storage (row ``n``
+holds ``X(t_n, t_s)``, ``s <= n``; see :mod:`learndyn.dmft.symmetric`) and expanded to ``(time, time)``
+arrays on access.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..results import Result, problem_attrs
+
+__all__ = ["SymmetricSolution", "GeneralSolution", "unpack"]
+
+
+def unpack(packed: np.ndarray, n: int, symmetric: bool) -> np.ndarray:
+    """Expand a packed lower triangle (row-major, ``X[i, j]`` at ``i(i+1)/2 + j``) into an ``(n, n)`` array.
+
+    ``symmetric``: mirror into the upper triangle; otherwise the upper triangle is 0 (causal)."""
+    out = np.zeros((n, n))
+    rows, cols = np.tril_indices(n)
+    out[rows, cols] = packed[: n * (n + 1) // 2]
+    if symmetric:
+        out[cols, rows] = packed[: n * (n + 1) // 2]
+    return out
+
+
+@dataclass
+class SymmetricSolution(Result):
+    r"""Solution of the symmetric DMFT (spec ``dmft.md`` §2.4) on the grid ``t_n = n dt``.
+
+    One-time observables (length ``len(t)``): ``a``, ``v``, ``nu``, ``train_error`` (``-C_A(t,t)/2``),
+    ``test_error`` (``Sigma_C(t,t)/2``). Two-time functions (``(time, time)`` arrays, row = first time):
+    ``C_d``, ``C_o``, ``R_d``, ``R_o`` (causal: zero on and above the diagonal), ``C_A``, ``R_A`` (with the
+    ``1/dt`` diagonal of the discretised delta), ``Sigma_C``.
+
+    ``status`` is ``"ok"`` or a message saying where the integration stopped (blow-up); the arrays then
+    hold the steps computed before it.
+    """
+
+    problem: Any
+    dt: float
+    scheme: str
+    t: np.ndarray
+    a: np.ndarray
+    v: np.ndarray
+    nu: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    status: str = "ok"
+    packed: dict = field(default_factory=dict, repr=False)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.t.size)
+
+    def _two_time(self, name: str, symmetric: bool) -> np.ndarray:
+        m = self.problem.m
+        n = self.n_steps
+        P = self.packed
+        if name in ("C_d", "C_o"):
+            plus, minus = P["C+"], P["C-"]
+            sym = True
+        elif name in ("R_d", "R_o"):
+            plus, minus = P["R+"], P["R-"]
+            sym = False
+        else:
+            return unpack(P[name], n, symmetric)
+        k = n * (n + 1) // 2
+        if name.endswith("_d"):
+            x = (plus[:k] + (m - 1) * minus[:k]) / m
+        else:
+            x = (plus[:k] - minus[:k]) / m
+        return unpack(x, n, sym)
+
+    @property
+    def C_d(self) -> np.ndarray:
+        """``C_d(t, s) = <w_i(t), w_i(s)>``."""
+        return self._two_time("C_d", True)
+
+    @property
+    def C_o(self) -> np.ndarray:
+        """``C_o(t, s) = <w_i(t), w_j(s)>``, ``i != j``."""
+        return self._two_time("C_o", True)
+
+    @property
+    def R_d(self) -> np.ndarray:
+        return self._two_time("R_d", False)
+
+    @property
+    def R_o(self) -> np.ndarray:
+        return self._two_time("R_o", False)
+
+    @property
+    def C_A(self) -> np.ndarray:
+        return self._two_time("CA", True)
+
+    @property
+    def R_A(self) -> np.ndarray:
+        return self._two_time("RA", False)
+
+    @property
+    def Sigma_C(self) -> np.ndarray:
+        return self._two_time("SC", True)
+
+    @property
+    def gamma(self) -> np.ndarray:
+        """Complexity ``a(t)/sqrt(m)``."""
+        return self.a / np.sqrt(self.problem.m)
+
+    def to_xarray(self, two_time: bool = True) -> xr.Dataset:
+        t = self.t
+        data = {
+            "train_error": ("time", self.train_error),
+            "test_error": ("time", self.test_error),
+            "a": ("time", self.a),
+            "v": ("time", self.v),
+            "nu": ("time", self.nu),
+        }
+        if two_time:
+            for name in ("C_d", "C_o", "R_d", "R_o", "C_A"):
+                data[name] = (("time", "time2"), getattr(self, name))
+        ds = xr.Dataset(data, coords={"time": t, "time2": t} if two_time else {"time": t})
+        ds.attrs.update(problem_attrs(self.problem, solver="dmft.symmetric", dt=self.dt, scheme=self.scheme,
+                                      status=self.status))
+        return ds
+
+
+@dataclass
+class GeneralSolution(Result):
+    r"""Solution of the general m x m DMFT (spec ``dmft.md`` §2.2).
+
+    ``a``, ``v``, ``nu``: ``(time, m)``; ``C``, ``R``: ``(time, time, m, m)`` with ``C[t, s, i, j] = C_ij(t, s)``
+    and ``R`` causal (zero for ``s >= t``); ``C_A``, ``R_A``, ``Sigma_C``: ``(time, time)``.
+    """
+
+    problem: Any
+    dt: float
+    scheme: str
+    t: np.ndarray
+    a: np.ndarray
+    v: np.ndarray
+    nu: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    C: np.ndarray = field(repr=False)
+    R: np.ndarray = field(repr=False)
+    C_A: np.ndarray = field(repr=False)
+    R_A: np.ndarray = field(repr=False)
+    status: str = "ok"
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def C_d(self) -> np.ndarray:
+        """Neuron-averaged ``C_ii(t, s)``."""
+        return np.einsum("tsii->ts", self.C) / self.problem.m
+
+    @property
+    def C_o(self) -> np.ndarray:
+        """Average of ``C_ij(t, s)`` over ``i != j`` (0 for m = 1)."""
+        m = self.problem.m
+        if m == 1:
+            return np.zeros(self.C.shape[:2])
+        return (self.C.sum(axis=(2, 3)) - np.einsum("tsii->ts", self.C)) / (m * (m - 1))
+
+    @property
+    def R_d(self) -> np.ndarray:
+        return np.einsum("tsii->ts", self.R) / self.problem.m
+
+    @property
+    def R_o(self) -> np.ndarray:
+        m = self.problem.m
+        if m == 1:
+            return np.zeros(self.R.shape[:2])
+        return (self.R.sum(axis=(2, 3)) - np.einsum("tsii->ts", self.R)) / (m * (m - 1))
+
+    def to_xarray(self, two_time: bool = True) -> xr.Dataset:
+        t = self.t
+        data = {
+            "train_error": ("time", self.train_error),
+            "test_error": ("time", self.test_error),
+            "a": (("time", "neuron"), self.a),
+            "v": (("time", "neuron"), self.v),
+            "nu": (("time", "neuron"), self.nu),
+        }
+        coords: dict = {"time": t, "neuron": np.arange(self.problem.m)}
+        if two_time:
+            data["C"] = (("time", "time2", "neuron", "neuron2"), self.C)
+            data["R"] = (("time", "time2", "neuron", "neuron2"), self.R)
+            data["C_A"] = (("time", "time2"), self.C_A)
+            coords.update(time2=t, neuron2=np.arange(self.problem.m))
+        ds = xr.Dataset(data, coords=coords)
+        ds.attrs.update(problem_attrs(self.problem, solver="dmft.general", dt=self.dt, scheme=self.scheme,
+                                      status=self.status))
+        return ds

@@ -1,0 +1,368 @@
+r"""Symmetric DMFT (SymmDMFT) of Montanari & Urbani 2025 -- spec ``dmft.md`` §2.4 and §3.2.
+
+The discrete algorithm is the causal forward march of spec §3.2 (explicit Euler, left Riemann sums
+including the diagonal point, the Volterra equations (E7) as triangular matrix identities
+``(I + dt Sigma_R) R_A = I/dt`` and ``C_A = -dt^2 R_A Sigma_C R_A^T`` -- transpose per flag F1).
+
+Implementation (same arithmetic, cheaper):
+
+* **Eigen-channels of the neuron permutation symmetry.** An m x m matrix ``X_d I + X_o (J - I)`` has
+  eigenvalues ``X^+ = X_d + (m-1) X_o`` and ``X^- = X_d - X_o``, and products of such matrices multiply
+  channel-wise: ``(XY)^± = X^± Y^±``. The memory sums of §3.2 step 8/9 are such products
+  (``sum_l M_il C_lj``), so the solver stores ``C^±`` and ``R^±`` and needs 4 matrix-vector products for
+  the C and R updates instead of the 8 (matrix, vector) pairs of the d/o form; ``C_d, C_o`` are
+  recovered per row as ``C_d = (C^+ + (m-1) C^-)/m``, ``C_o = (C^+ - C^-)/m``.
+* **Packed storage.** Every two-time array is stored as its lower triangle, row after row
+  (``X[i, j]`` at ``i(i+1)/2 + j``), so the leading ``n x n`` block is a contiguous prefix and BLAS's packed
+  routines (``dspmv`` for symmetric, ``dtpmv`` for triangular) read only half of it. The kernels
+  ``M^R, M^C``, ``Sigma_R`` and ``C_A`` rows are built per step (only row ``n`` is ever needed), so the
+  stored arrays are ``C^±, R^±, Sigma_C, R_A`` (+ ``C_A`` for output): 9 half-matrix passes per step.
+
+Schemes:
+
+* ``"euler"``: the spec's algorithm.
+* ``"implicit"``: identical except that the local (delta) part of ``M^R`` -- the term
+  ``dt M^R(t_n, t_n) X(t_n, t_j) = lambda^± X`` with ``lambda^± = alpha a^2 h'^±(C(t,t))/m`` -- is taken at the new
+  time (``X[n+1, j] = (X[n, j] + dt * rest)/(1 + dt lambda^±)``). This removes the explicit-Euler limit set by
+  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, spec §3.3) and stays first order.
+
+:func:`richardson` combines two step sizes into a second-order estimate of the one-time observables.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+import warnings
+
+import numpy as np
+from scipy.linalg import blas
+
+from .problem import Problem
+from .results import SymmetricSolution
+
+__all__ = ["solve_symmetric", "richardson", "StabilityWarning", "check_step"]
+
+_spmv = blas.dspmv
+_tpmv = blas.dtpmv
+_TINY = 1e-250  # flush-to-zero threshold (denormals slow the BLAS down by 100x, spec §3.3)
+
+
+class StabilityWarning(UserWarning):
+    """The step exceeds (or approaches) the explicit-Euler stability bound of spec §3.3."""
+
+
+def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = False) -> float:
+    """Validate ``dt`` against the explicit-Euler bound; returns ``dt * lambda_fast`` (spec §3.3).
+
+    ``lambda_fast = alpha a0^2 (h'(1)/m + (1-1/m) h'(C_o(0,0)))`` is the decay rate of the mean-neuron mode.
+    Explicit Euler diverges for ``dt lambda_fast >= 2`` (refused unless ``allow_unstable``) and is inaccurate
+    above ``~0.5`` (warning). The ``"implicit"`` scheme treats that mode implicitly and is not limited.
+    """
+    lam = problem.stiffness
+    x = dt * lam
+    if scheme == "euler":
+        if x >= 2.0 and not allow_unstable:
+            raise ValueError(
+                f"dt: {dt:g} exceeds the explicit-Euler stability bound 2/lambda_fast = {2.0 / lam:.4g} "
+                f"(lambda_fast = alpha a0^2 h'(0) ≈ {lam:.4g}, spec dmft.md §3.3); use dt <= {0.2 / lam:.3g} for "
+                "accuracy, or scheme='implicit', or allow_unstable=True"
+            )
+        if x > 0.5:
+            warnings.warn(
+                f"dt * lambda_fast = {x:.3g} > 0.5: explicit Euler is inaccurate (stable only below 2); "
+                f"consider dt <= {0.2 / lam:.3g} or scheme='implicit'",
+                StabilityWarning,
+                stacklevel=3,
+            )
+    return x
+
+
+def _blas_threads(n):
+    import contextlib
+
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(n), user_api="blas")
+
+
+def _grid(t_max: float, dt: float) -> int:
+    try:
+        dt = float(dt)
+        t_max = float(t_max)
+    except (TypeError, ValueError):
+        raise ValueError("dt, t_max: must be real numbers") from None
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt: must be finite and > 0, got {dt!r}")
+    if not (math.isfinite(t_max) and t_max >= 0):
+        raise ValueError(f"t_max: must be finite and >= 0, got {t_max!r}")
+    n = int(round(t_max / dt)) + 1
+    if n > 200_000:
+        raise ValueError(f"t_max/dt: {n} steps is too many for a dense two-time solver (memory ~ 36 N^2 bytes)")
+    return n
+
+
+def solve_symmetric(
+    problem: Problem,
+    t_max: float,
+    dt: float,
+    *,
+    scheme: str = "euler",
+    allow_unstable: bool = False,
+    keep: bool = True,
+    blowup: float = 1e3,
+    progress: bool = False,
+    blas_threads: int | None = 1,
+) -> SymmetricSolution:
+    r"""Integrate SymmDMFT (spec §2.4) on ``t_n = n dt``, ``n = 0..N-1``, ``N = round(t_max/dt) + 1``.
+
+    Parameters
+    ----------
+    scheme:
+        ``"euler"`` (spec §3.2) or ``"implicit"`` (local memory term implicit; see module docstring).
+    allow_unstable:
+        Do not refuse a step beyond the explicit-Euler bound.
+    keep:
+        Keep ``Sigma_C`` and ``C_A`` two-time arrays for output (``C^±, R^±, R_A`` are always kept).
+    blas_threads:
+        BLAS threads during the march (default 1: the level-2 products are memory bound and threads only
+        add synchronisation, measured in ``benchmarks/dmft.py``); ``None`` leaves the setting alone.
+    blowup:
+        Stop with a status when ``|C_d|, |C_o|`` or ``|R|`` exceed this (the exact solution has
+        ``|C| <= 1``), or anything becomes non-finite; the arrays keep the steps before.
+    """
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem: expected a learndyn.dmft.Problem, got {type(problem).__name__}")
+    if scheme not in ("euler", "implicit"):
+        raise ValueError(f"scheme: must be 'euler' or 'implicit', got {scheme!r}")
+    if not problem.is_symmetric:
+        raise ValueError("problem: initial state is not permutation symmetric; use learndyn.dmft.general.solve_general")
+    N = _grid(t_max, dt)
+    dt = float(dt)
+    check_step(problem, dt, scheme, allow_unstable)
+    implicit = scheme == "implicit"
+
+    m = problem.m
+    mf = float(m)
+    w_d, w_o = 1.0 / mf, 1.0 - 1.0 / mf
+    alpha = problem.alpha
+    hs, hphi = problem.h_series, problem.hatphi
+    base = problem.tau**2 + problem.phi_norm2
+    a0, C0, v0 = problem._initial_state
+    c0 = float(C0[0, 1]) if m > 1 else 0.0
+    single = m == 1
+
+    size = N * (N + 1) // 2
+    Cp = np.zeros(size)  # C^+ = C_d + (m-1) C_o
+    Cm = np.zeros(size)  # C^- = C_d - C_o
+    Rp = np.zeros(size)
+    Rm = np.zeros(size)
+    SC = np.zeros(size)
+    RA = np.zeros(size)
+    CA = np.zeros(size) if keep else None
+    a = np.zeros(N)
+    v = np.zeros(N)
+    nu = np.zeros(N)
+    etr = np.zeros(N)
+    ets = np.zeros(N)
+    g = np.zeros(N)  # a_s hatphi(v_s)
+
+    Cp[0] = 1.0 + (m - 1) * c0
+    Cm[0] = Cp[0] if single else 1.0 - c0
+    a[0] = a0[0]
+    v[0] = v0[0]
+    train = problem.train_second_layer
+    status = "ok"
+    last = N - 1
+    t_start = _time.perf_counter()
+    iterator = range(N)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=N, desc="SymmDMFT")
+
+    limiter = _blas_threads(blas_threads)
+    with limiter, np.errstate(over="ignore", invalid="ignore"):
+        for n in iterator:
+            o = n * (n + 1) // 2
+            k = n + 1
+            cp = Cp[o : o + k]
+            cm = Cm[o : o + k]
+            rp = Rp[o : o + k]
+            rm = Rm[o : o + k]
+            cd = (cp + (m - 1) * cm) / mf
+            co = (cp - cm) / mf
+            rd = (rp + (m - 1) * rm) / mf
+            ro = (rp - rm) / mf
+            an = a[n]
+            aa = an * a[:k]
+            vn = v[n]
+            g[n] = an * float(hphi(np.array(vn)))
+            hcd, hco = hs(cd), hs(co)
+            h1cd, h1co = hs.d1(cd), hs.d1(co)
+            # 1. row n of Sigma_C and Sigma_R
+            sc = base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
+            SC[o : o + k] = sc
+            sr = aa * (w_d * h1cd * rd + w_o * h1co * ro)  # sr[n] = 0 since R(t,t) = 0
+            # 2. row n of R_A: RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
+            ra = RA[o : o + k]
+            if n > 0:
+                ra[:n] = _tpmv(n, RA[:o], sr[:n], lower=0, trans=0)
+                ra[:n] *= -dt
+            ra[n] = 1.0 / dt
+            # 3. row n of C_A = -dt^2 RA SC RA^T
+            y = _spmv(k, 1.0, SC[: o + k], ra, lower=0)
+            ca = _tpmv(k, RA[: o + k], y, lower=0, trans=1)
+            ca *= -dt * dt
+            if keep:
+                CA[o : o + k] = ca
+            etr[n] = -0.5 * ca[n]
+            ets[n] = 0.5 * sc[n]
+            if not (np.isfinite(etr[n]) and np.isfinite(ets[n])):
+                status = f"diverged at t = {n * dt:.6g} (step {n}): non-finite error"
+                last = n - 1
+                break
+            if n == N - 1:
+                break
+            # 4. kernels on row n
+            h2cd, h2co = hs.d2(cd), hs.d2(co)
+            pre = alpha * aa
+            mrd = pre * (ra * h1cd + ca * h2cd * rd)
+            mro = pre * (ra * h1co + ca * h2co * ro)
+            mcd = pre * ca * h1cd
+            mco = pre * ca * h1co
+            mrp, mrm = mrd + (m - 1) * mro, mrd - mro
+            mcp, mcm = mcd + (m - 1) * mco, mcd - mco
+            IA = dt * float(np.sum(ra))
+            dphi = float(hphi.d1(np.array(vn)))
+            signal = alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
+            # 5. Lagrange multiplier
+            nu_n = signal * vn - (dt / mf) * (
+                float(mrd @ cd) + (m - 1) * float(mro @ co) + float(mcd @ rd) + (m - 1) * float(mco @ ro)
+            )
+            nu[n] = nu_n
+            # 6. second layer
+            if train:
+                da = float(hphi(np.array(vn))) * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
+                    ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
+                )
+                a[n + 1] = an + dt * alpha * da
+            else:
+                a[n + 1] = an
+            # 7. latent overlap
+            v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / mf) * float(mrp @ v[:k]))
+            # 8./9. rows n+1 of C^± and R^±
+            o1 = o + k
+            lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
+            lam_m = dt * mrm[n] / mf
+            xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
+            ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
+            zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
+            if implicit:
+                # remove the local (s = n) term from the explicit sums; it is applied at the new time
+                xcp -= mrp[n] * cp
+                zrp -= mrp[n] * rp  # s = n term: M(t_n,t_n) R(t_n, t_j)
+            new_cp = cp + dt * (-nu_n * cp + mf * signal * v[:k] - (dt / mf) * (xcp + ycp))
+            new_rp = rp + dt * (-nu_n * rp - (dt / mf) * zrp)
+            new_rp[n] += 1.0  # the unit jump of R_d: R^±(t_n + dt, t_n) = 1 + ...
+            if implicit:
+                new_cp /= 1.0 + dt * lam_p
+                new_rp /= 1.0 + dt * lam_p
+            if single:
+                new_cm, new_rm = new_cp, new_rp
+            else:
+                xcm = _spmv(k, 1.0, Cm[:o1], mrm, lower=0)
+                ycm = _tpmv(k, Rm[:o1], mcm, lower=0, trans=1)
+                zrm = _tpmv(k, Rm[:o1], mrm, lower=0, trans=0)
+                if implicit:
+                    xcm -= mrm[n] * cm
+                    zrm -= mrm[n] * rm
+                new_cm = cm + dt * (-nu_n * cm - (dt / mf) * (xcm + ycm))
+                new_rm = rm + dt * (-nu_n * rm - (dt / mf) * zrm)
+                new_rm[n] += 1.0
+                if implicit:
+                    new_cm /= 1.0 + dt * lam_m
+                    new_rm /= 1.0 + dt * lam_m
+            # equal-time values: C_d = 1, C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)
+            if single:
+                cd_diag, co_diag = 1.0, 0.0
+            else:
+                co_new_n = (new_cp[n] - new_cm[n]) / mf
+                co_diag = 2.0 * co_new_n - co[n]
+                cd_diag = 1.0
+            kk = k + 1
+            rowp = Cp[o1 : o1 + kk]
+            rowp[:k] = new_cp
+            rowp[k] = cd_diag + (m - 1) * co_diag
+            Rp[o1 : o1 + k] = new_rp
+            if single:
+                Cm[o1 : o1 + kk] = rowp
+                Rm[o1 : o1 + k] = new_rp
+            else:
+                rowm = Cm[o1 : o1 + kk]
+                rowm[:k] = new_cm
+                rowm[k] = cd_diag - co_diag
+                Rm[o1 : o1 + k] = new_rm
+            # flush denormals; detect blow-up
+            for row in (Cp[o1 : o1 + kk], Cm[o1 : o1 + kk], Rp[o1 : o1 + k], Rm[o1 : o1 + k]):
+                row[np.abs(row) < _TINY] = 0.0
+            big = max(float(np.max(np.abs(Cp[o1 : o1 + kk]))), float(np.max(np.abs(Rp[o1 : o1 + k]))))
+            if not single:
+                big = max(big, float(np.max(np.abs(Cm[o1 : o1 + kk]))), float(np.max(np.abs(Rm[o1 : o1 + k]))))
+            if not (np.isfinite(big) and big <= blowup * mf and np.isfinite(a[n + 1]) and np.isfinite(v[n + 1])):
+                status = (
+                    f"diverged at t = {(n + 1) * dt:.6g} (step {n + 1}): |C| or |R| = {big:.3g} "
+                    f"(dt * lambda_fast = {dt * problem.stiffness:.3g}; reduce dt or use scheme='implicit')"
+                )
+                last = n
+                break
+
+    n_ok = last + 1
+    if status == "ok":
+        # nu at the last point (not needed for the march); fill by the previous value for plotting
+        nu[N - 1] = nu[N - 2] if N > 1 else 0.0
+    else:
+        warnings.warn(f"SymmDMFT: {status}", RuntimeWarning, stacklevel=2)
+    size_ok = n_ok * (n_ok + 1) // 2
+    packed = {"C+": Cp[:size_ok], "C-": Cm[:size_ok], "R+": Rp[:size_ok], "R-": Rm[:size_ok], "RA": RA[:size_ok]}
+    if keep:
+        packed["SC"] = SC[:size_ok]
+        packed["CA"] = CA[:size_ok]
+    return SymmetricSolution(
+        problem=problem,
+        dt=dt,
+        scheme=scheme,
+        t=np.arange(n_ok) * dt,
+        a=a[:n_ok].copy(),
+        v=v[:n_ok].copy(),
+        nu=nu[:n_ok].copy(),
+        train_error=etr[:n_ok].copy(),
+        test_error=ets[:n_ok].copy(),
+        status=status,
+        packed=packed,
+        stats={"seconds": _time.perf_counter() - t_start, "steps": n_ok},
+    )
+
+
+def richardson(problem: Problem, t_max: float, dt: float, **kwargs) -> dict[str, np.ndarray]:
+    r"""Second-order (Richardson) estimate of the one-time observables: ``2 X(dt/2) - X(dt)`` on the coarse grid.
+
+    The scheme is first order, ``X_dt = X + c dt + O(dt^2)``, so the combination cancels the ``O(dt)`` error.
+    Costs 1 + 8 = 9 coarse solves' worth of work for twice the grid (O(N^3)), i.e. it pays when it allows a
+    more than ~2x coarser step than the plain scheme at equal accuracy. Returns a dict with ``t`` and
+    ``train_error, test_error, a, v`` (also ``"coarse"``/``"fine"`` solutions).
+    """
+    coarse = solve_symmetric(problem, t_max, dt, **kwargs)
+    fine = solve_symmetric(problem, t_max, dt / 2.0, **kwargs)
+    if not (coarse.ok and fine.ok):
+        raise RuntimeError(f"richardson: a solve failed: {coarse.status} / {fine.status}")
+    out: dict = {"t": coarse.t, "coarse": coarse, "fine": fine}
+    for name in ("train_error", "test_error", "a", "v"):
+        xc = getattr(coarse, name)
+        xf = getattr(fine, name)[::2][: xc.size]
+        out[name] = 2.0 * xf - xc
+    return out
