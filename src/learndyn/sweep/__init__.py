@@ -1,0 +1,27 @@
+"""Parameter sweeps: TOML configs, execution on Dask, one Zarr results store per sweep, resume, plots.
+
+Python equivalents of the command line::
+
+    from learndyn import sweep
+    cfg = sweep.load_config("eg_vs_K.toml")      # validated (ConfigError names key path + allowed values)
+    print(sweep.estimate(cfg).summary())         # learndyn sweep eg_vs_K.toml --dry-run
+    ds = sweep.run(cfg)                          # learndyn sweep eg_vs_K.toml   (resumes if interrupted)
+    print(sweep.status(cfg.store).summary())     # learndyn sweep-status eg_vs_K.zarr
+    sweep.plot(cfg.store, x="K", y="eg_final", hue="activation", out="eg_vs_K.png")
+
+Runners (what one point computes) live in :mod:`learndyn.sweep.registry`; the built-in ones are
+``online.ode`` and ``online.sgd`` (and the DMFT / kernel runners where those theories are installed).
+"""
+
+from .config import ConfigError, SweepConfig, config_models, load_config
+from .execute import Estimate, estimate, local_cluster, run, run_point
+from .plot import plot
+from .registry import (BUILTIN_RUNNERS, Option, Output, PointResult, Runner, available_runners, get_runner,
+                       options_from, register)
+from .store import Store, StoreStatus, open_store, status
+
+__all__ = [
+    "ConfigError", "SweepConfig", "config_models", "load_config", "Estimate", "estimate", "local_cluster", "run",
+    "run_point", "plot", "BUILTIN_RUNNERS", "Option", "Output", "PointResult", "Runner", "available_runners",
+    "get_runner", "options_from", "register", "Store", "StoreStatus", "open_store", "status",
+]

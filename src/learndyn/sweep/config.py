@@ -1,0 +1,507 @@
+"""Sweep configs: TOML files validated by pydantic models generated from the runner's Problem dataclass.
+
+A config has five tables::
+
+    [sweep]                      # what to run and where to store it
+    runner = "online.ode"        # a runner name (learndyn sweep-runners) or "package.module:attribute"
+    name = "eg_vs_K"             # optional; default: the file's stem
+    store = "eg_vs_K.zarr"       # optional; default: <config file>.zarr, relative to the config file
+    seeds = 3                    # a number n (seeds 0..n-1) or a list of seeds; all run in one task
+
+    [problem]                    # fixed fields of the runner's Problem dataclass
+    M = 2
+    lr = 0.5
+
+    [options]                    # fixed runner options (time horizon, tolerances, N, ...)
+    alpha_max = 1000.0
+
+    [grid]                       # swept keys (Problem fields or options): cartesian product, in order
+    K = [1, 2, 3, 4, 5, 6]
+    activation = ["erf", "relu", "linear"]
+
+    [dask]                       # optional execution defaults (command-line flags win)
+    scheduler = "tcp://host:8786"
+    n_workers = 4
+
+The ``[problem]``, ``[options]`` and ``[grid]`` models are generated here from the Problem dataclass's
+fields (types from its annotations, defaults from its defaults) and from the runner's options; value
+ranges and cross-field rules are then checked by constructing the Problem itself for every grid point
+(its ``__post_init__`` is the one place that knows them). Every error names the key path
+(``grid.K[2]``, ``problem.lr``, ``options.N``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .registry import Option, Runner, get_runner
+
+__all__ = ["ConfigError", "SweepConfig", "load_config", "config_models", "TABLES"]
+
+TABLES = ("sweep", "problem", "options", "grid", "dask")
+_MAX_ERRORS = 12
+
+
+class ConfigError(ValueError):
+    """An invalid sweep config; ``errors`` lists one ``"key.path: what is wrong; what is allowed"`` each."""
+
+    def __init__(self, errors: list[str], source: str | None = None) -> None:
+        self.errors = list(errors)
+        head = f"invalid sweep config{f' {source}' if source else ''}"
+        super().__init__(head + ":\n  " + "\n  ".join(self.errors))
+
+
+# ------------------------------------------------------------------------------------------
+# model generation
+# ------------------------------------------------------------------------------------------
+_STRICT = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=False)
+
+
+def _toml_type(tp: Any) -> Any:
+    """A config type for a dataclass annotation (``Any`` -> any TOML scalar)."""
+    if tp is Any or tp is object:
+        return int | float | bool | str
+    return tp
+
+
+def problem_fields(runner: Runner) -> dict[str, tuple[Any, Any]]:
+    """``name -> (config type, default or MISSING)`` for every exposed field of the runner's Problem."""
+    cls = runner.problem
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: use Any
+        hints = {}
+    out: dict[str, tuple[Any, Any]] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name in runner.exclude or f.name.startswith("_"):
+            continue
+        tp = runner.field_types.get(f.name, _toml_type(hints.get(f.name, Any)))
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = dataclasses.MISSING
+        out[f.name] = (tp, default)
+    return out
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_describe(a) for a in args)
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def config_models(runner: Runner) -> dict[str, type[BaseModel]]:
+    """The pydantic models of one runner's config tables, generated from its Problem and options."""
+    pf = problem_fields(runner)
+    opts: dict[str, Option] = dict(runner.options)
+    problem_model = create_model(
+        f"{runner.problem.__name__}Config", __config__=_STRICT,
+        **{name: (tp, Field(default=None, description=_describe(tp))) for name, (tp, _) in pf.items()},
+    )
+    options_model = create_model(
+        "OptionsConfig", __config__=_STRICT,
+        **{name: (o.type, Field(default=None, description=o.help or _describe(o.type))) for name, o in opts.items()},
+    )
+    axes = {name: tp for name, (tp, _) in pf.items()} | {name: o.type for name, o in opts.items()}
+    grid_model = create_model(
+        "GridConfig", __config__=_STRICT,
+        **{name: (list[tp], Field(default=None, min_length=1, description=f"a non-empty list of {_describe(tp)}"))
+           for name, tp in axes.items()},
+    )
+    sweep_model = create_model(
+        "SweepSection", __config__=_STRICT,
+        runner=(str, ...), name=(str, None), description=(str, ""), store=(str, None), seeds=(Any, None),
+    )
+    dask_model = create_model(
+        "DaskSection", __config__=_STRICT,
+        scheduler=(str, None), n_workers=(int, Field(default=None, ge=1)),
+        threads_per_worker=(int, Field(default=None, ge=1)),
+    )
+    return {"sweep": sweep_model, "problem": problem_model, "options": options_model, "grid": grid_model,
+            "dask": dask_model}
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _format_pydantic(table: str, exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    errors = []
+    allowed = sorted(model.model_fields)
+    for err in exc.errors():
+        loc = (table, *err["loc"])
+        # for a union type pydantic adds the member type to the location: drop it
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("int", "float", "bool", "str"))))
+        path = _path(loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            errors.append(f"{path}: unknown key; allowed keys in [{table}] are {', '.join(allowed)}")
+            continue
+        if kind == "missing":
+            errors.append(f"{path}: required")
+            continue
+        key = err["loc"][0] if err["loc"] else None
+        expected = model.model_fields[key].description if key in model.model_fields else None
+        if key in model.model_fields and len(err["loc"]) > 1 and isinstance(err["loc"][1], int):
+            args = typing.get_args(model.model_fields[key].annotation)  # an element of a list[T]
+            expected = _describe(args[0]) if args else expected
+        msg = err["msg"]
+        got = err.get("input")
+        text = f"{path}: {msg}, got {got!r}"
+        if expected and kind != "literal_error":
+            text += f"; expected {expected}"
+        errors.append(text)
+    # a union type reports one error per member at the same path: keep the first of each path
+    seen, out = set(), []
+    for e in errors:
+        p = e.split(":", 1)[0]
+        if p not in seen:
+            seen.add(p)
+            out.append(e)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the validated config
+# ------------------------------------------------------------------------------------------
+def _check_seeds(value: Any) -> tuple[int, ...]:
+    hint = ("sweep.seeds: a number of seeds n >= 1 (seeds 0..n-1) or a non-empty list of distinct "
+            "non-negative integers")
+    if value is None:
+        return (0,)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError([f"{hint}, got {value!r}"])
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                for s in value):
+        if len(set(value)) != len(value):
+            raise ConfigError([f"{hint}; got duplicates in {value!r}"])
+        return tuple(value)
+    raise ConfigError([f"{hint}, got {value!r}"])
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    return repr(v)
+
+
+@dataclass(frozen=True, eq=False)
+class SweepConfig:
+    """A validated sweep: runner, fixed Problem fields, fixed options, grid axes, seeds.
+
+    Build it with :func:`load_config` (a TOML path, TOML text or a dict). ``dims``/``shape`` describe
+    the grid; :meth:`point` gives the Problem and the full options of one grid point.
+    """
+
+    runner: Runner
+    runner_name: str
+    name: str
+    problem: dict[str, Any]
+    options: dict[str, Any]
+    grid: dict[str, list[Any]]
+    seeds: tuple[int, ...]
+    description: str = ""
+    store: Path | None = None
+    dask: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    path: Path | None = None
+
+    # -- grid ------------------------------------------------------------------------------
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(self.grid)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.grid.values())
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def problem_keys(self) -> set[str]:
+        return set(problem_fields(self.runner))
+
+    def index(self, flat: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(flat, self.shape)) if self.shape else ()
+
+    def coords(self, flat: int) -> dict[str, Any]:
+        """The swept values at the flat grid index ``flat``."""
+        return {d: self.grid[d][i] for d, i in zip(self.dims, self.index(flat))}
+
+    def full_options(self, swept: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The runner's options with defaults filled in, the fixed ones and ``swept`` applied."""
+        out = {name: o.default for name, o in self.runner.options.items() if not o.required}
+        out.update(self.options)
+        pk = self.problem_keys
+        out.update({k: v for k, v in (swept or {}).items() if k not in pk})
+        return out
+
+    def point(self, flat: int) -> tuple[Any, dict[str, Any]]:
+        """``(problem, options)`` at the flat grid index ``flat``."""
+        swept = self.coords(flat)
+        pk = self.problem_keys
+        kwargs = dict(self.problem)
+        kwargs.update({k: v for k, v in swept.items() if k in pk})
+        return self.runner.problem(**kwargs), self.full_options(swept)
+
+    def points(self) -> Iterator[int]:
+        return iter(range(self.size))
+
+    # -- identity (resume) -------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the numbers of the sweep (not its name, store or execution).
+        Defaults are filled in, so a changed package default is detected on resume."""
+        pf = problem_fields(self.runner)
+        problem = {k: (self.problem[k] if k in self.problem else d) for k, (_, d) in pf.items()
+                   if k not in self.grid and (k in self.problem or d is not dataclasses.MISSING)}
+        fixed_opts = {k: v for k, v in self.full_options().items() if k not in self.grid}
+        return _jsonable({
+            "runner": self.runner_name,
+            "problem": problem,
+            "options": fixed_opts,
+            "grid": [[k, v] for k, v in self.grid.items()],
+            "seeds": list(self.seeds),
+        })
+
+    def identity_hash(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a dict (``load_config`` of it gives the same sweep)."""
+        sweep: dict[str, Any] = {"runner": self.runner_name, "name": self.name, "seeds": list(self.seeds)}
+        if self.description:
+            sweep["description"] = self.description
+        if self.store is not None:
+            sweep["store"] = str(self.store)
+        out = {"sweep": sweep, "problem": dict(self.problem), "options": dict(self.options),
+               "grid": {k: list(v) for k, v in self.grid.items()}}
+        if self.dask:
+            out["dask"] = dict(self.dask)
+        return _jsonable(out)
+
+    def summary(self) -> str:
+        axes = ", ".join(f"{k}[{len(v)}]" for k, v in self.grid.items()) or "(no axes: one point)"
+        return (f"sweep {self.name!r}: runner {self.runner_name}, grid {axes} = {self.size} points, "
+                f"{len(self.seeds)} seed(s) per point")
+
+
+def _parse_source(config: Any) -> tuple[dict[str, Any], str, Path | None]:
+    if isinstance(config, Mapping):
+        return dict(config), "", None
+    if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config and config.endswith(".toml")):
+        path = Path(config)
+        if not path.exists():
+            raise ConfigError([f"config: file {path} does not exist"])
+        text = path.read_text()
+        src_path: Path | None = path
+    elif isinstance(config, str):
+        text, src_path = config, None
+    else:
+        raise ConfigError([f"config: expected a TOML path, TOML text or a dict, got {type(config).__name__}"])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config: not valid TOML ({exc})"], str(src_path or "")) from None
+    return data, text, src_path
+
+
+def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
+    """Validate a sweep config (a ``.toml`` path, TOML text, or a dict of tables) into a :class:`SweepConfig`.
+
+    Raises :class:`ConfigError` (a ``ValueError``) listing every problem with its key path and what is
+    allowed. ``store`` overrides ``sweep.store``.
+    """
+    data, text, path = _parse_source(config)
+    where = str(path) if path else None
+    errors: list[str] = []
+    unknown = [k for k in data if k not in TABLES]
+    for k in unknown:
+        errors.append(f"{k}: unknown table; allowed tables are {', '.join(TABLES)}")
+    for k in TABLES:
+        if k in data and not isinstance(data[k], Mapping):
+            errors.append(f"{k}: must be a table ([{k}]), got {type(data[k]).__name__}")
+    if errors:
+        raise ConfigError(errors, where)
+    sweep_raw = data.get("sweep")
+    if sweep_raw is None or "runner" not in sweep_raw:
+        raise ConfigError(["sweep.runner: required (a runner name, see `learndyn sweep-runners`)"], where)
+    try:
+        runner = get_runner(sweep_raw["runner"])
+    except ValueError as exc:
+        raise ConfigError([str(exc)], where) from None
+    models = config_models(runner)
+    parsed: dict[str, BaseModel] = {}
+    for table, model in models.items():
+        try:
+            parsed[table] = model.model_validate(data.get(table, {}))
+        except ValidationError as exc:
+            errors.extend(_format_pydantic(table, exc, model))
+    if errors:
+        raise ConfigError(errors[:_MAX_ERRORS], where)
+
+    sweep = parsed["sweep"]
+    try:
+        seeds = _check_seeds(sweep.seeds)
+    except ConfigError as exc:
+        raise ConfigError(exc.errors, where) from None
+    if not runner.seeded and sweep.seeds is not None:
+        raise ConfigError([f"sweep.seeds: runner {runner.name!r} is deterministic and takes no seeds; remove the key"],
+                          where)
+    problem = {k: getattr(parsed["problem"], k) for k in parsed["problem"].model_fields_set}
+    options = {k: getattr(parsed["options"], k) for k in parsed["options"].model_fields_set}
+    grid_model = parsed["grid"]
+    given_grid = list(data.get("grid", {}))  # keeps the file's order
+    grid = {k: list(getattr(grid_model, k)) for k in given_grid}
+    for k, values in grid.items():
+        if k in problem or k in options:
+            table = "problem" if k in problem else "options"
+            errors.append(f"grid.{k}: also set in [{table}]; a key is either fixed or swept, not both")
+        dup = [v for i, v in enumerate(values) if values.index(v) != i]
+        if dup:
+            errors.append(f"grid.{k}: repeated values {dup!r}; every value of an axis must be distinct")
+    pf = problem_fields(runner)
+    for k, (_, default) in pf.items():
+        if default is dataclasses.MISSING and k not in problem and k not in grid:
+            errors.append(f"problem.{k}: required (set it in [problem] or sweep it in [grid])")
+    for k, o in runner.options.items():
+        if o.required and k not in options and k not in grid:
+            errors.append(f"options.{k}: required ({o.help or _describe(o.type)}); set it in [options] or [grid]")
+    if errors:
+        raise ConfigError(errors[:_MAX_ERRORS], where)
+
+    store_path = Path(store) if store is not None else (Path(sweep.store) if sweep.store else None)
+    if store_path is not None and not store_path.is_absolute() and path is not None and store is None:
+        store_path = path.parent / store_path
+    if store_path is None and path is not None:
+        store_path = path.with_suffix(".zarr")
+    name = sweep.name or (path.stem if path else "sweep")
+    dask = {k: getattr(parsed["dask"], k) for k in parsed["dask"].model_fields_set}
+    cfg = SweepConfig(runner=runner, runner_name=sweep.runner, name=name, problem=problem, options=options,
+                      grid=grid, seeds=seeds, description=sweep.description, store=store_path, dask=dask,
+                      source=text, path=path)
+    _check_points(cfg, where)
+    return cfg
+
+
+def _strip(name: str, message: str) -> str:
+    prefix = f"{name}: "
+    while message.startswith(prefix):
+        message = message[len(prefix):]
+    return message
+
+
+def _check_points(cfg: SweepConfig, where: str | None) -> None:
+    """Construct the Problem (and run the runner's ``check``) at grid points; map each failure to the
+    key that caused it: ``grid.K[0]`` when the key is swept, ``problem.K``/``options.N`` when fixed.
+
+    First every axis value is tried with the other axes at their first value (so each bad value is
+    reported), then, if those pass, every combination (cross-key rules such as ``K >= M``)."""
+    errors: list[str] = []
+    seen: set[str] = set()
+    pk = cfg.problem_keys
+    shape = cfg.shape
+
+    def probes() -> Iterator[int]:
+        yield 0
+        for axis, n in enumerate(shape):
+            for i in range(1, n):
+                idx = [0] * len(shape)
+                idx[axis] = i
+                yield int(np.ravel_multi_index(idx, shape))
+
+    for combos, phase in ((False, probes()), (True, cfg.points())):
+        for flat in phase:
+            swept = cfg.coords(flat)
+            try:
+                problem, options = cfg.point(flat)
+                if cfg.runner.check is not None:
+                    cfg.runner.check(problem, options)
+                _check_outputs(cfg, problem, options)
+            except (ValueError, TypeError) as exc:
+                message = str(exc)
+                key = message.split(":", 1)[0].strip() if ":" in message else ""
+                if key in cfg.grid:
+                    loc = f"grid.{key}[{cfg.grid[key].index(swept[key])}]"
+                elif key in pk:
+                    loc = f"problem.{key}"
+                elif key in cfg.runner.options:
+                    loc = f"options.{key}"
+                else:
+                    loc = "config"
+                text = f"{loc}: {_strip(key, message) if key else message}"
+                if text in seen:
+                    continue
+                seen.add(text)
+                others = {k: v for k, v in swept.items() if k != key}
+                if combos and key not in cfg.grid and others:  # a rule between a fixed and a swept key
+                    text += " (at " + ", ".join(f"{k}={v!r}" for k, v in others.items()) + ")"
+                errors.append(text)
+                if len(errors) >= _MAX_ERRORS:
+                    break
+        if errors:
+            raise ConfigError(errors, where)
+
+
+def _check_outputs(cfg: SweepConfig, problem: Any, options: dict[str, Any]) -> None:
+    outs = cfg.runner.outputs(problem, options, len(cfg.seeds))
+    for name, out in outs.items():
+        missing = [d for d in out.dims if d != "seed" and d not in out.coords]
+        if missing:
+            raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} has no coordinates for {missing}")
+        if name in cfg.grid or any(d in cfg.grid for d in out.dims):
+            raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} clashes with a grid axis name")
+
+
+def iter_grid(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
+    """Every combination of the axes of ``grid`` (row-major, first axis slowest)."""
+    keys = list(grid)
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, combo))

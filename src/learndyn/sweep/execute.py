@@ -1,0 +1,330 @@
+"""Running a sweep on ``dask.distributed``: one task per grid point (its seeds batched), results
+written to the store by the client as they finish.
+
+* Default cluster: a ``LocalCluster`` of worker *processes* sized to the machine (one single-threaded
+  worker per core, at most one per pending point); ``scheduler="tcp://host:8786"`` connects to a
+  running scheduler instead (a real cluster; its workers must have learndyn installed), and
+  ``client=`` reuses an existing :class:`distributed.Client`.
+* A task that raises records the error for its point (status ``error``; re-run the sweep to retry it).
+  A worker that dies mid-task (killed, out of memory) is handled by the Dask scheduler: the task is
+  re-run on another worker, up to ``distributed.scheduler.allowed-failures`` times.
+* Only the client writes the store (workers never touch it, so no shared file system is needed);
+  see :mod:`learndyn.sweep.store` for why a kill at any moment loses no finished point and
+  duplicates none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import xarray as xr
+
+from .config import SweepConfig, load_config
+from .registry import PointResult, Runner
+from .store import Store, layout, open_store
+
+__all__ = ["run", "estimate", "Estimate", "run_point", "local_cluster"]
+
+#: environment of LocalCluster workers: one BLAS thread each (one worker per core). XLA_FLAGS are left
+#: alone: they enter JAX's persistent compilation-cache key, and sharing that cache with the client
+#: process saves each worker the JIT compilation of the theories.
+_WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def run_point(runner: Runner, problem: Any, options: dict[str, Any], seeds: tuple[int, ...]
+              ) -> tuple[PointResult | None, str, float]:
+    """The task of one grid point: ``(result, error message, seconds)``. Exceptions are caught and
+    returned as the message, so a bug or an invalid combination fails only its own point."""
+    t0 = time.perf_counter()
+    try:
+        result = runner.evaluate(problem, options, seeds)
+        return result, "", time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - reported per point
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" [{Path(tb[-1].filename).name}:{tb[-1].lineno}]" if tb else ""
+        return None, f"{type(exc).__name__}: {exc}{where}", time.perf_counter() - t0
+
+
+def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1, **kwargs: Any):
+    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes (default: one per core)."""
+    from distributed import LocalCluster
+
+    n = int(n_workers or os.cpu_count() or 1)
+    env = dict(_WORKER_ENV)
+    kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("silence_logs", logging.CRITICAL)
+    return LocalCluster(n_workers=n, threads_per_worker=int(threads_per_worker), processes=True, env=env,
+                        **kwargs)
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: int | None, n_tasks: int,
+            client: Any = None) -> Iterator[tuple[Any, str]]:
+    from distributed import Client
+
+    if client is not None:
+        yield client, f"client {client.scheduler.address}"
+        return
+    if scheduler:
+        try:
+            c = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"scheduler: cannot connect to {scheduler!r} ({exc})") from None
+        try:
+            yield c, scheduler
+        finally:
+            c.close()
+        return
+    n = n_workers or min(os.cpu_count() or 1, max(n_tasks, 1))
+    cluster = local_cluster(n, threads_per_worker or 1)
+    c = Client(cluster)
+    try:
+        yield c, f"LocalCluster({n} workers)"
+    finally:
+        c.close()
+        cluster.close()
+
+
+def _key(cfg: SweepConfig, flat: int, token: str) -> str:
+    return f"learndyn-point-{cfg.identity_hash()[:8]}-{flat}-{token}"
+
+
+def run(config: Any, *, store: str | os.PathLike | None = None, scheduler: str | None = None,
+        n_workers: int | None = None, threads_per_worker: int | None = None, client: Any = None,
+        progress: bool = True, overwrite: bool = False) -> xr.Dataset:
+    """Run (or resume) a sweep and return its store as an ``xarray.Dataset``.
+
+    Parameters
+    ----------
+    config:
+        A :class:`SweepConfig`, a TOML path or text, or a dict of tables (:func:`load_config`).
+    store:
+        The Zarr directory (default: ``sweep.store`` of the config, or ``<config>.zarr``). If it
+        exists it must hold the same sweep: done points are skipped, pending and failed ones run.
+    scheduler, client:
+        A Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``; default (and
+        ``[dask] scheduler`` unset): a LocalCluster of ``n_workers`` processes (default: one per core).
+    overwrite:
+        Delete an existing store and start afresh.
+    """
+    cfg = config if isinstance(config, SweepConfig) else load_config(config)
+    path = Path(store) if store is not None else cfg.store
+    if path is None:
+        raise ValueError("store: give a store path (argument, or sweep.store in the config)")
+    scheduler = scheduler or cfg.dask.get("scheduler")
+    n_workers = n_workers or cfg.dask.get("n_workers")
+    threads_per_worker = threads_per_worker or cfg.dask.get("threads_per_worker")
+    if n_workers is not None and (isinstance(n_workers, bool) or int(n_workers) < 1):
+        raise ValueError(f"n_workers: must be a positive integer, got {n_workers!r}")
+    from tqdm.auto import tqdm
+
+    with Store.create_or_open(path, cfg, overwrite=overwrite) as st:
+        todo = st.pending()
+        if todo:
+            costs = _costs(cfg, todo)
+            order = sorted(todo, key=lambda f: -costs.get(f, 0.0))  # longest first: better packing
+            with _client(scheduler, n_workers, threads_per_worker, len(todo), client) as (c, where):
+                from distributed import as_completed
+
+                run_id = st.start_run(cluster=where, points=len(todo))
+                token = uuid.uuid4().hex[:8]
+                futures = {}
+                for rank, flat in enumerate(order):
+                    problem, options = cfg.point(flat)
+                    fut = c.submit(run_point, cfg.runner, problem, options, cfg.seeds, key=_key(cfg, flat, token),
+                                   pure=False, priority=len(order) - rank)
+                    futures[fut] = flat
+                bar = tqdm(total=len(todo), desc=cfg.name, unit="pt", disable=not progress)
+                counts = {"done": 0, "error": 0}
+                try:
+                    for fut in as_completed(futures):
+                        flat = futures.pop(fut)
+                        try:
+                            result, error, seconds = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated deaths
+                            result, error, seconds = None, f"{type(exc).__name__}: {exc}", float("nan")
+                        code = st.write_point(flat, result, run=run_id, seconds=seconds, error=error)
+                        counts["error" if code == 3 else "done"] += 1
+                        bar.update(1)
+                        bar.set_postfix(counts, refresh=False)
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+                finally:
+                    bar.close()
+                st.finish_run(run_id, **counts)
+    return open_store(path)
+
+
+# ------------------------------------------------------------------------------------------
+# estimates (--dry-run)
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """What ``learndyn sweep --dry-run`` prints: sizes, and rough time and memory estimates."""
+
+    points: int
+    pending: int
+    seeds: int
+    n_workers: int
+    seconds_serial: float | None
+    seconds_wall: float | None
+    setup_seconds: float | None
+    n_setups: int
+    store_bytes: int
+    task_memory_bytes: float | None
+    worker_memory_bytes: float | None
+    calibrated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        def t(s: float | None) -> str:
+            if s is None:
+                return "unknown (the runner gives no cost model)"
+            if s < 120:
+                return f"{s:.0f} s"
+            if s < 7200:
+                return f"{s / 60:.1f} min"
+            return f"{s / 3600:.1f} h"
+
+        lines = [
+            f"grid: {self.points} points x {self.seeds} seed(s); {self.pending} to compute "
+            f"({self.points - self.pending} already done)",
+            f"time: ~{t(self.seconds_serial)} on one core, ~{t(self.seconds_wall)} on {self.n_workers} workers "
+            f"({'calibrated on this machine' if self.calibrated else 'rough cost model'}; includes "
+            f"{self.n_setups} one-off compilation(s) of ~{t(self.setup_seconds)})",
+            f"memory: store ~{_bytes(self.store_bytes)} on disk (uncompressed)"
+            + (f", ~{_bytes(self.task_memory_bytes)} per task" if self.task_memory_bytes is not None else "")
+            + (f" (worker limit ~{_bytes(self.worker_memory_bytes)})" if self.worker_memory_bytes else ""),
+        ]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _costs(cfg: SweepConfig, flats: list[int]) -> dict[int, float]:
+    if cfg.runner.cost is None:
+        return {}
+    out = {}
+    for flat in flats:
+        problem, options = cfg.point(flat)
+        try:
+            out[flat] = float(cfg.runner.cost(problem, options, len(cfg.seeds)))
+        except Exception:  # noqa: BLE001 - an estimate must never stop a run
+            out[flat] = 0.0
+    return out
+
+
+def estimate(config: Any, *, store: str | os.PathLike | None = None, n_workers: int | None = None,
+             calibrate: bool = False) -> Estimate:
+    """Grid size and rough time/memory estimates of a sweep, without running it (``--dry-run``).
+
+    Time comes from the runner's cost model (seconds on one core of a 2020s laptop, per point) plus a
+    one-off setup (JIT compilation) per distinct ``setup_key`` and worker; ``calibrate=True`` times
+    the cheapest pending point twice in this process (first call: setup + run; second: run) and
+    rescales the model by the measurements. Memory: the store's uncompressed size and the runner's
+    per-task estimate.
+    """
+    cfg = config if isinstance(config, SweepConfig) else load_config(config)
+    path = Path(store) if store is not None else cfg.store
+    done = set()
+    if path is not None and (Path(path) / ".zgroup").exists():
+        from .store import DONE, FLAGGED, status as _status  # noqa: F401
+
+        ds = open_store(path, only_done=False)
+        if ds.attrs.get("identity_hash") == cfg.identity_hash():
+            st = np.asarray(ds["sweep_status"].values).reshape(-1)
+            done = set(np.flatnonzero((st == 1) | (st == 2)).tolist())
+    pending = [f for f in cfg.points() if f not in done]
+    workers = int(n_workers or cfg.dask.get("n_workers") or min(os.cpu_count() or 1, max(len(pending), 1)))
+    runner = cfg.runner
+    notes: list[str] = []
+    lay = layout(cfg)
+    n_seeds = len(cfg.seeds)
+    per_point = sum(int(np.prod(o.shape(n_seeds))) * np.dtype(o.dtype).itemsize for o in lay.outputs.values())
+    store_bytes = cfg.size * (per_point + 256 * 4 + 16)
+    costs = _costs(cfg, pending)
+    setups: dict[Any, float] = {}
+    mem = None
+    for flat in pending:
+        problem, options = cfg.point(flat)
+        if runner.setup_cost is not None:
+            key = runner.setup_key(problem, options) if runner.setup_key else flat
+            setups.setdefault(key, float(runner.setup_cost(problem, options)))
+        if runner.memory is not None:
+            m = float(runner.memory(problem, options, n_seeds))
+            mem = m if mem is None else max(mem, m)
+    calibrated = False
+    scale_run, scale_setup = 1.0, 1.0
+    if calibrate and pending and runner.cost is not None:
+        flat = min(pending, key=lambda f: costs.get(f, 0.0))
+        problem, options = cfg.point(flat)
+        t0 = time.perf_counter()
+        r1, err, _ = run_point(runner, problem, options, cfg.seeds)
+        t1 = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_point(runner, problem, options, cfg.seeds)
+        t2 = time.perf_counter() - t0
+        if r1 is None:
+            notes.append(f"calibration point {cfg.coords(flat)} failed: {err}")
+        else:
+            pred_run = costs.get(flat, 0.0)
+            if pred_run > 0:
+                scale_run = t2 / pred_run
+            if runner.setup_cost is not None:
+                pred_setup = float(runner.setup_cost(problem, options))
+                if pred_setup > 0:
+                    scale_setup = max(t1 - t2, 0.0) / pred_setup
+            calibrated = True
+            notes.append(f"calibration at {cfg.coords(flat) or 'the single point'}: first call {t1:.2f} s, "
+                         f"second call {t2:.3f} s")
+    if runner.cost is None:
+        serial = wall = None
+    else:
+        run_s = sum(costs.values()) * scale_run
+        setup_s = sum(setups.values()) * scale_setup
+        overhead = 0.005 * len(pending) + (3.0 if pending else 0.0)  # task overhead + cluster start
+        serial = run_s + setup_s
+        # the run time splits across workers; each worker compiles every setup key it meets once
+        per_worker_tasks = math.ceil(len(pending) / workers) if pending else 0
+        setup_avg = setup_s / max(len(setups), 1)
+        wall = run_s / workers + setup_avg * min(len(setups), per_worker_tasks) + overhead
+        wall = max(wall, max(costs.values(), default=0.0) * scale_run)
+    worker_mem = None
+    try:
+        import psutil
+
+        worker_mem = psutil.virtual_memory().total / max(workers, 1)
+    except Exception:  # noqa: BLE001
+        pass
+    if mem is not None and worker_mem is not None and mem > 0.8 * worker_mem:
+        notes.append("a task may need more memory than one worker gets; use fewer workers (--workers)")
+    return Estimate(points=cfg.size, pending=len(pending), seeds=n_seeds, n_workers=workers, seconds_serial=serial,
+                    seconds_wall=wall, setup_seconds=(sum(setups.values()) * scale_setup / max(len(setups), 1))
+                    if setups else 0.0, n_setups=len(setups), store_bytes=int(store_bytes),
+                    task_memory_bytes=mem, worker_memory_bytes=worker_mem, calibrated=calibrated, notes=notes)
+
