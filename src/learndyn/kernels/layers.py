@@ -72,66 +72,130 @@ class KernelMemoryError(MemoryError):
 class _KState(NamedTuple):
     """Pair kernels (``nngp``, ``ntk``) plus the self-kernels ``s1``/``s2`` of the inputs of each side.
 
-    Physical values are ``array * 2**ek`` (nngp, s1, s2) and ``ntk * 2**et``.
-    ``s1``/``s2`` hold K(x, x) in the current spatial mode with a diagonal batch axis; in the
-    diagonal-batch mode ``nngp`` itself is the self-kernel and ``s1 = s2 = None``; ``s2 = None``
-    also when x2 is x1.
+    Layouts (``sp`` = spatial shape; the spatial part is ``()`` for flat inputs, ``sp`` in the
+    spatially-diagonal mode used under Flatten, ``sp + sp`` in the full mode used under GAP):
+
+    * cross mode: pair arrays ``(..., T, b1, b2)`` -- T blocks of b1 x b2 input pairs, block t pairing
+      block ``I[t]`` of x1 with block ``J[t]`` of x2 (for x2 = x1 only the blocks I <= J of the upper
+      triangle are computed); self arrays ``(..., m, b)``;
+    * diagonal mode: ``nngp``/``ntk`` are self arrays ``(..., 1, n)`` and ``s1 = s2 = None``.
+
+    The spatial axes come FIRST and the batch axes last, so that a convolution's shifted reads are
+    contiguous slices (XLA compiles them to block copies).
+
+    ``s2 = None`` when x2 is x1.  Physical values are ``array * 2**ek`` (nngp, s1, s2) and
+    ``ntk * 2**et``.
     """
 
     nngp: Any
     ntk: Any
     s1: Any
     s2: Any
+    t1: Any  # self NTKs (same layout as s1/s2), used to bound the NTK scale cheaply
+    t2: Any
     ek: Any
     et: Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Ctx:
     spatial: str  # "none" | "diag" | "full"
     nsp: int  # number of spatial dimensions
     batch: str  # "cross" | "diag"
+    I: Any = None  # block indices (cross mode)
+    J: Any = None
+    same: bool = False  # x2 is x1
+
+    def replace(self, **kw):
+        return dataclasses.replace(self, **kw)
 
 
 def _spatial_diag(s, ctx: _Ctx):
-    """Variances K_aa(x, x) at each position from a self-kernel of shape (n,) + spatial layout."""
+    """Variances K_aa(x, x) at each position, sp + (m, b), from a self array."""
     if ctx.spatial != "full":
         return s
-    n = s.shape[0]
-    sp = s.shape[1:1 + ctx.nsp]
-    d = int(np.prod(sp))
-    flat = s.reshape((n, d, d))
-    return jnp.diagonal(flat, axis1=1, axis2=2).reshape((n,) + sp)
-
-
-def _bcast_pair(v1, v2, ctx: _Ctx, batch: str):
-    """Broadcast per-side variances (n,)+sp against a pair array."""
     k = ctx.nsp
-    if batch == "cross":
-        if ctx.spatial == "full":
-            a = v1[(slice(None), None) + (slice(None),) * k + (None,) * k]
-            b = v2[(None, slice(None)) + (None,) * k + (slice(None),) * k]
-        else:
-            a = v1[(slice(None), None) + (slice(None),) * (k if ctx.spatial == "diag" else 0)]
-            b = v2[(None, slice(None)) + (slice(None),) * (k if ctx.spatial == "diag" else 0)]
-        return a, b
-    # diagonal batch: v1 = v2 = variances of the same inputs
+    sp = s.shape[:k]
+    d = int(np.prod(sp))
+    flat = s.reshape((d, d) + s.shape[2 * k:])
+    return jnp.moveaxis(jnp.diagonal(flat, axis1=0, axis2=1), -1, 0).reshape(sp + s.shape[2 * k:])
+
+
+def _bcast_self(v, ctx: _Ctx):
+    """Variances sp + (m, b) broadcast against a self array sp [+ sp] + (m, b)."""
+    k = ctx.nsp
     if ctx.spatial == "full":
-        a = v1[(slice(None),) + (slice(None),) * k + (None,) * k]
-        b = v2[(slice(None),) + (None,) * k + (slice(None),) * k]
-        return a, b
-    return v1, v2
+        sp, rest = v.shape[:k], v.shape[k:]
+        return v.reshape(sp + (1,) * k + rest), v.reshape((1,) * k + sp + rest)
+    return v, v
+
+
+def _bcast_cross(v1, v2, ctx: _Ctx):
+    """Variances of both sides broadcast against a cross pair array (...) + (T, b1, b2)."""
+    k = ctx.nsp if ctx.spatial != "none" else 0
+    a = v1[(slice(None),) * k + (ctx.I,)]  # sp + (T, b1)
+    b = v2[(slice(None),) * k + (ctx.J,)]  # sp + (T, b2)
+    sp = a.shape[:k]
+    if ctx.spatial == "full":
+        a = a.reshape(sp + (1,) * k + a.shape[k:] + (1,))
+        b = b.reshape((1,) * k + sp + b.shape[k:-1] + (1, b.shape[-1]))
+    else:
+        a = a[..., None]
+        b = b[..., None, :]
+    return a, b
 
 
 # ============================================================================================
 # elementwise kernel maps  (spec §1.3)
 # ============================================================================================
+def _fit_atan_coefficients(degree: int = 10) -> tuple[float, ...]:
+    """Monomial coefficients P with atan(u) ~= u P(u^2) on |u| <= tan(pi/8) (Chebyshev fit, ~2 ulp)."""
+    zmax = (math.sqrt(2.0) - 1.0) ** 2
+    nodes = np.cos(np.pi * (np.arange(2000) + 0.5) / 2000)
+    u = np.sqrt((nodes + 1.0) / 2.0 * zmax)
+    cheb = np.polynomial.chebyshev.chebfit(nodes, np.arctan(u) / u, degree)
+    in_t = np.polynomial.Polynomial(np.polynomial.chebyshev.cheb2poly(cheb))
+    in_z = in_t(np.polynomial.Polynomial([-1.0, 2.0 / zmax]))
+    return tuple(float(c) for c in in_z.coef)
+
+
+_ATAN_P = _fit_atan_coefficients()
+_TAN_PI_8 = math.sqrt(2.0) - 1.0
+
+
+def _atan2(y, x):
+    """arctan2(y, x) in float64 to ~2 ulp, branch-free (XLA's CPU atan2 is ~3x slower).
+
+    Octant reduction to a = min/max in [0, 1], then atan(a) = pi/4 + atan((a-1)/(a+1)) for
+    a > tan(pi/8), and a degree-10 polynomial in u^2 on |u| <= tan(pi/8).  atan2(0, 0) = 0.
+    """
+    ax, ay = jnp.abs(x), jnp.abs(y)
+    hi, lo = jnp.maximum(ax, ay), jnp.minimum(ax, ay)
+    a = jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0)
+    big = a > _TAN_PI_8
+    u = jnp.where(big, (a - 1.0) / (a + 1.0), a)
+    z = u * u
+    p = _ATAN_P[-1]
+    for c in _ATAN_P[-2::-1]:
+        p = p * z + c
+    t = u * p
+    t = jnp.where(big, math.pi / 4 + t, t)
+    t = jnp.where(ay > ax, math.pi / 2 - t, t)
+    t = jnp.where(x < 0, math.pi - t, t)
+    return jnp.where(y < 0, -t, t)
+
+
 def _sqrt0(x):
     return jnp.sqrt(jnp.maximum(x, 0.0))
 
 
-def _pair_map(act: _act.Activation, K, a, b, ntk):
-    """(V_phi(Sigma), Vdot_phi(Sigma) * ntk) for Sigma = [[a, K], [K, b]] (physical scale)."""
+def _pair_map(act: _act.Activation, K, a, b, ntk, same=None):
+    """(V_phi(Sigma), Vdot_phi(Sigma) * ntk) for Sigma = [[a, K], [K, b]] (physical scale).
+
+    ``same``: optional boolean mask of entries that pair an input position with itself (correlation
+    exactly 1); there the ReLU angle is set to exactly 0 instead of ``atan2(sqrt(rounding), K)``,
+    which would otherwise inject O(sqrt(eps)) noise into the NTK diagonal at every layer.
+    """
     s2 = float(act.scale) ** 2
     name = act.name
     if name == "erf":
@@ -140,7 +204,7 @@ def _pair_map(act: _act.Activation, K, a, b, ntk):
             ntk = None if ntk is None else s2 * ntk
         prod = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
         root = _sqrt0(prod - 4.0 * K * K)
-        V = (2.0 / math.pi) * jnp.arctan2(2.0 * K, root)
+        V = (2.0 / math.pi) * _atan2(2.0 * K, root)
         if ntk is not None:
             ntk = ntk * ((4.0 / math.pi) / root)
         return V, ntk
@@ -150,7 +214,9 @@ def _pair_map(act: _act.Activation, K, a, b, ntk):
             K, a, b = s2 * K, s2 * a, s2 * b
             ntk = None if ntk is None else s2 * ntk
         root = _sqrt0(a * b - K * K)
-        angle = jnp.where((root == 0.0) & (K == 0.0), math.pi / 2, jnp.arctan2(root, K))
+        if same is not None:
+            root = jnp.where(same, 0.0, root)
+        angle = jnp.where((root == 0.0) & (K == 0.0), math.pi / 2, _atan2(root, K))
         fac = (sa - sb) ** 2 / (2.0 * math.pi)
         dot = (sa * sa + sb * sb) / 2.0 - fac * angle
         V = fac * root + dot * K
@@ -174,7 +240,7 @@ def _diag_map(act: _act.Activation, v):
     name = act.name
     if name == "erf":
         v = s2 * v if s2 != 1.0 else v
-        return (2.0 / math.pi) * jnp.arctan2(v, jnp.sqrt(v + 0.25))
+        return (2.0 / math.pi) * _atan2(v, jnp.sqrt(v + 0.25))
     if name in ("relu", "abrelu"):
         sa, sb = (0.0, 1.0) if name == "relu" else (float(act.a), float(act.b))
         return (sa * sa + sb * sb) / 2.0 * (s2 * v if s2 != 1.0 else v)
@@ -182,6 +248,28 @@ def _diag_map(act: _act.Activation, v):
         return s2 * v
     C = jnp.stack([jnp.stack([v, v], -1), jnp.stack([v, v], -1)], -2)
     return _gauss.i2(act, C)
+
+
+def _same_mask(shape, ctx: _Ctx, kind: str):
+    """Entries pairing an input position with itself (correlation exactly 1): the batch diagonal of
+    the diagonal blocks (cross mode with x2 = x1) or every self entry, times the spatial diagonal
+    (full spatial layout).  Returns a boolean array broadcastable to ``shape``."""
+    k = ctx.nsp
+    nsp_axes = 2 * k if ctx.spatial == "full" else (k if ctx.spatial == "diag" else 0)
+    if kind == "pair":
+        T, b1, b2 = shape[-3:]
+        m = (ctx.I == ctx.J)[:, None, None] & jnp.eye(b1, b2, dtype=bool)[None]
+        m = m.reshape((1,) * nsp_axes + (T, b1, b2))
+        nb = 3
+    else:
+        m = jnp.ones((1,) * len(shape), dtype=bool)
+        nb = 2
+    if ctx.spatial == "full":
+        sp = shape[:k]
+        d = int(np.prod(sp))
+        eye = jnp.eye(d, dtype=bool).reshape(sp + sp + (1,) * nb)
+        m = m & eye
+    return m
 
 
 def _homogeneous(act: _act.Activation) -> bool:
@@ -197,34 +285,49 @@ def _same_pads(size: int, f: int) -> tuple[int, int]:
     return lo, total - lo
 
 
-def _window_average(x, filter_shape, padding, axes_groups, batch_ndim):
-    """(1/|W|) sum_b x[..., a+b, a'+b] over a window, shifting every axis group together.
+def _window_average(x, filter_shape, padding, axes_groups):
+    """(1/|W|) sum_b x[a+b, a'+b, ...] over a window, shifting every axis group together.
 
-    ``axes_groups``: for each filter dim i, the tuple of array axes that shift by b_i together
-    (one axis in the spatially-diagonal layout, two in the full layout).
+    ``axes_groups``: for each filter dim i, the tuple of (leading) array axes that shift by b_i
+    together (one axis in the spatially-diagonal layout, two in the full layout).  Separable over
+    filter dims, like neural-tangents; shifts wrap around for ``'circular'`` and read zeros outside
+    the image for ``'same'``.  The shifted reads are slices of leading axes (contiguous copies).
     """
-    pads = [(0, 0)] * x.ndim
+    # materialise the input: otherwise XLA fuses the (expensive) producer, e.g. the arctan2 of
+    # the preceding nonlinearity, into every shifted read and recomputes it |W| times
+    x = lax.optimization_barrier(x)
     for i, axes in enumerate(axes_groups):
+        f = filter_shape[i]
+        size = x.shape[axes[0]]
+        lo, hi = _same_pads(size, f)
+        pads = [(0, 0)] * x.ndim
         for ax in axes:
-            pads[ax] = _same_pads(x.shape[ax], filter_shape[i])
-    mode = "wrap" if padding == "circular" else "constant"
-    xp = jnp.pad(x, pads, mode=mode)
-    out = None
-    for shift in itertools.product(*[range(f) for f in filter_shape]):
-        idx = [slice(None)] * x.ndim
-        for i, axes in enumerate(axes_groups):
+            pads[ax] = (lo, hi)
+        if padding == "circular":
+            xp = x
             for ax in axes:
-                idx[ax] = slice(shift[i], shift[i] + x.shape[ax])
-        piece = xp[tuple(idx)]
-        out = piece if out is None else out + piece
-    return out / float(np.prod(filter_shape))
+                parts = [lax.slice_in_dim(xp, size - lo, size, axis=ax)] if lo else []
+                parts.append(xp)
+                if hi:
+                    parts.append(lax.slice_in_dim(xp, 0, hi, axis=ax))
+                xp = jnp.concatenate(parts, axis=ax)
+        else:
+            xp = jnp.pad(x, pads)
+        acc = None
+        for beta in range(f):
+            piece = xp
+            for ax in axes:
+                piece = lax.slice_in_dim(piece, beta, beta + size, axis=ax)
+            acc = piece if acc is None else acc + piece
+        x = lax.optimization_barrier(acc / float(f))
+    return x
 
 
-def _conv_axes(ctx: _Ctx, batch_ndim: int, full: bool):
+def _conv_axes(ctx: _Ctx, full: bool):
     k = ctx.nsp
     if full:
-        return [(batch_ndim + i, batch_ndim + k + i) for i in range(k)]
-    return [(batch_ndim + i,) for i in range(k)]
+        return [(i, k + i) for i in range(k)]
+    return [(i,) for i in range(k)]
 
 
 # ============================================================================================
@@ -246,43 +349,58 @@ def _pow2(e):
 
 
 def _rescale(st: _KState, ctx: _Ctx) -> _KState:
-    """Renormalise by exact powers of two when an array leaves [2^-256, 2^256] (no-op otherwise)."""
+    """Renormalise by exact powers of two when the kernel scale leaves [2^-256, 2^256] (else a no-op).
+
+    The scale is read from the self-kernels only: NNGP and NTK are Gram matrices over (input,
+    position), so every pair entry is bounded by the largest self entry on the spatial diagonal.
+    """
 
     def exponent_shift(arrs):
         m = None
         for a in arrs:
             if a is None:
                 continue
-            ma = jnp.max(jnp.abs(a))
+            ma = jnp.max(jnp.abs(_spatial_diag(a, ctx)))
             m = ma if m is None else jnp.maximum(m, ma)
-        ok = (m <= _RESCALE_HI) & ((m >= _RESCALE_LO) | (m == 0.0)) | ~jnp.isfinite(m)
-        _, e = jnp.frexp(jnp.where(ok | (m == 0.0), 1.0, m))
+        ok = ((m <= _RESCALE_HI) & ((m >= _RESCALE_LO) | (m == 0.0))) | ~jnp.isfinite(m)
+        _, e = jnp.frexp(jnp.where(ok, 1.0, m))
         return jnp.where(ok, 0, e).astype(jnp.float64)
 
-    dk = exponent_shift([st.nngp, st.s1, st.s2])
-    nngp = jnp.ldexp(st.nngp, (-dk).astype(jnp.int32))
-    s1 = None if st.s1 is None else jnp.ldexp(st.s1, (-dk).astype(jnp.int32))
-    s2 = None if st.s2 is None else jnp.ldexp(st.s2, (-dk).astype(jnp.int32))
-    ntk, et = st.ntk, st.et
+    def scaled(a, f):
+        return None if a is None else a * f
+
+    diag = ctx.batch == "diag"
+    dk = exponent_shift([st.nngp] if diag else [st.s1, st.s2])
+    fk = _pow2(-dk)  # exact power of two: multiplying by it does not round
+    nngp, s1, s2 = scaled(st.nngp, fk), scaled(st.s1, fk), scaled(st.s2, fk)
+    ntk, t1, t2, et = st.ntk, st.t1, st.t2, st.et
     if ntk is not None:
-        dt = exponent_shift([ntk])
-        ntk = jnp.ldexp(ntk, (-dt).astype(jnp.int32))
+        dt = exponent_shift([ntk] if diag else [t1, t2])
+        ft = _pow2(-dt)
+        ntk, t1, t2 = scaled(ntk, ft), scaled(t1, ft), scaled(t2, ft)
         et = et + dt
-    return _KState(nngp, ntk, s1, s2, st.ek + dk, et)
+    return _KState(nngp, ntk, s1, s2, t1, t2, st.ek + dk, et)
 
 
 def _affine_update(st: _KState, ctx: _Ctx, wv: float, bv: float, lin) -> _KState:
     """K <- wv lin(K) + bv; Theta <- K_new + wv lin(Theta), in scaled form (spec §1.2, §3.1)."""
     bias = bv * _pow2(-st.ek) if bv != 0.0 else 0.0
-    nngp = wv * lin(st.nngp, "pair") + bias
-    s1 = None if st.s1 is None else wv * lin(st.s1, "self") + bias
-    s2 = None if st.s2 is None else wv * lin(st.s2, "self") + bias
-    ntk, et = st.ntk, st.et
+
+    def aff(a, kind):
+        return None if a is None else wv * lin(a, kind) + bias
+
+    nngp, s1, s2 = aff(st.nngp, "pair"), aff(st.s1, "self"), aff(st.s2, "self")
+    ntk, t1, t2, et = st.ntk, st.t1, st.t2, st.et
     if ntk is not None:
         et_new = jnp.maximum(st.et, st.ek)
-        ntk = nngp * _pow2(st.ek - et_new) + wv * lin(ntk, "pair") * _pow2(st.et - et_new)
+        fk, ft = _pow2(st.ek - et_new), _pow2(st.et - et_new)
+
+        def tang(k, t, kind):
+            return None if t is None else k * fk + wv * lin(t, kind) * ft
+
+        ntk, t1, t2 = tang(nngp, ntk, "pair"), tang(s1, t1, "self"), tang(s2, t2, "self")
         et = et_new
-    return _rescale(_KState(nngp, ntk, s1, s2, st.ek, et), ctx)
+    return _rescale(_KState(nngp, ntk, s1, s2, t1, t2, st.ek, et), ctx)
 
 
 class _Layer:
@@ -399,11 +517,9 @@ class Conv(_Layer):
         if len(self.filter_shape) != ctx.nsp:
             raise ValueError(f"filter_shape {self.filter_shape} does not match {ctx.nsp} spatial dimensions")
         full = ctx.spatial == "full"
-        pair_b = 2 if ctx.batch == "cross" else 1
 
         def lin(a, kind):
-            bnd = pair_b if kind == "pair" else 1
-            return _window_average(a, self.filter_shape, self.padding, _conv_axes(ctx, bnd, full), bnd)
+            return _window_average(a, self.filter_shape, self.padding, _conv_axes(ctx, full))
 
         return _affine_update(st, ctx, self.weight_var, self.bias_var, lin), ctx
 
@@ -436,41 +552,45 @@ class Elementwise(_Layer):
 
         nngp, s1, s2 = phys(st.nngp), phys(st.s1), phys(st.s2)
         ntk = st.ntk
+
+        def self_map(s, v, ntk=None):
+            if ctx.spatial == "full" or ntk is not None:
+                aa, bb = _bcast_self(v, ctx)
+                return _pair_map(act, s, aa, bb, ntk, _same_mask(s.shape, ctx, "self"))
+            return _diag_map(act, s), None
+
+        t1 = t2 = None
         if ctx.batch == "diag":
-            v = _spatial_diag(nngp, ctx)
-            a, b = _bcast_pair(v, v, ctx, "diag")
-            nngp, ntk = _pair_map(act, nngp, a, b, ntk)
+            nngp, ntk = self_map(nngp, _spatial_diag(nngp, ctx), ntk)
         else:
             v1 = _spatial_diag(s1, ctx)
             v2 = v1 if s2 is None else _spatial_diag(s2, ctx)
-            a, b = _bcast_pair(v1, v2, ctx, "cross")
-            nngp, ntk = _pair_map(act, nngp, a, b, ntk)
-
-            def self_map(s, v):
-                if ctx.spatial == "full":
-                    aa, bb = _bcast_pair(v, v, ctx, "diag")
-                    return _pair_map(act, s, aa, bb, None)[0]
-                return _diag_map(act, s)
-
-            s1 = self_map(s1, v1)
-            s2 = None if s2 is None else self_map(s2, v2)
+            a, b = _bcast_cross(v1, v2, ctx)
+            same = _same_mask(nngp.shape, ctx, "pair") if ctx.same else None
+            nngp, ntk = _pair_map(act, nngp, a, b, ntk, same)
+            s1, t1 = self_map(s1, v1, st.t1)
+            s2, t2 = (None, None) if s2 is None else self_map(s2, v2, st.t2)
         ek = st.ek if homog else jnp.zeros_like(st.ek)
-        return _KState(nngp, ntk, s1, s2, ek, st.et), ctx
+        return _KState(nngp, ntk, s1, s2, t1, t2, ek, st.et), ctx
 
 
 def _readout_state(st: _KState, ctx: _Ctx, reduce_pair, reduce_self) -> _KState:
     nngp = reduce_pair(st.nngp)
     ntk = None if st.ntk is None else reduce_pair(st.ntk)
-    s1 = None if st.s1 is None else reduce_self(st.s1)
-    s2 = None if st.s2 is None else reduce_self(st.s2)
-    return _KState(nngp, ntk, s1, s2, st.ek, st.et)
+    s1, s2, t1, t2 = (None if a is None else reduce_self(a) for a in (st.s1, st.s2, st.t1, st.t2))
+    return _KState(nngp, ntk, s1, s2, t1, t2, st.ek, st.et)
 
 
-def _trace_full(a, batch_ndim, nsp):
-    sp = a.shape[batch_ndim:batch_ndim + nsp]
+def _trace_full(a, nsp):
+    """(1/d) sum_a K[a, a, ...] over the leading spatial axes of a full-layout array."""
+    sp = a.shape[:nsp]
     d = int(np.prod(sp))
-    flat = a.reshape(a.shape[:batch_ndim] + (d, d))
-    return jnp.mean(jnp.diagonal(flat, axis1=-2, axis2=-1), axis=-1)
+    flat = a.reshape((d, d) + a.shape[2 * nsp:])
+    return jnp.mean(jnp.diagonal(flat, axis1=0, axis2=1), axis=-1)
+
+
+def _mean_leading(a, n):
+    return jnp.mean(a, axis=tuple(range(n)))
 
 
 @dataclass(frozen=True)
@@ -489,13 +609,12 @@ class Flatten(_Layer):
     def kernel(self, st, ctx):
         if ctx.spatial == "none":
             return st, ctx
-        pb = 2 if ctx.batch == "cross" else 1
+        k = ctx.nsp
         if ctx.spatial == "full":
-            st = _readout_state(st, ctx, lambda a: _trace_full(a, pb, ctx.nsp), lambda a: _trace_full(a, 1, ctx.nsp))
+            st = _readout_state(st, ctx, lambda a: _trace_full(a, k), lambda a: _trace_full(a, k))
         else:
-            st = _readout_state(st, ctx, lambda a: jnp.mean(a, axis=tuple(range(pb, a.ndim))),
-                                lambda a: jnp.mean(a, axis=tuple(range(1, a.ndim))))
-        return st, _Ctx("none", 0, ctx.batch)
+            st = _readout_state(st, ctx, lambda a: _mean_leading(a, k), lambda a: _mean_leading(a, k))
+        return st, ctx.replace(spatial="none", nsp=0)
 
 
 @dataclass(frozen=True)
@@ -519,10 +638,9 @@ class GlobalAvgPool(_Layer):
             return st, ctx
         if ctx.spatial != "full":  # pragma: no cover - guarded by Network._spatial_mode
             raise ValueError("GlobalAvgPool needs the full spatial kernel")
-        pb = 2 if ctx.batch == "cross" else 1
-        st = _readout_state(st, ctx, lambda a: jnp.mean(a, axis=tuple(range(pb, a.ndim))),
-                            lambda a: jnp.mean(a, axis=tuple(range(1, a.ndim))))
-        return st, _Ctx("none", 0, ctx.batch)
+        k = ctx.nsp
+        st = _readout_state(st, ctx, lambda a: _mean_leading(a, 2 * k), lambda a: _mean_leading(a, k))
+        return st, ctx.replace(spatial="none", nsp=0)
 
 
 @dataclass(frozen=True)
@@ -748,47 +866,55 @@ class Network:
             return "diag"
         return "full"  # no readout: the spatial kernel itself is the output
 
-    def _input_state(self, x1, x2, ctx: _Ctx, same: bool, want_ntk: bool):
-        """Input kernels x.x'/C (spec §1.2 readin; NT ``_inputs_to_kernel``)."""
+    def _input_state(self, x1b, x2b, ctx: _Ctx, want_ntk: bool):
+        """Input kernels x.x'/C (spec §1.2 readin; NT ``_inputs_to_kernel``) in the block layout."""
         k = ctx.nsp
-        C = x1.shape[-1]
-        letters = "hwdefg"[:k]
-        other = "HWDEFG"[:k]
+        C = x1b.shape[-1]
+        lo = "hwdefg"[:k]
+        up = "HWDEFG"[:k]
 
-        def self_kernel(x):
-            if ctx.spatial == "none":
-                return jnp.sum(x * x, axis=-1) / C
-            if ctx.spatial == "diag":
-                return jnp.sum(x * x, axis=-1) / C
-            return jnp.einsum(f"n{letters}c,n{other}c->n{letters}{other}", x, x) / C
+        def self_kernel(x):  # x: (m, b) + sp + (C,) -> sp [+ sp] + (m, b)
+            if ctx.spatial == "full":
+                return jnp.einsum(f"mn{lo}c,mn{up}c->{lo}{up}mn", x, x) / C
+            return jnp.einsum(f"mn{lo}c,mn{lo}c->{lo}mn", x, x) / C
 
         if ctx.batch == "diag":
-            nngp = self_kernel(x1)
-            s1 = s2 = None
+            nngp, s1, s2 = self_kernel(x1b), None, None
         else:
-            if ctx.spatial == "none":
-                nngp = x1 @ x2.T / C
-            elif ctx.spatial == "diag":
-                nngp = jnp.einsum(f"a{letters}c,b{letters}c->ab{letters}", x1, x2) / C
+            xa, xb = x1b[ctx.I], (x1b if ctx.same else x2b)[ctx.J]
+            if ctx.spatial == "full":
+                nngp = jnp.einsum(f"ta{lo}c,tb{up}c->{lo}{up}tab", xa, xb) / C
             else:
-                nngp = jnp.einsum(f"a{letters}c,b{other}c->ab{letters}{other}", x1, x2) / C
-            s1 = self_kernel(x1)
-            s2 = None if same else self_kernel(x2)
-        ntk = jnp.zeros_like(nngp) if want_ntk else None
+                nngp = jnp.einsum(f"ta{lo}c,tb{lo}c->{lo}tab", xa, xb) / C
+            s1 = self_kernel(x1b)
+            s2 = None if ctx.same else self_kernel(x2b)
+        zeros = lambda a: None if (a is None or not want_ntk) else jnp.zeros_like(a)
         z = jnp.zeros((), jnp.float64)
-        return _KState(nngp, ntk, s1, s2, z, z)
+        return _KState(nngp, zeros(nngp), s1, s2, zeros(s1), zeros(s2), z, z)
 
     def _compiled(self, spatial: str, nsp: int, batch: str, same: bool, want_ntk: bool):
         key = (spatial, nsp, batch, same, want_ntk)
         fn = self._cache.get(key)
         if fn is None:
-            def run(x1, x2):
-                ctx = _Ctx(spatial, nsp, batch)
-                st = self._input_state(x1, x2, ctx, same, want_ntk)
+            def run(x1b, x2b):
+                m1, m2 = x1b.shape[0], (x1b if same else x2b).shape[0]
+                if batch == "cross":
+                    pairs = [(i, j) for i in range(m1) for j in range(m2) if not same or i <= j]
+                    I = jnp.asarray([p[0] for p in pairs], dtype=jnp.int32)
+                    J = jnp.asarray([p[1] for p in pairs], dtype=jnp.int32)
+                else:
+                    I = J = None
+                ctx = _Ctx(spatial, nsp, batch, I, J, same)
+                st = self._input_state(x1b, x2b, ctx, want_ntk)
                 st = _rescale(st, ctx)
                 for lay in self.layers:
                     st, ctx = lay.kernel(st, ctx)
-                return st.nngp, st.ntk, st.ek, st.et
+                nb = 3 if batch == "cross" else 2
+
+                def batch_first(a):  # back to (T, b1, b2) + spatial / (1, n) + spatial
+                    return None if a is None else jnp.moveaxis(a, tuple(range(a.ndim - nb, a.ndim)), tuple(range(nb)))
+
+                return batch_first(st.nngp), batch_first(st.ntk), st.ek, st.et
 
             fn = jax.jit(run)
             self._cache[key] = fn
@@ -876,8 +1002,12 @@ class Network:
 
         if diagonal:
             fn = self._compiled(spatial, nsp, "diag", True, want_ntk)
-            outs = [self._run_block(fn, x1, i, b1, None, 0, 0) for i in range(0, n1, b1)]
-            nngp, ntk, ek, et = self._merge_1d(outs)
+            outs = []
+            for i in range(0, n1, b1):
+                xa = _rows(x1, i, b1)[None]
+                k_, t_, ek_, et_ = fn(xa, xa)
+                outs.append((np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0], float(ek_), float(et_)))
+            nngp, ntk, ek, et = _merge_rows(outs, n1)
         else:
             nngp, ntk, ek, et = self._run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk)
         if not want_ntk:
@@ -901,43 +1031,19 @@ class Network:
         if x.ndim == 2 and has_conv:
             raise ValueError(f"{name}: this network has convolutions and needs (n, *spatial, channels) inputs, "
                              f"got {x.shape}")
-        if x.ndim > 2 and not has_conv and not self._has(lambda lay: lay.has_readout()):
+        if x.ndim > 2 and not has_conv:
             raise ValueError(f"{name}: a fully-connected network takes (n, features) inputs, got {x.shape}; "
                              "flatten the inputs first")
         return x
 
-    @staticmethod
-    def _take(x, start, size):
-        n = x.shape[0]
-        idx = np.arange(start, start + size)
-        idx[idx >= n] = 0  # pad the last block with a valid row; discarded afterwards
-        return x[idx]
-
-    def _run_block(self, fn, x1, i, b1, x2, j, b2):
-        xa = self._take(x1, i, b1)
-        xb = xa if x2 is None else self._take(x2, j, b2)
-        nngp, ntk, ek, et = fn(xa, xb)
-        return np.asarray(nngp), (None if ntk is None else np.asarray(ntk)), float(ek), float(et)
-
-    @staticmethod
-    def _common_scale(blocks, idx):
-        es = [blk[idx] for blk in blocks]
-        return max(es)
-
-    def _merge_1d(self, outs):
-        ek = max(o[2] for o in outs)
-        et = max(o[3] for o in outs)
-        nngp = np.concatenate([np.ldexp(o[0], int(o[2] - ek)) for o in outs])
-        ntk = None if outs[0][1] is None else np.concatenate([np.ldexp(o[1], int(o[3] - et)) for o in outs])
-        return nngp, ntk, ek, et
-
     def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk):
+        """Outer loop over memory blocks; diagonal blocks of x1 with itself use the triangle layout."""
         n1 = x1.shape[0]
         same = x2 is None
         n2 = n1 if same else x2.shape[0]
         if same:
             b1 = b2 = min(b1, b2)
-        f_self = self._compiled(spatial, nsp, "cross", True, want_ntk) if same else None
+        f_same = self._compiled(spatial, nsp, "cross", True, want_ntk) if same else None
         f_cross = self._compiled(spatial, nsp, "cross", False, want_ntk)
         results = {}
         for i in range(0, n1, b1):
@@ -945,27 +1051,31 @@ class Network:
                 if same and j < i:
                     continue
                 if same and i == j:
-                    results[i, j] = self._run_block(f_self, x1, i, b1, None, 0, 0)
+                    rows = min(b1, n1 - i)
+                    m, b = _tri_layout(rows)
+                    xa = _rows(x1, i, rows)
+                    xb = _rows(xa, 0, m * b).reshape((m, b) + x1.shape[1:])
+                    k_, t_, ek_, et_ = f_same(xb, xb)
+                    kb = _assemble_tri(np.asarray(k_), m, b, spatial, nsp)
+                    tb = None if t_ is None else _assemble_tri(np.asarray(t_), m, b, spatial, nsp)
                 else:
-                    results[i, j] = self._run_block(f_cross, x1, i, b1, x1 if same else x2, j, b2)
-        if len(results) == 1:
-            r = results[0, 0]
-            return r[0][:n1, :n2], (None if r[1] is None else r[1][:n1, :n2]), r[2], r[3]
+                    xa = _rows(x1, i, b1)[None]
+                    xb = _rows(x1 if same else x2, j, b2)[None]
+                    k_, t_, ek_, et_ = f_cross(xa, xb)
+                    kb, tb = np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0]
+                results[i, j] = (kb, tb, float(ek_), float(et_))
         ek = max(r[2] for r in results.values())
         et = max(r[3] for r in results.values())
-        first = next(iter(results.values()))
-        tail = first[0].shape[2:]
+        tail = next(iter(results.values()))[0].shape[2:]
         nngp = np.empty((n1, n2) + tail)
         ntk = np.empty((n1, n2) + tail) if want_ntk else None
+        perm = _transpose_perm(spatial, nsp, len(tail))
         for (i, j), (kb, tb, eki, eti) in results.items():
             ri, rj = min(b1, n1 - i), min(b2, n2 - j)
             nngp[i:i + ri, j:j + rj] = np.ldexp(kb[:ri, :rj], int(eki - ek))
             if want_ntk:
                 ntk[i:i + ri, j:j + rj] = np.ldexp(tb[:ri, :rj], int(eti - et))
             if same and i != j:
-                perm = (1, 0) + tuple(range(2, kb.ndim))
-                if spatial == "full" and kb.ndim > 2:
-                    perm = (1, 0) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
                 nngp[j:j + rj, i:i + ri] = np.transpose(nngp[i:i + ri, j:j + rj], perm)
                 if want_ntk:
                     ntk[j:j + rj, i:i + ri] = np.transpose(ntk[i:i + ri, j:j + rj], perm)
@@ -979,6 +1089,50 @@ class Network:
                     f"{name}: the kernel recursion produced non-finite values (NaN/inf); check the "
                     "inputs and variances (this should not happen for finite inputs: please report it)"
                 )
+
+
+def _rows(x, start, size):
+    """Rows start..start+size of x; rows past the end repeat row 0 (padding, discarded later)."""
+    n = x.shape[0]
+    idx = np.arange(start, start + size)
+    idx[idx >= n] = 0
+    return x[idx]
+
+
+def _tri_layout(n: int, max_blocks: int = 16) -> tuple[int, int]:
+    """(m, b): n inputs in m blocks of b; only the m(m+1)/2 blocks I <= J are computed."""
+    m = min(n, max_blocks)
+    b = -(-n // m)
+    return -(-n // b), b
+
+
+def _transpose_perm(spatial: str, nsp: int, tail_ndim: int):
+    if spatial == "full" and tail_ndim == 2 * nsp and nsp > 0:
+        return (1, 0) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
+    return (1, 0) + tuple(range(2, 2 + tail_ndim))
+
+
+def _assemble_tri(blocks: np.ndarray, m: int, b: int, spatial: str, nsp: int) -> np.ndarray:
+    """Blocks (T, b, b, ...) of the upper triangle -> the symmetric (m b, m b, ...) array."""
+    tail = blocks.shape[3:]
+    out = np.empty((m * b, m * b) + tail)
+    perm = _transpose_perm(spatial, nsp, len(tail))
+    t = 0
+    for i in range(m):
+        for j in range(i, m):
+            out[i * b:(i + 1) * b, j * b:(j + 1) * b] = blocks[t]
+            if i != j:
+                out[j * b:(j + 1) * b, i * b:(i + 1) * b] = np.transpose(blocks[t], perm)
+            t += 1
+    return out
+
+
+def _merge_rows(outs, n):
+    ek = max(o[2] for o in outs)
+    et = max(o[3] for o in outs)
+    nngp = np.concatenate([np.ldexp(o[0], int(o[2] - ek)) for o in outs])[:n]
+    ntk = None if outs[0][1] is None else np.concatenate([np.ldexp(o[1], int(o[3] - et)) for o in outs])[:n]
+    return nngp, ntk, ek, et
 
 
 # ============================================================================================
