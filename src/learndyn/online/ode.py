@@ -53,18 +53,32 @@ STATUS = {
 # right-hand side
 # ------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
-def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Field-index tuples of the sub-covariances needed by the ODE (static numpy arrays)."""
+def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Field-index tuples of the sub-covariances needed by the ODE (static numpy arrays).
+
+    ``I4(i, k, c, d)`` is symmetric under ``i <-> k`` and ``c <-> d``, so only the tuples with ``i <= k``
+    and ``c <= d`` are evaluated (``idx4``); ``inv4`` maps every ``(i, k, c, d)`` to its evaluated tuple.
+    """
     n = K + M
     i, b, c = np.meshgrid(np.arange(K), np.arange(n), np.arange(n), indexing="ij")
     idx3 = np.stack([i, b, c], axis=-1)  # (K, n, n, 3): I3(i, b, c)
-    i, k, c, d = np.meshgrid(np.arange(K), np.arange(K), np.arange(n), np.arange(n), indexing="ij")
-    idx4 = np.stack([i, k, c, d], axis=-1)  # (K, K, n, n, 4): I4(i, k, c, d)
+    pairs_s = [(i, k) for i in range(K) for k in range(i, K)]
+    pairs_f = [(c, d) for c in range(n) for d in range(c, n)]
+    idx4 = np.array([[i, k, c, d] for (i, k) in pairs_s for (c, d) in pairs_f])  # (P, 4)
+    pos_s = {p: j for j, p in enumerate(pairs_s)}
+    pos_f = {p: j for j, p in enumerate(pairs_f)}
+    inv4 = np.empty((K, K, n, n), dtype=np.int64)
+    for i in range(K):
+        for k in range(K):
+            for c in range(n):
+                for d in range(n):
+                    inv4[i, k, c, d] = (pos_s[(min(i, k), max(i, k))] * len(pairs_f)
+                                        + pos_f[(min(c, d), max(c, d))])
     a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     idx2 = np.stack([a, b], axis=-1)  # (n, n, 2): I2(a, b)
     i, k = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")
     idxj = np.stack([i, k], axis=-1)  # (K, K, 2): J2(i, k)
-    return idx2, idx3, idx4, idxj
+    return idx2, idx3, idx4, inv4, idxj
 
 
 def _sub(C: jax.Array, idx: np.ndarray) -> jax.Array:
@@ -76,12 +90,17 @@ def _covariance(Q, R, T):
     return jnp.block([[Q, R], [R.T, T]])
 
 
+def _order(problem: Problem) -> dict:
+    """Quadrature order keyword for :mod:`learndyn.gaussian` (empty: its per-integral defaults)."""
+    return {} if problem.quadrature_order is None else {"order": problem.quadrature_order}
+
+
 def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
     """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. eq. (4); spec §2.3) from arrays (JAX)."""
     K, M = problem.K, problem.M
-    idx2, _, _, _ = _index_tables(K, M)
+    idx2 = _index_tables(K, M)[0]
     C = _covariance(Q, R, T)
-    I2 = gaussian.i2(problem.g, _sub(C, idx2), order=problem.quadrature_order)
+    I2 = gaussian.i2(problem.g, _sub(C, idx2), **_order(problem))
     u = jnp.concatenate([v, -v_teacher])
     return 0.5 * u @ I2 @ u
 
@@ -93,26 +112,26 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     as (traced) arrays to reuse one compiled function across problems.
     """
     K, M = problem.K, problem.M
-    g, order = problem.g, problem.quadrature_order
+    g, order = problem.g, _order(problem)
     lr = problem.lr if lr is None else lr
     lr2 = problem.eta2 if lr2 is None else lr2
     sigma = problem.sigma if sigma is None else sigma
     kappa = problem.weight_decay if weight_decay is None else weight_decay
-    idx2, idx3, idx4, idxj = _index_tables(K, M)
+    idx2, idx3, idx4, inv4, idxj = _index_tables(K, M)
 
     C = _covariance(Q, R, T)
     u = jnp.concatenate([-v, v_teacher])
-    I3 = gaussian.i3(g, _sub(C, idx3), order=order)  # (K, n, n)
+    I3 = gaussian.i3(g, _sub(C, idx3), **order)  # (K, n, n)
     F = jnp.einsum("ibc,c->ib", I3, u)
     G = v[:, None] * F[:, :K]
-    I4 = gaussian.i4(g, _sub(C, idx4), order=order)  # (K, K, n, n)
+    I4 = gaussian.i4(g, _sub(C, idx4), **order)[inv4]  # (K, K, n, n)
     E = jnp.einsum("ikcd,c,d->ik", I4, u, u)
-    J2 = gaussian.j2(g, _sub(C, idxj), order=order)  # (K, K)
+    J2 = gaussian.j2(g, _sub(C, idxj), **order)  # (K, K)
 
     dR = lr * v[:, None] * F[:, K:] - kappa * R
     dQ = lr * (G + G.T) + lr**2 * jnp.outer(v, v) * (E + sigma**2 * J2) - 2.0 * kappa * Q
     if problem.train_second_layer:
-        I2 = gaussian.i2(g, _sub(C, idx2[:K]), order=order)  # (K, n)
+        I2 = gaussian.i2(g, _sub(C, idx2[:K]), **order)  # (K, n)
         dv = lr2 * (I2 @ u) - kappa * v
     else:
         dv = jnp.zeros_like(v)

@@ -61,7 +61,10 @@ class Problem:
         ``kappa >= 0``: ``-(kappa/N) w`` and ``-(kappa/N) v`` per step, i.e. ``-kappa R``,
         ``-2 kappa Q``, ``-kappa v`` in the ODE.
     quadrature_order:
-        Gauss-Hermite order for activations without closed forms (accuracy knob).
+        Gauss-Hermite nodes per dimension for activations without closed forms (the accuracy knob;
+        error estimates: :func:`learndyn.gaussian.quadrature_error_estimate`). ``None``: the defaults of
+        :mod:`learndyn.gaussian` (40 for the 2-D integrals I2, J2, I3; ``gaussian.I4_ORDER`` for the
+        4-D integral I4, whose cost grows as ``order**4``).
     """
 
     M: int
@@ -72,7 +75,7 @@ class Problem:
     sigma: float = 0.0
     train_second_layer: bool = False
     weight_decay: float = 0.0
-    quadrature_order: int = 24
+    quadrature_order: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "M", _positive_int("M", self.M))
@@ -82,7 +85,8 @@ class Problem:
             object.__setattr__(self, "lr2", _nonneg_float("lr2", self.lr2))
         object.__setattr__(self, "sigma", _nonneg_float("sigma", self.sigma))
         object.__setattr__(self, "weight_decay", _nonneg_float("weight_decay", self.weight_decay))
-        object.__setattr__(self, "quadrature_order", _positive_int("quadrature_order", self.quadrature_order))
+        if self.quadrature_order is not None:
+            object.__setattr__(self, "quadrature_order", _positive_int("quadrature_order", self.quadrature_order))
         if not isinstance(self.train_second_layer, (bool, np.bool_)):
             raise ValueError(f"train_second_layer: must be True or False, got {self.train_second_layer!r}")
         try:
