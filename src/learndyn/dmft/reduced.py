@@ -1,0 +1,345 @@
+r"""Reduced m -> infinity systems of the DMFT (spec ``dmft.md`` §4.3, §4.5).
+
+* :func:`mean_field_ode` -- mean-field ODE for ``(a, v)`` at ``t = O(1)`` (spec §4.3);
+* :func:`lazy_first_regime` -- closed forms at ``t = t_hat/m`` under lazy init ``a0 = gamma0 sqrt(m)`` (spec §4.5,
+  with the corrected ``C_d`` of flag F4 and the single-index ``C_o`` that I integrate in closed form below);
+* :func:`mf_first_regime` -- closed forms of the mean-field-init pure-noise first regime (spec §4.5);
+* :func:`lazy_second_regime` -- the m-independent reduced DMFT at ``t = O(1)``, fixed ``gamma0``
+  (spec §4.5, with the ``gamma0^2`` of flag F5; single index through ``tau'`` of spec §4.4);
+* :func:`mf_second_regime` -- the mean-field pure-noise second regime at ``t = t_hat sqrt(m)``: the
+  zero-temperature Cugliandolo-Kurchan equations of the spherical mixed p-spin model with covariance
+  ``h_tilde`` (spec §4.5).
+
+The two reduced DMFTs are integrated by the same explicit scheme as spec §3.2 (one scalar channel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.integrate import solve_ivp
+
+from ..results import Result, problem_attrs
+from .problem import PowerSeries, Problem
+from .symmetric import _blas_threads, _grid
+
+__all__ = [
+    "mean_field_ode", "lazy_first_regime", "mf_first_regime", "lazy_second_regime", "mf_second_regime",
+    "ReducedSolution", "effective_noise",
+]
+
+
+@dataclass
+class ReducedSolution(Result):
+    """One-time observables (dict ``series``) and optional two-time arrays (dict ``two_time``) on grid ``t``."""
+
+    problem: Any
+    system: str
+    t: np.ndarray
+    series: dict
+    two_time: dict = field(default_factory=dict, repr=False)
+    status: str = "ok"
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        if name in d.get("series", {}):
+            return d["series"][name]
+        if name in d.get("two_time", {}):
+            return d["two_time"][name]
+        raise AttributeError(name)
+
+    def to_xarray(self) -> xr.Dataset:
+        data = {k: ("time", np.asarray(v)) for k, v in self.series.items()}
+        for k, v in self.two_time.items():
+            data[k] = (("time", "time2"), np.asarray(v))
+        coords = {"time": self.t}
+        if self.two_time:
+            coords["time2"] = self.t
+        ds = xr.Dataset(data, coords=coords)
+        ds.attrs.update(problem_attrs(self.problem, solver=f"dmft.reduced.{self.system}", status=self.status))
+        return ds
+
+
+def _h1(problem: Problem) -> tuple[float, float]:
+    """(h'(0), hatphi'(0))."""
+    return float(problem.h_series.d1(np.array(0.0))), float(problem.hatphi.d1(np.array(0.0)))
+
+
+def effective_noise(problem: Problem) -> float:
+    r"""``tau'^2 = tau^2 + ||phi||^2 - hatphi'(0)^2/h'(0)`` (spec §4.4): the noise the lazy dynamics sees after
+    the linear part of the target has been fitted."""
+    h1, b1 = _h1(problem)
+    lin = b1 * b1 / h1 if h1 > 0 else 0.0
+    return problem.tau**2 + problem.phi_norm2 - lin
+
+
+# --------------------------------------------------------------------------------------------
+# mean-field ODE (spec §4.3)
+# --------------------------------------------------------------------------------------------
+def mean_field_ode(problem: Problem, t, *, rtol: float = 1e-11, atol: float = 1e-13) -> ReducedSolution:
+    r"""Mean-field ODE (spec §4.3, k = 1), ``v(0) = v0``, ``a(0) = a0``::
+
+        dv/dt = alpha a (1 - v^2) (hatphi'(v) - a h'(v^2) v)
+        da/dt = alpha (hatphi(v) - a h(v^2))          (0 if the second layer is frozen)
+        e_tr = e_ts = (tau^2 + ||phi||^2 - 2 a hatphi(v) + a^2 h(v^2))/2,   C_o -> v^2.
+
+    The limit of SymmDMFT as m -> infinity at fixed ``a0 = O(1)`` and t = O(1). Solved by DOP853.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size == 0 or np.any(np.diff(t) < 0) or t[0] < 0:
+        raise ValueError("t: must be a non-empty, non-decreasing 1-D array of times >= 0")
+    if not problem.is_symmetric:
+        raise ValueError("problem: the mean-field ODE here is the symmetric one (equal a_i, v_i)")
+    h, hp = problem.h_series, problem.hatphi
+    al = problem.alpha
+    train = problem.train_second_layer
+
+    def rhs(_, y):
+        v, a = y
+        q = v * v
+        dv = al * a * (1 - q) * (hp.d1(v) - a * h.d1(q) * v)
+        da = al * (hp(v) - a * h(q)) if train else 0.0
+        return [float(dv), float(da)]
+
+    y0 = [float(problem.v0_vector[0]), float(problem.a0_vector[0])]
+    sol = solve_ivp(rhs, (0.0, float(t[-1])), y0, t_eval=t, method="DOP853", rtol=rtol, atol=atol)
+    if not sol.success:  # pragma: no cover
+        raise RuntimeError(f"mean_field_ode: {sol.message}")
+    v, a = sol.y
+    err = 0.5 * (problem.tau**2 + problem.phi_norm2 - 2 * a * hp(v) + a * a * h(v * v))
+    return ReducedSolution(problem, "mean_field_ode", t, {"v": v, "a": a, "train_error": err, "test_error": err,
+                                                          "C_o": v * v})
+
+
+# --------------------------------------------------------------------------------------------
+# lazy first regime (spec §4.5), t = t_hat / m
+# --------------------------------------------------------------------------------------------
+def lazy_first_regime(problem: Problem, t_hat, gamma0: float | None = None) -> ReducedSolution:
+    r"""Closed forms of the lazy first regime, ``t = t_hat/m``, ``a0 = gamma0 sqrt(m)``, m -> infinity (spec §4.5).
+
+    With ``kappa = alpha gamma0^2 h'(0)``, ``b1 = hatphi'(0)``, ``v_inf = b1/(gamma0 h'(0))``:
+    ``v_hat(t) = v_inf (1 - e^{-kappa t})`` (``v = v_hat/sqrt m``) and, integrating
+    ``d/dt Co_hat(t,t) = 2[alpha gamma0 b1 v_hat - kappa (1 + Co_hat)]`` from 0,
+    ``Co_hat(t,t) = v_hat(t)^2 + e^{-2 kappa t} - 1`` (pure noise: ``e^{-2 kappa t} - 1``, as in the spec), so
+
+    ``e_tr = e_ts = (tau^2 + ||phi||^2 - 2 gamma0 b1 v_hat + gamma0^2 (h(1) + h'(0) Co_hat(t,t)))/2``
+    ``-> (tau^2 + ||phi||^2 - b1^2/h'(0) + gamma0^2 (h(1) - h'(0)))/2``.
+
+    Two-time closed forms (pure noise, ``t >= t'``): ``Co_hat = e^{-kappa(t+t')} - 1``,
+    ``Cd_hat = e^{-kappa(t+t')} - (e^{-2 kappa t} + e^{-2 kappa t'})/2`` (flag F4), ``Ro_hat = e^{-kappa(t-t')} - 1``.
+    """
+    t_hat = np.asarray(t_hat, dtype=np.float64)
+    m = problem.m
+    g0 = float(problem.a0_vector[0]) / math.sqrt(m) if gamma0 is None else float(gamma0)
+    h1, b1 = _h1(problem)
+    if h1 <= 0:
+        raise ValueError("h: the lazy first regime needs h'(0) > 0")
+    kappa = problem.alpha * g0 * g0 * h1
+    h_one = float(problem.h_series(np.array(1.0)))
+    v_inf = b1 / (g0 * h1)
+    vhat = v_inf * (1 - np.exp(-kappa * t_hat))
+    co_tt = vhat**2 + np.exp(-2 * kappa * t_hat) - 1
+    err = 0.5 * (problem.tau**2 + problem.phi_norm2 - 2 * g0 * b1 * vhat + g0 * g0 * (h_one + h1 * co_tt))
+    T, S = np.meshgrid(t_hat, t_hat, indexing="ij")
+    two = {}
+    if problem.pure_noise:
+        low = T >= S
+        Tm, Sm = np.where(low, T, S), np.where(low, S, T)
+        two["Co_hat"] = np.exp(-kappa * (Tm + Sm)) - 1
+        two["Cd_hat"] = np.exp(-kappa * (Tm + Sm)) - 0.5 * (np.exp(-2 * kappa * Tm) + np.exp(-2 * kappa * Sm))
+        two["Ro_hat"] = np.where(T > S, np.exp(-kappa * (T - S)) - 1, 0.0)
+    series = {"train_error": err, "test_error": err, "v_hat": vhat, "Co_hat_tt": co_tt,
+              "weight_displacement": (1 - np.exp(-kappa * t_hat)) ** 2}
+    out = ReducedSolution(problem, "lazy_first_regime", t_hat, series, two)
+    out.series["kappa"] = np.full_like(t_hat, kappa)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# MF pure-noise first regime (spec §4.5)
+# --------------------------------------------------------------------------------------------
+def mf_first_regime(problem: Problem, t) -> ReducedSolution:
+    r"""Mean-field init, pure noise, ``t = O(1)``, m -> infinity (spec §4.5), ``rho0 = alpha a0^2 h'(0)``::
+
+        m C_o(t,t)  -> (tau^2 - rho0)/rho0 - (2 tau^2/rho0) e^{-rho0 t} + ((tau^2 + rho0)/rho0) e^{-2 rho0 t}
+        m C_o(t,t') -> [((tau^2+rho0)/rho0) e^{-2 rho0 t'} - (tau^2/rho0) e^{-rho0 t'}] e^{-rho0 (t-t')}
+                       + (tau^2 - rho0)/rho0 - (tau^2/rho0) e^{-rho0 t'}          (t >= t')
+        m R_o(t,s)  -> e^{-rho0 (t-s)} - 1,        e_tr -> tau^2/2.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    h1, _ = _h1(problem)
+    a0 = float(problem.a0_vector[0])
+    rho = problem.alpha * a0 * a0 * h1
+    if rho <= 0:
+        raise ValueError("problem: needs alpha a0^2 h'(0) > 0")
+    tau2 = problem.tau**2
+    mco_tt = (tau2 - rho) / rho - (2 * tau2 / rho) * np.exp(-rho * t) + ((tau2 + rho) / rho) * np.exp(-2 * rho * t)
+    T, S = np.meshgrid(t, t, indexing="ij")
+    low = T >= S
+    Tm, Sm = np.where(low, T, S), np.where(low, S, T)
+    mco = (((tau2 + rho) / rho) * np.exp(-2 * rho * Sm) - (tau2 / rho) * np.exp(-rho * Sm)) * np.exp(-rho * (Tm - Sm)) \
+        + (tau2 - rho) / rho - (tau2 / rho) * np.exp(-rho * Sm)
+    mro = np.where(T > S, np.exp(-rho * (T - S)) - 1, 0.0)
+    return ReducedSolution(problem, "mf_first_regime", t,
+                           {"mC_o_tt": mco_tt, "train_error": np.full_like(t, tau2 / 2), "rho0": np.full_like(t, rho)},
+                           {"mC_o": mco, "mR_o": mro})
+
+
+# --------------------------------------------------------------------------------------------
+# scalar reduced DMFT machinery
+# --------------------------------------------------------------------------------------------
+def _check_reduced_step(rate: float, dt: float, allow_unstable: bool) -> None:
+    if dt * rate >= 2.0 and not allow_unstable:
+        raise ValueError(f"dt: {dt:g} exceeds the explicit-Euler bound 2/{rate:.4g} of the reduced system")
+
+
+def lazy_second_regime(
+    problem: Problem, t_max: float, dt: float, *, gamma0: float | None = None, allow_unstable: bool = False,
+    blowup: float = 1e3,
+) -> ReducedSolution:
+    r"""Lazy second regime, ``t = O(1)``, fixed ``gamma0`` (spec §4.5, flag F5's ``gamma0^2`` included)::
+
+        Sigma_R = gamma0^2 h~'(C) R,   Sigma_C = tau'^2 + gamma0^2 h~(C),   R_A, C_A from (E7)
+        M_R = alpha gamma0^2 [R_A h~'(C) + C_A h~''(C) R],   M_C = alpha gamma0^2 h~'(C) C_A
+        d_t C(t,t') = -nu C - int_0^t M_R(t,s) C(t',s) ds - int_0^t' M_C(t,s) R(t',s) ds
+        d_t R(t,t') = delta(t-t') - nu R - int_t'^t M_R(t,s) R(s,t') ds
+        nu = -int_0^t [M_R C + M_C R](t,s) ds,   C(t,t) = 1,   e_tr = -C_A(t,t)/2
+
+    ``h~ = h_tilde``; ``tau'^2`` = :func:`effective_noise` (``tau^2`` for pure noise; spec §4.4 for single
+    index). ``e_ts`` is constant, ``(tau'^2 + gamma0^2 (h(1) - h'(0)))/2``. ``gamma0`` defaults to ``a0/sqrt(m)``.
+    """
+    N = _grid(t_max, dt)
+    dt = float(dt)
+    g0 = float(problem.a0_vector[0]) / math.sqrt(problem.m) if gamma0 is None else float(gamma0)
+    ht = problem.h_tilde()
+    al = problem.alpha
+    pref = al * g0 * g0
+    _check_reduced_step(pref * float(ht.d1(np.array(1.0))), dt, allow_unstable)
+    tau2 = effective_noise(problem)
+    C = np.zeros((N, N)); R = np.zeros((N, N)); SC = np.zeros((N, N)); RA = np.zeros((N, N))  # noqa: E702
+    CA = np.zeros((N, N)); nu = np.zeros(N); etr = np.zeros(N)  # noqa: E702
+    C[0, 0] = 1.0
+    status, last = "ok", N - 1
+    with _blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
+        for n in range(N):
+            k = n + 1
+            c, r = C[n, :k], R[n, :k]
+            h1c = ht.d1(c)
+            SC[n, :k] = tau2 + g0 * g0 * ht(c)
+            SC[:k, n] = SC[n, :k]
+            sr = g0 * g0 * h1c * r
+            RA[n, n] = 1 / dt
+            if n:
+                RA[n, :n] = -dt * (sr[:n] @ RA[:n, :n])
+            y = RA[n, :k] @ SC[:k, :k]
+            CA[n, :k] = -dt * dt * (RA[:k, :k] @ y)
+            CA[:k, n] = CA[n, :k]
+            etr[n] = -CA[n, n] / 2
+            if not np.isfinite(etr[n]):
+                status, last = f"diverged at t = {n * dt:.6g}", n - 1
+                break
+            if n == N - 1:
+                break
+            ra, ca = RA[n, :k], CA[n, :k]
+            MR = pref * (ra * h1c + ca * ht.d2(c) * r)
+            MC = pref * h1c * ca
+            nu[n] = -dt * float(MR @ c + MC @ r)
+            C[n + 1, :k] = c + dt * (-nu[n] * c - dt * (C[:k, :k] @ MR) - dt * (R[:k, :k] @ MC))
+            C[:k, n + 1] = C[n + 1, :k]
+            C[n + 1, n + 1] = 1.0
+            R[n + 1, :k] = r + dt * (-nu[n] * r - dt * (MR @ R[:k, :k]))
+            R[n + 1, n] += 1.0
+            if not (np.all(np.isfinite(C[n + 1, :k])) and np.max(np.abs(C[n + 1, :k])) < blowup):
+                status, last = f"diverged at t = {(n + 1) * dt:.6g}", n
+                break
+    n_ok = last + 1
+    if N > 1 and status == "ok":
+        nu[-1] = nu[-2]
+    ets = 0.5 * (tau2 + g0 * g0 * float(problem.h_series(np.array(1.0)) - problem.h_series.d1(np.array(0.0))))
+    t = np.arange(n_ok) * dt
+    return ReducedSolution(
+        problem, "lazy_second_regime", t,
+        {"train_error": etr[:n_ok], "test_error": np.full(n_ok, ets), "nu": nu[:n_ok]},
+        {"C": C[:n_ok, :n_ok], "R": R[:n_ok, :n_ok], "C_A": CA[:n_ok, :n_ok]}, status,
+    )
+
+
+def mf_second_regime(
+    problem: Problem, t_max: float, dt: float, *, allow_unstable: bool = False, blowup: float = 1e3
+) -> ReducedSolution:
+    r"""Mean-field init, pure noise, second regime ``t = t_hat sqrt(m)`` (spec §4.5)::
+
+        d_t C(t,t') = -nu C + alpha tau^2 a(t) int_0^t a(s) h''(C(t,s)) R(t,s) C(t',s) ds
+                      + alpha tau^2 a(t) int_0^t' a(s) h~'(C(t,s)) R(t',s) ds
+        d_t R(t,t') = delta(t-t') - nu R + alpha tau^2 a(t) int_t'^t a(s) h''(C(t,s)) R(t,s) R(s,t') ds
+        nu(t) = alpha tau^2 a(t) int_0^t a(s) [h''(C) R C + h~'(C) R](t,s) ds
+        da/dt = alpha tau^2 int_0^t a(s) h~'(C(t,s)) R(t,s) ds     (frozen if train_second_layer=False)
+
+    With the clock ``t~ = tau sqrt(alpha) int_0^t a`` this is the zero-temperature Cugliandolo-Kurchan system of the
+    spherical mixed p-spin model with covariance ``h~``; ``energy`` is its energy ``E = -int h~'(C) R ds~`` in that
+    clock: since ``R`` has the same values in both clocks and ``ds~ = tau sqrt(alpha) a(s) ds``, ``E = -tau sqrt(alpha) a(t)
+    int_0^t h~'(C(t,s)) R(t,s) ds`` (exact for frozen a; adiabatic otherwise), and ``a(t)/t -> A_inf = -tau sqrt(alpha)
+    E_inf`` (flag F6). Returns ``t`` (hat time), ``a``, ``nu``,
+    ``energy``, ``clock`` and two-time ``C``, ``R``.
+    """
+    N = _grid(t_max, dt)
+    dt = float(dt)
+    h = problem.h_series
+    ht = problem.h_tilde()
+    al, tau2 = problem.alpha, problem.tau**2
+    if not problem.pure_noise:
+        raise ValueError("problem: the mean-field second regime is implemented for pure noise (target=None)")
+    a0 = float(problem.a0_vector[0])
+    C = np.zeros((N, N)); R = np.zeros((N, N)); a = np.zeros(N); nu = np.zeros(N); en = np.zeros(N)  # noqa: E702
+    C[0, 0] = 1.0
+    a[0] = a0
+    train = problem.train_second_layer
+    status, last = "ok", N - 1
+    with _blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
+        for n in range(N):
+            k = n + 1
+            c, r = C[n, :k], R[n, :k]
+            h2c, h1c = h.d2(c), ht.d1(c)
+            en[n] = -math.sqrt(al * tau2) * a[n] * dt * float(h1c @ r)
+            if n == N - 1:
+                break
+            pre = al * tau2 * a[n] * a[:k]
+            K1 = pre * h2c * r
+            K2 = pre * h1c
+            nu[n] = dt * float(K1 @ c + K2 @ r)
+            if train:
+                a[n + 1] = a[n] + dt * al * tau2 * dt * float((a[:k] * h1c) @ r)
+            else:
+                a[n + 1] = a[n]
+            C[n + 1, :k] = c + dt * (-nu[n] * c + dt * (C[:k, :k] @ K1) + dt * (R[:k, :k] @ K2))
+            C[:k, n + 1] = C[n + 1, :k]
+            C[n + 1, n + 1] = 1.0
+            R[n + 1, :k] = r + dt * (-nu[n] * r + dt * (K1 @ R[:k, :k]))
+            R[n + 1, n] += 1.0
+            if not (np.all(np.isfinite(C[n + 1, :k])) and np.max(np.abs(C[n + 1, :k])) < blowup and np.isfinite(a[n + 1])):
+                status, last = f"diverged at t = {(n + 1) * dt:.6g}", n
+                break
+    n_ok = last + 1
+    if N > 1 and status == "ok":
+        nu[-1] = nu[-2]
+    t = np.arange(n_ok) * dt
+    clock = math.sqrt(al * tau2) * np.concatenate([[0.0], np.cumsum(a[: n_ok - 1]) * dt])
+    return ReducedSolution(
+        problem, "mf_second_regime", t,
+        {"a": a[:n_ok], "nu": nu[:n_ok], "energy": en[:n_ok], "clock": clock},
+        {"C": C[:n_ok, :n_ok], "R": R[:n_ok, :n_ok]}, status,
+    )
+
+
+def pspin_threshold_energy(c: float, p: int) -> float:
+    """Asymptotic zero-temperature GF energy of the pure spherical p-spin, ``h~ = c^2 z^p``: ``-2 c sqrt((p-1)/p)``
+    (spec §4.2)."""
+    return -2.0 * c * math.sqrt((p - 1) / p)
+
+
+__all__.append("pspin_threshold_energy")
+_ = PowerSeries  # re-exported type used in annotations of callers
