@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "learndyn.online.cli",
     "learndyn.online.sgd_cli",
     "learndyn.sweep.cli",
+    "learndyn.dmft.cli",
 ]
 
 

@@ -1,0 +1,96 @@
+"""``learndyn dmft`` (solve the DMFT, optionally beside a simulation) and ``learndyn reproduce montanari2025``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+
+__all__ = ["register", "dmft_command", "reproduce_command"]
+
+
+def _coeffs(text: str, name: str):
+    if text.lower() in ("none", ""):
+        return None
+    if text == "activation":
+        return "activation"
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{name}: comma-separated power-series coefficients, e.g. 0,0.9,0,0.1667") from None
+
+
+def dmft_command(
+    m: int = typer.Option(4, help="width m"),
+    n_over_d: float = typer.Option(1.5, "--n-over-d", help="abar = n/d (alpha = abar/m)"),
+    tau: float = typer.Option(1.0, help="label-noise standard deviation"),
+    a0: float = typer.Option(1.0, help="initial second-layer weight (lazy: gamma0 sqrt(m))"),
+    h: str = typer.Option("0,0.1,0.5", help="power-series coefficients of h(q), comma-separated"),
+    target: str = typer.Option("none", help="'none' (pure noise), 'activation' (hatphi = h) or coefficients"),
+    frozen: bool = typer.Option(False, "--frozen", help="freeze the second layer a(t) = a0"),
+    t_max: float = typer.Option(8.0, help="final time"),
+    dt: float = typer.Option(0.025, help="time step"),
+    scheme: str = typer.Option("euler", help="euler or implicit"),
+    simulate: Optional[str] = typer.Option(None, help="also simulate: 'gaussian' (Gaussian-model GD), 'gd' or "
+                                                      "'sgd' (real network)"),
+    d: int = typer.Option(50, help="input dimension of the simulation"),
+    seeds: int = typer.Option(50, help="realisations / seeds of the simulation"),
+    batch: int = typer.Option(100, help="SGD mini-batch"),
+    out: Path = typer.Option(Path("results/dmft"), help="output prefix: OUT.nc (DMFT), OUT_sim.nc, OUT.png"),
+) -> None:
+    """Solve the DMFT of Montanari & Urbani (2025) and plot e_tr, e_ts, a, v (with simulation points)."""
+    from .. import dmft
+    from ..experiments import montanari2025 as mu
+
+    try:
+        prob = dmft.Problem(m=m, n_over_d=n_over_d, tau=tau, a0=a0, h=_coeffs(h, "h"), target=_coeffs(target, "target"),
+                            train_second_layer=not frozen)
+        run = mu.Run("cli", {}, t_max=t_max, dt=dt, scheme=scheme,
+                     sim=mu.Sim(simulate, d=d, seeds=seeds, batch=batch) if simulate else None)
+        sol = mu._solve(run, prob)
+        sim = mu.simulate(run, prob) if simulate else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    nc = sol.save(out.with_suffix(".nc"))
+    r = mu.RunResult(run, prob, sol, sim)
+    spec = mu.Figure("cli", f"m={m}, n/d={n_over_d:g}, tau={tau:g}, a0={a0:g}, {prob.label}", "curves", (), (),
+                     panels=(("errors", "t"), ("a", "t"), ("v", "t")))
+    png = mu._plot_curves(spec, [r], out.with_suffix(".png"))
+    typer.echo(f"DMFT status: {sol.status}; e_tr(t_max) = {sol.train_error[-1]:.6g}, e_ts(t_max) = "
+               f"{sol.test_error[-1]:.6g}, a(t_max) = {np.mean(sol.a[-1]):.6g}")
+    if sim is not None:
+        sim.save(out.parent / (out.name + "_sim.nc"))
+        typer.echo(f"simulation ({sim.kind}, d={sim.d}, {sim.realisations} runs): e_tr(t_max) = "
+                   f"{sim.mean('train_error')[-1]:.6g} ± {sim.sem('train_error')[-1]:.2g}")
+    typer.echo(f"wrote {nc} and {png}")
+    if not sol.ok:
+        raise typer.Exit(code=2)
+
+
+def reproduce_command(
+    figure: List[str] = typer.Option([], "--figure", "-f", help="figure: 2, 3, 4, 6, 7, threshold (repeatable)"),
+    claims: bool = typer.Option(False, "--claims", help="print the table of the paper's claims"),
+    quick: bool = typer.Option(False, "--quick", help="CI sizes"),
+    out: Path = typer.Option(Path("results/montanari2025"), help="output directory"),
+) -> None:
+    """Montanari & Urbani (2025): figures (PNG + netCDF) and the abstract's claims, DMFT beside simulations."""
+    from ..experiments import montanari2025 as mu
+
+    if not figure and not claims:
+        raise typer.BadParameter(f"give --figure F (one of {sorted(mu.FIGURES)}) and/or --claims")
+    for f in figure:
+        try:
+            typer.echo(f"figure {f}{' (quick)' if quick else ''}:")
+            png, nc, _ = mu.run_figure(f, out_dir=out, quick=quick, log=typer.echo)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        typer.echo(f"wrote {png} and {nc}")
+    if claims:
+        mu.claims(quick=quick, out_dir=out, log=typer.echo)
+
+
+def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    app.command("dmft")(dmft_command)
+    reproduce.command("montanari2025")(reproduce_command)

@@ -1,0 +1,180 @@
+r"""Real two-layer networks with unit-norm first-layer rows, trained by GD/SGD in JAX (spec ``dmft.md`` §1, §5).
+
+Network and data (spec §1.1, §1.4): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
+``x ~ N(0, I_d)``, ``y = phi(<u, x>) + tau eps`` (``u = e_1``; pure noise: ``phi = 0``), ``n = round(abar d)``.
+The activation is the one whose kernel is the problem's ``h``: with normalised Hermite polynomials
+``He_k / sqrt(k!)``,
+
+.. math::
+
+    \sigma(x) = \sum_{k\ge1} \sqrt{h_k}\, \frac{He_k(x)}{\sqrt{k!}}, \qquad
+    \phi(x) = \sum_{k\ge1} \frac{\hat\phi_k}{\sqrt{h_k}}\, \frac{He_k(x)}{\sqrt{k!}}
+
+so that ``E sigma(G_1) sigma(G_q) = h(q)`` and ``E phi(G_1) sigma(G_q) = hatphi(q)`` (spec §1.5; e.g.
+``h = 0.9z + z^3/6`` gives ``sigma(x) = sqrt(0.9) x + (x^3 - 3x)/6``). A target variance ``||phi||^2`` beyond
+``sum_k hatphi_k^2/h_k`` is added as independent Gaussian noise (it is invisible to every hidden unit).
+
+Training (spec §1.2, App. D.2 / App. I): one step of size ``dt`` in GF time,
+
+.. math::
+
+    a \leftarrow a - dt\,\tfrac{n}{d}\,\nabla_a \hat R_B, \qquad
+    w_i \leftarrow \mathrm{normalize}\big(w_i - dt\,\tfrac{n}{d}\,\nabla_{w_i} \hat R_B\big),
+
+``Rhat_B = (1/(2|B|)) sum_{mu in B} (y_mu - f(x_mu))^2`` over the full training set (GD) or a mini-batch of
+``batch`` samples drawn uniformly with replacement (SGD; the SGD learning rate is ``eta = dt n/d``, the
+paper's mapping ``t = k eta d/n``). Observables on the DMFT time axis: train error ``Rhat_n`` on the full
+training set, test error = population risk (exact for given weights, spec §2.3), ``a``, ``v`` and ``C_d``,
+``C_o`` as for :mod:`learndyn.dmft.gaussian_model`. Seeds are ``jax.vmap``-ed, the step loop is a
+``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .gaussian_model import (ModelParams, Simulation, _check_size, _finish, _poly, _record, _record_plan, _two_time,
+                             initial_weights, model_params)
+
+__all__ = ["simulate", "hermite_function", "activation_function", "target_function", "loss"]
+
+
+def hermite_function(coef, x):
+    """``sum_k coef[k] He_k(x)/sqrt(k!)`` (probabilists' Hermite polynomials, recursion
+    ``He_{k+1} = x He_k - k He_{k-1}``)."""
+    he_prev, he = jnp.ones_like(x), x
+    out = coef[0] * he_prev if len(coef) else jnp.zeros_like(x)
+    for k in range(1, len(coef)):
+        if coef[k] != 0:
+            out = out + coef[k] * he / math.sqrt(math.factorial(k))
+        he_prev, he = he, x * he - k * he_prev
+    return out
+
+
+def activation_function(p: ModelParams):
+    """sigma with ``E sigma(G_1) sigma(G_q) = h(q)``: normalised Hermite coefficients ``sqrt(h_k)``."""
+    c = tuple(p.c)
+    return lambda x: hermite_function(c, x)
+
+
+def target_function(p: ModelParams):
+    """phi with ``E phi(G_1) sigma(G_q) = hatphi(q)``: normalised Hermite coefficients ``hatphi_k/sqrt(h_k)``."""
+    b = tuple(p.b)
+    return lambda x: hermite_function(b, x)
+
+
+def loss(p: ModelParams, X, y, a, W):
+    """``(n/d) Rhat`` on the samples ``(X, y)`` with ``n`` the full training-set size: here ``X.shape[0]``."""
+    sigma = activation_function(p)
+    F = y - sigma(X @ W.T) @ a / p.m
+    return 0.5 * jnp.sum(F**2) / W.shape[-1]
+
+
+def _data(p: ModelParams, key, n: int, d: int):
+    kx, ke, kx2 = jax.random.split(key, 3)
+    X = jax.random.normal(kx, (n, d))
+    y = p.tau * jax.random.normal(ke, (n,))
+    if any(p.b):
+        y = y + target_function(p)(X[:, 0])
+    if p.extra_var > 0:
+        y = y + math.sqrt(p.extra_var) * jax.random.normal(kx2, (n,))
+    return X, y
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int, init: str, batch: int | None,
+              keep_C: bool):
+    sigma = activation_function(p)
+    m = p.m
+    scale = n / d  # GF time rescaling
+
+    def rhat(params, X, y):
+        a, W = params
+        F = y - sigma(X @ W.T) @ a / m
+        return 0.5 * jnp.mean(F**2)
+
+    grad = jax.grad(rhat)
+
+    def one(key):
+        k_data, k_init, k_batch = jax.random.split(key, 3)
+        X, y = _data(p, k_data, n, d)
+        W0 = initial_weights(p, k_init, d, init)
+        a0 = jnp.asarray(p.a0)
+
+        def step(state, k):
+            a, W = state
+            if batch is None:
+                Xb, yb = X, y
+            else:
+                idx = jax.random.randint(k, (batch,), 0, n)
+                Xb, yb = X[idx], y[idx]
+            ga, gW = grad((a, W), Xb, yb)
+            if p.train_second_layer:
+                a = a - dt * scale * ga
+            W = W - dt * scale * gW
+            W = W / jnp.linalg.norm(W, axis=1, keepdims=True)
+            return (a, W), None
+
+        def rec(carry, r):
+            state = carry
+            a, W = state
+            F = y - sigma(X @ W.T) @ a / m
+            out = _record(p, a, W, F, keep_C)
+            keys = jax.random.split(jax.random.fold_in(k_batch, r), every)
+            state, _ = lax.scan(step, state, keys)
+            return state, out
+
+        _, recs = lax.scan(rec, (a0, W0), jnp.arange(n_rec))
+        recs.update(_two_time(recs.pop("W"), m))
+        return recs
+
+    return jax.jit(jax.vmap(one))
+
+
+def simulate(problem: Any, d: int, t_max: float, dt: float, seeds: int = 10, seed: int = 0, batch: int | None = None,
+             init: str = "uniform", record_every: int | None = None, max_records: int = 201,
+             memory_gb: float = 1.0, blowup: float = 1e8) -> Simulation:
+    """Train ``seeds`` independent networks of ``problem`` (a ``dmft.Problem``) in dimension ``d``.
+
+    ``batch=None``: full-batch projected GD with step ``dt`` (GF time); an integer: SGD with that mini-batch
+    size and learning rate ``dt * n/d``. ``init="uniform"`` draws rows i.i.d. on the sphere (the paper's SGD
+    runs); ``"orthogonal"`` imposes ``C(0,0) = C0`` and ``v(0) = 0`` exactly.
+    """
+    p = model_params(problem)
+    d = _check_size("d", d, 2)
+    seeds = _check_size("seeds", seeds, 1)
+    if batch is not None:
+        batch = _check_size("batch", batch, 1)
+    if init == "uniform" and (not np.allclose(np.asarray(p.C0), np.eye(p.m)) or np.any(np.asarray(p.v0) != 0)):
+        raise ValueError("init: 'uniform' gives C(0,0) = I, v(0) = 0; use init='orthogonal' for other C0, v0")
+    n = int(round(p.abar * d))
+    if n < 1:
+        raise ValueError(f"d: n = round(n_over_d * d) = {n}; take a larger d")
+    if batch is not None and batch > n:
+        raise ValueError(f"batch: must be <= n = {n}, got {batch}")
+    every, n_rec = _record_plan(t_max, dt, record_every, max_records)
+    keep_C = p.m <= 8
+    per = 8 * (3 * n * d + 4 * n * p.m + 2 * n_rec * (n_rec + p.m * d) + (batch or n) * (d + 2 * p.m) * 3)
+    chunk = int(max(1, min(seeds, memory_gb * 2**30 // per)))
+    fn = _compiled(p, n, d, float(dt), every, n_rec, init, batch, keep_C)
+    base = jax.random.key(int(seed))
+    recs = []
+    for start in range(0, seeds, chunk):
+        idx = np.arange(start, min(start + chunk, seeds))
+        if len(idx) < chunk:
+            idx = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])
+        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
+        out = fn(keys)
+        take = min(chunk, seeds - start)
+        recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
+    settings = dict(init=init, record_every=every, batch=batch, abar_effective=n / d,
+                    sgd_learning_rate=dt * n / d)
+    return _finish(problem, "network_gd" if batch is None else "network_sgd", recs, every, dt, d, n, seed, settings,
+                   n_rec, blowup)

@@ -1,0 +1,478 @@
+r"""Montanari & Urbani (NeurIPS 2025, arXiv:2502.21269): figures and claims, DMFT beside finite networks.
+
+Each figure is a short declarative recipe: the problem of each curve, the DMFT grid, the simulation that
+gives the points, the panels. Parameters follow the spec (``dmft.md`` §4.7); where the paper does not state
+them (m values, horizons, grids: flag F11) the values below are ours and are printed on the figure.
+
+* ``2``  -- pure noise, mean-field init: ``a(t)/sqrt(m)`` and ``e_tr`` against ``t/m``; SGD on real networks.
+* ``3``  -- single index, lazy init (``a0 = sqrt(m)``): train/test error against ``t m`` and ``t``;
+  Gaussian-model GD points.
+* ``4``  -- single index, mean-field init: ``a(t)/sqrt(m)``, train and test error, ``v``; SGD points.
+* ``6``, ``7`` -- m = 4, non-symmetric initialisation (general DMFT) against Gaussian-model GD at the same step.
+* ``threshold`` -- fixed ``a = 1`` (frozen second layer), pure noise, ``h = 0.3z + z^2/2``, ``tau = 1``:
+  ``t_rel(abar) = inf{t: e_tr(t) < eps tau^2}``, the fit ``t_rel = c (abar_GF(m) - abar)^(-nu)`` (spec §3.1),
+  and ``abar_GF(m)`` against ``1/m`` extrapolated to ``m -> infinity`` (paper: ``abar_GF(inf) ≈ 1.18``).
+
+``claims()`` prints the abstract's claims as numbers (issue item 5), DMFT beside finite networks:
+(i) the slow time scale ``t_slow(m)`` (``a/sqrt(m)`` reaches half its value at ``t_max = K m``) and its fitted
+exponent in m; (ii) the inductive bias: final complexity from mean-field versus lazy initial complexity;
+(iii) separation of time scales: the time where train and test error separate beside the end of feature
+learning (the maximum of ``v``); (iv) the test-error minimum (time, value) and the final test error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import xarray as xr
+
+from .. import dmft
+from ..dmft import gaussian_model, networks
+from ..results import atomic_write_netcdf
+
+__all__ = ["FIGURES", "Run", "Sim", "Figure", "run_figure", "claims", "t_rel", "fit_threshold", "first_crossing"]
+
+PAPER = "Montanari & Urbani, NeurIPS 2025 (arXiv:2502.21269)"
+
+H_CUBIC = (0.0, 0.9, 0.0, 1.0 / 6.0)  # h = 0.9 z + z^3/6 (Figs 2, 4)
+H_QUAD = (0.0, 0.9, 0.5)  # h = 0.9 z + z^2/2 (Fig 3)
+H_THR = (0.0, 0.3, 0.5)  # h = 0.3 z + z^2/2 (Figs 32-33)
+H_VAL = (0.0, 0.1, 0.5)  # h = z/10 + z^2/2 (Figs 6-7)
+
+
+# ------------------------------------------------------------------------------------------
+# recipes
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sim:
+    """The simulation giving the points: ``"sgd"`` (real network, mini-batch ``batch``, learning rate ``lr``, so
+    one step is ``dt = lr d/n`` of GF time), ``"gd"`` (real network, full batch, step = DMFT dt) or
+    ``"gaussian"`` (Gaussian-model projected GD, step = DMFT dt)."""
+
+    kind: str
+    d: int
+    seeds: int
+    batch: int | None = None
+    lr: float = 0.1
+    points: int = 30
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    problem: dict
+    t_max: float
+    dt: float
+    scheme: str = "euler"
+    sim: Sim | None = None
+
+    def make_problem(self) -> dmft.Problem:
+        return dmft.Problem(**self.problem)
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    title: str
+    kind: str  # "curves", "neurons", "threshold"
+    runs: tuple
+    quick: tuple
+    panels: tuple = ()  # (observable, time scaling) with scaling "t", "t*m", "t/m"
+    notes: str = ""
+
+
+def _p(m, abar, tau, a0, h, target=None, train=True, **kw) -> dict:
+    return dict(m=m, n_over_d=abar, tau=tau, a0=a0, h=h, target=target, train_second_layer=train, **kw)
+
+
+def _mf_runs(ms, alpha, tau, target, t_factor, sim_d, seeds, batch, quick=False):
+    out = []
+    for m in ms:
+        abar = alpha * m
+        dt = 0.1 if quick else min(0.1, 0.25 / abar)
+        out.append(Run(f"m={m}", _p(m, abar, tau, 1.0, H_CUBIC, target), t_max=t_factor * m, dt=dt, scheme="implicit",
+                       sim=Sim("sgd", d=sim_d, seeds=seeds, batch=batch)))
+    return tuple(out)
+
+
+def _lazy_runs(ms, quick=False):
+    out = []
+    for m in ms:
+        abar = 0.3 * m
+        lam = abar * 0.9  # alpha a0^2 h'(0) with a0 = sqrt(m)
+        dt = 0.1 / lam
+        sim = Sim("gaussian", d=24 if quick else 40, seeds=8 if quick else 40, points=25)
+        out.append(Run(f"m={m}", _p(m, abar, 0.3, math.sqrt(m), H_QUAD, "activation"), t_max=2.0 if quick else 6.0,
+                       dt=dt, sim=sim if m <= 8 else None))
+    return tuple(out)
+
+
+_C0_FIG6 = ((1, 0, 1, 0), (0, 1, 0, 1), (1, 0, 1, 0), (0, 1, 0, 1))
+
+FIGURES: dict[str, Figure] = {
+    "2": Figure(
+        "2", "pure noise, MF init: h = 0.9z + z^3/6, alpha = 0.4, tau = 0.6, a0 = 1; SGD (lr 0.1)", "curves",
+        runs=_mf_runs((4, 8, 16), 0.4, 0.6, None, 6, 100, 6, 50),
+        quick=_mf_runs((4, 8), 0.4, 0.6, None, 1, 40, 3, 16, quick=True),
+        panels=(("gamma", "t/m"), ("train_error", "t/m"), ("train_error", "t")),
+    ),
+    "3": Figure(
+        "3", "single index, lazy init a0 = sqrt(m): h = hatphi = 0.9z + z^2/2, alpha = 0.3, tau = 0.3; "
+        "Gaussian-model GD", "curves",
+        runs=_lazy_runs((4, 8, 16, 32)), quick=_lazy_runs((4, 8), quick=True),
+        panels=(("errors", "t*m"), ("errors", "t")),
+    ),
+    "4": Figure(
+        "4", "single index, MF init: h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3, a0 = 1; SGD (lr 0.1)", "curves",
+        runs=_mf_runs((4, 8, 16), 0.3, 0.3, "activation", 6, 100, 6, 50),
+        quick=_mf_runs((4, 8), 0.3, 0.3, "activation", 1, 40, 3, 16, quick=True),
+        panels=(("gamma", "t/m"), ("errors", "t/m"), ("v", "t")),
+    ),
+    "6": Figure(
+        "6", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (1,1,-1,-1), w1 = w3, w2 = w4; "
+        "general DMFT vs Gaussian-model GD (eta = 0.1)", "neurons",
+        runs=(Run("setting 1", _p(4, 1.5, 1.0, (1.0, 1.0, -1.0, -1.0), H_VAL, C0=_C0_FIG6), t_max=10.0, dt=0.1,
+                  sim=Sim("gaussian", d=100, seeds=400, points=26)),),
+        quick=(Run("setting 1", _p(4, 1.5, 1.0, (1.0, 1.0, -1.0, -1.0), H_VAL, C0=_C0_FIG6), t_max=3.0, dt=0.1,
+                   sim=Sim("gaussian", d=30, seeds=24, points=16)),),
+    ),
+    "7": Figure(
+        "7", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (-1,-1/2,1/3,2/3), C(0,0) = I; "
+        "general DMFT vs Gaussian-model GD (eta = 0.1)", "neurons",
+        runs=(Run("setting 2", _p(4, 1.5, 1.0, (-1.0, -0.5, 1 / 3, 2 / 3), H_VAL), t_max=10.0, dt=0.1,
+                  sim=Sim("gaussian", d=100, seeds=400, points=26)),),
+        quick=(Run("setting 2", _p(4, 1.5, 1.0, (-1.0, -0.5, 1 / 3, 2 / 3), H_VAL), t_max=3.0, dt=0.1,
+                   sim=Sim("gaussian", d=30, seeds=24, points=16)),),
+    ),
+    "threshold": Figure(
+        "threshold", "fixed a = 1, pure noise, tau = 1, h = 0.3z + z^2/2: t_rel(abar), abar_GF(m) "
+        "(paper: abar_GF(inf) ≈ 1.18)", "threshold",
+        runs=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=60.0 * m, dt=0.5)
+                   for m in (2, 4, 8) for ab in (0.5, 0.6, 0.7, 0.8, 0.9)),
+        quick=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=30.0 * m, dt=1.0)
+                    for m in (2, 4) for ab in (0.4, 0.55, 0.7)),
+        notes="eps = 1e-7; DMFT on a coarse grid (dt = 0.5); t_rel fit with nu free and with nu = 2",
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------
+# running
+# ------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    run: Run
+    problem: dmft.Problem
+    sol: Any
+    sim: Any = None
+    wall_dmft: float = 0.0
+    wall_sim: float = 0.0
+
+
+def _solve(run: Run, prob: dmft.Problem):
+    method = "auto" if prob.is_symmetric else "general"
+    kw = {"scheme": run.scheme} if method == "auto" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dmft.StabilityWarning)
+        return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, **kw)
+
+
+def simulate(run: Run, prob: dmft.Problem, seed: int = 0):
+    """The simulation of ``run`` (see :class:`Sim`), recorded at about ``sim.points`` times."""
+    s = run.sim
+    if s.kind == "gaussian":
+        every = max(1, int(round(run.t_max / run.dt / s.points)))
+        return gaussian_model.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, realisations=s.seeds, seed=seed,
+                                       record_every=every)
+    if s.kind == "gd":
+        every = max(1, int(round(run.t_max / run.dt / s.points)))
+        return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, seeds=s.seeds, seed=seed, record_every=every)
+    if s.kind == "sgd":
+        n = int(round(prob.n_over_d * s.d))
+        batch = min(s.batch or n, n)
+        dt = s.lr * s.d / n  # one SGD step of learning rate lr is lr d/n of GF time (spec §5)
+        every = max(1, int(round(run.t_max / dt / s.points)))
+        return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=dt, seeds=s.seeds, seed=seed, batch=batch,
+                                 record_every=every)
+    raise ValueError(f"sim.kind: must be 'sgd', 'gd' or 'gaussian', got {s.kind!r}")
+
+
+def execute(run: Run, with_sim: bool = True) -> RunResult:
+    prob = run.make_problem()
+    t0 = time.perf_counter()
+    sol = _solve(run, prob)
+    t1 = time.perf_counter()
+    sim = simulate(run, prob) if (with_sim and run.sim is not None) else None
+    return RunResult(run, prob, sol, sim, t1 - t0, time.perf_counter() - t1)
+
+
+def _obs(sol, name: str) -> np.ndarray:
+    """A one-time observable of a DMFT solution; ``gamma = a/sqrt(m)``; neuron means for the general solver."""
+    m = sol.problem.m
+    if name == "gamma":
+        return _obs(sol, "a") / math.sqrt(m)
+    x = np.asarray(getattr(sol, name))
+    return x.mean(-1) if x.ndim == 2 else x
+
+
+def _sim_obs(sim, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "gamma":
+        m = sim.values("a_i").shape[-1]
+        return sim.mean("a") / math.sqrt(m), sim.sem("a") / math.sqrt(m)
+    return sim.mean(name), sim.sem(name)
+
+
+# ------------------------------------------------------------------------------------------
+# measurements on curves
+# ------------------------------------------------------------------------------------------
+def first_crossing(t: np.ndarray, y: np.ndarray, level: float, above: bool = True) -> float:
+    """First time ``y`` reaches ``level`` (from below if ``above``), linearly interpolated; NaN if never."""
+    t, y = np.asarray(t, float), np.asarray(y, float)
+    hit = (y >= level) if above else (y <= level)
+    hit &= np.isfinite(y)
+    if not hit.any():
+        return float("nan")
+    k = int(np.argmax(hit))
+    if k == 0:
+        return float(t[0])
+    y0, y1 = y[k - 1], y[k]
+    return float(t[k - 1] + (level - y0) / (y1 - y0) * (t[k] - t[k - 1])) if y1 != y0 else float(t[k])
+
+
+def t_rel(t: np.ndarray, train_error: np.ndarray, tau: float, eps: float = 1e-7) -> float:
+    """``t_rel = inf{t: e_tr(t) < eps tau^2}`` (spec §3.1, App. F.1.3), log-interpolated; NaN if not reached."""
+    le = np.log(np.clip(np.asarray(train_error, float), 1e-300, None))
+    return first_crossing(t, le, math.log(eps * tau**2), above=False)
+
+
+def fit_threshold(abar: np.ndarray, trel: np.ndarray, nu: float | None = None) -> dict:
+    """Fit ``t_rel = c (abar_GF - abar)^(-nu)`` (spec §3.1): for ``nu`` fixed, ``t_rel^(-1/nu)`` is linear in
+    ``abar`` and vanishes at ``abar_GF``; for ``nu=None``, ``nu`` is scanned to minimise the log-residual."""
+    abar, trel = np.asarray(abar, float), np.asarray(trel, float)
+    ok = np.isfinite(trel) & (trel > 0)
+    abar, trel = abar[ok], trel[ok]
+    if abar.size < 2 or np.ptp(abar) == 0:
+        return dict(abar_gf=float("nan"), nu=float("nan"), c=float("nan"), rms=float("nan"))
+
+    def fit(nu_):
+        y = trel ** (-1.0 / nu_)
+        slope, icpt = np.polyfit(abar, y, 1)
+        if slope >= 0:
+            return None
+        ag = -icpt / slope
+        c = (-slope) ** (-nu_)
+        pred = c * np.clip(ag - abar, 1e-300, None) ** (-nu_)
+        return dict(abar_gf=float(ag), nu=float(nu_), c=float(c), rms=float(np.sqrt(np.mean(np.log(pred / trel) ** 2))))
+
+    if nu is not None:
+        return fit(nu) or dict(abar_gf=float("nan"), nu=float(nu), c=float("nan"), rms=float("nan"))
+    if abar.size < 3:
+        return fit(2.0) or dict(abar_gf=float("nan"), nu=float("nan"), c=float("nan"), rms=float("nan"))
+    best = None
+    for nu_ in np.linspace(0.5, 4.0, 71):
+        r = fit(nu_)
+        if r is not None and (best is None or r["rms"] < best["rms"]):
+            best = r
+    return best or dict(abar_gf=float("nan"), nu=float("nan"), c=float("nan"), rms=float("nan"))
+
+
+# ------------------------------------------------------------------------------------------
+# plots
+# ------------------------------------------------------------------------------------------
+_XLABEL = {"t": "t", "t*m": "t m", "t/m": "t / m"}
+_YLABEL = {"gamma": r"$a(t)/\sqrt{m}$", "train_error": r"$e_{tr}$", "test_error": r"$e_{ts}$", "v": "v(t)",
+           "errors": r"$e_{tr}$ (solid, ●), $e_{ts}$ (dashed, ▲)", "a": "a(t)"}
+
+
+def _xs(t, scaling, m):
+    return {"t": t, "t*m": t * m, "t/m": t / m}[scaling]
+
+
+def _plot_curves(spec: Figure, results: list[RunResult], path: Path) -> Path:
+    from ..plotting import SIM_STYLE, THEORY_STYLE, figure, save_figure
+
+    fig, axes = figure(1, len(spec.panels), width=4.3)
+    axes = np.atleast_1d(axes)
+    colors = [f"C{i}" for i in range(len(results))]
+    for ax, (obs, scaling) in zip(axes, spec.panels):
+        names = ("train_error", "test_error") if obs == "errors" else (obs,)
+        for r, col in zip(results, colors):
+            m = r.problem.m
+            for j, name in enumerate(names):
+                ls = "-" if j == 0 else "--"
+                ax.plot(_xs(r.sol.t, scaling, m), _obs(r.sol, name), ls, color=col,
+                        label=f"{r.run.label} DMFT" if j == 0 else None, **THEORY_STYLE)
+                if r.sim is not None:
+                    mu, se = _sim_obs(r.sim, name)
+                    style = dict(SIM_STYLE, fmt="o" if j == 0 else "^")
+                    ax.errorbar(_xs(r.sim.t, scaling, m), mu, yerr=se, color=col, mfc="white" if j else col, **style)
+        if obs in ("train_error", "errors") and scaling != "t*m":
+            ax.set_yscale("log")
+        if scaling == "t" and spec.name == "2":
+            ax.set_xscale("log")
+        ax.set_xlabel(_XLABEL[scaling])
+        ax.set_ylabel(_YLABEL.get(obs, obs))
+    kinds = {r.sim.kind for r in results if r.sim is not None}
+    axes[0].legend(fontsize=7, title=f"lines: DMFT; points: {', '.join(sorted(kinds)) or 'none'}", title_fontsize=7)
+    fig.suptitle(f"Montanari & Urbani Fig. {spec.name}: {spec.title}", fontsize=8)
+    return save_figure(fig, path)
+
+
+def _plot_neurons(spec: Figure, results: list[RunResult], path: Path) -> Path:
+    from ..plotting import SIM_STYLE, THEORY_STYLE, figure, save_figure
+
+    r = results[0]
+    sol, sim, m = r.sol, r.sim, r.problem.m
+    fig, axes = figure(1, 3, width=4.0)
+    for j, name in enumerate(("train_error", "test_error")):
+        axes[0].plot(sol.t, sol.train_error if j == 0 else sol.test_error, "-" if j == 0 else "--", color=f"C{j}",
+                     label=f"{name} DMFT", **THEORY_STYLE)
+        if sim is not None:
+            axes[0].errorbar(sim.t, sim.mean(name), yerr=sim.sem(name), color=f"C{j}", label=f"{name} GD",
+                             **SIM_STYLE)
+    axes[0].set_ylabel("error")
+    for i in range(m):
+        axes[1].plot(sol.t, sol.a[:, i], color=f"C{i}", label=f"$a_{i + 1}$", **THEORY_STYLE)
+        if sim is not None:
+            axes[1].errorbar(sim.t, sim.mean("a_i")[:, i], yerr=sim.sem("a_i")[:, i], color=f"C{i}", **SIM_STYLE)
+    axes[1].set_ylabel("a_i(t)")
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2)][: max(1, m * (m - 1) // 2)]
+    Ctt = np.einsum("ttij->tij", sol.C)
+    for k, (i, j) in enumerate(pairs):
+        axes[2].plot(sol.t, Ctt[:, i, j], color=f"C{k}", label=f"$C_{{{i + 1}{j + 1}}}(t,t)$", **THEORY_STYLE)
+        if sim is not None and "C" in sim.data:
+            axes[2].errorbar(sim.t, sim.mean("C")[:, i, j], yerr=sim.sem("C")[:, i, j], color=f"C{k}", **SIM_STYLE)
+    axes[2].set_ylabel("equal-time overlaps")
+    for ax in axes:
+        ax.set_xlabel("t")
+        ax.legend(fontsize=7)
+    sims = f"Gaussian-model GD, d = {sim.d}, n = {sim.n}, {sim.realisations} realisations" if sim is not None else ""
+    fig.suptitle(f"Fig. {spec.name}: {spec.title}\nlines: DMFT (dt = {r.run.dt:g}); points: {sims}", fontsize=8)
+    return save_figure(fig, path)
+
+
+def _threshold_table(results: list[RunResult]) -> dict:
+    rows: dict[int, list] = {}
+    for r in results:
+        rows.setdefault(r.problem.m, []).append((r.problem.n_over_d, t_rel(r.sol.t, r.sol.train_error, r.problem.tau)))
+    out = {}
+    for m, lst in sorted(rows.items()):
+        ab, tr = np.array(lst).T
+        out[m] = dict(abar=ab, t_rel=tr, fit=fit_threshold(ab, tr), fit2=fit_threshold(ab, tr, nu=2.0))
+    ms = np.array(sorted(out))
+    ag = np.array([out[m]["fit2"]["abar_gf"] for m in ms])
+    ok = np.isfinite(ag)
+    extrap = float(np.polyfit(1.0 / ms[ok], ag[ok], 1)[1]) if ok.sum() >= 2 else float("nan")
+    return dict(per_m=out, ms=ms, abar_gf=ag, abar_gf_inf=extrap)
+
+
+def _plot_threshold(spec: Figure, results: list[RunResult], path: Path, table: dict) -> Path:
+    from ..plotting import THEORY_STYLE, figure, save_figure
+
+    fig, axes = figure(1, 3, width=4.0)
+    ms = sorted({r.problem.m for r in results})
+    for r in results:
+        k = ms.index(r.problem.m)
+        axes[0].semilogy(r.sol.t / r.problem.m, np.clip(r.sol.train_error, 1e-12, None), color=f"C{k}", lw=1.0,
+                         alpha=0.4 + 0.6 * (r.problem.n_over_d / max(x.problem.n_over_d for x in results)))
+    axes[0].axhline(1e-7, color="k", lw=0.8, ls=":")
+    axes[0].set_xlabel("t / m")
+    axes[0].set_ylabel(r"$e_{tr}$ (colour: m; darker: larger $\bar\alpha$)")
+    for k, m in enumerate(ms):
+        d = table["per_m"][m]
+        ok = np.isfinite(d["t_rel"])
+        axes[1].plot(d["abar"][ok], d["t_rel"][ok] / m, "o", color=f"C{k}", label=f"m={m}")
+        f = d["fit2"]
+        if np.isfinite(f["abar_gf"]):
+            x = np.linspace(d["abar"].min(), min(d["abar"].max() * 1.02, f["abar_gf"] - 1e-3), 50)
+            axes[1].plot(x, f["c"] * (f["abar_gf"] - x) ** (-2.0) / m, color=f"C{k}", **THEORY_STYLE)
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel(r"$\bar\alpha = n/d$")
+    axes[1].set_ylabel(r"$t_{rel}/m$; lines: $c(\bar\alpha_{GF}-\bar\alpha)^{-2}$")
+    axes[1].legend(fontsize=7)
+    ag, msa = table["abar_gf"], table["ms"]
+    axes[2].plot(1.0 / msa, ag, "o", label=r"fit, $\nu = 2$")
+    if np.isfinite(table["abar_gf_inf"]):
+        x = np.linspace(0, 1.0 / msa.min(), 20)
+        ok = np.isfinite(ag)
+        p = np.polyfit(1.0 / msa[ok], ag[ok], 1)
+        axes[2].plot(x, np.polyval(p, x), "-", label=f"extrapolation: {table['abar_gf_inf']:.3f}")
+    axes[2].axhline(1.18, color="k", ls=":", lw=0.8, label="paper: 1.18")
+    axes[2].set_xlabel("1/m")
+    axes[2].set_ylabel(r"$\bar\alpha_{GF}(m)$")
+    axes[2].legend(fontsize=7)
+    fig.suptitle(f"Figs 32-33: {spec.title}", fontsize=8)
+    return save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------------
+# figure driver
+# ------------------------------------------------------------------------------------------
+def _dataset(spec: Figure, results: list[RunResult], quick: bool) -> xr.Dataset:
+    ds = xr.Dataset(attrs={"paper": PAPER, "figure": spec.name, "title": spec.title, "quick": int(quick),
+                           "runs": json.dumps([asdict(r.run) for r in results], default=str)})
+    for i, r in enumerate(results):
+        sol = r.sol
+        ds[f"r{i}_t"] = ((f"r{i}_time",), sol.t)
+        for name in ("train_error", "test_error", "a", "v"):
+            x = np.asarray(getattr(sol, name))
+            dims = (f"r{i}_time",) if x.ndim == 1 else (f"r{i}_time", f"r{i}_neuron")
+            ds[f"r{i}_dmft_{name}"] = (dims, x)
+        ds.attrs[f"r{i}_label"] = r.run.label
+        ds.attrs[f"r{i}_dmft_status"] = str(sol.status)
+        if r.sim is not None:
+            s = r.sim
+            ds[f"r{i}_sim_t"] = ((f"r{i}_sim_time",), s.t)
+            for name in ("train_error", "test_error", "a", "v"):
+                ds[f"r{i}_sim_{name}"] = ((f"r{i}_seed", f"r{i}_sim_time"), s.values(name))
+            ds.attrs[f"r{i}_sim"] = json.dumps(dict(kind=s.kind, d=s.d, n=s.n, dt=s.dt, status=s.status))
+    return ds
+
+
+def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: bool = False,
+               log: Callable[[str], None] = print) -> tuple[Path, Path, list[RunResult]]:
+    """Run figure ``name`` (``2, 3, 4, 6, 7, threshold``); write ``montanari2025_fig<name>.png`` and ``.nc``."""
+    name = str(name).removeprefix("fig")
+    if name not in FIGURES:
+        raise ValueError(f"figure: unknown {name!r}; allowed are {sorted(FIGURES)}")
+    spec = FIGURES[name]
+    runs = spec.quick if quick else spec.runs
+    results = []
+    for run in runs:
+        r = execute(run)
+        results.append(r)
+        msg = f"  {run.label:18s} DMFT: {len(r.sol.t)} steps (dt={run.dt:.3g}, {run.scheme}) {r.wall_dmft:.1f}s, " \
+              f"status {r.sol.status}"
+        if r.sim is not None:
+            tr = np.interp(r.sim.t, r.sol.t, _obs(r.sol, "train_error"))
+            z = np.nanmax(np.abs(r.sim.mean("train_error") - tr) / np.maximum(r.sim.sem("train_error"), 1e-12))
+            msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
+                   f"(e_tr) = {z:.1f}"
+        log(msg)
+    out_dir = Path(out_dir)
+    png_path = out_dir / f"montanari2025_fig{name}.png"
+    ds = _dataset(spec, results, quick)
+    if spec.kind == "curves":
+        png = _plot_curves(spec, results, png_path)
+    elif spec.kind == "neurons":
+        png = _plot_neurons(spec, results, png_path)
+    else:
+        table = _threshold_table(results)
+        for m, d in table["per_m"].items():
+            f, f2 = d["fit"], d["fit2"]
+            log(f"  m={m}: t_rel = {np.array2string(d['t_rel'], precision=1)} at abar = {d['abar']}; "
+                f"fit nu free: abar_GF = {f['abar_gf']:.3f}, nu = {f['nu']:.2f}; nu = 2: abar_GF = {f2['abar_gf']:.3f}")
+        log(f"  abar_GF(m -> inf) by linear extrapolation in 1/m: {table['abar_gf_inf']:.3f} (paper: ≈ 1.18)")
+        ds["threshold_m"] = (("m",), table["ms"])
+        ds["threshold_abar_gf"] = (("m",), table["abar_gf"])
+        ds.attrs["abar_gf_inf"] = table["abar_gf_inf"]
+        png = _plot_threshold(spec, results, png_path, table)
+    nc = atomic_write_netcdf(ds, out_dir / f"montanari2025_fig{name}.nc")
+    return png, nc, results

@@ -1,0 +1,54 @@
+"""Montanari & Urbani recipes: the threshold extraction on synthetic curves with known answers, and the CLI
+``learndyn reproduce montanari2025 --figure 2 --quick`` writing PNG + netCDF."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from learndyn.experiments import montanari2025 as mu
+
+
+def test_t_rel_and_first_crossing():
+    t = np.linspace(0, 50, 501)
+    e = 0.5 * np.exp(-t / 2.0)  # e_tr < 1e-7 tau^2 at t = 2 ln(0.5e7 / tau^2)
+    tau = 0.8
+    assert mu.t_rel(t, e, tau) == pytest.approx(2.0 * math.log(0.5 / (1e-7 * tau**2)), rel=1e-3)
+    assert math.isnan(mu.t_rel(t[:50], e[:50], tau))  # never reached
+    assert mu.first_crossing(t, t**2, 9.0) == pytest.approx(3.0, abs=0.02)
+
+
+def test_fit_threshold_recovers_known_parameters():
+    abar = np.array([0.5, 0.6, 0.7, 0.8, 0.9])
+    c, ag, nu = 3.0, 1.18, 2.0
+    trel = c * (ag - abar) ** (-nu)
+    f2 = mu.fit_threshold(abar, trel, nu=2.0)
+    assert f2["abar_gf"] == pytest.approx(ag, rel=1e-10) and f2["c"] == pytest.approx(c, rel=1e-8)
+    free = mu.fit_threshold(abar, 2.0 * (1.05 - abar) ** (-1.5))
+    assert free["nu"] == pytest.approx(1.5, abs=0.03) and free["abar_gf"] == pytest.approx(1.05, abs=0.01)
+    assert math.isnan(mu.fit_threshold(abar[:1], trel[:1])["abar_gf"])
+
+
+def test_unknown_figure_is_refused():
+    with pytest.raises(ValueError, match="figure"):
+        mu.run_figure("5", quick=True)
+
+
+def test_reproduce_figure2_quick_writes_png_and_netcdf(tmp_path):
+    from learndyn.cli import app
+    from learndyn.results import load
+
+    res = CliRunner().invoke(app, ["reproduce", "montanari2025", "--figure", "2", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    png, nc = tmp_path / "montanari2025_fig2.png", tmp_path / "montanari2025_fig2.nc"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ds = load(nc)
+    assert ds.attrs["figure"] == "2" and ds.attrs["quick"] == 1
+    # DMFT and SGD start from the same state: a(0) = a0 = 1 and e(0) = (tau^2 + a0^2 h(1)/m)/2
+    assert ds["r0_dmft_a"].values[0] == pytest.approx(1.0)
+    assert ds["r0_sim_a"].values[:, 0] == pytest.approx(1.0)
+    assert ds["r0_dmft_train_error"].values[0] == pytest.approx(0.5 * (0.36 + (0.9 + 1 / 6) / 4), rel=1e-10)
+    assert "DMFT" in res.output
