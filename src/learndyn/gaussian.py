@@ -270,12 +270,27 @@ def _price_integrand(R, L, s, want_i4: bool):
     return out + R[2, 3] * (s * s) * dp4
 
 
+def _bucket(n: int) -> int:
+    """Padded batch size: powers of two up to 1024, then multiples of 1024 (bounds recompilation)."""
+    if n <= 1024:
+        return 1 << max(0, (n - 1).bit_length())
+    return -(-n // 1024) * 1024
+
+
 def _price_integral(C, nodes: int, want_i4: bool):
     C = jnp.asarray(C, dtype=jnp.float64)
-    if C.shape[-2:] != (4, 4):
+    if C.ndim < 2 or C.shape[-2:] != (4, 4):
         raise ValueError(f"C: expected shape (..., 4, 4), got {C.shape}")
     batch = C.shape[:-2]
     C = C.reshape((-1, 4, 4))
+    n = C.shape[0]
+    pad = _bucket(n) - n
+    if pad:
+        C = jnp.concatenate([C, jnp.broadcast_to(jnp.eye(4), (pad, 4, 4))], axis=0)
+    return _price_integral_jit(C, nodes=int(nodes), want_i4=want_i4)[:n].reshape(batch)
+
+
+def _price_integral_flat(C, nodes: int, want_i4: bool):
     d = jnp.diagonal(C, axis1=-2, axis2=-1)
     zero = jnp.any(d <= 0, axis=-1)  # a field that is identically 0 (Theta(0) = relu(0) = 0)
     dsafe = jnp.where(zero[..., None], 1.0, d)
@@ -297,7 +312,10 @@ def _price_integral(C, nodes: int, want_i4: bool):
         val = (1.0 / (8.0 * math.pi) + R[..., 2, 3] / 16.0 + acc) * sd[..., 2] * sd[..., 3]
     else:
         val = 1.0 / 16.0 + acc
-    return jnp.where(zero, 0.0, val).reshape(batch)
+    return jnp.where(zero, 0.0, val)
+
+
+_price_integral_jit = jax.jit(_price_integral_flat, static_argnames=("nodes", "want_i4"))
 
 
 def orthant4(C, nodes: int = RELU_I4_NODES):
@@ -307,7 +325,7 @@ def orthant4(C, nodes: int = RELU_I4_NODES):
     ``P4 = 1/16 + \int_0^1 \sum_{i<j} C_ij phi2_ij(0, 0; t) P(z_k, z_l > 0 | z_i = z_j = 0; t) dt``,
     evaluated as :func:`relu_i4` does. A zero-variance field gives 0.
     """
-    return _price_integral(C, nodes, want_i4=False)
+    return _price_integral(C, int(nodes), want_i4=False)
 
 
 def relu_i4(C, nodes: int = RELU_I4_NODES):
@@ -341,7 +359,7 @@ def relu_i4(C, nodes: int = RELU_I4_NODES):
     nodes, <= 1e-13 absolute against elementary closed forms of the degenerate patterns and against
     a 800-node evaluation for random, singular and nearly collinear ``C``; 48 nodes: <= 2e-9.
     """
-    return _price_integral(C, nodes, want_i4=True)
+    return _price_integral(C, int(nodes), want_i4=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,21 +403,21 @@ def _gh2(f1, f2, L, order, mean3=None):
     return acc
 
 
-def quadrature_i2(act: Activation, C, order: int = 40):
+def _quadrature_i2(act: Activation, C, order: int = 40):
     r"""``E[g(z1) g(z2)]`` by ``order x order`` Gauss-Hermite on ``z = L xi`` (``L L^T = C``, any PSD ``C``)."""
     act, C = _act.get(act), _check_shape(C, 2)
     L = psd_factor(C)
     return _gh2(act, act, L, order)
 
 
-def quadrature_j2(act: Activation, C, order: int = 40):
+def _quadrature_j2(act: Activation, C, order: int = 40):
     r"""``E[g'(z1) g'(z2)]`` by ``order x order`` Gauss-Hermite."""
     act, C = _act.get(act), _check_shape(C, 2)
     L = psd_factor(C)
     return _gh2(act.grad, act.grad, L, order)
 
 
-def quadrature_i3(act: Activation, C, order: int = 40):
+def _quadrature_i3(act: Activation, C, order: int = 40):
     r"""``E[g'(z1) z2 g(z3)] = E[g'(z1) E[z2 | z1, z3] g(z3)]``: a 2-D Gauss-Hermite integral.
 
     With the fields ordered ``(z1, z3, z2)`` and ``L`` lower triangular, ``z1 = L00 xi1``,
@@ -415,7 +433,7 @@ def quadrature_i3(act: Activation, C, order: int = 40):
 I4_ORDER = 12
 
 
-def quadrature_i4(act: Activation, C, order: int = I4_ORDER):
+def _quadrature_i4(act: Activation, C, order: int = I4_ORDER):
     r"""``E[g'(z1) g'(z2) g(z3) g(z4)]`` by tensor Gauss-Hermite of ``order`` nodes per dimension.
 
     ``z = L xi`` with ``L`` lower triangular, so the sums nest:
@@ -444,6 +462,52 @@ def quadrature_i4(act: Activation, C, order: int = I4_ORDER):
 
     acc, _ = jax.lax.scan(body, jnp.zeros(L.shape[:-2]), (xj, wj))
     return acc
+
+
+_IMPL = {"i2": _quadrature_i2, "j2": _quadrature_j2, "i3": _quadrature_i3, "i4": _quadrature_i4}
+_JIT_CACHE: dict = {}
+
+
+def _jitted(kind: str, act: Activation, order: int):
+    """One compiled function per (integral, activation, order). The cache keeps the activation (and
+    so its callable) alive, which keeps ``id(fn)`` unique in the key."""
+    order = int(order)
+    _gh(order)  # validates the order
+    key = (kind, act.name, float(act.scale), float(act.a), float(act.b), id(act.fn), order)
+    hit = _JIT_CACHE.get(key)
+    if hit is None:
+        hit = (act, jax.jit(functools.partial(_IMPL[kind], act, order=order)))
+        _JIT_CACHE[key] = hit
+    return hit[1]
+
+
+def quadrature_i2(act, C, order: int = 40):
+    r"""``I2 = E[g(z1) g(z2)]`` by ``order x order`` Gauss-Hermite on ``z = L xi`` (``L L^T = C``, any PSD ``C``).
+
+    Accuracy (measured, ``benchmarks/gaussian.py``): see the table in the module docstring.
+    """
+    act = _act.get(act)
+    return _jitted("i2", act, order)(_check_shape(C, 2))
+
+
+def quadrature_j2(act, C, order: int = 40):
+    r"""``J2 = E[g'(z1) g'(z2)]`` by ``order x order`` Gauss-Hermite."""
+    act = _act.get(act)
+    return _jitted("j2", act, order)(_check_shape(C, 2))
+
+
+def quadrature_i3(act, C, order: int = 40):
+    r"""``I3 = E[g'(z1) z2 g(z3)] = E[g'(z1) E[z2 | z1, z3] g(z3)]``: a 2-D ``order x order`` Gauss-Hermite
+    integral (see :func:`_quadrature_i3`)."""
+    act = _act.get(act)
+    return _jitted("i3", act, order)(_check_shape(C, 3))
+
+
+def quadrature_i4(act, C, order: int = I4_ORDER):
+    r"""``I4 = E[g'(z1) g'(z2) g(z3) g(z4)]`` by tensor Gauss-Hermite, ``order`` nodes per dimension
+    (cost ``~order**4`` activation evaluations per covariance; see :func:`_quadrature_i4`)."""
+    act = _act.get(act)
+    return _jitted("i4", act, order)(_check_shape(C, 4))
 
 
 _QUADRATURE = {"i2": quadrature_i2, "j2": quadrature_j2, "i3": quadrature_i3, "i4": quadrature_i4}
