@@ -8,11 +8,12 @@ spec's verified settings and the reference code's defaults, and are stated on ev
   eta = 0.5, sigma = 0): the Saad-Solla plateau and its escape, ODE lines from each seed's initial
   overlaps, SGD markers (seed mean +- standard error).
 * ``fig2`` -- first layer only, over-parameterised students: final eps_g against L = K - M for erf, ReLU and
-  linear (M = 2, eta = 0.1, sigma = 0.1 (erf, ReLU), informed start with near-zero extra units), with the
+  linear (M = 2, eta = 0.1, sigma = 0.1, informed start with near-zero extra units, alpha = 300), with the
   closed forms eta sigma^2 (L + M/sqrt3)/(2 pi) (+ O(eta^2)) for erf and K eta sigma^2/(2(2 - K eta)) for
   linear (spec §4.1-4.2), the ODE fixed point, and SGD.
 * ``fig3`` -- both layers: final eps_g against K for erf, ReLU and linear (M = 2, eta = 0.2, sigma = 0.1,
-  "mixed" start: w ~ N(0, 1/N), v ~ N(0, 1/K)), ODE and SGD.
+  "mixed" start: w ~ N(0, 1/N), v ~ N(0, 1/K), alpha = 3000), ODE and SGD. (Linear students converge very
+  slowly along their continuum of equivalent solutions: their "final" value is the value at alpha = 3000.)
 * ``fig4`` -- specialisation: final R (normalised), Q and v of erf and ReLU students (M = 2, K = 4, both
   layers) from SGD and from the ODE, as heat maps.
 
@@ -96,20 +97,20 @@ FIGURES: dict[str, Figure] = {
     "fig2": Figure(
         "fig2", "first layer only: final eps_g against L = K - M (M = 2, eta = 0.1, informed start)", "sweep",
         tuple(Run(f"{act} L={L}", _p(act, 2, 2 + L, 0.1, 0.1, False), N=500, seeds=4,
-                  alpha_max=1000.0 if act != "linear" else 300.0, init="informed")
+                  alpha_max=300.0, init="informed")
               for act in ("erf", "relu", "linear") for L in (_FIG2_L if act != "relu" else _RELU_L)),
         xlabel="L = K - M",
     ),
     "fig3": Figure(
         "fig3", "both layers: final eps_g against K (M = 2, eta = 0.2, sigma = 0.1, mixed start)", "sweep",
-        tuple(Run(f"{act} K={K}", _p(act, 2, K, 0.2, 0.1, True), N=500, seeds=3, alpha_max=2000.0, init="mixed")
+        tuple(Run(f"{act} K={K}", _p(act, 2, K, 0.2, 0.1, True), N=400, seeds=3, alpha_max=3000.0, init="mixed")
               for act in ("erf", "relu", "linear") for K in (_FIG3_K if act != "relu" else _RELU_K)),
         xlabel="K",
     ),
     "fig4": Figure(
         "fig4", "specialisation: final overlaps of erf and ReLU students (M = 2, K = 4, both layers)",
         "specialisation",
-        tuple(Run(f"{act} K=4", _p(act, 2, 4, 0.2, 0.1, True), N=500, seeds=1, alpha_max=2000.0, init="mixed")
+        tuple(Run(f"{act} K=4", _p(act, 2, 4, 0.2, 0.1, True), N=400, seeds=3, alpha_max=3000.0, init="mixed")
               for act in ("erf", "relu")),
     ),
 }
@@ -154,7 +155,18 @@ class RunResult:
 def execute(run: Run, quick: bool = False, progress: bool = False, fixed_point: bool = False,
             ode_seeds: int | None = None, rtol: float = 1e-8) -> RunResult:
     """Simulate ``run`` and integrate the ODE from the initial overlaps of every seed (or of the first
-    ``ode_seeds`` seeds; the others' ODE entries are NaN)."""
+    ``ode_seeds`` seeds; the others' ODE entries are NaN). Results are memoised in-process, so
+    ``--figure all --claims`` runs each recipe once."""
+    key = (json.dumps(asdict(run), sort_keys=True), quick, fixed_point, ode_seeds, rtol)
+    if key not in _CACHE:
+        _CACHE[key] = _execute(run, quick, progress, fixed_point, ode_seeds, rtol)
+    return _CACHE[key]
+
+
+_CACHE: dict = {}
+
+
+def _execute(run, quick, progress, fixed_point, ode_seeds, rtol) -> RunResult:
     t0 = time.perf_counter()
     if quick:
         run = run.quick()
@@ -545,7 +557,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
     for run in spec3.runs:
         if quick and run.problem["K"] not in (2, 4):
             continue
-        res_c.append(execute(run, quick=quick, progress=progress, ode_seeds=1, rtol=1e-6))
+        res_c.append(execute(run, quick=quick, progress=progress, fixed_point=True, ode_seeds=1, rtol=1e-6))
     data_c = sweep(res_c)
     sol_lines = []
     for act, d in data_c.items():
