@@ -280,8 +280,8 @@ def _plot_curves(fig_spec: Figure, results: list[RunResult], path: Path) -> Path
     fig, axes = figure(1, 3, width=4.0)
     ax = axes[0]
     mean, sem = sim.eg_mean, sim.eg_sem
-    pos = pos & (mean > _EG_PLOT_FLOOR)  # below: rounding noise of eps_g = 0 (sigma = 0 runs)
-    ax.errorbar(a[pos], mean[pos], yerr=sem[pos], label=f"SGD, N={sim.N} ({len(sim.seeds)} seeds)", **SIM_STYLE)
+    shown = pos & (mean > _EG_PLOT_FLOOR)  # below: rounding noise of eps_g = 0 (sigma = 0 runs)
+    ax.errorbar(a[shown], mean[shown], yerr=sem[shown], label=f"SGD, N={sim.N} ({len(sim.seeds)} seeds)", **SIM_STYLE)
     if res.eg_ode is not None:
         ode = np.where(res.eg_ode > _EG_PLOT_FLOOR, res.eg_ode, np.nan)
         ok = a > 0
