@@ -82,15 +82,22 @@ class PowerSeries:
 # --------------------------------------------------------------------------------------------
 # Hermite expansion of a function by Gauss-Hermite quadrature
 # --------------------------------------------------------------------------------------------
-def hermite_coefficients(fn, degree: int = 20, order: int = 200) -> tuple[np.ndarray, float]:
-    r"""Normalised Hermite coefficients ``f_k = E[f(G) He_k(G)]/sqrt(k!)``, ``k = 0..degree``.
+def hermite_coefficients(fn, degree: int = 20, order: int = 16, panel: float = 0.05) -> tuple[np.ndarray, float]:
+    r"""Normalised Hermite coefficients ``f_k = E[f(G) He_k(G)]/sqrt(k!)``, ``k = 0..degree``, and ``E f(G)^2``.
 
-    Gauss-Hermite quadrature (probabilists' weight ``exp(-x^2/2)``) of the given ``order``; the
-    normalised polynomials obey ``p_{k+1} = (x p_k - sqrt(k) p_{k-1})/sqrt(k+1)`` (stable).
-    Returns ``(f, E f(G)^2)``; ``E f^2 - sum_k f_k^2`` is the truncation residual.
+    Composite Gauss-Legendre quadrature of ``f(x) p_k(x) phi(x)`` on ``[-L, L]``, ``L = 10 + 2 sqrt(degree)``, with
+    panels of width ``panel`` and ``order`` nodes each; ``x = 0`` is a panel boundary, so activations with a kink at
+    0 (ReLU, leaky ReLU) are integrated to round-off (plain Gauss-Hermite converges only algebraically there).
+    The normalised polynomials obey ``p_{k+1} = (x p_k - sqrt(k) p_{k-1})/sqrt(k+1)``.
+    ``E f^2 - sum_k f_k^2`` is the truncation residual.
     """
-    x, w = np.polynomial.hermite_e.hermegauss(order)
-    w = w / math.sqrt(2.0 * math.pi)
+    L = 10.0 + 2.0 * math.sqrt(degree)
+    n_half = int(math.ceil(L / panel))
+    edges = np.linspace(-n_half * panel, n_half * panel, 2 * n_half + 1)
+    xg, wg = np.polynomial.legendre.leggauss(order)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    x = (mid[:, None] + 0.5 * panel * xg[None, :]).ravel()
+    w = np.tile(0.5 * panel * wg, mid.size) * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     fx = np.asarray(fn(x), dtype=np.float64)
     if fx.shape != x.shape or not np.all(np.isfinite(fx)):
         raise ValueError("activation: must map arrays elementwise to finite reals")
@@ -102,7 +109,7 @@ def hermite_coefficients(fn, degree: int = 20, order: int = 200) -> tuple[np.nda
         p_next = (x * p - math.sqrt(k) * p_prev) / math.sqrt(k + 1)
         p_prev, p = p, p_next
     ef2 = float(np.sum(w * fx * fx))
-    coeffs[np.abs(coeffs) < 1e-14 * math.sqrt(max(ef2, 1e-300))] = 0.0  # quadrature round-off (e.g. odd f)
+    coeffs[np.abs(coeffs) < 1e-14 * math.sqrt(max(ef2, 1e-300))] = 0.0  # round-off (e.g. odd f)
     return coeffs, ef2
 
 
@@ -200,7 +207,8 @@ class Problem:
         ``v_i(0) = <u, w_i(0)>`` (m numbers or one number). Default: ``I`` and ``0`` (uniform
         initialisation in high dimension). ``C0 - v0 v0^T`` must be PSD.
     hermite_degree, quadrature_order:
-        Truncation degree and Gauss-Hermite order for activations given as functions.
+        Truncation degree of the Hermite expansion, and Gauss-Legendre nodes per panel of the quadrature
+        (:func:`hermite_coefficients`), for activations given as functions.
     """
 
     m: int
@@ -214,7 +222,7 @@ class Problem:
     C0: Any = None
     v0: Any = None
     hermite_degree: int = 20
-    quadrature_order: int = 200
+    quadrature_order: int = 16
 
     # ---------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
