@@ -43,9 +43,10 @@ def direct(problem: ToyProblem, seed: int, scale: float = 1.0) -> np.ndarray:
 
 def _call(problem: ToyProblem, seed: int, *, scale: float, delay: float, log_dir: str, die_once_dir: str,
           die_when_a: float, fail_when_a: float, **_: Any) -> np.ndarray:
-    tag = f"a={problem.a}_n={problem.n}_b={problem.b}_kind={problem.kind}_seed={seed}"
+    point = f"a={problem.a}_n={problem.n}_b={problem.b}_kind={problem.kind}"
+    tag = f"{point}_seed={seed}"
     if die_once_dir and problem.a == die_when_a:
-        marker = Path(die_once_dir) / tag
+        marker = Path(die_once_dir) / point
         if not marker.exists():
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-task, once per point
