@@ -129,7 +129,7 @@ def test_divergence_is_reported_with_data_kept():
     assert sim.to_xarray().attrs["status"] == "diverged"
 
 
-def _extrapolated(prob, t_max, dt, every, ds=(20, 40), realisations=(600, 300), seed=11):
+def _extrapolated(prob, t_max, dt, every, ds=(20, 40), realisations=(300, 150), seed=11):
     """Gaussian-model GD means at d1 < d2, extrapolated to d -> infinity linearly in 1/d (the finite-d bias is
     O(1/d): measured 0.014 -> 0.0056 for e_tr(t=4) between d = 40 and 80 at m = 4); returns t, mean, s.e."""
     d1, d2 = ds
@@ -147,7 +147,8 @@ def _extrapolated(prob, t_max, dt, every, ds=(20, 40), realisations=(600, 300), 
 @pytest.mark.parametrize("setting", ["pure_noise", "single_index"])
 def test_dmft_against_gaussian_model_gd_m4(setting):
     """Acceptance (issue 5): symmetric DMFT vs projected GD on the Gaussian model at m = 4, same step dt,
-    at t = 1, 2, 3: |GD - DMFT| < 4 s.e. + C dt (C dt = 0.01 relative), after removing the O(1/d) bias."""
+    at t = 1, 2, 3: |GD - DMFT| < 4 s.e. + 0.1 dt |DMFT| (0.5% at dt = 0.05), after removing the O(1/d) bias
+    by extrapolating d = 20, 40 linearly in 1/d (measured |GD - DMFT|/s.e. <= 1.8 with 300 + 150 realisations)."""
     if setting == "pure_noise":
         prob = dmft.Problem(m=4, n_over_d=1.5, tau=1.0, a0=1.0, h=[0.0, 0.1, 0.5])
     else:
@@ -160,5 +161,5 @@ def test_dmft_against_gaussian_model_gd_m4(setting):
     for name in ("train_error", "test_error", "a") + (("v",) if setting == "single_index" else ()):
         th = np.asarray(getattr(sol, name))[idx_th]
         mu, se = sim[name][0][idx_sim], sim[name][1][idx_sim]
-        tol = 4.0 * se + 0.2 * dt * np.abs(th)
+        tol = 4.0 * se + 0.1 * dt * np.abs(th)
         assert np.all(np.abs(mu - th) < tol), (name, t[idx_sim], th, mu, se)

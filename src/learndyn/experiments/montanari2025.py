@@ -154,11 +154,11 @@ FIGURES: dict[str, Figure] = {
     "threshold": Figure(
         "threshold", "fixed a = 1, pure noise, tau = 1, h = 0.3z + z^2/2: t_rel(abar), abar_GF(m) "
         "(paper: abar_GF(inf) ≈ 1.18)", "threshold",
-        runs=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=60.0 * m, dt=0.5)
-                   for m in (2, 4, 8) for ab in (0.5, 0.6, 0.7, 0.8, 0.9)),
-        quick=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=30.0 * m, dt=1.0)
-                    for m in (2, 4) for ab in (0.4, 0.55, 0.7)),
-        notes="eps = 1e-7; DMFT on a coarse grid (dt = 0.5); t_rel fit with nu free and with nu = 2",
+        runs=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=150.0 * m, dt=1.0)
+                   for m in (2, 4, 8) for ab in (0.5, 0.6, 0.7, 0.8)),
+        quick=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=60.0 * m, dt=1.0)
+                    for m in (2, 4) for ab in (0.35, 0.45, 0.55)),
+        notes="eps = 1e-7; DMFT on a coarse grid (dt = 1); t_rel fit with nu free and with nu = 2",
     ),
 }
 
@@ -476,3 +476,141 @@ def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: 
         png = _plot_threshold(spec, results, png_path, table)
     nc = atomic_write_netcdf(ds, out_dir / f"montanari2025_fig{name}.nc")
     return png, nc, results
+
+
+# ------------------------------------------------------------------------------------------
+# claims
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClaimsRecipe:
+    """Single index, h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3 (Fig 4 setting): mean-field runs
+    (``a0 = 1``) to ``t_max = K m``, lazy runs (``a0 = gamma0 sqrt(m)``) to ``t_max = K_lazy m``; SGD points."""
+
+    ms: tuple = (4, 8, 16)
+    K: float = 6.0
+    K_lazy: float = 2.0
+    gamma0_lazy: float = 2.0
+    d: int = 100
+    seeds: int = 6
+    batch: int = 50
+    fraction: float = 0.5  # (i): gamma reaches this fraction of its total change
+    gap: float = 0.25  # (iii): (e_ts - e_tr)/e_ts exceeds this
+
+
+CLAIMS = ClaimsRecipe()
+CLAIMS_QUICK = ClaimsRecipe(ms=(4, 8), K=1.5, K_lazy=0.5, d=30, seeds=3, batch=16)
+
+
+def _claim_runs(c: ClaimsRecipe):
+    mf, lazy = [], []
+    for m in c.ms:
+        abar = 0.3 * m
+        sim = Sim("sgd", d=c.d, seeds=c.seeds, batch=c.batch, points=40)
+        mf.append(Run(f"MF m={m}", _p(m, abar, 0.3, 1.0, H_CUBIC, "activation"), t_max=c.K * m,
+                      dt=min(0.1, 0.25 / abar), scheme="implicit", sim=sim))
+        lam = abar * c.gamma0_lazy**2 * 0.9
+        # SGD at lr 0.1 / gamma0^2: the lazy network's stiff mode relaxes gamma0^2 times faster
+        lazy.append(Run(f"lazy m={m}", _p(m, abar, 0.3, c.gamma0_lazy * math.sqrt(m), H_CUBIC, "activation"),
+                        t_max=c.K_lazy * m, dt=0.2 / lam, sim=replace(sim, lr=0.1 / c.gamma0_lazy**2)))
+    return mf, lazy
+
+
+def _measures(t, gamma, e_tr, e_ts, v, c: ClaimsRecipe) -> dict:
+    g0, g1 = gamma[0], gamma[-1]
+    t_slow = first_crossing(t, (gamma - g0) * np.sign(g1 - g0), c.fraction * abs(g1 - g0))
+    rel_gap = (e_ts - e_tr) / np.maximum(e_ts, 1e-300)
+    k_min = int(np.nanargmin(e_ts))
+    return dict(t_slow=t_slow, gamma_final=float(g1), t_sep=first_crossing(t, rel_gap, c.gap),
+                t_feat=float(t[int(np.nanargmax(v))]), v_max=float(np.nanmax(v)), t_min=float(t[k_min]),
+                e_ts_min=float(e_ts[k_min]), e_ts_final=float(e_ts[-1]), e_tr_final=float(e_tr[-1]))
+
+
+def _sim_measures(sim, c: ClaimsRecipe) -> dict[str, tuple[float, float]]:
+    """Per-seed measures, then mean and standard error over seeds."""
+    m = sim.values("a_i").shape[-1]
+    rows = []
+    for s in range(sim.realisations):
+        rows.append(_measures(sim.t, sim.values("a")[s] / math.sqrt(m), sim.values("train_error")[s],
+                              sim.values("test_error")[s], sim.values("v")[s], c))
+    out = {}
+    for k in rows[0]:
+        x = np.array([r[k] for r in rows], float)
+        ok = np.isfinite(x)
+        out[k] = (float(np.mean(x[ok])) if ok.any() else float("nan"),
+                  float(np.std(x[ok], ddof=1) / math.sqrt(ok.sum())) if ok.sum() > 1 else float("nan"))
+    return out
+
+
+def _exponent(ms, y) -> float:
+    ms, y = np.asarray(ms, float), np.asarray(y, float)
+    ok = np.isfinite(y) & (y > 0)
+    return float(np.polyfit(np.log(ms[ok]), np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
+
+
+def claims(quick: bool = False, out_dir: str | Path = "results/montanari2025",
+           log: Callable[[str], None] = print) -> xr.Dataset:
+    """The abstract's claims as numbers, DMFT beside SGD on finite networks; writes ``montanari2025_claims.nc``."""
+    c = CLAIMS_QUICK if quick else CLAIMS
+    mf, lazy = _claim_runs(c)
+    th, sm, th_l, sm_l = [], [], [], []
+    for run in mf:
+        r = execute(run)
+        s = r.sol
+        th.append(_measures(s.t, _obs(s, "gamma"), s.train_error, s.test_error, _obs(s, "v"), c))
+        sm.append(_sim_measures(r.sim, c))
+        log(f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); SGD d={r.sim.d} "
+            f"x{r.sim.realisations} {r.wall_sim:.1f}s")
+    for run in lazy:
+        r = execute(run)
+        s = r.sol
+        th_l.append(_measures(s.t, _obs(s, "gamma"), s.train_error, s.test_error, _obs(s, "v"), c))
+        sm_l.append(_sim_measures(r.sim, c))
+        log(f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); SGD {r.wall_sim:.1f}s")
+
+    def fmt(x):
+        return f"{x:9.4g}"
+
+    def pm(x):
+        return f"{x[0]:9.4g} ± {x[1]:<8.2g}"
+
+    ms = list(c.ms)
+    log(f"\nMontanari & Urbani claims -- single index, h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3; "
+        f"SGD: d = {c.d}, {c.seeds} seeds, batch {c.batch}, lr 0.1 (t = steps lr d/n)")
+    log(f"(i) slow time scale: t_slow = time where a/sqrt(m) has made {c.fraction:g} of its change by t_max = {c.K:g} m")
+    log(f"    {'m':>4} {'DMFT t_slow':>12} {'SGD t_slow':>22} {'DMFT t_slow/m':>14}")
+    for m, a, b in zip(ms, th, sm):
+        log(f"    {m:>4} {fmt(a['t_slow']):>12} {pm(b['t_slow']):>22} {fmt(a['t_slow'] / m):>14}")
+    ex_th = _exponent(ms, [a["t_slow"] for a in th])
+    ex_sm = _exponent(ms, [b["t_slow"][0] for b in sm])
+    log(f"    fitted exponent t_slow ~ m^b: DMFT b = {ex_th:.3f}, SGD b = {ex_sm:.3f} (paper: slow scale ~ m, b ≈ 1)")
+    log(f"(ii) inductive bias: final complexity a/sqrt(m) from MF init (a0 = 1, t = {c.K:g} m) and lazy init "
+        f"(a0 = {c.gamma0_lazy:g} sqrt(m), t = {c.K_lazy:g} m)")
+    log(f"    {'m':>4} {'MF DMFT':>9} {'MF SGD':>20} {'lazy DMFT':>10} {'lazy SGD':>20}")
+    for m, a, b, al, bl in zip(ms, th, sm, th_l, sm_l):
+        log(f"    {m:>4} {fmt(a['gamma_final'])} {pm(b['gamma_final'])} {fmt(al['gamma_final']):>10} {pm(bl['gamma_final'])}")
+    log("    (small initial complexity stays small; large initial complexity is kept: the bias depends on the init)")
+    log(f"(iii) separation of time scales: t_sep = first t with (e_ts - e_tr)/e_ts > {c.gap:g}; end of feature "
+        "learning t_feat = argmax v(t)")
+    log(f"    {'m':>4} {'DMFT t_feat':>11} {'SGD t_feat':>20} {'DMFT t_sep':>11} {'SGD t_sep':>20}")
+    for m, a, b in zip(ms, th, sm):
+        log(f"    {m:>4} {fmt(a['t_feat']):>11} {pm(b['t_feat'])} {fmt(a['t_sep']):>11} {pm(b['t_sep'])}")
+    log(f"    exponents in m: t_sep DMFT {_exponent(ms, [a['t_sep'] for a in th]):.3f}, SGD "
+        f"{_exponent(ms, [b['t_sep'][0] for b in sm]):.3f}; t_feat DMFT {_exponent(ms, [a['t_feat'] for a in th]):.3f}")
+    log("(iv) non-monotone test error / feature unlearning: minimum of e_ts (time, value) and final e_ts; "
+        f"Bayes error tau^2/2 = {0.3**2 / 2:.4g}")
+    log(f"    {'m':>4} {'DMFT t_min':>10} {'DMFT min':>9} {'DMFT final':>10} {'SGD t_min':>20} {'SGD min':>20} "
+        f"{'SGD final':>20} {'DMFT v_max':>10} {'DMFT v_final':>12}")
+    for m, a, b, run in zip(ms, th, sm, mf):
+        log(f"    {m:>4} {fmt(a['t_min']):>10} {fmt(a['e_ts_min'])} {fmt(a['e_ts_final']):>10} {pm(b['t_min'])} "
+            f"{pm(b['e_ts_min'])} {pm(b['e_ts_final'])} {fmt(a['v_max']):>10}")
+    ds = xr.Dataset(coords={"m": np.asarray(ms)}, attrs={"paper": PAPER, "kind": "montanari2025.claims",
+                                                          "quick": int(quick), "recipe": json.dumps(asdict(c)),
+                                                          "t_slow_exponent_dmft": ex_th, "t_slow_exponent_sgd": ex_sm})
+    for key in th[0]:
+        ds[f"mf_dmft_{key}"] = (("m",), np.array([a[key] for a in th]))
+        ds[f"mf_sgd_{key}"] = (("m",), np.array([b[key][0] for b in sm]))
+        ds[f"mf_sgd_{key}_sem"] = (("m",), np.array([b[key][1] for b in sm]))
+        ds[f"lazy_dmft_{key}"] = (("m",), np.array([a[key] for a in th_l]))
+        ds[f"lazy_sgd_{key}"] = (("m",), np.array([b[key][0] for b in sm_l]))
+    atomic_write_netcdf(ds, Path(out_dir) / "montanari2025_claims.nc")
+    return ds
