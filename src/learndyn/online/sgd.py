@@ -242,12 +242,9 @@ def _make_consume(st: "_Static"):
         S = w.shape[0]
         x = xz[:, : B * N].reshape(S, B, N)
         zeta = xz[:, B * N: B * N + B]
-        if B == 1:  # elementwise products + reductions fuse well on CPU; batched dots do not
-            lam = jnp.sum(w * x, axis=-1)[:, None, :] / sqrt_n
-            rho = jnp.sum(wt * x, axis=-1)[:, None, :] / sqrt_n
-        else:
-            lam = jnp.einsum("sbn,skn->sbk", x, w) / sqrt_n
-            rho = jnp.einsum("sbn,smn->sbm", x, wt) / sqrt_n
+        # batched dots (measured faster on CPU than elementwise products + reductions)
+        lam = jnp.einsum("sbn,skn->sbk", x, w) / sqrt_n
+        rho = jnp.einsum("sbn,smn->sbm", x, wt) / sqrt_n
         y = jnp.einsum("sbm,sm->sb", g(rho), vt) + sigma * zeta
         gl = g(lam)
         delta = jnp.einsum("sbk,sk->sb", gl, v) - y  # (S, B)
