@@ -229,16 +229,21 @@ def test_relu_i4_degenerate_patterns_against_elementary_forms(seed):
 
 def test_relu_i4_random_pd_against_spec_reduction_with_scipy_p4():
     rng = np.random.default_rng(RNG_SEED + 20)
-    Cs = np.stack([_wishart(rng, 4, scale=rng.uniform(0.3, 3.0)) for _ in range(4)])
+    Cs = np.stack([_wishart(rng, 4, scale=rng.uniform(0.3, 3.0)) for _ in range(2)])
     ours = np.asarray(G.relu_i4(Cs))
     ref = np.array([_relu_i4_spec(C) for C in Cs])
     np.testing.assert_allclose(ours, ref, atol=2e-6, rtol=0)  # limited by scipy's P4
-    # one case to 1e-11 with the Owen-T P4
-    assert abs(ours[0] - _relu_i4_spec(Cs[0], p4=_p4_owen(Cs[0]))) < 1e-11
+
+
+@pytest.mark.slow
+def test_relu_i4_against_spec_reduction_with_owen_t_p4():
+    rng = np.random.default_rng(RNG_SEED + 21)
+    C = _wishart(rng, 4, scale=2.0)
+    assert abs(float(G.relu_i4(C)) - _relu_i4_spec(C, p4=_p4_owen(C))) < 1e-11
 
 
 def test_relu_i4_monte_carlo():
-    """PD (2e6 samples) and nearly collinear C (1e7 samples) against Monte Carlo, 5 standard errors."""
+    """PD (1e6 samples) and nearly collinear C (1e7 samples) against Monte Carlo, 5 standard errors."""
     rng = np.random.default_rng(RNG_SEED + 30)
     W = rng.normal(size=(4, 8)) / np.sqrt(8)
     C_pd = W @ W.T
@@ -247,7 +252,7 @@ def test_relu_i4_monte_carlo():
     C_near = W2 @ W2.T
     fn = lambda z: (z[:, 0] > 0) * (z[:, 1] > 0) * np.maximum(z[:, 2], 0) * np.maximum(z[:, 3], 0)  # noqa: E731
     ours = np.asarray(G.relu_i4(np.stack([C_pd, C_near])))
-    for k, (C, n) in enumerate(((C_pd, 2_000_000), (C_near, 10_000_000))):
+    for k, (C, n) in enumerate(((C_pd, 1_000_000), (C_near, 10_000_000))):
         mean, se = _mc_mean(fn, C, n, seed=100 + k)
         assert abs(ours[k] - mean) < 5 * se, (k, ours[k], mean, se)
 
@@ -309,22 +314,14 @@ def test_relu_i4_nan_propagates():
 # ------------------------------------------------------------------------------------------
 # closed forms = quadrature = Monte Carlo
 # ------------------------------------------------------------------------------------------
-CLOSED = [
-    A.erf(1.0),
-    A.erf(1.0 / math.sqrt(2.0)),
-    A.relu(),
-    A.relu(0.7),
-    A.linear(),
-    A.linear(1.3),
-    A.abrelu(-0.3, 1.2),
-]
+CLOSED = [A.erf(1.0), A.erf(1.0 / math.sqrt(2.0)), A.relu(), A.linear(1.3), A.abrelu(-0.3, 1.2)]
 # quadrature tolerances vs closed forms (unit-scale C, order 40 / i4 order 16): erf is smooth
 # (fast convergence), relu/abrelu have a kink (algebraic convergence ~ order^-1.5)
 # (i2/j2/i3 at order 60, i4 at order 20; erf(x) is twice as steep as erf(x/sqrt2))
 _QTOL = {"erf": 2e-6, "linear": 1e-10, "relu": 6e-3, "abrelu": 6e-3}
-# tensor Gauss-Hermite in 4-D converges slowly when g' is a narrow bump (erf(x): exp(-x^2)) on a
-# singular tuple (a = b): measured 1.1e-3 at order 20 for erf(x), 4e-6 for erf(x/sqrt2) on PD C
-_QTOL_I4 = {"erf": 2e-3, "linear": 1e-10, "relu": 2e-2}
+# rank-adaptive tensor Gauss-Hermite at order 20 (measured max 1.1e-6 for erf(x) over all tuples of
+# a K=4, M=2 state, benchmarks/gaussian.py; 8e-5 on the full-rank C below, whose erf(x)' is narrow)
+_QTOL_I4 = {"erf": 2e-4, "linear": 1e-10, "relu": 2e-2}
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +357,7 @@ def test_closed_forms_equal_quadrature_and_monte_carlo(act, cov_sets):
         quad = float(G._QUADRATURE[kind](act, C, order))
         tol = (_QTOL_I4 if kind == "i4" else _QTOL)[act.name]
         assert abs(closed - quad) < tol, (kind, key, closed, quad)
-        mean, se = _mc_all(C, act, kind, 400_000, seed=zlib.crc32(f"{kind}{key}".encode()))
+        mean, se = _mc_all(C, act, kind, 200_000, seed=zlib.crc32(f"{kind}{key}".encode()))
         assert abs(closed - mean) < 5 * se + 1e-12, (kind, key, closed, mean, se)
 
 
@@ -371,8 +368,8 @@ def test_erf_quadrature_converges_to_closed_forms(cov_sets):
     assert abs(float(G.quadrature_i3(g, C3, 32)) - float(G.i3(g, C3))) < 1e-9
     C4 = cov_sets[4]
     e8 = abs(float(G.quadrature_i4(g, C4, 8)) - float(G.i4(g, C4)))
-    e16 = abs(float(G.quadrature_i4(g, C4, 16)) - float(G.i4(g, C4)))
-    assert e16 < 1e-5 and e16 < e8 / 10
+    e12 = abs(float(G.quadrature_i4(g, C4, 12)) - float(G.i4(g, C4)))
+    assert e12 < 1e-4 and e12 < e8 / 5, (e8, e12)
 
 
 @pytest.mark.parametrize("kind", ["i2", "j2", "i3", "i4"])
@@ -385,6 +382,18 @@ def test_tanh_quadrature_against_monte_carlo(kind, cov_sets):
     assert abs(val - mean) < 5 * se, (val, mean, se)
     est = float(G.quadrature_error_estimate(kind, act, C, 12 if kind == "i4" else 40))
     assert est < (3e-3 if kind == "i4" else 1e-5)
+
+
+def test_i4_quadrature_rank_adaptive_on_degenerate_patterns():
+    """Exactly singular tuples (a = b = c = d, a = b and c = d, ...) are integrated in their own rank:
+    erf(x) against its closed form, order 12 (measured errors 1e-10 .. 1e-5)."""
+    g = A.erf(1.0)
+    rng = np.random.default_rng(RNG_SEED + 90)
+    C3 = _wishart(rng, 3)
+    pats = [[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 0, 1], [0, 0, 1, 2], [0, 1, 2, 2]]
+    Cs = np.stack([_sub(C3, p) for p in pats])
+    err = np.abs(np.asarray(G.quadrature_i4(g, Cs, 12)) - np.asarray(G.i4(g, Cs)))
+    assert err[0] < 1e-8 and err[1:3].max() < 1e-4 and err.max() < 5e-4, err
 
 
 def test_custom_callable_equals_named_activation(cov_sets):

@@ -433,16 +433,98 @@ def _quadrature_i3(act: Activation, C, order: int = 40):
 I4_ORDER = 12
 
 
+def _pivoted_factor(C):
+    """Diagonally pivoted LDL^T factor of PSD ``C`` (``(B, n, n)``): ``z = L xi`` with the columns of
+    ``L`` in pivot order (largest remaining conditional variance first) and the pivots ``(B, n)``.
+    Exactly duplicated fields get an exactly zero pivot (multiplier ``S_qp / S_pp = 1``)."""
+    B, n = C.shape[0], C.shape[-1]
+    S = C
+    remaining = jnp.ones((B, n), dtype=bool)
+    cols, pivots = [], []
+    idx = jnp.arange(n)
+    for _ in range(n):
+        diag = jnp.diagonal(S, axis1=-2, axis2=-1)
+        p = jnp.argmax(jnp.where(remaining, diag, -jnp.inf), axis=-1)  # (B,)
+        sel = idx[None, :] == p[:, None]  # (B, n) one-hot
+        d = jnp.sum(jnp.where(sel, diag, 0.0), axis=-1)
+        col = jnp.sum(jnp.where(sel[:, None, :], S, 0.0), axis=-1)  # S[:, :, p]
+        pos = d > 0
+        m = jnp.where(pos[:, None], col / jnp.where(pos, d, 1.0)[:, None], 0.0)
+        m = jnp.where(remaining, m, 0.0)
+        cols.append(m * _safe_sqrt_grad(d)[:, None])
+        pivots.append(jnp.maximum(d, 0.0))
+        S = S - m[:, :, None] * col[:, None, :]
+        remaining = remaining & ~sel
+    return jnp.stack(cols, axis=-1), jnp.stack(pivots, axis=-1)
+
+
+@functools.lru_cache(maxsize=None)
+def _tensor_rule(dim: int, order: int):
+    """Tensor Gauss-Hermite points ``(P, dim)`` and weights ``(P,)`` (``E`` over N(0, I)), with
+    points of weight < 1e-17 dropped (their total weight is below 1e-14)."""
+    x, w = _gh(order)
+    pts = np.stack(np.meshgrid(*([x] * dim), indexing="ij"), axis=-1).reshape(-1, dim)
+    wts = np.prod(np.stack(np.meshgrid(*([w] * dim), indexing="ij"), axis=-1).reshape(-1, dim), axis=-1)
+    keep = wts > 1e-17
+    return pts[keep], wts[keep]
+
+
+def _direct_i4(act: Activation, Lp, rank: int, order: int, chunk: int = 256):
+    """``E[g'(z1) g'(z2) g(z3) g(z4)]`` with ``z = Lp[:, :, :rank] xi``, ``xi ~ N(0, I_rank)`` (tensor rule)."""
+    pts, wts = _tensor_rule(rank, order)
+    P = len(wts)
+    nchunk = -(-P // chunk)
+    pad = nchunk * chunk - P
+    pts = np.concatenate([pts, np.zeros((pad, rank))]).reshape(nchunk, chunk, rank)
+    wts = np.concatenate([wts, np.zeros(pad)]).reshape(nchunk, chunk)
+    Lr = Lp[:, :, :rank]
+
+    def body(acc, pw):
+        x, w = pw
+        z = jnp.einsum("bkr,pr->bpk", Lr, x)  # (B, chunk, 4)
+        f = act.grad(z[..., 0]) * act.grad(z[..., 1]) * act(z[..., 2]) * act(z[..., 3])
+        return acc + f @ w, None
+
+    acc, _ = jax.lax.scan(body, jnp.zeros(Lp.shape[0]), (jnp.asarray(pts), jnp.asarray(wts)))
+    return acc
+
+
+def _low_rank_orders(order: int) -> dict[int, int]:
+    """Nodes per dimension of the rank-1, -2, -3 rules used with ``order`` (similar cost to ``order**4``)."""
+    return {1: min(8 * order, 160), 2: min(3 * order, 64), 3: int(math.ceil(1.5 * order))}
+
+
 def _quadrature_i4(act: Activation, C, order: int = I4_ORDER):
+    r"""``E[g'(z1) g'(z2) g(z3) g(z4)]``: rank-adaptive tensor Gauss-Hermite.
+
+    The index patterns of the ODE (``i = k``, ``c = i`` ...) make many covariances exactly singular;
+    their integrand lives in fewer dimensions and is much harder (e.g. ``g'(z)^2`` for ``a = b``), so
+    each covariance is integrated in its own rank ``r`` (number of pivots of a diagonally pivoted
+    LDL^T above ``1e-10 max C_ii``): ``r = 4``: ``order``-point tensor rule (:func:`_nested_i4`);
+    ``r = 1, 2, 3``: ``min(8 order, 160)``, ``min(3 order, 64)``, ``ceil(1.5 order)`` points per
+    dimension. Cost about twice the ``order**4`` activation evaluations of the plain tensor rule.
+    """
+    batch = C.shape[:-2]
+    C = C.reshape((-1, 4, 4))
+    full = _nested_i4(act, psd_factor(C), order)
+    Lp, piv = _pivoted_factor(C)
+    scale = jnp.max(jnp.diagonal(C, axis1=-2, axis2=-1), axis=-1)
+    rank = jnp.sum(piv > 1e-10 * scale[:, None], axis=-1)
+    out = full
+    for r, n in sorted(_low_rank_orders(int(order)).items(), reverse=True):
+        out = jnp.where(rank == r, _direct_i4(act, Lp, r, n), out)
+    out = jnp.where(rank == 0, _direct_i4(act, Lp, 1, 1), out)
+    return out.reshape(batch)
+
+
+def _nested_i4(act: Activation, L, order: int = I4_ORDER):
     r"""``E[g'(z1) g'(z2) g(z3) g(z4)]`` by tensor Gauss-Hermite of ``order`` nodes per dimension.
 
-    ``z = L xi`` with ``L`` lower triangular, so the sums nest:
+    (Full-rank rule.) ``z = L xi`` with ``L`` lower triangular, so the sums nest:
     ``sum_1 w g'(z1) sum_2 w g'(z2) sum_3 w g(z3) sum_4 w g(z4)`` and the cost is about ``order**4``
     activation evaluations per covariance (``order**3 B`` memory). Error against order (measured,
     ``benchmarks/gaussian.py``): see the module docstring table.
     """
-    act, C = _act.get(act), _check_shape(C, 4)
-    L = psd_factor(C)
     x, w = _gh(order)
     xj, wj = jnp.asarray(x), jnp.asarray(w)
     g, dg = act, act.grad
@@ -603,3 +685,49 @@ def i4(act, C, order: int | None = None):
     if act.name == "relu":
         return r2 * relu_i4(r2 * C)
     return quadrature_i4(act, C, order)
+
+
+# --------------------------------------------------------------------------------------------
+# products over distinct fields (used where index patterns are known, e.g. the online ODE)
+# --------------------------------------------------------------------------------------------
+#: per-dimension node caps of :func:`product_order` for m = 1, 2, 3 distinct fields
+_PRODUCT_CAPS = {1: 200, 2: 64, 3: 40}
+
+
+def product_order(m: int, order: int) -> int:
+    """Nodes per dimension for an ``m``-dimensional product rule given the 4-D ``order``:
+    ``ceil(order**(4/m))`` (the 4-D rule's point budget), capped at 200, 64 and 40 nodes for
+    ``m = 1, 2, 3`` (where Gauss-Hermite has long converged for smooth activations)."""
+    if m < 1:
+        raise ValueError(f"m: must be >= 1, got {m}")
+    return min(_PRODUCT_CAPS.get(m, order), int(math.ceil(order ** (4.0 / m))))
+
+
+def quadrature_product(fns, C, order: int):
+    r"""``E[prod_j f_j(z_j)]`` for ``z ~ N(0, C)``, ``C`` of shape ``(..., m, m)``, by ``m``-D tensor
+    Gauss-Hermite (``order`` nodes per dimension) on ``z = L xi`` with ``L = psd_factor(C)`` lower
+    triangular, so the sums nest: ``sum_1 w f_1(z_1) sum_2 w f_2(z_2) ... sum_m w f_m(z_m)`` where
+    ``z_j`` depends on ``xi_1..xi_j`` only (``order**j`` evaluations of ``f_j``).
+
+    ``fns`` is a sequence of ``m`` JAX-traceable scalar functions. Memory ``O(B order**m)``.
+    """
+    m = len(fns)
+    C = _check_shape(C, m)
+    L = psd_factor(C)
+    x, w = _gh(order)
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    batch = L.shape[:-2]
+
+    def axis(l, j):  # xi_l laid out on axis l of a j-dimensional grid
+        shape = [1] * j
+        shape[l] = x.shape[0]
+        return x.reshape(shape)
+
+    acc = None
+    for j in range(m - 1, -1, -1):  # innermost (last) field first
+        z = sum(L[(..., j, l) + (None,) * (j + 1)] * axis(l, j + 1) for l in range(j + 1))
+        term = fns[j](jnp.broadcast_to(z, batch + (x.shape[0],) * (j + 1)))
+        if acc is not None:
+            term = term * acc
+        acc = term @ w  # sum over xi_j
+    return acc
