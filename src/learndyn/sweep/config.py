@@ -316,7 +316,9 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a dict (``load_config`` of it gives the same sweep)."""
-        sweep: dict[str, Any] = {"runner": self.runner_name, "name": self.name, "seeds": list(self.seeds)}
+        sweep: dict[str, Any] = {"runner": self.runner_name, "name": self.name}
+        if self.runner.seeded:
+            sweep["seeds"] = list(self.seeds)
         if self.description:
             sweep["description"] = self.description
         if self.store is not None:
@@ -329,8 +331,8 @@ class SweepConfig:
 
     def summary(self) -> str:
         axes = ", ".join(f"{k}[{len(v)}]" for k, v in self.grid.items()) or "(no axes: one point)"
-        return (f"sweep {self.name!r}: runner {self.runner_name}, grid {axes} = {self.size} points, "
-                f"{len(self.seeds)} seed(s) per point")
+        seeds = f"{len(self.seeds)} seed(s) per point" if self.runner.seeded else "deterministic (no seeds)"
+        return f"sweep {self.name!r}: runner {self.runner_name}, grid {axes} = {self.size} points, {seeds}"
 
 
 def _parse_source(config: Any) -> tuple[dict[str, Any], str, Path | None]:
@@ -392,9 +394,11 @@ def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
         seeds = _check_seeds(sweep.seeds)
     except ConfigError as exc:
         raise ConfigError(exc.errors, where) from None
-    if not runner.seeded and sweep.seeds is not None:
-        raise ConfigError([f"sweep.seeds: runner {runner.name!r} is deterministic and takes no seeds; remove the key"],
-                          where)
+    if not runner.seeded:
+        if sweep.seeds is not None:
+            raise ConfigError([f"sweep.seeds: runner {runner.name!r} is deterministic and takes no seeds; remove "
+                               "the key"], where)
+        seeds = ()
     problem = {k: getattr(parsed["problem"], k) for k in parsed["problem"].model_fields_set}
     options = {k: getattr(parsed["options"], k) for k in parsed["options"].model_fields_set}
     grid_model = parsed["grid"]

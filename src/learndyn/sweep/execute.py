@@ -203,7 +203,7 @@ class Estimate:
             return f"{s / 3600:.1f} h"
 
         lines = [
-            f"grid: {self.points} points x {self.seeds} seed(s); {self.pending} to compute "
+            f"grid: {self.points} points" + (f" x {self.seeds} seed(s)" if self.seeds else "") + f"; {self.pending} to compute "
             f"({self.points - self.pending} already done)",
             f"time: ~{t(self.seconds_serial)} on one core, ~{t(self.seconds_wall)} on {self.n_workers} workers "
             f"({'calibrated on this machine' if self.calibrated else 'rough cost model'}; includes "

@@ -7,6 +7,7 @@ per ``col`` value; a ``seed`` dimension is averaged (error bars: standard error 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -100,7 +101,8 @@ def plot(data: Any, x: str, y: str, hue: str | None = None, col: str | None = No
                               else line.transpose("seed", x).values, dtype=np.float64)
             if "seed" in line.dims:
                 n = np.sum(np.isfinite(vals), axis=0)
-                with np.errstate(invalid="ignore", divide="ignore"):
+                with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # points not computed yet: NaN
                     mean = np.nanmean(vals, axis=0) if vals.size else vals
                     sem = np.where(n > 1, np.nanstd(vals, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)), np.nan)
             else:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "Option", "Output", "PointResult", "Runner", "options_from", "register", "get_runner",
+    "Option", "Output", "PointResult", "Runner", "options_from", "problem_from_signature", "register", "get_runner",
     "available_runners", "BUILTIN_RUNNERS",
 ]
 
@@ -217,6 +217,36 @@ def options_from(func: Callable, names: Sequence[str], **overrides: Option) -> d
     for name, opt in overrides.items():
         out.setdefault(name, opt)
     return out
+
+
+def problem_from_signature(func: Callable, names: Sequence[str], *, name: str,
+                           validate: Callable[[Any], None] | None = None, doc: str = "") -> type:
+    """A frozen Problem dataclass for a theory that takes its parameters as function arguments: the
+    fields are the arguments ``names`` of ``func`` with their annotated types and defaults (so they are
+    not listed a second time); ``validate(problem)`` runs in ``__post_init__`` and should reuse the
+    theory's own checks (raising ``ValueError("name: ...")``)."""
+    sig = inspect.signature(func)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # noqa: BLE001
+        hints = {}
+    fields_ = []
+    for n in names:
+        p = sig.parameters[n]
+        tp = hints.get(n, type(p.default) if p.default is not inspect.Parameter.empty else Any)
+        if p.default is inspect.Parameter.empty:
+            fields_.append((n, tp))
+        else:
+            fields_.append((n, tp, dataclasses.field(default=p.default)))
+
+    def __post_init__(self) -> None:
+        if validate is not None:
+            validate(self)
+
+    cls = dataclasses.make_dataclass(name, fields_, frozen=True, namespace={"__post_init__": __post_init__})
+    cls.__doc__ = doc or f"Parameters of {func.__module__}.{func.__qualname__} ({', '.join(names)})."
+    cls.__module__ = getattr(validate, "__module__", __name__) if validate is not None else __name__
+    return cls
 
 
 def pad(values: Any, shape: tuple[int, ...], fill: Any = np.nan) -> np.ndarray:

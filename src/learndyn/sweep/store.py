@@ -242,7 +242,8 @@ class Store:
         for d, values in cfg.grid.items():
             if coords[d].dtype.kind == "U" and not all(isinstance(v, str) for v in values):
                 coords[d] = xr.Variable((d,), coords[d], {"values_encoding": "json"})
-        coords["seed"] = np.asarray(cfg.seeds, dtype=np.int64)
+        if cfg.runner.seeded:
+            coords["seed"] = np.asarray(cfg.seeds, dtype=np.int64)
         coords.update(lay.index_coords)
         for d, arr in lay.varying_coords.items():
             coords[f"{d}_values"] = ((*grid_dims, d), arr)
