@@ -133,6 +133,8 @@ def goldt2019_command(
     quick: bool = typer.Option(False, "--quick", help="CI-sized runs (small N, few seeds, short times)"),
     out: Path = typer.Option(Path("results/goldt2019"), help="output directory"),
     progress: bool = typer.Option(False, "--progress/--no-progress", help="progress bars"),
+    N: Optional[int] = typer.Option(None, "--N", help="override the recipes' input dimension"),
+    seeds: Optional[int] = typer.Option(None, help="override the recipes' number of seeds"),
 ) -> None:
     """Goldt et al. (NeurIPS 2019): each figure (ODE lines, SGD markers; PNG + netCDF) and the claims table."""
     from ..experiments import goldt2019
@@ -146,10 +148,11 @@ def goldt2019_command(
                 raise typer.BadParameter(f"--figure: unknown {name!r}; allowed are {sorted(goldt2019.FIGURES)} or all")
         for name in names:
             typer.echo(f"{name}: {goldt2019.FIGURES[name].title}")
-            png, nc, _ = goldt2019.run_figure(name, out_dir=out, quick=quick, progress=progress, log=typer.echo)
+            png, nc, _ = goldt2019.run_figure(name, out_dir=out, quick=quick, progress=progress, log=typer.echo,
+                                              N=N, seeds=seeds)
             typer.echo(f"wrote {png} and {nc}")
     if claims:
-        goldt2019.claims(quick=quick, out_dir=out, progress=progress, log=typer.echo)
+        goldt2019.claims(quick=quick, out_dir=out, progress=progress, log=typer.echo, N=N, seeds=seeds)
         typer.echo(f"wrote {out / 'goldt2019_claims.nc'}")
     sys.stdout.flush()
 
