@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "learndyn.online.sgd_cli",
     "learndyn.sweep.cli",
     "learndyn.dmft.cli",
+    "learndyn.kernels.cli",
 ]
 
 

@@ -29,3 +29,6 @@ from .layers import (  # noqa: F401
     fcn,
     serial,
 )
+from .signal import SignalPropagation, correlation_trajectory, critical_line, signal_propagation  # noqa: F401
+from .spectrum import depth_sweep, gd_predictions, mean_predictor, spectrum_vs_depth  # noqa: F401
+from .train import TrainResult  # noqa: F401

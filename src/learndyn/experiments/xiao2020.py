@@ -1,0 +1,572 @@
+r"""Xiao, Pennington & Schoenholz (ICML 2020), "Disentangling trainability and generalization in deep
+neural networks": figures and claims on offline data (spec ``ntk.md`` §2-4).
+
+The paper's experiments use CIFAR-10, whose body/hyper-parameters could not be read (spec §4.2, §7);
+every recipe here runs on sklearn's bundled digits (or MNIST-5k / Fashion-MNIST when requested) and
+states its settings on the figure.  Figures:
+
+* ``signal``   -- the erf/tanh critical line sigma_w^2(sigma_b^2) and the depth scales xi_1, xi_c, xi_*
+  against sigma_w^2 (spec §1.5-1.6; colab phase-diagram demo).
+* ``spectrum`` -- NTK/NNGP spectra against depth (lambda_max, lambda_bulk, kappa, |P(Theta)Y|) in the
+  ordered, critical and chaotic phases, computed beside the spec §2.3 asymptotes (Table 1 of the paper).
+* ``phase``    -- trainability/generalisation phase diagrams over (sigma_w^2, depth) at sigma_b^2 = 0.18:
+  (a) infinite-width NTK gradient-descent predictions after t steps with NNGP initialisation noise,
+  (b) finite-width FCNs trained with SGD; train and test accuracy heat maps with depth = 8 xi_1 and
+  depth = 8 xi_* (spec §2.6).
+* ``cnn``      -- FCN vs CNN-Flatten vs CNN-GAP on 4x4-pooled digits: kappa (ordered) and |P(Theta)Y|
+  (chaotic) against depth (spec §3.3-3.4), plus NTK-GD test accuracy.
+
+:func:`claims` prints the abstract's claims as numbers, theory beside measurement (issue 4 item 4).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from .. import datasets
+from ..results import atomic_write_netcdf, problem_attrs
+
+__all__ = ["FIGURES", "run_figure", "claims", "ntk_phase_diagram", "sgd_phase_diagram", "PhaseConfig"]
+
+PAPER = "Xiao, Pennington & Schoenholz, ICML 2020 (arXiv:1912.13053)"
+FIGURES = {
+    "signal": "critical line and depth scales (erf, tanh)",
+    "spectrum": "NTK spectra vs depth beside the large-depth asymptotes (ordered / critical / chaotic)",
+    "phase": "phase diagrams over (sigma_w^2, depth): infinite-width NTK-GD (a) and finite-width SGD (b)",
+    "cnn": "FCN vs CNN-Flatten vs CNN-GAP: kappa and the mean predictor against depth",
+}
+
+
+def _log(log, msg):
+    if log is not None:
+        log(msg)
+
+
+# ============================================================================================
+# configuration
+# ============================================================================================
+@dataclass(frozen=True)
+class PhaseConfig:
+    """Settings of the phase-diagram recipe (full size; :meth:`quick` gives the CI size)."""
+
+    dataset: str = "digits"
+    n_train: int = 256
+    n_test: int = 500
+    bias_var: float = 0.18
+    activation: str = "erf"
+    weight_vars: tuple = tuple(np.round(np.linspace(0.5, 3.0, 21), 4))
+    depths: tuple = (1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64, 96)
+    times: tuple = (64.0, 4096.0, math.inf)
+    n_draws: int = 2
+    # finite width (b): a coarser grid
+    sgd_weight_vars: tuple = (0.6, 1.0, 1.4, 1.75, 2.2, 3.0)
+    sgd_depths: tuple = (1, 4, 12, 24, 48)
+    width: int = 128
+    steps: int = 800
+    batch_size: int = 64
+    lr_factor: float = 0.5
+    seeds: int = 1
+
+    def quick(self) -> "PhaseConfig":
+        return replace(self, n_train=64, n_test=100, weight_vars=(0.6, 1.2, 1.75, 2.4, 3.0),
+                       depths=(1, 4, 16, 40), times=(64.0, math.inf), n_draws=1,
+                       sgd_weight_vars=(0.8, 1.75, 3.0), sgd_depths=(1, 20), width=32, steps=150,
+                       batch_size=32)
+
+
+# ============================================================================================
+# phase diagrams
+# ============================================================================================
+def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float = 0.18, times=(4096.0,),
+                      n_draws: int = 1, activation: str = "erf", architecture: str = "fcn", seed: int = 0,
+                      log=None, **cnn_kw) -> xr.Dataset:
+    r"""Train/test accuracy of infinite-width NTK gradient flow after each ``t`` in ``times`` with NNGP
+    initial outputs (:func:`learndyn.kernels.spectrum.gd_predictions`), over (``weight_vars``, ``depths``).
+    The readin layer uses the same variances as the hidden layers (the finite networks of (b) do too)."""
+    from ..kernels.spectrum import depth_sweep, gd_predictions
+
+    m = ds.n_train
+    x = np.concatenate([ds.x_train, ds.x_test])
+    W, D, Tn = len(weight_vars), len(depths), len(times)
+    acc_tr = np.full((Tn, W, D), np.nan)
+    acc_te = np.full((Tn, W, D), np.nan)
+    kappa = np.full((W, D), np.nan)
+    rng = np.random.default_rng(seed)
+    for i, wv in enumerate(weight_vars):
+        t0 = time.time()
+        for l, K, T in depth_sweep(x, depths, activation=activation, weight_var=wv, bias_var=bias_var,
+                                   architecture=architecture, **cnn_kw):
+            j = list(depths).index(l)
+            if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
+                continue
+            w = np.linalg.eigvalsh(T[:m, :m])
+            kappa[i, j] = w[-1] / w[0] if w[0] > 0 else np.inf
+            ftr, fte, _ = gd_predictions(K, T, m, ds.y_train, times, n_draws=n_draws, rng=rng)
+            acc_tr[:, i, j] = np.mean(np.argmax(ftr, -1) == ds.labels_train[None, None], axis=(1, 2))
+            acc_te[:, i, j] = np.mean(np.argmax(fte, -1) == ds.labels_test[None, None], axis=(1, 2))
+        _log(log, f"  NTK sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
+    coords = {"time": np.asarray(times, float), "weight_var": np.asarray(weight_vars, float),
+              "depth": np.asarray(depths, int)}
+    return xr.Dataset({"train_accuracy": (("time", "weight_var", "depth"), acc_tr),
+                       "test_accuracy": (("time", "weight_var", "depth"), acc_te),
+                       "kappa": (("weight_var", "depth"), kappa)}, coords=coords,
+                      attrs={"bias_var": bias_var, "activation": activation, "architecture": architecture,
+                             "n_draws": n_draws, "dataset": ds.name, "n_train": m, "n_test": ds.n_test})
+
+
+def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float = 0.18, activation: str = "erf",
+                      width: int = 128, steps: int = 800, batch_size: int = 64, lr_factor: float = 0.5,
+                      seeds: int = 1, architecture: str = "fcn", log=None, **cnn_kw) -> xr.Dataset:
+    """Train/test accuracy of finite-width networks trained with SGD (:func:`learndyn.kernels.train.train`)
+    over (``weight_vars``, ``depths``); learning rates from the analytic NTK of one batch."""
+    from .. import kernels
+    from ..kernels.spectrum import depth_sweep
+    from ..kernels.train import train
+
+    W, D = len(weight_vars), len(depths)
+    acc_tr = np.full((W, D), np.nan)
+    acc_te = np.full((W, D), np.nan)
+    lrs = np.full((W, D), np.nan)
+    diverged = np.zeros((W, D), bool)
+    B = min(batch_size, ds.n_train)
+    k_out = ds.y_train.shape[1]
+    for i, wv in enumerate(weight_vars):
+        t0 = time.time()
+        ntks = {l: T for l, _, T in depth_sweep(ds.x_train[:B], depths, activation=activation, weight_var=wv,
+                                                bias_var=bias_var, architecture=architecture, **cnn_kw)}
+        for j, l in enumerate(depths):
+            if architecture == "fcn":
+                net = kernels.fcn(l, activation, wv, bias_var, width=width, out_dim=k_out)
+            else:
+                net = kernels.cnn(l, activation, wv, bias_var, channels=width, out_dim=k_out, **cnn_kw)
+            T = ntks[l]
+            if not np.all(np.isfinite(T)):
+                continue
+            r = train(net, ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test, steps=steps,
+                      batch_size=B, lr_factor=lr_factor, seeds=seeds, ntk_batch=T)
+            acc_tr[i, j] = r.train_accuracy.mean()
+            acc_te[i, j] = r.test_accuracy.mean()
+            lrs[i, j] = r.learning_rate
+            diverged[i, j] = bool(np.any(r.status != "ok"))
+        _log(log, f"  SGD sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
+    coords = {"weight_var": np.asarray(weight_vars, float), "depth": np.asarray(depths, int)}
+    return xr.Dataset({"train_accuracy": (("weight_var", "depth"), acc_tr),
+                       "test_accuracy": (("weight_var", "depth"), acc_te),
+                       "learning_rate": (("weight_var", "depth"), lrs),
+                       "diverged": (("weight_var", "depth"), diverged.astype(np.int8))}, coords=coords,
+                      attrs={"bias_var": bias_var, "activation": activation, "architecture": architecture,
+                             "width": width, "steps": steps, "batch_size": B, "lr_factor": lr_factor,
+                             "seeds": seeds, "dataset": ds.name})
+
+
+def _depth_lines(activation, weight_vars, bias_var):
+    from ..kernels.signal import signal_propagation
+
+    wv = np.linspace(min(weight_vars), max(weight_vars), 200)
+    sp = signal_propagation(activation, wv, bias_var)
+    return wv, 8 * sp.xi_1, 8 * sp.xi_star
+
+
+def _heat(ax, data, wvs, depths, title, lines, vmax=1.0):
+    import matplotlib.colors as mcolors
+
+    Wg, Dg = np.asarray(wvs, float), np.asarray(depths, float)
+    im = ax.pcolormesh(_edges(Wg), _edges(Dg, log=True), np.asarray(data).T, cmap="viridis", vmin=0,
+                       vmax=vmax, shading="flat")
+    wv, l1, ls = lines
+    ax.plot(wv, np.where(np.isfinite(l1), l1, np.nan), "w--", lw=1.5, label=r"$8\xi_1$")
+    ax.plot(wv, np.where(np.isfinite(ls), ls, np.nan), "w:", lw=1.8, label=r"$8\xi_*$")
+    ax.set_yscale("log")
+    ax.set_ylim(_edges(Dg, log=True)[0], _edges(Dg, log=True)[-1])
+    ax.set_xlim(_edges(Wg)[0], _edges(Wg)[-1])
+    ax.set_xlabel(r"$\sigma_w^2$")
+    ax.set_ylabel("depth $l$")
+    ax.set_title(title, fontsize=9)
+    ax.grid(False)
+    return im
+
+
+def _edges(v, log=False):
+    v = np.asarray(v, float)
+    if v.size == 1:
+        return np.array([v[0] * 0.8, v[0] * 1.25]) if log else np.array([v[0] - 0.5, v[0] + 0.5])
+    if log:
+        lv = np.log(v)
+        mid = 0.5 * (lv[1:] + lv[:-1])
+        return np.exp(np.concatenate([[lv[0] - (mid[0] - lv[0])], mid, [lv[-1] + (lv[-1] - mid[-1])]]))
+    mid = 0.5 * (v[1:] + v[:-1])
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+# ============================================================================================
+# figures
+# ============================================================================================
+def _fig_signal(quick: bool, out: Path, log):
+    from ..kernels.signal import critical_line, signal_propagation
+    from ..plotting import figure, save_figure
+
+    bvs = np.linspace(0.0, 0.5, 6 if quick else 21)
+    cl_erf = critical_line("erf", bvs)
+    cl_tanh = critical_line("tanh", bvs[1:4] if quick else bvs[1:])
+    wv = np.linspace(0.3, 3.0, 30 if quick else 120)
+    sps = {bv: signal_propagation("erf", wv, bv) for bv in (0.05, 0.18)}
+    fig, ax = figure(1, 2, width=4.4, height=3.4)
+    ax[0].plot(cl_erf.bias_var, cl_erf.weight_var, "-", label="erf (bisection on $\\chi_1=1$)")
+    qs = np.linspace(0, 1.5, 60)
+    w_cf = np.pi / 4 * np.sqrt(1 + 4 * qs)
+    b_cf = qs - w_cf * (2 / np.pi) * np.arcsin(2 * qs / (1 + 2 * qs))
+    ax[0].plot(b_cf, w_cf, "k:", lw=1, label="erf closed form (spec §1.5)")
+    ax[0].plot(cl_tanh.bias_var, cl_tanh.weight_var, "s-", ms=3, label="tanh (quadrature)")
+    ax[0].plot([0], [2.0], "r^", label="ReLU critical point (2, 0)")
+    ax[0].set_xlabel(r"$\sigma_b^2$")
+    ax[0].set_ylabel(r"critical $\sigma_w^2$")
+    ax[0].set_xlim(0, 0.5)
+    ax[0].text(0.05, 0.92, "chaotic", transform=ax[0].transAxes)
+    ax[0].text(0.7, 0.1, "ordered", transform=ax[0].transAxes)
+    ax[0].legend(fontsize=7, loc="center right")
+    ax[0].set_title("critical line $\\chi_1 = 1$", fontsize=9)
+    for (bv, sp), c in zip(sps.items(), ("C0", "C1")):
+        ax[1].semilogy(wv, sp.xi_1, "-", color=c, label=rf"$\xi_1$, $\sigma_b^2$={bv}")
+        ax[1].semilogy(wv, sp.xi_star, "--", color=c, label=rf"$\xi_*$, $\sigma_b^2$={bv}")
+        ax[1].semilogy(wv, sp.xi_c, ":", color=c, lw=1, label=rf"$\xi_c$, $\sigma_b^2$={bv}")
+    ax[1].set_ylim(0.5, 1e3)
+    ax[1].set_xlabel(r"$\sigma_w^2$")
+    ax[1].set_ylabel("depth scale")
+    ax[1].legend(fontsize=7, ncol=2)
+    ax[1].set_title("erf depth scales (diverge on the critical line)", fontsize=9)
+    png = save_figure(fig, out / "signal.png")
+    ds = xr.Dataset({"critical_weight_var_erf": ("bias_var", cl_erf.weight_var),
+                     "critical_q_star_erf": ("bias_var", cl_erf.q_star),
+                     "critical_weight_var_tanh": ("bias_var_tanh", cl_tanh.weight_var),
+                     **{f"{n}_b{bv}": ("weight_var", getattr(sp, n)) for bv, sp in sps.items()
+                        for n in ("q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")}},
+                    coords={"bias_var": cl_erf.bias_var, "bias_var_tanh": cl_tanh.bias_var, "weight_var": wv},
+                    attrs=problem_attrs({"figure": "signal", "quick": quick}, paper=PAPER))
+    return png, atomic_write_netcdf(ds, out / "signal.nc")
+
+
+def _spectrum_runs(quick: bool):
+    from ..kernels.signal import critical_line
+
+    crit = float(critical_line("erf", [0.05]).weight_var[0])
+    depths = (np.unique(np.geomspace(1, 100 if quick else 400, 10 if quick else 24).astype(int)))
+    return [("ordered", 1.25), ("critical", crit), ("chaotic", 1.5)], depths
+
+
+def _fig_spectrum(quick: bool, out: Path, log):
+    from ..kernels.spectrum import spectrum_vs_depth
+    from ..plotting import THEORY_STYLE, figure, save_figure
+
+    data = datasets.load("digits", n_train=32 if quick else 64, n_test=16 if quick else 32, seed=1)
+    runs, depths = _spectrum_runs(quick)
+    rows = [("theta_o", r"$\Theta_{o}$ (off-diag)"), ("lambda_max", r"$\lambda_{max}$"),
+            ("lambda_bulk", r"$\lambda_{bulk}$"), ("kappa", r"$\kappa$"), ("py_rms", r"$|P(\Theta)Y|$ (rms)")]
+    fig, axes = figure(len(rows), 3, width=3.3, height=2.2)
+    dsets = {}
+    for c, (phase, wv) in enumerate(runs):
+        _log(log, f"  spectrum {phase} sigma_w^2={wv:.6g}")
+        r = spectrum_vs_depth(data.x_train, data.y_train, data.x_test, depths, weight_var=wv, bias_var=0.05)
+        dsets[phase] = r.to_xarray()
+        for i, (key, lab) in enumerate(rows):
+            ax = axes[i, c]
+            ax.loglog(r.depth, np.abs(r.measured[key]), "o", ms=3, label="computed")
+            th = r.theory[key]
+            if np.any(np.isfinite(th)):
+                ax.loglog(r.depth, np.abs(th), "-", **THEORY_STYLE, label="asymptote (spec §2.3)")
+            ax.set_ylabel(lab)
+            if i == 0:
+                sp = r.signal.scalar()
+                ax.set_title(f"{phase}: $\\sigma_w^2$={wv:.4g}, $\\chi_1$={sp['chi_1']:.4f}", fontsize=9)
+                ax.legend(fontsize=7)
+            if i == len(rows) - 1:
+                ax.set_xlabel("depth $l$")
+    png = save_figure(fig, out / "spectrum.png")
+    ds = xr.concat([d.expand_dims(phase=[p]) for p, d in dsets.items()], dim="phase", join="outer",
+                   combine_attrs="drop")
+    ds.attrs.update(problem_attrs({"figure": "spectrum", "quick": quick, "data": "digits", "bias_var": 0.05,
+                                   "runs": runs}, paper=PAPER))
+    return png, atomic_write_netcdf(ds, out / "spectrum.nc")
+
+
+def _phase_data(cfg: PhaseConfig, log):
+    data = datasets.load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)
+    a = ntk_phase_diagram(data, cfg.weight_vars, cfg.depths, cfg.bias_var, cfg.times, cfg.n_draws,
+                          cfg.activation, log=log)
+    b = sgd_phase_diagram(data, cfg.sgd_weight_vars, cfg.sgd_depths, cfg.bias_var, cfg.activation, cfg.width,
+                          cfg.steps, cfg.batch_size, cfg.lr_factor, cfg.seeds, log=log)
+    return data, a, b
+
+
+def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cache: dict | None = None):
+    from ..plotting import figure, save_figure
+
+    cfg = cfg or (PhaseConfig().quick() if quick else PhaseConfig())
+    data, a, b = _phase_data(cfg, log)
+    if cache is not None:
+        cache["phase"] = (cfg, a, b)
+    lines = _depth_lines(cfg.activation, cfg.weight_vars, cfg.bias_var)
+    nt = len(cfg.times)
+    fig, axes = figure(2, nt + 1, width=3.3, height=2.9)
+    im = None
+    for k, t in enumerate(cfg.times):
+        tl = "∞" if math.isinf(t) else f"{t:g}"
+        im = _heat(axes[0, k], a.train_accuracy.isel(time=k), cfg.weight_vars, cfg.depths,
+                   f"(a) NTK-GD train acc, t={tl}", lines)
+        _heat(axes[1, k], a.test_accuracy.isel(time=k), cfg.weight_vars, cfg.depths,
+              f"(a) NTK-GD test acc, t={tl}", lines)
+    _heat(axes[0, nt], b.train_accuracy, cfg.sgd_weight_vars, cfg.sgd_depths,
+          f"(b) SGD width {cfg.width}, {cfg.steps} steps: train", lines)
+    _heat(axes[1, nt], b.test_accuracy, cfg.sgd_weight_vars, cfg.sgd_depths,
+          f"(b) SGD width {cfg.width}, {cfg.steps} steps: test", lines)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="accuracy")
+    fig.suptitle(f"erf FCN, $\\sigma_b^2$={cfg.bias_var}, {data.name} ({cfg.n_train} train / {cfg.n_test} test); "
+                 "NNGP initial outputs in (a)", fontsize=9)
+    png = out / "phase.png"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, bbox_inches="tight")
+    from ..plotting import plt
+    plt.close(fig)
+    ds = xr.merge([a.rename({k: f"ntk_{k}" for k in a.data_vars}),
+                   b.rename({k: f"sgd_{k}" for k in b.data_vars, "weight_var": "sgd_weight_var",
+                             "depth": "sgd_depth"})], combine_attrs="drop")
+    ds.attrs.update(problem_attrs(cfg, paper=PAPER, figure="phase", quick=int(quick)))
+    return png, atomic_write_netcdf(ds, out / "phase.nc")
+
+
+def _pooled_digits(n_train, n_test, seed=1):
+    """Digits average-pooled 2x2 to 4x4x1 images (d = 16 pixels), normalised like the FCN data."""
+    raw = datasets.digits(n_train=n_train, n_test=n_test, seed=seed)
+    pool = lambda X: X.reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(-1, 16)
+    raw = replace(raw, x_train=pool(raw.x_train), x_test=pool(raw.x_test), image_shape=(4, 4, 1))
+    return datasets.preprocess(raw)
+
+
+def cnn_comparison(quick: bool, log=None) -> xr.Dataset:
+    """kappa / |P(Theta)Y| / lambda_min against depth for FCN, CNN-F and CNN-P (circular 3x3, d = 16)."""
+    from ..kernels.spectrum import depth_sweep, eig_stats, mean_predictor
+
+    data = _pooled_digits(24 if quick else 48, 16 if quick else 32)
+    img = data.images()
+    depths = np.unique(np.geomspace(1, 60 if quick else 200, 8 if quick else 16).astype(int))
+    m = data.n_train
+    archs = {"fcn": dict(architecture="fcn"),
+             "cnn_flatten": dict(architecture="cnn", readout="flatten", filter_shape=(3, 3), padding="circular"),
+             "cnn_gap": dict(architecture="cnn", readout="gap", filter_shape=(3, 3), padding="circular")}
+    points = {"ordered": 1.25, "chaotic": 2.0}
+    out = {}
+    for pname, wv in points.items():
+        for aname, kw in archs.items():
+            x = np.concatenate([data.x_train, data.x_test]) if aname == "fcn" else \
+                np.concatenate([img.x_train, img.x_test])
+            kap, py, lmin = [], [], []
+            for l, K, T in depth_sweep(x, depths, activation="erf", weight_var=wv, bias_var=0.05, **kw):
+                es = eig_stats(T[:m, :m])
+                p, _ = mean_predictor(T[:m, :m], T[m:, :m], data.y_train)
+                kap.append(es["kappa"])
+                lmin.append(es["lambda_min"])
+                py.append(float(np.sqrt(np.mean(p ** 2))))
+            out[f"{pname}_{aname}_kappa"] = ("depth", np.asarray(kap))
+            out[f"{pname}_{aname}_lambda_min"] = ("depth", np.asarray(lmin))
+            out[f"{pname}_{aname}_py_rms"] = ("depth", np.asarray(py))
+            _log(log, f"  cnn comparison {pname} {aname} done")
+    return xr.Dataset(out, coords={"depth": depths},
+                      attrs={"bias_var": 0.05, "ordered_weight_var": 1.25, "chaotic_weight_var": 2.0, "d": 16,
+                             "m": m, "data": "digits pooled to 4x4"})
+
+
+def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
+    from ..kernels.signal import signal_propagation
+    from ..plotting import figure, save_figure
+
+    ds = cnn_comparison(quick, log)
+    if cache is not None:
+        cache["cnn"] = ds
+    fig, ax = figure(1, 3, width=3.6, height=3.0)
+    labels = {"fcn": "FCN", "cnn_flatten": "CNN-Flatten", "cnn_gap": "CNN-GAP"}
+    styles = {"fcn": "o-", "cnn_flatten": "x--", "cnn_gap": "s-"}
+    for a in labels:
+        ax[0].loglog(ds.depth, ds[f"ordered_{a}_kappa"], styles[a], ms=4, label=labels[a])
+        ax[1].loglog(ds.depth, ds[f"chaotic_{a}_py_rms"], styles[a], ms=4, label=labels[a])
+        ax[2].loglog(ds.depth, ds[f"chaotic_{a}_lambda_min"], styles[a], ms=4, label=labels[a])
+    sp_o = signal_propagation("erf", 1.25, 0.05).scalar()
+    sp_c = signal_propagation("erf", 2.0, 0.05).scalar()
+    ax[0].set_title(f"ordered ($\\sigma_w^2$=1.25, $\\xi_1$={sp_o['xi_1']:.1f}): $\\kappa$", fontsize=9)
+    ax[1].set_title(f"chaotic ($\\sigma_w^2$=2, $\\xi_*$={sp_c['xi_star']:.1f}): $|P(\\Theta)Y|$", fontsize=9)
+    ax[2].set_title("chaotic: $\\lambda_{min}$ (GAP smaller by ~d=16)", fontsize=9)
+    for a_ in ax:
+        a_.set_xlabel("depth $l$")
+        a_.legend(fontsize=7)
+    png = save_figure(fig, out / "cnn.png")
+    ds.attrs.update(problem_attrs({"figure": "cnn", "quick": quick}, paper=PAPER))
+    return png, atomic_write_netcdf(ds, out / "cnn.nc")
+
+
+def run_figure(name: str, out_dir: str | Path = "results/xiao2020", quick: bool = False, log=None):
+    """Compute and write figure ``name`` (PNG + netCDF); returns the two paths."""
+    if name not in FIGURES:
+        raise ValueError(f"figure: unknown {name!r}; allowed are {sorted(FIGURES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fn = {"signal": _fig_signal, "spectrum": _fig_spectrum, "phase": _fig_phase, "cnn": _fig_cnn}[name]
+    return fn(quick, out, log)
+
+
+# ============================================================================================
+# claims
+# ============================================================================================
+def _first_depth(depths, mask):
+    """Smallest depth where ``mask`` holds and keeps holding at every larger depth (nan if none)."""
+    depths = np.asarray(depths)
+    mask = np.asarray(mask, bool)
+    for j in range(len(depths)):
+        if np.all(mask[j:]):
+            return float(depths[j])
+    return float("nan")
+
+
+def _crossing(depths, values, threshold, above: bool):
+    """First depth at which ``values`` crosses ``threshold`` (log-interpolated; nan if never)."""
+    d = np.asarray(depths, float)
+    v = np.asarray(values, float)
+    hit = v > threshold if above else v < threshold
+    idx = np.argmax(hit)
+    if not hit[idx]:
+        return float("nan")
+    if idx == 0:
+        return float(d[0])
+    lv0, lv1 = np.log(abs(v[idx - 1])), np.log(abs(v[idx]))
+    f = (np.log(threshold) - lv0) / (lv1 - lv0) if lv1 != lv0 else 0.0
+    return float(np.exp(np.log(d[idx - 1]) + f * (np.log(d[idx]) - np.log(d[idx - 1]))))
+
+
+def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=print) -> list[dict]:
+    r"""The abstract's claims as numbers on our data (issue 4 item 4), theory beside measurement.
+
+    (a) chaotic phase: depth where networks still train to ~100% but test accuracy falls to chance,
+        against 8 xi_*;  (b) ordered phase: depth where training fails within the step budget, against
+        xi_1, and its growth with ln(budget);  (c) near the critical line: accuracy at the largest depth;
+    (d) CNN-Flatten vs FCN (same boundaries) and CNN-GAP (boundaries move by ~xi ln d).
+    """
+    from ..kernels.signal import critical_line, signal_propagation
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = PhaseConfig().quick() if quick else PhaseConfig()
+    crit = float(critical_line(cfg.activation, [cfg.bias_var]).weight_var[0])
+    # a grid that brackets the critical point: ordered, critical, chaotic
+    cfg = replace(cfg, weight_vars=tuple(sorted(set(cfg.weight_vars) | {round(crit, 4)})),
+                  sgd_weight_vars=tuple(sorted(set(cfg.sgd_weight_vars) | {round(crit, 4)})),
+                  times=tuple(sorted(set(cfg.times) | {64.0, 4096.0})))
+    _log(log, f"claims: phase diagrams ({'quick' if quick else 'full'} size) ...")
+    data, a, b = _phase_data(cfg, log)
+    chance = 1.0 / data.n_classes
+    rows = []
+    sp_a = signal_propagation(cfg.activation, np.asarray(cfg.weight_vars), cfg.bias_var)
+    sp_b = signal_propagation(cfg.activation, np.asarray(cfg.sgd_weight_vars), cfg.bias_var)
+    tinf = int(np.argmax(np.isinf(a.time.values))) if np.any(np.isinf(a.time.values)) else len(a.time) - 1
+
+    # (a) chaotic: train ~ 1, test -> chance
+    for src, acc, sp, wvs, depths in (
+            ("NTK-GD (t=inf, NNGP init)", a.isel(time=tinf), sp_a, cfg.weight_vars, cfg.depths),
+            (f"SGD width {cfg.width}", b, sp_b, cfg.sgd_weight_vars, cfg.sgd_depths)):
+        for i, wv in enumerate(wvs):
+            if sp.phase[i] != "chaotic" or abs(wv - crit) < 1e-3:
+                continue
+            tr = acc.train_accuracy.values[i]
+            te = acc.test_accuracy.values[i]
+            d_chance = _first_depth(depths, te <= chance + 0.05)
+            tr_there = float(tr[list(depths).index(d_chance)]) if np.isfinite(d_chance) else float("nan")
+            rows.append(dict(claim="(a) chaotic: memorise, not generalise", source=src, weight_var=wv,
+                             theory=f"8 xi_* = {8 * float(sp.xi_star[i]):.1f}",
+                             measured=f"test at chance from depth {d_chance:g} (train acc there {tr_there:.2f})"))
+
+    # (b) ordered: training fails beyond ~ xi_1 ln T
+    times = a.time.values
+    for i, wv in enumerate(cfg.weight_vars):
+        if sp_a.phase[i] != "ordered" or float(sp_a.xi_1[i]) > max(cfg.depths) / 2:
+            continue
+        fails = []
+        for k, t in enumerate(times):
+            if math.isinf(t):
+                continue
+            d_fail = _first_depth(cfg.depths, a.train_accuracy.values[k, i] < 0.5)
+            fails.append((t, d_fail))
+        xi1 = float(sp_a.xi_1[i])
+        meas = "; ".join(f"t={t:g}: fails from depth {d:g} ({d / xi1:.1f} xi_1)" for t, d in fails)
+        pred = "; ".join(f"xi_1 ln t = {xi1 * math.log(t):.1f}" for t, _ in fails)
+        rows.append(dict(claim="(b) ordered: untrainable beyond ~xi_1 ln T", source="NTK-GD", weight_var=wv,
+                         theory=f"xi_1 = {xi1:.2f}; {pred}", measured=meas))
+    for i, wv in enumerate(cfg.sgd_weight_vars):
+        if sp_b.phase[i] != "ordered" or abs(wv - crit) < 1e-3:
+            continue
+        xi1 = float(sp_b.xi_1[i])
+        d_fail = _first_depth(cfg.sgd_depths, b.train_accuracy.values[i] < 0.5)
+        rows.append(dict(claim="(b) ordered: untrainable beyond ~xi_1 ln T", source=f"SGD {cfg.steps} steps",
+                         weight_var=wv, theory=f"xi_1 ln T = {xi1 * math.log(cfg.steps):.1f}",
+                         measured=f"train acc < 0.5 from depth {d_fail:g}"))
+
+    # (c) critical line: trainable and generalising at the largest depth
+    ic = int(np.argmin(np.abs(np.asarray(cfg.weight_vars) - crit)))
+    jc = int(np.argmin(np.abs(np.asarray(cfg.sgd_weight_vars) - crit)))
+    rows.append(dict(claim="(c) critical: trains and generalises deep", source="NTK-GD (t=inf)",
+                     weight_var=cfg.weight_vars[ic], theory="no exponential depth scale (xi = inf)",
+                     measured=f"depth {cfg.depths[-1]}: train {float(a.train_accuracy.values[tinf, ic, -1]):.2f}, "
+                              f"test {float(a.test_accuracy.values[tinf, ic, -1]):.2f} (chance {chance:.2f})"))
+    rows.append(dict(claim="(c) critical: trains and generalises deep", source=f"SGD width {cfg.width}",
+                     weight_var=cfg.sgd_weight_vars[jc], theory="no exponential depth scale",
+                     measured=f"depth {cfg.sgd_depths[-1]}: train {float(b.train_accuracy.values[jc, -1]):.2f}, "
+                              f"test {float(b.test_accuracy.values[jc, -1]):.2f}"))
+
+    # (d) CNN-F vs FCN vs CNN-GAP (kernel level)
+    _log(log, "claims: CNN comparison ...")
+    c = cnn_comparison(quick, log)
+    sp_o = signal_propagation("erf", 1.25, 0.05).scalar()
+    sp_c = signal_propagation("erf", 2.0, 0.05).scalar()
+    kthr = 1e3
+    pthr = 1e-3
+    dk = {a_: _crossing(c.depth, c[f"ordered_{a_}_kappa"], kthr, True) for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
+    dp = {a_: _crossing(c.depth, c[f"chaotic_{a_}_py_rms"], pthr, False) for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
+    ln_d = math.log(16)
+    rows.append(dict(claim="(d) CNN-F = FCN; GAP trains worse (ordered)", source="NTK kappa > 1e3",
+                     weight_var=1.25,
+                     theory=f"F = FCN; GAP earlier by ~xi_1 ln d = {sp_o['xi_1'] * ln_d:.1f}",
+                     measured=f"FCN {dk['fcn']:.1f}, CNN-F {dk['cnn_flatten']:.1f}, CNN-GAP {dk['cnn_gap']:.1f} "
+                              f"(shift {dk['fcn'] - dk['cnn_gap']:.1f})"))
+    rows.append(dict(claim="(d) CNN-F = FCN; GAP generalises longer (chaotic)", source="NTK |P(Theta)Y| < 1e-3",
+                     weight_var=2.0,
+                     theory=f"F = FCN; GAP later by xi_* ln(sqrt d .. d) = {sp_c['xi_star'] * ln_d / 2:.1f}..{sp_c['xi_star'] * ln_d:.1f}",
+                     measured=f"FCN {dp['fcn']:.1f}, CNN-F {dp['cnn_flatten']:.1f}, CNN-GAP {dp['cnn_gap']:.1f} "
+                              f"(shift {dp['cnn_gap'] - dp['fcn']:.1f})"))
+
+    _print_table(rows, log)
+    ds = xr.Dataset({k: ("row", [r[k] for r in rows]) for k in ("claim", "source", "theory", "measured")} |
+                    {"weight_var": ("row", np.asarray([r["weight_var"] for r in rows], float))},
+                    attrs=problem_attrs(cfg, paper=PAPER, quick=int(quick), critical_weight_var=crit))
+    atomic_write_netcdf(ds, out / "claims.nc")
+    atomic_write_netcdf(xr.merge([a.rename({k: f"ntk_{k}" for k in a.data_vars}),
+                                  b.rename({k: f"sgd_{k}" for k in b.data_vars, "weight_var": "sgd_weight_var",
+                                            "depth": "sgd_depth"})], combine_attrs="drop"),
+                        out / "claims_phase.nc")
+    atomic_write_netcdf(c, out / "claims_cnn.nc")
+    return rows
+
+
+def _print_table(rows, log):
+    if log is None:
+        return
+    cols = ("claim", "source", "weight_var", "theory", "measured")
+    widths = {k: max(len(k), *(len(f"{r[k]:.4g}" if k == "weight_var" else str(r[k])) for r in rows)) for k in cols}
+    fmt = lambda r: " | ".join((f"{r[k]:.4g}" if k == "weight_var" else str(r[k])).ljust(widths[k]) for k in cols)
+    log(" | ".join(k.ljust(widths[k]) for k in cols))
+    log("-+-".join("-" * widths[k] for k in cols))
+    for r in rows:
+        log(fmt(r))

@@ -1,0 +1,390 @@
+r"""NTK/NNGP spectra against depth, the mean predictor, and infinite-width gradient-descent predictions
+(spec ``ntk.md`` §2; Xiao, Pennington & Schoenholz 2020).
+
+* :func:`depth_sweep` -- NNGP and NTK of ``fcn(l)`` / ``cnn(l)`` for many depths ``l`` in ONE pass: the
+  layers of :mod:`learndyn.kernels.layers` are applied block by block (``Dense, [phi, Dense] x l``), so
+  the kernels are exactly those of ``net.kernel`` (a test checks it) at a cost linear in the largest depth.
+* :func:`spectrum_vs_depth` -- lambda_max, lambda_min, lambda_bulk, kappa, Theta_d, Theta_o and the mean
+  predictor ``P(Theta) Y = Theta(X*, X) Theta(X, X)^{-1} Y`` (and the NNGP analogues) against depth, with
+  the asymptotic predictions of spec §2.3 in the phase of (``weight_var``, ``bias_var``):
+
+  ====================  ===========================  =====================  ============================
+  quantity              ordered (chi_1 < 1)          critical (chi_1 = 1)   chaotic (chi_1 > 1)
+  ====================  ===========================  =====================  ============================
+  Theta_d               q* sum_{j<=l} chi_1^j  (exact in every phase, inputs with K^0(x,x) = q*)
+  Theta_o               -> p* = q*/(1-chi_1)         ~ l q*/3 (ReLU l q/4)  -> p* = q* c*/(1-chi_c*)
+  lambda_max            -> m p*                      (m+2)/3 l q*           Theta_d + (m-1) p*
+  lambda_bulk           ~ l chi_1^l                  (2/3) l q*             Theta_d - p*
+  kappa                 ~ m p* / (l chi_1^l)         -> (m+2)/2 (ReLU (m+3)/3)  -> 1 + m p*/(Theta_d - p*)
+  |P(Theta) Y|          -> O(1) constant             ~ 1/l                  ~ l (chi_c*/chi_1)^l
+  ====================  ===========================  =====================  ============================
+
+  Rates given only up to a constant ("~") are drawn through the computed value at a reference depth.
+* :func:`gd_predictions` -- train/test outputs of an infinite-width network after ``t`` steps of
+  gradient flow at learning rate ``eta`` (spec §1.2):
+  ``f_t(X) = Y + e^{-eta Theta t}(f_0(X) - Y)``,
+  ``f_t(X*) = f_0(X*) + Theta(X*,X) Theta^{-1} (I - e^{-eta Theta t}) (Y - f_0(X))``, with the initial
+  outputs ``f_0`` drawn from the NNGP ``N(0, K)`` of the same network (spec §2.5 caveat: without this
+  initialisation noise the chaotic-phase collapse of test accuracy does not show).
+
+Kernels of deep ordered-phase networks are near singular: inverses go through ``eigh`` with a reported
+condition number and an explicit ``diag_reg`` option; a non-finite kernel stops the sweep with a status
+and keeps the depths computed so far.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import lax
+
+from ..results import Result, problem_attrs
+from . import layers as _L
+from .signal import signal_propagation
+
+__all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "gd_predictions",
+           "mean_predictor", "eig_stats"]
+
+
+# ============================================================================================
+# depth sweep through the layer objects
+# ============================================================================================
+def _build(architecture: str, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, **cnn_kw):
+    from . import layers
+
+    if architecture == "fcn":
+        return layers.fcn(1, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
+                          readin_bias_var=readin_bias_var)
+    if architecture == "cnn":
+        return layers.cnn(1, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
+                          readin_bias_var=readin_bias_var, **cnn_kw)
+    raise ValueError(f"architecture: must be 'fcn' or 'cnn', got {architecture!r}")
+
+
+class _Sweeper:
+    """Compiled start / advance / head functions for one network structure and input shape."""
+
+    def __init__(self, net, x_shape, want_ntk: bool):
+        self.net = net
+        self.readin, rep, *self.head = net.layers
+        if not isinstance(rep, _L.Repeat):  # pragma: no cover - guarded by the builders
+            raise ValueError("depth_sweep: expected a network built by kernels.fcn / kernels.cnn")
+        self.body = rep.layers
+        self.nsp = len(x_shape) - 2
+        self.spatial = net._spatial_mode(len(x_shape))
+        self.want_ntk = want_ntk
+        self.start = jax.jit(self._start)
+        self.advance = jax.jit(self._advance)
+        self.readout = jax.jit(self._readout)
+
+    def _ctx(self):
+        z = jnp.zeros((1,), jnp.int32)
+        return _L._Ctx(self.spatial, self.nsp, "cross", z, z, True)
+
+    def _start(self, x):
+        ctx = self._ctx()
+        xb = x[None]
+        st = self.net._input_state(xb, xb, ctx, self.want_ntk)
+        st = _L._rescale(st, ctx)
+        st, _ = self.readin.kernel(st, ctx)
+        return st
+
+    def _advance(self, st, n):
+        ctx = self._ctx()
+
+        def body(_, s):
+            c = ctx
+            for lay in self.body:
+                s, c = lay.kernel(s, c)
+            return s
+
+        return lax.fori_loop(0, n, body, st)
+
+    def _readout(self, st):
+        ctx = self._ctx()
+        for lay in self.head:
+            st, ctx = lay.kernel(st, ctx)
+        ntk = None if st.ntk is None else st.ntk[0]
+        return st.nngp[0], ntk, st.ek, st.et
+
+
+def _physical(mant, e):
+    with np.errstate(over="ignore"):
+        return np.ldexp(np.asarray(mant), int(e))
+
+
+def depth_sweep(x, depths: Sequence[int], *, activation="erf", weight_var=1.0, bias_var=0.0,
+                architecture: str = "fcn", readin_weight_var=None, readin_bias_var=None,
+                get=("nngp", "ntk"), **cnn_kw) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    r"""Yield ``(l, K_l, Theta_l)`` -- the NNGP and NTK of ``fcn(l)`` (or ``cnn(l)``) on the rows of ``x``
+    with themselves, for each ``l`` in ``depths`` (increasing), in a single pass over the layers.
+
+    The kernels are exactly those of ``kernels.fcn(l, ...).kernel(x)``: the same layer objects are
+    applied (readin, ``l - 1`` hidden blocks ``[phi, Dense]``, then ``phi, Dense`` (FCN) or
+    ``phi, Flatten|GAP, Dense`` (CNN)).  ``fcn`` allows ``l = 0`` (readin only); ``cnn`` needs ``l >= 1``.
+    Values beyond float64 range come back as ``inf`` (the caller reports a status).
+    """
+    gets = (get,) if isinstance(get, str) else tuple(get)
+    want_ntk = "ntk" in gets
+    ds = [int(d) for d in depths]
+    if not ds or any(d != dd for d, dd in zip(ds, depths)) or any(d < 0 for d in ds):
+        raise ValueError(f"depths: must be non-negative integers, got {depths!r}")
+    if sorted(set(ds)) != ds:
+        raise ValueError("depths: must be strictly increasing")
+    if architecture == "cnn" and ds[0] < 1:
+        raise ValueError("depths: a CNN needs depth >= 1")
+    net = _build(architecture, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, **cnn_kw)
+    x = net._check_input(x, "x")
+    sw = _Sweeper(net, x.shape, want_ntk)
+    st = sw.start(jnp.asarray(x))
+    at = 1  # the state holds the kernel after readin + (at - 1) hidden blocks
+    for d in ds:
+        if d == 0:
+            # fcn(0) is the readin Dense alone
+            k0 = np.asarray(st.nngp[0]) * 2.0 ** float(st.ek)
+            t0 = None if st.ntk is None else np.asarray(st.ntk[0]) * 2.0 ** float(st.et)
+            yield 0, k0, t0
+            continue
+        if d - at > 0:
+            st = sw.advance(st, d - at)
+            at = d
+        k_, t_, ek, et = sw.readout(st)
+        yield d, _physical(k_, ek), None if t_ is None else _physical(t_, et)
+
+
+# ============================================================================================
+# linear algebra
+# ============================================================================================
+def eig_stats(A: np.ndarray) -> dict[str, float]:
+    """lambda_max, lambda_min, lambda_bulk (mean of all but the largest eigenvalue), kappa."""
+    w = np.linalg.eigvalsh(A)
+    lmax, lmin = float(w[-1]), float(w[0])
+    bulk = float(np.mean(w[:-1])) if w.size > 1 else lmax
+    return {"lambda_max": lmax, "lambda_min": lmin, "lambda_bulk": bulk,
+            "kappa": lmax / lmin if lmin > 0 else np.inf}
+
+
+def mean_predictor(k_train, k_test_train, y, diag_reg: float = 0.0, rcond: float = 0.0):
+    r"""``P(Theta) Y = Theta(X*, X) (Theta(X, X) + diag_reg * mean(diag) I)^{-1} Y`` via ``eigh``.
+
+    Eigenvalues below ``rcond * lambda_max`` are dropped (pseudo-inverse; 0 keeps every positive one).
+    Returns ``(P Y, condition number)``.
+    """
+    w, V = np.linalg.eigh(k_train + diag_reg * np.mean(np.diag(k_train)) * np.eye(k_train.shape[0]))
+    keep = w > max(rcond * w[-1], 0.0)
+    inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
+    coef = V @ (inv[:, None] * (V.T @ y))
+    cond = float(w[-1] / w[0]) if w[0] > 0 else np.inf
+    return k_test_train @ coef, cond
+
+
+# ============================================================================================
+# spectra against depth
+# ============================================================================================
+_Q = ("theta_d", "theta_o", "lambda_max", "lambda_min", "lambda_bulk", "kappa", "py_rms",
+      "k_lambda_min", "k_kappa", "pky_rms")
+
+
+@dataclass(frozen=True)
+class SpectrumResult(Result):
+    """Computed NTK/NNGP spectra against depth beside the spec §2.3 asymptotes (``theory``)."""
+
+    depth: np.ndarray
+    measured: dict  # name -> array over depth (see _Q)
+    theory: dict  # name -> array over depth (nan where the phase gives no prediction)
+    signal: Any  # SignalPropagation at (weight_var, bias_var)
+    params: dict
+    status: str = "ok"
+
+    def to_xarray(self) -> xr.Dataset:
+        data = {k: ("depth", np.asarray(v, float)) for k, v in self.measured.items()}
+        data.update({f"theory_{k}": ("depth", np.asarray(v, float)) for k, v in self.theory.items()})
+        sp = self.signal.scalar()
+        attrs = problem_attrs(self.params, status=self.status, **{f"sp_{k}": v for k, v in sp.items()})
+        return xr.Dataset(data, coords={"depth": self.depth}, attrs=attrs)
+
+
+def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int | None = None,
+               activation_name: str = "erf") -> dict:
+    r"""Spec §2.3 predictions against depth (``m`` training points; inputs with ``K^0(x,x) = q*``).
+
+    Exact or constant-free predictions are absolute; rates known up to a constant are anchored to
+    ``measured`` at ``depth[ref_index]`` (default: the last depth).
+    """
+    d = sp.scalar()
+    l = np.asarray(depth, float)
+    q, chi1, chic, pstar, phase = d["q_star"], d["chi_1"], d["chi_c"], d["p_star"], d["phase"]
+    nan = np.full(l.shape, np.nan)
+    out = {k: nan.copy() for k in _Q}
+    if not np.isfinite(q):
+        return out
+    # exact diagonal: q* sum_{j=0..l} chi_1^j
+    out["theta_d"] = q * (l + 1) if abs(chi1 - 1) < 1e-12 else q * (1 - chi1 ** (l + 1)) / (1 - chi1)
+    ref = len(l) - 1 if ref_index is None else ref_index
+    # within the swept depths, a point whose depth scale exceeds the largest depth behaves critically
+    scale = d["xi_1"] if phase == "ordered" else (d["xi_star"] if phase == "chaotic" else np.inf)
+    if l.size and scale > l.max():
+        phase = "critical"
+
+    def anchor(name, shape_fn):
+        if measured is None:
+            return nan.copy()
+        mv = np.asarray(measured[name], float)
+        s = shape_fn(l)
+        if not (np.isfinite(mv[ref]) and np.isfinite(s[ref]) and s[ref] != 0):
+            return nan.copy()
+        return s * mv[ref] / s[ref]
+
+    relu_like = activation_name in ("relu",) or activation_name.startswith("abrelu")
+    if phase == "ordered":
+        out["theta_o"] = np.full(l.shape, pstar)
+        out["lambda_max"] = np.full(l.shape, m * pstar)
+        out["lambda_bulk"] = anchor("lambda_bulk", lambda x: x * chi1 ** x)
+        out["lambda_min"] = anchor("lambda_min", lambda x: x * chi1 ** x)
+        out["kappa"] = anchor("kappa", lambda x: 1.0 / (x * chi1 ** x))
+        out["py_rms"] = anchor("py_rms", lambda x: np.ones_like(x))
+        out["k_lambda_min"] = anchor("k_lambda_min", lambda x: chi1 ** x)
+        out["k_kappa"] = anchor("k_kappa", lambda x: chi1 ** (-x))
+        out["pky_rms"] = anchor("pky_rms", lambda x: np.ones_like(x))
+    elif phase == "chaotic":
+        td = out["theta_d"]
+        out["theta_o"] = np.full(l.shape, pstar)
+        out["lambda_max"] = td + (m - 1) * pstar
+        out["lambda_bulk"] = td - pstar
+        out["kappa"] = (td + (m - 1) * pstar) / (td - pstar)
+        out["lambda_min"] = anchor("lambda_min", lambda x: q * (1 - chi1 ** (x + 1)) / (1 - chi1))
+        out["py_rms"] = anchor("py_rms", lambda x: x * (chic / chi1) ** x)
+        c = d["c_star"]
+        out["k_kappa"] = np.full(l.shape, 1 + m * c / (1 - c))
+        out["k_lambda_min"] = np.full(l.shape, q * (1 - c))
+        out["pky_rms"] = anchor("pky_rms", lambda x: chic ** x)
+    elif phase == "critical":
+        if relu_like:
+            out["theta_o"] = l * q / 4
+            out["lambda_max"] = (m + 3) / 4 * l * q
+            out["lambda_bulk"] = 0.75 * l * q
+            out["kappa"] = np.full(l.shape, (m + 3) / 3)
+        else:
+            out["theta_o"] = l * q / 3
+            out["lambda_max"] = (m + 2) / 3 * l * q
+            out["lambda_bulk"] = (2.0 / 3.0) * l * q
+            out["kappa"] = np.full(l.shape, (m + 2) / 2)
+        out["py_rms"] = anchor("py_rms", lambda x: 1.0 / x)
+        out["k_kappa"] = anchor("k_kappa", lambda x: x)
+        out["pky_rms"] = anchor("pky_rms", lambda x: 1.0 / x)
+    return out
+
+
+def spectrum_vs_depth(x_train, y_train, x_test, depths: Sequence[int], *, activation="erf", weight_var=1.5,
+                      bias_var=0.05, architecture: str = "fcn", readin: str = "qstar", diag_reg: float = 0.0,
+                      **cnn_kw) -> SpectrumResult:
+    r"""NTK/NNGP spectra and the mean predictor against depth (spec §2.2-2.3), with :func:`asymptotes`.
+
+    ``readin="qstar"`` sets the first layer so that ``K^0(x,x) = q*`` for rows with ``|x|^2/n0 = 1``
+    (weight variance ``q* - sigma_b^2``, bias ``sigma_b^2``; spec §2.1), which makes the diagonal
+    prediction exact; ``readin="same"`` uses ``(weight_var, bias_var)``; ``readin="colab"`` uses (1, 0).
+    ``y_train`` should be mean-centred (spec §2.1).
+    """
+    sp = signal_propagation(activation, weight_var, bias_var)
+    q = float(sp.q_star)
+    if readin == "qstar":
+        if not (np.isfinite(q) and q > bias_var):
+            raise ValueError(f"readin: 'qstar' needs a finite q* > bias_var (q* = {q}); use 'same' or 'colab'")
+        rwv, rbv = q - bias_var, bias_var
+    elif readin == "same":
+        rwv, rbv = weight_var, bias_var
+    elif readin == "colab":
+        rwv, rbv = 1.0, 0.0
+    else:
+        raise ValueError(f"readin: must be 'qstar', 'same' or 'colab', got {readin!r}")
+    x_train = np.asarray(x_train, float)
+    x_test = np.asarray(x_test, float)
+    y_train = np.asarray(y_train, float)
+    if y_train.ndim == 1:
+        y_train = y_train[:, None]
+    m = x_train.shape[0]
+    if y_train.shape[0] != m:
+        raise ValueError(f"y_train: {y_train.shape[0]} rows for {m} training inputs")
+    x = np.concatenate([x_train, x_test])
+    meas = {k: [] for k in _Q}
+    done = []
+    status = "ok"
+    for l, K, T in depth_sweep(x, depths, activation=activation, weight_var=weight_var, bias_var=bias_var,
+                               architecture=architecture, readin_weight_var=rwv, readin_bias_var=rbv, **cnn_kw):
+        if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
+            status = f"non-finite kernel at depth {l} (beyond float64 range); stopped"
+            break
+        Ttt, Tst = T[:m, :m], T[m:, :m]
+        Ktt, Kst = K[:m, :m], K[m:, :m]
+        es = eig_stats(Ttt)
+        py, _ = mean_predictor(Ttt, Tst, y_train, diag_reg)
+        ek = eig_stats(Ktt)
+        pky, _ = mean_predictor(Ktt, Kst, y_train, diag_reg)
+        off = ~np.eye(m, dtype=bool)
+        vals = dict(theta_d=float(np.mean(np.diag(Ttt))), theta_o=float(np.mean(Ttt[off])),
+                    lambda_max=es["lambda_max"], lambda_min=es["lambda_min"], lambda_bulk=es["lambda_bulk"],
+                    kappa=es["kappa"], py_rms=float(np.sqrt(np.mean(py ** 2))),
+                    k_lambda_min=ek["lambda_min"], k_kappa=ek["kappa"], pky_rms=float(np.sqrt(np.mean(pky ** 2))))
+        for k in _Q:
+            meas[k].append(vals[k])
+        done.append(l)
+    depth = np.asarray(done, int)
+    meas = {k: np.asarray(v, float) for k, v in meas.items()}
+    th = asymptotes(sp, depth, m, meas, activation_name=str(sp.activation)) if len(depth) else {}
+    params = dict(activation=str(sp.activation), weight_var=weight_var, bias_var=bias_var,
+                  architecture=architecture, readin=readin, readin_weight_var=rwv, readin_bias_var=rbv,
+                  m=m, n_test=x_test.shape[0], diag_reg=diag_reg, **{k: str(v) for k, v in cnn_kw.items()})
+    return SpectrumResult(depth, meas, th, sp, params, status)
+
+
+# ============================================================================================
+# infinite-width gradient descent with NNGP initialisation noise
+# ============================================================================================
+def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, key=None, n_draws: int = 1,
+                   lr_factor: float = 1.0, diag_reg: float = 0.0, rng: np.random.Generator | None = None):
+    r"""Outputs of infinite-width networks after gradient flow for each ``t`` in ``times`` (``inf`` allowed).
+
+    ``K``, ``T``: joint NNGP / NTK over ``train + test`` (the first ``m`` rows are train).  The learning
+    rate is ``eta = lr_factor * 2 / lambda_max(T_train)`` (spec §2.4/§4.3).  Initial outputs are
+    ``n_draws`` independent draws ``f_0 ~ N(0, K)`` (one per logit, iid over logits; spec §2.5).
+
+    Returns ``(f_train, f_test)`` of shape ``(len(times), n_draws, m, k)`` and ``(..., n_test, k)``.
+    """
+    rng = rng or np.random.default_rng(0)
+    y = np.asarray(y_train, float)
+    k = y.shape[1]
+    Ttt, Tst = T[:m, :m], T[m:, :m]
+    Treg = Ttt + diag_reg * np.mean(np.diag(Ttt)) * np.eye(m)
+    w, V = np.linalg.eigh(Treg)
+    lmax = w[-1]
+    eta = lr_factor * 2.0 / lmax
+    w = np.maximum(w, 0.0)
+    # f0 ~ N(0, K) jointly on train + test: symmetric square root with clipped eigenvalues
+    wk, Vk = np.linalg.eigh(K)
+    L = Vk * np.sqrt(np.maximum(wk, 0.0))
+    n = K.shape[0]
+    f0 = np.einsum("ij,djk->dik", L, rng.standard_normal((n_draws, n, k)))
+    f0_tr, f0_te = f0[:, :m], f0[:, m:]
+    r0 = np.einsum("ij,djk->dik", V.T, y[None] - f0_tr)  # eigen-coordinates of Y - f0(X)
+    out_tr, out_te = [], []
+    for t in times:
+        if np.isinf(t):
+            decay = np.zeros_like(w)
+            pos = w > 1e-14 * lmax
+            g = np.where(pos, 1.0 / np.where(pos, w, 1.0), 0.0)
+        else:
+            x = eta * w * t
+            decay = np.exp(-x)
+            # (1 - e^{-eta w t}) / w, stable for small w (-> eta t)
+            g = np.where(x > 1e-8, -np.expm1(-x) / np.where(w > 0, w, 1.0), eta * t * (1 - x / 2))
+        ftr = y[None] - np.einsum("ij,djk->dik", V, decay[None, :, None] * r0)
+        fte = f0_te + np.einsum("ij,djk->dik", Tst @ V, g[None, :, None] * r0)
+        out_tr.append(ftr)
+        out_te.append(fte)
+    return np.asarray(out_tr), np.asarray(out_te), float(eta)
