@@ -314,7 +314,7 @@ def _monte_carlo_drift(prob, st, n_samples=2_000_000, seed=0):
     return out
 
 
-@pytest.mark.parametrize("activation", ["erf", "linear"])
+@pytest.mark.parametrize("activation", ["erf", "linear", "relu", "tanh"])
 def test_rhs_matches_monte_carlo_drift(activation):
     prob = online.Problem(M=2, K=3, activation=activation, lr=0.5, lr2=0.3, sigma=0.2, train_second_layer=True)
     st = _ref_state()

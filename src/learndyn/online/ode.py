@@ -81,6 +81,58 @@ def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return idx2, idx3, idx4, inv4, idxj
 
 
+@functools.lru_cache(maxsize=None)
+def _i4_groups(K: int, M: int) -> tuple[tuple[tuple[str, ...], np.ndarray, np.ndarray], ...]:
+    """The evaluated ``I4`` tuples grouped by their pattern of repeated fields.
+
+    In ``I4(i, k, c, d) = E[g'(z_i) g'(z_k) g(z_c) g(z_d)]`` an index that appears twice is the same
+    field, so the expectation is really over the *distinct* fields, each carrying the product of its
+    factors (``"d"`` for ``g'``, ``"g"`` for ``g``): e.g. ``I4(i, i, i, j) = E[(g'^2 g)(z_i) g(z_j)]`` is
+    two-dimensional. Returns ``(codes, rows, fields)`` per pattern: ``codes`` one string per distinct
+    field, ``rows`` the positions in ``idx4``, ``fields`` the field indices ``(len(rows), len(codes))``.
+    """
+    idx4 = _index_tables(K, M)[2]
+    groups: dict[tuple[str, ...], tuple[list[int], list[list[int]]]] = {}
+    for row, tup in enumerate(idx4):
+        fields: list[int] = []
+        codes: list[str] = []
+        for pos, f in enumerate(tup):
+            code = "d" if pos < 2 else "g"
+            if f in fields:
+                codes[fields.index(f)] += code
+            else:
+                fields.append(int(f))
+                codes.append(code)
+        key = tuple("".join(sorted(c)) for c in codes)
+        rows, flds = groups.setdefault(key, ([], []))
+        rows.append(row)
+        flds.append(fields)
+    return tuple((key, np.array(rows), np.array(flds)) for key, (rows, flds) in sorted(groups.items()))
+
+
+def _i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
+    """``I4`` on the evaluated tuples for activations without closed forms (Gauss-Hermite quadrature).
+
+    Each tuple is integrated over its distinct fields only (:func:`_i4_groups`), with the same point
+    budget per tuple: ``order**(4/m)`` nodes per dimension for ``m`` distinct fields (capped at 200),
+    ``order = problem.quadrature_order`` or :data:`learndyn.gaussian.I4_ORDER`. Collapsing repeated
+    fields is exact and makes the many degenerate tuples of the ODE (same unit twice) far more accurate
+    than a 4-D rule on a singular covariance.
+    """
+    g = problem.g
+    factor = {"d": g.grad, "g": g}
+    order = problem.quadrature_order or gaussian.I4_ORDER
+    K, M = problem.K, problem.M
+    out = jnp.zeros(len(_index_tables(K, M)[2]))
+    for codes, rows, fields in _i4_groups(K, M):
+        fns = [functools.reduce(lambda f, h: (lambda z, f=f, h=h: f(z) * h(z)), [factor[c] for c in code])
+               for code in codes]
+        m = len(codes)
+        vals = gaussian.quadrature_product(fns, _sub(C, fields), order=gaussian.product_order(m, order))
+        out = out.at[rows].set(vals)
+    return out
+
+
 def _sub(C: jax.Array, idx: np.ndarray) -> jax.Array:
     """Sub-covariances ``C[idx, idx]`` for every index tuple of ``idx`` (shape (..., p) -> (..., p, p))."""
     return C[idx[..., :, None], idx[..., None, :]]
@@ -91,8 +143,14 @@ def _covariance(Q, R, T):
 
 
 def _order(problem: Problem) -> dict:
-    """Quadrature order keyword for :mod:`learndyn.gaussian` (empty: its per-integral defaults)."""
-    return {} if problem.quadrature_order is None else {"order": problem.quadrature_order}
+    """Gauss-Hermite order of the 2-D integrals (I2, J2, I3) for :mod:`learndyn.gaussian`.
+
+    ``problem.quadrature_order`` is the per-dimension order of the 4-D rule; the 2-D integrals get the
+    same point budget, ``product_order(2, order)`` nodes per dimension. Empty: the module defaults.
+    """
+    if problem.quadrature_order is None:
+        return {}
+    return {"order": gaussian.product_order(2, problem.quadrature_order)}
 
 
 def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
@@ -124,7 +182,10 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     I3 = gaussian.i3(g, _sub(C, idx3), **order)  # (K, n, n)
     F = jnp.einsum("ibc,c->ib", I3, u)
     G = v[:, None] * F[:, :K]
-    I4 = gaussian.i4(g, _sub(C, idx4), **order)[inv4]  # (K, K, n, n)
+    if g.name in ("erf", "linear", "relu"):  # closed forms (ReLU: exact 1-D integral)
+        I4 = gaussian.i4(g, _sub(C, idx4))[inv4]  # (K, K, n, n)
+    else:
+        I4 = _i4_by_distinct_fields(problem, C)[inv4]
     E = jnp.einsum("ikcd,c,d->ik", I4, u, u)
     J2 = gaussian.j2(g, _sub(C, idxj), **order)  # (K, K)
 

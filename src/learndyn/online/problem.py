@@ -61,10 +61,11 @@ class Problem:
         ``kappa >= 0``: ``-(kappa/N) w`` and ``-(kappa/N) v`` per step, i.e. ``-kappa R``,
         ``-2 kappa Q``, ``-kappa v`` in the ODE.
     quadrature_order:
-        Gauss-Hermite nodes per dimension for activations without closed forms (the accuracy knob;
-        error estimates: :func:`learndyn.gaussian.quadrature_error_estimate`). ``None``: the defaults of
-        :mod:`learndyn.gaussian` (40 for the 2-D integrals I2, J2, I3; ``gaussian.I4_ORDER`` for the
-        4-D integral I4, whose cost grows as ``order**4``).
+        Accuracy knob for activations without closed forms: Gauss-Hermite nodes per dimension of the
+        4-D integrals (default ``gaussian.I4_ORDER``; cost ``~order**4`` per index tuple). Integrals over
+        fewer distinct fields get the same point budget (:func:`learndyn.gaussian.product_order`), e.g.
+        ``min(64, order**2)`` nodes per dimension for I2, J2, I3. Error estimates:
+        :func:`learndyn.gaussian.quadrature_error_estimate`.
     """
 
     M: int
