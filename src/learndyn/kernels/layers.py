@@ -75,13 +75,15 @@ class _KState(NamedTuple):
     Layouts (``sp`` = spatial shape; the spatial part is ``()`` for flat inputs, ``sp`` in the
     spatially-diagonal mode used under Flatten, ``sp + sp`` in the full mode used under GAP):
 
-    * cross mode: pair arrays ``(..., T, b1, b2)`` -- T blocks of b1 x b2 input pairs, block t pairing
-      block ``I[t]`` of x1 with block ``J[t]`` of x2 (for x2 = x1 only the blocks I <= J of the upper
-      triangle are computed); self arrays ``(..., m, b)``;
-    * diagonal mode: ``nngp``/``ntk`` are self arrays ``(..., 1, n)`` and ``s1 = s2 = None``.
+    * cross mode: pair arrays ``(T, b1, b2)`` (flat), ``(T, b1, b2, *sp)`` (spatially diagonal) or
+      ``(T, b1, *sp, b2, *sp)`` (full) -- T blocks of b1 x b2 input pairs, block t pairing block
+      ``I[t]`` of x1 with block ``J[t]`` of x2 (for x2 = x1 only the blocks I <= J of the upper
+      triangle are computed); self arrays ``(m, b)``, ``(m, b, *sp)`` or ``(m, b, *sp, *sp)``;
+    * diagonal mode: ``nngp``/``ntk`` are self arrays with m = 1 and ``s1 = s2 = None``.
 
-    The spatial axes come FIRST and the batch axes last, so that a convolution's shifted reads are
-    contiguous slices (XLA compiles them to block copies).
+    The full layout keeps each input's spatial axes next to its batch axis, so that the
+    nonlinearity runs on a contiguous ``(T, b1 d, b2 d)`` view with an outer-product broadcast of
+    the variances (which XLA vectorises well).
 
     ``s2 = None`` when x2 is x1.  Physical values are ``array * 2**ek`` (nngp, s1, s2) and
     ``ntk * 2**et``.
@@ -111,43 +113,64 @@ class _Ctx:
 
 
 def _spatial_diag(s, ctx: _Ctx):
-    """Variances K_aa(x, x) at each position, sp + (m, b), from a self array."""
+    """Variances K_aa(x, x) at each position, (m, b, *sp), from a self array."""
     if ctx.spatial != "full":
         return s
     k = ctx.nsp
-    sp = s.shape[:k]
+    sp = s.shape[2:2 + k]
     d = int(np.prod(sp))
-    flat = s.reshape((d, d) + s.shape[2 * k:])
-    return jnp.moveaxis(jnp.diagonal(flat, axis1=0, axis2=1), -1, 0).reshape(sp + s.shape[2 * k:])
+    flat = s.reshape(s.shape[:2] + (d, d))
+    return jnp.diagonal(flat, axis1=2, axis2=3).reshape(s.shape[:2] + sp)
 
 
-def _bcast_self(v, ctx: _Ctx):
-    """Variances sp + (m, b) broadcast against a self array sp [+ sp] + (m, b)."""
-    k = ctx.nsp
+def _self_map(act, s, t, ctx: _Ctx):
+    """Nonlinearity on a self array (pairs of positions of the same input) and its NTK ``t``."""
     if ctx.spatial == "full":
-        sp, rest = v.shape[:k], v.shape[k:]
-        return v.reshape(sp + (1,) * k + rest), v.reshape((1,) * k + sp + rest)
-    return v, v
+        m, b = s.shape[:2]
+        d = int(np.prod(s.shape[2:2 + ctx.nsp]))
+        view = s.reshape((m, b, d, d))
+        v = jnp.diagonal(view, axis1=2, axis2=3)
+        same = jnp.eye(d, dtype=bool)[None, None]
+        V, T = _pair_map(act, view, v[..., :, None], v[..., None, :],
+                         None if t is None else t.reshape((m, b, d, d)), same)
+        return V.reshape(s.shape), (None if T is None else T.reshape(s.shape))
+    if t is None:
+        return _diag_map(act, s), None
+    return _pair_map(act, s, s, s, t, True)
 
 
-def _bcast_cross(v1, v2, ctx: _Ctx):
-    """Variances of both sides broadcast against a cross pair array (...) + (T, b1, b2)."""
-    k = ctx.nsp if ctx.spatial != "none" else 0
-    a = v1[(slice(None),) * k + (ctx.I,)]  # sp + (T, b1)
-    b = v2[(slice(None),) * k + (ctx.J,)]  # sp + (T, b2)
-    sp = a.shape[:k]
+def _cross_map(act, K, T, v1, v2, ctx: _Ctx):
+    """Nonlinearity on a cross pair array, variances v1 (m1, b1, *sp), v2 (m2, b2, *sp)."""
+    a, b = v1[ctx.I], v2[ctx.J]  # (T, b1, *sp), (T, b2, *sp)
+    nT, b1, b2 = a.shape[0], a.shape[1], b.shape[1]
+    same = None
+    if ctx.same:
+        same = (ctx.I == ctx.J)[:, None, None]
     if ctx.spatial == "full":
-        a = a.reshape(sp + (1,) * k + a.shape[k:] + (1,))
-        b = b.reshape((1,) * k + sp + b.shape[k:-1] + (1, b.shape[-1]))
-    else:
-        a = a[..., None]
-        b = b[..., None, :]
-    return a, b
+        d = int(np.prod(a.shape[2:]))
+        shape = K.shape
+        K = K.reshape((nT, b1 * d, b2 * d))
+        T = None if T is None else T.reshape(K.shape)
+        a, b = a.reshape((nT, b1 * d, 1)), b.reshape((nT, 1, b2 * d))
+        if same is not None:
+            same = same & jnp.eye(b1 * d, b2 * d, dtype=bool)[None]
+        V, T = _pair_map(act, K, a, b, T, same)
+        return V.reshape(shape), (None if T is None else T.reshape(shape))
+    if ctx.spatial == "diag":
+        d = int(np.prod(a.shape[2:]))
+        shape = K.shape
+        K = K.reshape((nT, b1, b2, d))
+        T = None if T is None else T.reshape(K.shape)
+        a, b = a.reshape((nT, b1, 1, d)), b.reshape((nT, 1, b2, d))
+        if same is not None:
+            same = (same & jnp.eye(b1, b2, dtype=bool)[None])[..., None]
+        V, T = _pair_map(act, K, a, b, T, same)
+        return V.reshape(shape), (None if T is None else T.reshape(shape))
+    if same is not None:
+        same = same & jnp.eye(b1, b2, dtype=bool)[None]
+    return _pair_map(act, K, a[:, :, None], b[:, None, :], T, same)
 
 
-# ============================================================================================
-# elementwise kernel maps  (spec §1.3)
-# ============================================================================================
 def _fit_atan_coefficients(degree: int = 10) -> tuple[float, ...]:
     """Monomial coefficients P with atan(u) ~= u P(u^2) on |u| <= tan(pi/8) (Chebyshev fit, ~2 ulp)."""
     zmax = (math.sqrt(2.0) - 1.0) ** 2
@@ -250,28 +273,6 @@ def _diag_map(act: _act.Activation, v):
     return _gauss.i2(act, C)
 
 
-def _same_mask(shape, ctx: _Ctx, kind: str):
-    """Entries pairing an input position with itself (correlation exactly 1): the batch diagonal of
-    the diagonal blocks (cross mode with x2 = x1) or every self entry, times the spatial diagonal
-    (full spatial layout).  Returns a boolean array broadcastable to ``shape``."""
-    k = ctx.nsp
-    nsp_axes = 2 * k if ctx.spatial == "full" else (k if ctx.spatial == "diag" else 0)
-    if kind == "pair":
-        T, b1, b2 = shape[-3:]
-        m = (ctx.I == ctx.J)[:, None, None] & jnp.eye(b1, b2, dtype=bool)[None]
-        m = m.reshape((1,) * nsp_axes + (T, b1, b2))
-        nb = 3
-    else:
-        m = jnp.ones((1,) * len(shape), dtype=bool)
-        nb = 2
-    if ctx.spatial == "full":
-        sp = shape[:k]
-        d = int(np.prod(sp))
-        eye = jnp.eye(d, dtype=bool).reshape(sp + sp + (1,) * nb)
-        m = m & eye
-    return m
-
-
 def _homogeneous(act: _act.Activation) -> bool:
     return act.name in ("relu", "abrelu", "linear")
 
@@ -286,48 +287,50 @@ def _same_pads(size: int, f: int) -> tuple[int, int]:
 
 
 def _window_average(x, filter_shape, padding, axes_groups):
-    """(1/|W|) sum_b x[a+b, a'+b, ...] over a window, shifting every axis group together.
+    """(1/|W|) sum_b x[a+b, a'+b] over a window, shifting every axis group together.
 
-    ``axes_groups``: for each filter dim i, the tuple of (leading) array axes that shift by b_i
-    together (one axis in the spatially-diagonal layout, two in the full layout).  Separable over
-    filter dims, like neural-tangents; shifts wrap around for ``'circular'`` and read zeros outside
-    the image for ``'same'``.  The shifted reads are slices of leading axes (contiguous copies).
+    ``axes_groups``: for each filter dim i, the tuple of array axes that shift by b_i together (one
+    axis in the spatially-diagonal layout, two in the full layout).  Separable over filter dims,
+    like neural-tangents; shifts wrap around for ``'circular'`` and read zeros outside the image
+    for ``'same'`` (padding offsets as in ``lax.padtype_to_pads(..., 'SAME')``).  Shifted reads are
+    constant-index gathers, which XLA compiles to fast copies.
     """
-    # materialise the input: otherwise XLA fuses the (expensive) producer, e.g. the arctan2 of
-    # the preceding nonlinearity, into every shifted read and recomputes it |W| times
+    # materialise the input: otherwise XLA may fuse an expensive producer (the arctan2 of the
+    # preceding nonlinearity) into every shifted read and recompute it |W| times
     x = lax.optimization_barrier(x)
     for i, axes in enumerate(axes_groups):
         f = filter_shape[i]
         size = x.shape[axes[0]]
-        lo, hi = _same_pads(size, f)
-        pads = [(0, 0)] * x.ndim
-        for ax in axes:
-            pads[ax] = (lo, hi)
-        if padding == "circular":
-            xp = x
-            for ax in axes:
-                parts = [lax.slice_in_dim(xp, size - lo, size, axis=ax)] if lo else []
-                parts.append(xp)
-                if hi:
-                    parts.append(lax.slice_in_dim(xp, 0, hi, axis=ax))
-                xp = jnp.concatenate(parts, axis=ax)
-        else:
-            xp = jnp.pad(x, pads)
+        lo, _ = _same_pads(size, f)
         acc = None
         for beta in range(f):
-            piece = xp
+            idx = np.arange(size) + beta - lo
+            valid = (idx >= 0) & (idx < size)
+            idx = idx % size
+            piece = x
             for ax in axes:
-                piece = lax.slice_in_dim(piece, beta, beta + size, axis=ax)
+                piece = piece[(slice(None),) * ax + (idx,)]
+            if padding != "circular" and not valid.all():
+                mask = np.ones((1,) * x.ndim)
+                for ax in axes:
+                    shape = [1] * x.ndim
+                    shape[ax] = size
+                    mask = mask * valid.astype(np.float64).reshape(shape)
+                piece = piece * mask
             acc = piece if acc is None else acc + piece
         x = lax.optimization_barrier(acc / float(f))
     return x
 
 
-def _conv_axes(ctx: _Ctx, full: bool):
+def _conv_axes(ctx: _Ctx, kind: str):
+    """Axis groups shifted together by a convolution, per spatial dim (see ``_KState`` layouts)."""
     k = ctx.nsp
-    if full:
-        return [(i, k + i) for i in range(k)]
-    return [(i,) for i in range(k)]
+    if ctx.spatial == "full":
+        if kind == "pair":
+            return [(2 + i, 3 + k + i) for i in range(k)]
+        return [(2 + i, 2 + k + i) for i in range(k)]
+    off = 3 if kind == "pair" else 2
+    return [(off + i,) for i in range(k)]
 
 
 # ============================================================================================
@@ -516,10 +519,9 @@ class Conv(_Layer):
             raise ValueError("Conv needs spatial inputs (n, *spatial, channels); got a flat kernel")
         if len(self.filter_shape) != ctx.nsp:
             raise ValueError(f"filter_shape {self.filter_shape} does not match {ctx.nsp} spatial dimensions")
-        full = ctx.spatial == "full"
-
         def lin(a, kind):
-            return _window_average(a, self.filter_shape, self.padding, _conv_axes(ctx, full))
+            kind = "self" if ctx.batch == "diag" else kind
+            return _window_average(a, self.filter_shape, self.padding, _conv_axes(ctx, kind))
 
         return _affine_update(st, ctx, self.weight_var, self.bias_var, lin), ctx
 
@@ -552,24 +554,16 @@ class Elementwise(_Layer):
 
         nngp, s1, s2 = phys(st.nngp), phys(st.s1), phys(st.s2)
         ntk = st.ntk
-
-        def self_map(s, v, ntk=None):
-            if ctx.spatial == "full" or ntk is not None:
-                aa, bb = _bcast_self(v, ctx)
-                return _pair_map(act, s, aa, bb, ntk, _same_mask(s.shape, ctx, "self"))
-            return _diag_map(act, s), None
-
         t1 = t2 = None
         if ctx.batch == "diag":
-            nngp, ntk = self_map(nngp, _spatial_diag(nngp, ctx), ntk)
+            nngp, ntk = _self_map(act, nngp, ntk, ctx)
         else:
             v1 = _spatial_diag(s1, ctx)
             v2 = v1 if s2 is None else _spatial_diag(s2, ctx)
-            a, b = _bcast_cross(v1, v2, ctx)
-            same = _same_mask(nngp.shape, ctx, "pair") if ctx.same else None
-            nngp, ntk = _pair_map(act, nngp, a, b, ntk, same)
-            s1, t1 = self_map(s1, v1, st.t1)
-            s2, t2 = (None, None) if s2 is None else self_map(s2, v2, st.t2)
+            nngp, ntk = _cross_map(act, nngp, ntk, v1, v2, ctx)
+            s1, t1 = _self_map(act, s1, st.t1, ctx)
+            if s2 is not None:
+                s2, t2 = _self_map(act, s2, st.t2, ctx)
         ek = st.ek if homog else jnp.zeros_like(st.ek)
         return _KState(nngp, ntk, s1, s2, t1, t2, ek, st.et), ctx
 
@@ -581,16 +575,30 @@ def _readout_state(st: _KState, ctx: _Ctx, reduce_pair, reduce_self) -> _KState:
     return _KState(nngp, ntk, s1, s2, t1, t2, st.ek, st.et)
 
 
-def _trace_full(a, nsp):
-    """(1/d) sum_a K[a, a, ...] over the leading spatial axes of a full-layout array."""
-    sp = a.shape[:nsp]
-    d = int(np.prod(sp))
-    flat = a.reshape((d, d) + a.shape[2 * nsp:])
-    return jnp.mean(jnp.diagonal(flat, axis1=0, axis2=1), axis=-1)
+def _flatten_reduce(a, ctx: _Ctx, kind: str):
+    """(1/d) sum_a K_aa: the spatial diagonal averaged (Flatten readout, spec §3.1)."""
+    k = ctx.nsp
+    if ctx.spatial == "full":
+        if kind == "pair":
+            nT, b1 = a.shape[:2]
+            sp = a.shape[2:2 + k]
+            d = int(np.prod(sp))
+            view = a.reshape((nT, b1, d, a.shape[2 + k], d))
+            return jnp.mean(jnp.diagonal(view, axis1=2, axis2=4), axis=-1)
+        d = int(np.prod(a.shape[2:2 + k]))
+        return jnp.mean(jnp.diagonal(a.reshape(a.shape[:2] + (d, d)), axis1=2, axis2=3), axis=-1)
+    off = 3 if kind == "pair" else 2
+    return jnp.mean(a, axis=tuple(range(off, a.ndim)))
 
 
-def _mean_leading(a, n):
-    return jnp.mean(a, axis=tuple(range(n)))
+def _gap_reduce(a, ctx: _Ctx, kind: str):
+    """(1/d^2) sum_{a,a'} K_aa' (global average pooling readout, spec §3.1)."""
+    k = ctx.nsp
+    if kind == "pair":
+        axes = tuple(range(2, 2 + k)) + tuple(range(3 + k, 3 + 2 * k))
+    else:
+        axes = tuple(range(2, 2 + 2 * k))
+    return jnp.mean(a, axis=axes)
 
 
 @dataclass(frozen=True)
@@ -609,11 +617,8 @@ class Flatten(_Layer):
     def kernel(self, st, ctx):
         if ctx.spatial == "none":
             return st, ctx
-        k = ctx.nsp
-        if ctx.spatial == "full":
-            st = _readout_state(st, ctx, lambda a: _trace_full(a, k), lambda a: _trace_full(a, k))
-        else:
-            st = _readout_state(st, ctx, lambda a: _mean_leading(a, k), lambda a: _mean_leading(a, k))
+        pk = "self" if ctx.batch == "diag" else "pair"
+        st = _readout_state(st, ctx, lambda a: _flatten_reduce(a, ctx, pk), lambda a: _flatten_reduce(a, ctx, "self"))
         return st, ctx.replace(spatial="none", nsp=0)
 
 
@@ -638,8 +643,8 @@ class GlobalAvgPool(_Layer):
             return st, ctx
         if ctx.spatial != "full":  # pragma: no cover - guarded by Network._spatial_mode
             raise ValueError("GlobalAvgPool needs the full spatial kernel")
-        k = ctx.nsp
-        st = _readout_state(st, ctx, lambda a: _mean_leading(a, 2 * k), lambda a: _mean_leading(a, k))
+        pk = "self" if ctx.batch == "diag" else "pair"
+        st = _readout_state(st, ctx, lambda a: _gap_reduce(a, ctx, pk), lambda a: _gap_reduce(a, ctx, "self"))
         return st, ctx.replace(spatial="none", nsp=0)
 
 
@@ -873,19 +878,19 @@ class Network:
         lo = "hwdefg"[:k]
         up = "HWDEFG"[:k]
 
-        def self_kernel(x):  # x: (m, b) + sp + (C,) -> sp [+ sp] + (m, b)
+        def self_kernel(x):  # x: (m, b, *sp, C) -> (m, b, *sp[, *sp])
             if ctx.spatial == "full":
-                return jnp.einsum(f"mn{lo}c,mn{up}c->{lo}{up}mn", x, x) / C
-            return jnp.einsum(f"mn{lo}c,mn{lo}c->{lo}mn", x, x) / C
+                return jnp.einsum(f"mn{lo}c,mn{up}c->mn{lo}{up}", x, x) / C
+            return jnp.einsum(f"mn{lo}c,mn{lo}c->mn{lo}", x, x) / C
 
         if ctx.batch == "diag":
             nngp, s1, s2 = self_kernel(x1b), None, None
         else:
             xa, xb = x1b[ctx.I], (x1b if ctx.same else x2b)[ctx.J]
             if ctx.spatial == "full":
-                nngp = jnp.einsum(f"ta{lo}c,tb{up}c->{lo}{up}tab", xa, xb) / C
+                nngp = jnp.einsum(f"ta{lo}c,tb{up}c->ta{lo}b{up}", xa, xb) / C
             else:
-                nngp = jnp.einsum(f"ta{lo}c,tb{lo}c->{lo}tab", xa, xb) / C
+                nngp = jnp.einsum(f"ta{lo}c,tb{lo}c->tab{lo}", xa, xb) / C
             s1 = self_kernel(x1b)
             s2 = None if ctx.same else self_kernel(x2b)
         zeros = lambda a: None if (a is None or not want_ntk) else jnp.zeros_like(a)
@@ -909,10 +914,11 @@ class Network:
                 st = _rescale(st, ctx)
                 for lay in self.layers:
                     st, ctx = lay.kernel(st, ctx)
-                nb = 3 if batch == "cross" else 2
 
-                def batch_first(a):  # back to (T, b1, b2) + spatial / (1, n) + spatial
-                    return None if a is None else jnp.moveaxis(a, tuple(range(a.ndim - nb, a.ndim)), tuple(range(nb)))
+                def batch_first(a):  # (T, b1, *sp, b2, *sp) -> (T, b1, b2, *sp, *sp) when no readout
+                    if a is None or batch != "cross" or ctx.spatial != "full":
+                        return a
+                    return jnp.moveaxis(a, 2 + ctx.nsp, 2)
 
                 return batch_first(st.nngp), batch_first(st.ntk), st.ek, st.et
 
