@@ -24,7 +24,9 @@ Schemes:
 * ``"implicit"``: identical except that the local (delta) part of ``M^R`` -- the term
   ``dt M^R(t_n, t_n) X(t_n, t_j) = lambda^± X`` with ``lambda^± = alpha a^2 h'^±(C(t,t))/m`` -- is taken at the new
   time (``X[n+1, j] = (X[n, j] + dt * rest)/(1 + dt lambda^±)``). This removes the explicit-Euler limit set by
-  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, spec §3.3) and stays first order.
+  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, spec §3.3) and stays first order. The
+  equal-time rule ``C_o(t+dt,t+dt) = 2 C_o(t+dt,t) - C_o(t,t)`` is made implicit in the same way (its explicit form
+  has amplification ``(1 - x)/(1 + x) -> -1`` for ``x = dt lambda -> infinity``: undamped oscillations).
 
 :func:`richardson` combines two step sizes into a second-order estimate of the one-time observables.
 """
@@ -288,11 +290,17 @@ def solve_symmetric(
                     new_cm /= 1.0 + dt * lam_m
                     new_rm /= 1.0 + dt * lam_m
             # equal-time values: C_d = 1, C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)
+            # (implicit scheme: the local term of d/dt C(t,t) = 2 d_t C(t,t')|_{t'=t} is taken at the new time too,
+            #  Y = (2 X (1 + dt lam) - C(t,t)) / (1 + 2 dt lam) per channel; for lam = 0 this is the rule above)
             if single:
                 cd_diag, co_diag = 1.0, 0.0
             else:
-                co_new_n = (new_cp[n] - new_cm[n]) / mf
-                co_diag = 2.0 * co_new_n - co[n]
+                if implicit:
+                    yp = (2.0 * new_cp[n] * (1.0 + dt * lam_p) - cp[n]) / (1.0 + 2.0 * dt * lam_p)
+                    ym = (2.0 * new_cm[n] * (1.0 + dt * lam_m) - cm[n]) / (1.0 + 2.0 * dt * lam_m)
+                    co_diag = (yp - ym) / mf
+                else:
+                    co_diag = 2.0 * (new_cp[n] - new_cm[n]) / mf - co[n]
                 cd_diag = 1.0
             kk = k + 1
             rowp = Cp[o1 : o1 + kk]
