@@ -305,6 +305,18 @@ def _phase_data(cfg: PhaseConfig, log):
     return data, a, b
 
 
+def _merge_ab(a: xr.Dataset, b: xr.Dataset) -> xr.Dataset:
+    """(a) NTK and (b) SGD phase diagrams in one Dataset (prefixed variables, separate grids)."""
+    ra = a.rename({k: f"ntk_{k}" for k in a.data_vars})
+    names = {k: f"sgd_{k}" for k in b.data_vars}
+    names.update({"weight_var": "sgd_weight_var", "depth": "sgd_depth"})
+    rb = b.rename(names)
+    ds = xr.merge([ra, rb], combine_attrs="drop")
+    ds.attrs.update({f"ntk_{k}": v for k, v in a.attrs.items()})
+    ds.attrs.update({f"sgd_{k}": v for k, v in b.attrs.items()})
+    return ds
+
+
 def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cache: dict | None = None):
     from ..plotting import figure, save_figure
 
@@ -335,9 +347,7 @@ def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cach
     fig.savefig(png, bbox_inches="tight")
     from ..plotting import plt
     plt.close(fig)
-    ds = xr.merge([a.rename({k: f"ntk_{k}" for k in a.data_vars}),
-                   b.rename({k: f"sgd_{k}" for k in b.data_vars, "weight_var": "sgd_weight_var",
-                             "depth": "sgd_depth"})], combine_attrs="drop")
+    ds = _merge_ab(a, b)
     ds.attrs.update(problem_attrs(cfg, paper=PAPER, figure="phase", quick=int(quick)))
     return png, atomic_write_netcdf(ds, out / "phase.nc")
 
@@ -552,10 +562,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
                     {"weight_var": ("row", np.asarray([r["weight_var"] for r in rows], float))},
                     attrs=problem_attrs(cfg, paper=PAPER, quick=int(quick), critical_weight_var=crit))
     atomic_write_netcdf(ds, out / "claims.nc")
-    atomic_write_netcdf(xr.merge([a.rename({k: f"ntk_{k}" for k in a.data_vars}),
-                                  b.rename({k: f"sgd_{k}" for k in b.data_vars, "weight_var": "sgd_weight_var",
-                                            "depth": "sgd_depth"})], combine_attrs="drop"),
-                        out / "claims_phase.nc")
+    atomic_write_netcdf(_merge_ab(a, b), out / "claims_phase.nc")
     atomic_write_netcdf(c, out / "claims_cnn.nc")
     return rows
 
