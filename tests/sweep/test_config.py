@@ -96,7 +96,7 @@ def test_identity_is_stable_and_sensitive():
     ('runner = "online.ode"', 'runner = "online.odee"', "sweep.runner: unknown runner 'online.odee'; allowed are"),
     ("seeds = 2", "seeds = 0", "sweep.seeds: a number of seeds n >= 1 (seeds 0..n-1) or a non-empty list"),
     ("seeds = 2", "seeds = [1, 1]", "sweep.seeds: a number of seeds n >= 1"),
-    ("[grid]", "[grids]", "grids: unknown table; allowed tables are sweep, problem, options, grid, dask"),
+    ("[grid]", "[grids]", "grids: unknown table; allowed tables are sweep, problem, options, grid, zip, dask"),
     ("[grid]", "[dask]\nn_workers = 0\n[grid]", "dask.n_workers: Input should be greater than or equal to 1, got 0"),
 ])
 def test_invalid_configs_name_the_key_and_what_is_allowed(old, new, expected):
@@ -135,3 +135,44 @@ def test_runner_by_import_path_and_deterministic_runner_rejects_seeds():
         kind = ["sin", "tan"]
     """))
     assert errors == ["grid.kind[1]: unknown 'tan'; allowed are ['sin', 'cos']"]
+
+
+ZIP = toml("""
+    [sweep]
+    runner = "dmft"
+    [problem]
+    tau = 1.0
+    [options]
+    dt = 0.5
+    n_out = 5
+    [grid]
+    m = [2, 4, 8]
+    a0 = [0.5, 1.0]
+    [zip.m]
+    n_over_d = [0.6, 1.2, 2.4]
+    t_max = [4.0, 8.0, 16.0]
+""")
+
+
+def test_zip_tables_vary_keys_together_with_an_axis():
+    cfg = sweep.load_config(ZIP)
+    assert cfg.shape == (3, 2) and cfg.seeds == ()
+    problem, options = cfg.point(5)  # m = 8, a0 = 1.0
+    assert (problem.m, problem.n_over_d, problem.a0) == (8, 2.4, 1.0)
+    assert options["t_max"] == 16.0
+    assert cfg.coords(5) == {"m": 8, "a0": 1.0}
+    assert "zip" in cfg.identity()
+    changed = sweep.load_config(ZIP.replace("t_max = [4.0, 8.0, 16.0]", "t_max = [4.0, 8.0, 12.0]"))
+    assert changed.identity_hash() != cfg.identity_hash()
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("t_max = [4.0, 8.0, 16.0]", "t_max = [4.0, 8.0]", "zip.m.t_max: has 2 values but grid.m has 3"),
+    ("[zip.m]", "[zip.tau]", "zip.tau: 'tau' is not a grid axis"),
+    ("t_max = [4.0, 8.0, 16.0]", "tau = [1.0, 1.0, 2.0]", "zip.m.tau: also set in [problem]"),
+    ("n_over_d = [0.6, 1.2, 2.4]", "n_over_d = [0.6, -1.2, 2.4]", "zip.m.n_over_d[1]: must be > 0"),
+    ("t_max = [4.0, 8.0, 16.0]", 't_max = [4.0, "8", 16.0]', "zip.m.t_max[1]: Input should be a valid number"),
+])
+def test_invalid_zip_tables(old, new, expected):
+    errors = errors_of(ZIP.replace(old, new))
+    assert any(e.startswith(expected) for e in errors), errors

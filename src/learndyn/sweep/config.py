@@ -19,6 +19,9 @@ A config has five tables::
     K = [1, 2, 3, 4, 5, 6]
     activation = ["erf", "relu", "linear"]
 
+    [zip.m]                      # optional: keys that vary *together with* a grid axis (same length)
+    n_over_d = [0.6, 1.2, 2.4]   # e.g. abar = 0.3 m for m = [2, 4, 8]; stored as coordinates on m
+
     [dask]                       # optional execution defaults (command-line flags win)
     scheduler = "tcp://host:8786"
     n_workers = 4
@@ -50,7 +53,7 @@ from .registry import Option, Runner, get_runner
 
 __all__ = ["ConfigError", "SweepConfig", "load_config", "config_models", "TABLES"]
 
-TABLES = ("sweep", "problem", "options", "grid", "dask")
+TABLES = ("sweep", "problem", "options", "grid", "zip", "dask")
 _MAX_ERRORS = 12
 
 
@@ -245,6 +248,7 @@ class SweepConfig:
     options: dict[str, Any]
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
+    zipped: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     description: str = ""
     store: Path | None = None
     dask: dict[str, Any] = field(default_factory=dict)
@@ -272,8 +276,25 @@ class SweepConfig:
         return tuple(int(i) for i in np.unravel_index(flat, self.shape)) if self.shape else ()
 
     def coords(self, flat: int) -> dict[str, Any]:
-        """The swept values at the flat grid index ``flat``."""
+        """The grid-axis values at the flat grid index ``flat``."""
         return {d: self.grid[d][i] for d, i in zip(self.dims, self.index(flat))}
+
+    def swept(self, flat: int) -> dict[str, Any]:
+        """Every swept key's value at ``flat``: the grid axes and the keys zipped to them."""
+        out = {}
+        for d, i in zip(self.dims, self.index(flat)):
+            out[d] = self.grid[d][i]
+            for key, values in self.zipped.get(d, {}).items():
+                out[key] = values[i]
+        return out
+
+    @property
+    def swept_keys(self) -> dict[str, str]:
+        """swept key -> the grid axis it follows (itself for an axis)."""
+        out = {d: d for d in self.grid}
+        for d, table in self.zipped.items():
+            out.update({k: d for k in table})
+        return out
 
     def full_options(self, swept: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The runner's options with defaults filled in, the fixed ones and ``swept`` applied."""
@@ -285,7 +306,7 @@ class SweepConfig:
 
     def point(self, flat: int) -> tuple[Any, dict[str, Any]]:
         """``(problem, options)`` at the flat grid index ``flat``."""
-        swept = self.coords(flat)
+        swept = self.swept(flat)
         pk = self.problem_keys
         kwargs = dict(self.problem)
         kwargs.update({k: v for k, v in swept.items() if k in pk})
@@ -299,16 +320,20 @@ class SweepConfig:
         """Everything that determines the numbers of the sweep (not its name, store or execution).
         Defaults are filled in, so a changed package default is detected on resume."""
         pf = problem_fields(self.runner)
+        sk = self.swept_keys
         problem = {k: (self.problem[k] if k in self.problem else d) for k, (_, d) in pf.items()
-                   if k not in self.grid and (k in self.problem or d is not dataclasses.MISSING)}
-        fixed_opts = {k: v for k, v in self.full_options().items() if k not in self.grid}
-        return _jsonable({
+                   if k not in sk and (k in self.problem or d is not dataclasses.MISSING)}
+        fixed_opts = {k: v for k, v in self.full_options().items() if k not in sk}
+        out = {
             "runner": self.runner_name,
             "problem": problem,
             "options": fixed_opts,
             "grid": [[k, v] for k, v in self.grid.items()],
             "seeds": list(self.seeds),
-        })
+        }
+        if self.zipped:
+            out["zip"] = {d: [[k, v] for k, v in t.items()] for d, t in self.zipped.items()}
+        return _jsonable(out)
 
     def identity_hash(self) -> str:
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
@@ -325,6 +350,8 @@ class SweepConfig:
             sweep["store"] = str(self.store)
         out = {"sweep": sweep, "problem": dict(self.problem), "options": dict(self.options),
                "grid": {k: list(v) for k, v in self.grid.items()}}
+        if self.zipped:
+            out["zip"] = {d: {k: list(v) for k, v in t.items()} for d, t in self.zipped.items()}
         if self.dask:
             out["dask"] = dict(self.dask)
         return _jsonable(out)
@@ -386,6 +413,16 @@ def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
             parsed[table] = model.model_validate(data.get(table, {}))
         except ValidationError as exc:
             errors.extend(_format_pydantic(table, exc, model))
+    zipped: dict[str, dict[str, list[Any]]] = {}
+    for axis, table in data.get("zip", {}).items():
+        if not isinstance(table, Mapping):
+            errors.append(f"zip.{axis}: must be a table ([zip.{axis}]) of keys that vary with grid axis {axis!r}")
+            continue
+        try:
+            zm = models["grid"].model_validate(table)
+            zipped[axis] = {k: list(getattr(zm, k)) for k in table}
+        except ValidationError as exc:
+            errors.extend(_format_pydantic(f"zip.{axis}", exc, models["grid"]))
     if errors:
         raise ConfigError(errors[:_MAX_ERRORS], where)
 
@@ -411,12 +448,27 @@ def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
         dup = [v for i, v in enumerate(values) if values.index(v) != i]
         if dup:
             errors.append(f"grid.{k}: repeated values {dup!r}; every value of an axis must be distinct")
+    seen_zip: set[str] = set()
+    for axis, table in zipped.items():
+        if axis not in grid:
+            errors.append(f"zip.{axis}: {axis!r} is not a grid axis; [zip.AXIS] attaches keys to an axis of [grid] "
+                          f"(axes: {', '.join(grid) or 'none'})")
+            continue
+        for k, values in table.items():
+            if k in problem or k in options or k in grid or k in seen_zip:
+                where_ = ("[problem]" if k in problem else "[options]" if k in options else "[grid]" if k in grid
+                          else "another [zip] table")
+                errors.append(f"zip.{axis}.{k}: also set in {where_}; a key is fixed, swept or zipped, once")
+            elif len(values) != len(grid[axis]):
+                errors.append(f"zip.{axis}.{k}: has {len(values)} values but grid.{axis} has {len(grid[axis])}; "
+                              "zipped keys need one value per value of their axis")
+            seen_zip.add(k)
     pf = problem_fields(runner)
     for k, (_, default) in pf.items():
-        if default is dataclasses.MISSING and k not in problem and k not in grid:
+        if default is dataclasses.MISSING and k not in problem and k not in grid and k not in seen_zip:
             errors.append(f"problem.{k}: required (set it in [problem] or sweep it in [grid])")
     for k, o in runner.options.items():
-        if o.required and k not in options and k not in grid:
+        if o.required and k not in options and k not in grid and k not in seen_zip:
             errors.append(f"options.{k}: required ({o.help or _describe(o.type)}); set it in [options] or [grid]")
     if errors:
         raise ConfigError(errors[:_MAX_ERRORS], where)
@@ -429,8 +481,8 @@ def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
     name = sweep.name or (path.stem if path else "sweep")
     dask = {k: getattr(parsed["dask"], k) for k in parsed["dask"].model_fields_set}
     cfg = SweepConfig(runner=runner, runner_name=sweep.runner, name=name, problem=problem, options=options,
-                      grid=grid, seeds=seeds, description=sweep.description, store=store_path, dask=dask,
-                      source=text, path=path)
+                      grid=grid, seeds=seeds, zipped=zipped, description=sweep.description, store=store_path,
+                      dask=dask, source=text, path=path)
     _check_points(cfg, where)
     return cfg
 
@@ -463,7 +515,7 @@ def _check_points(cfg: SweepConfig, where: str | None) -> None:
 
     for combos, phase in ((False, probes()), (True, cfg.points())):
         for flat in phase:
-            swept = cfg.coords(flat)
+            swept = cfg.swept(flat)
             try:
                 problem, options = cfg.point(flat)
                 if cfg.runner.check is not None:
@@ -472,8 +524,12 @@ def _check_points(cfg: SweepConfig, where: str | None) -> None:
             except (ValueError, TypeError) as exc:
                 message = str(exc)
                 key = message.split(":", 1)[0].strip() if ":" in message else ""
+                axis_of = cfg.swept_keys
                 if key in cfg.grid:
                     loc = f"grid.{key}[{cfg.grid[key].index(swept[key])}]"
+                elif key in axis_of:
+                    ax = axis_of[key]
+                    loc = f"zip.{ax}.{key}[{cfg.grid[ax].index(swept[ax])}]"
                 elif key in pk:
                     loc = f"problem.{key}"
                 elif key in cfg.runner.options:
@@ -484,8 +540,8 @@ def _check_points(cfg: SweepConfig, where: str | None) -> None:
                 if text in seen:
                     continue
                 seen.add(text)
-                others = {k: v for k, v in swept.items() if k != key}
-                if combos and key not in cfg.grid and others:  # a rule between a fixed and a swept key
+                others = {k: v for k, v in cfg.coords(flat).items() if k != key}
+                if combos and key not in axis_of and others:  # a rule between a fixed and a swept key
                     text += " (at " + ", ".join(f"{k}={v!r}" for k, v in others.items()) + ")"
                 errors.append(text)
                 if len(errors) >= _MAX_ERRORS:
@@ -500,7 +556,7 @@ def _check_outputs(cfg: SweepConfig, problem: Any, options: dict[str, Any]) -> N
         missing = [d for d in out.dims if d != "seed" and d not in out.coords]
         if missing:
             raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} has no coordinates for {missing}")
-        if name in cfg.grid or any(d in cfg.grid for d in out.dims):
+        if name in cfg.swept_keys or any(d in cfg.swept_keys for d in out.dims):
             raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} clashes with a grid axis name")
 
 

@@ -242,6 +242,9 @@ class Store:
         for d, values in cfg.grid.items():
             if coords[d].dtype.kind == "U" and not all(isinstance(v, str) for v in values):
                 coords[d] = xr.Variable((d,), coords[d], {"values_encoding": "json"})
+        for axis, table in cfg.zipped.items():  # keys that vary with an axis: coordinates on it
+            for key, values in table.items():
+                coords[key] = ((axis,), _coord_values(values))
         if cfg.runner.seeded:
             coords["seed"] = np.asarray(cfg.seeds, dtype=np.int64)
         coords.update(lay.index_coords)
