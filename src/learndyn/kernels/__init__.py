@@ -29,6 +29,14 @@ from .layers import (  # noqa: F401
     fcn,
     serial,
 )
+from .linalg import (  # noqa: F401
+    IllConditionedKernelError,
+    Solution,
+    Spectrum,
+    condition_number,
+    eigh,
+    solve,
+)
 from .signal import SignalPropagation, correlation_trajectory, critical_line, signal_propagation  # noqa: F401
 from .spectrum import depth_sweep, gd_predictions, mean_predictor, spectrum_vs_depth  # noqa: F401
 from .train import TrainResult  # noqa: F401
