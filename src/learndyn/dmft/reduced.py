@@ -280,10 +280,11 @@ def mf_second_regime(
         da/dt = alpha tau^2 int_0^t a(s) h~'(C(t,s)) R(t,s) ds     (frozen if train_second_layer=False)
 
     With the clock ``t~ = tau sqrt(alpha) int_0^t a`` this is the zero-temperature Cugliandolo-Kurchan system of the
-    spherical mixed p-spin model with covariance ``h~``; ``energy`` is its energy ``E = -int h~'(C) R ds~`` in that
-    clock: since ``R`` has the same values in both clocks and ``ds~ = tau sqrt(alpha) a(s) ds``, ``E = -tau sqrt(alpha) a(t)
-    int_0^t h~'(C(t,s)) R(t,s) ds`` (exact for frozen a; adiabatic otherwise), and ``a(t)/t -> A_inf = -tau sqrt(alpha)
-    E_inf`` (flag F6). Returns ``t`` (hat time), ``a``, ``nu``,
+    spherical mixed p-spin model with covariance ``h~``. ``energy`` is ``E(t) = -tau sqrt(alpha) int_0^t a(s) h~'(C(t,s))
+    R(t,s) ds``: for a frozen second layer it is exactly the p-spin energy ``-int h~'(C) R ds~`` in the clock ``t~``
+    (``R`` takes the same values in both clocks), and by the a-equation ``da/dt = -tau sqrt(alpha) E``, so
+    ``a(t)/t -> A_inf = -tau sqrt(alpha) E_inf`` (flag F6; for ``h~ = c^2 z^p``, ``E_inf = -2 c sqrt((p-1)/p)``).
+    Returns ``t`` (hat time), ``a``, ``nu``,
     ``energy``, ``clock`` and two-time ``C``, ``R``.
     """
     N = _grid(t_max, dt)
@@ -304,7 +305,7 @@ def mf_second_regime(
             k = n + 1
             c, r = C[n, :k], R[n, :k]
             h2c, h1c = h.d2(c), ht.d1(c)
-            en[n] = -math.sqrt(al * tau2) * a[n] * dt * float(h1c @ r)
+            en[n] = -math.sqrt(al * tau2) * dt * float((a[:k] * h1c) @ r)
             if n == N - 1:
                 break
             pre = al * tau2 * a[n] * a[:k]
