@@ -34,7 +34,7 @@ def test_construction_covariances_by_sampling():
     w3 = 0.5 * u + math.sqrt(0.75) * _unit(rng, d)
     w3 /= np.linalg.norm(w3)
     W = jnp.asarray(np.stack([w1, w2, w3]))
-    tensors, y = gm.sample_features(p, jax.random.key(1), n, d)
+    tensors, y = gm.sample_features(p, 1, n, d)
     S = np.asarray(gm._unit_outputs(p, tensors, W))  # (n, 3)
     y = np.asarray(y)
     h = prob.h_series
@@ -57,8 +57,8 @@ def test_gradients_match_autodiff():
         prob = dmft.Problem(m=3, n_over_d=1.5, tau=0.5, a0=[1.0, -0.5, 2.0], h=h, target=target)
         p = gm.model_params(prob)
         d, n = 6, 9
-        tensors, y = gm.sample_features(p, jax.random.key(3), n, d)
-        W = gm.initial_weights(p, jax.random.key(4), d, "uniform")
+        tensors, y = gm.sample_features(p, 3, n, d)
+        W = jnp.asarray(gm.initial_weights(p, 4, d, "uniform"))
         a = jnp.asarray([0.7, -1.2, 0.4])
         ga, gW, F, _ = gm.gradients(p, tensors, y, a, W)
         ga_ad, gW_ad = jax.grad(gm.loss, argnums=(3, 4))(p, tensors, y, a, W)
@@ -77,7 +77,7 @@ def test_population_risk_against_fresh_samples():
     W[0] = 0.7 * np.eye(d)[0] + 0.3 * W[0]
     W /= np.linalg.norm(W, axis=1, keepdims=True)
     a = jnp.asarray([1.5, -0.3, 0.8])
-    tensors, y = gm.sample_features(p, jax.random.key(7), n, d)
+    tensors, y = gm.sample_features(p, 7, n, d)
     F = np.asarray(y - gm._unit_outputs(p, tensors, jnp.asarray(W)) @ a / 3)
     x = 0.5 * F**2
     risk = float(gm.population_risk(p, a, jnp.asarray(W)))
@@ -88,11 +88,11 @@ def test_initial_weights_exact_and_validation():
     C0 = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1.0]])
     prob = dmft.Problem(m=4, n_over_d=1.5, tau=1.0, a0=[1, 1, -1, -1], h=[0, 0.1, 0.5], C0=C0)
     p = gm.model_params(prob)
-    W = np.asarray(gm.initial_weights(p, jax.random.key(0), 20))
+    W = np.asarray(gm.initial_weights(p, 0, 20))
     np.testing.assert_allclose(W @ W.T, C0, atol=1e-12)
     np.testing.assert_allclose(W[:, 0], 0.0, atol=1e-15)
     prob_v = dmft.Problem(m=2, n_over_d=1.0, h=[0, 1.0], target="activation", v0=[0.3, -0.2])
-    Wv = np.asarray(gm.initial_weights(gm.model_params(prob_v), jax.random.key(0), 10))
+    Wv = np.asarray(gm.initial_weights(gm.model_params(prob_v), 0, 10))
     np.testing.assert_allclose(Wv[:, 0], [0.3, -0.2], atol=1e-14)
     np.testing.assert_allclose(np.linalg.norm(Wv, axis=1), 1.0, atol=1e-14)
     with pytest.raises(ValueError, match="init"):

@@ -41,7 +41,7 @@ def test_population_risk_against_fresh_data():
     W[0, 0] += 2.0
     W /= np.linalg.norm(W, axis=1, keepdims=True)
     a = np.array([1.3, -0.4, 0.9])
-    X, y = nw._data(p, jax.random.key(2), N, d)
+    X, y = nw._data(p, 2, N, d)
     f = nw.activation_function(p)(X @ W.T) @ a / 3
     x = 0.5 * np.asarray(y - f) ** 2
     risk = float(gm.population_risk(p, jnp.asarray(a), jnp.asarray(W)))

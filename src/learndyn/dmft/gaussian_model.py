@@ -36,9 +36,10 @@ test error (the population risk, exact for given weights)
 ``a = mean_i a_i``, ``v = mean_i <u, w_i>``, and the two-time overlaps ``C_d(t, s) = mean_i <w_i(t), w_i(s)>``,
 ``C_o(t, s) = mean_{i != j} <w_i(t), w_j(s)>``.
 
-Implementation: one realisation is a pure JAX function (tensors drawn from its own PRNG key, time loop in
-``lax.scan``); realisations are ``jax.vmap``-ed in chunks that fit the memory budget. Realisation ``r``
-always uses ``fold_in(key(seed), r)``, so results do not depend on the chunking.
+Implementation: one realisation is a pure JAX function of its tensors, labels and initial weights (time loop
+in ``lax.scan``); realisations are ``jax.vmap``-ed in chunks that fit the memory budget. The random numbers
+are drawn on the host by NumPy, realisation ``r`` from ``default_rng([seed, r])`` (so results do not depend on
+the chunking, and the compiled program holds no PRNG: XLA compiles it several times faster).
 """
 
 from __future__ import annotations
@@ -142,33 +143,37 @@ def population_risk(p: ModelParams, a, W, u_index: int = 0):
 # ------------------------------------------------------------------------------------------
 # one realisation: features, loss, gradients
 # ------------------------------------------------------------------------------------------
-def _symmetrise(J, k: int):
+def _symmetrise_np(J: np.ndarray, k: int) -> np.ndarray:
     if k == 1:
         return J
     if k == 2:
-        return 0.5 * (J + jnp.swapaxes(J, 1, 2))
+        return 0.5 * (J + np.swapaxes(J, 1, 2))
     perms = [(0, 1, 2, 3), (0, 1, 3, 2), (0, 2, 1, 3), (0, 2, 3, 1), (0, 3, 1, 2), (0, 3, 2, 1)]
-    return sum(jnp.transpose(J, p) for p in perms) / 6.0
+    return sum(np.transpose(J, q) for q in perms) / 6.0
 
 
-def sample_features(p: ModelParams, key, n: int, d: int):
-    """Draw one realisation: symmetrised tensors ``J[k]`` of shape (n, d^k) for the degrees present in h,
-    and the labels ``y`` (n,). Returns ``(tensors, y)``, ``tensors`` a tuple indexed by degree - 1 (``None``
-    for absent degrees)."""
+def _rng(rng) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def sample_features(p: ModelParams, rng, n: int, d: int):
+    """Draw one realisation with the NumPy generator ``rng`` (or a seed): symmetrised tensors ``J[k]`` of shape
+    (n, d^k) for the degrees present in h, and the labels ``y`` (n,). Returns ``(tensors, y)``, ``tensors`` a
+    tuple indexed by degree - 1 (``None`` for absent degrees)."""
     K = p.degree
     if K > MAX_TENSOR_DEGREE:
         raise ValueError(f"h: degree {K} > {MAX_TENSOR_DEGREE} is not supported by the Gaussian-model simulator "
                          "(it stores n d^k numbers per realisation)")
-    keys = jax.random.split(key, MAX_TENSOR_DEGREE + 2)
-    tensors = []
-    y = p.tau * jax.random.normal(keys[-1], (n,))
+    rng = _rng(rng)
+    y = p.tau * rng.standard_normal(n)
     if p.extra_var > 0:
-        y = y + math.sqrt(p.extra_var) * jax.random.normal(keys[-2], (n,))
+        y = y + math.sqrt(p.extra_var) * rng.standard_normal(n)
+    tensors = []
     for k in range(1, MAX_TENSOR_DEGREE + 1):
         if k > K or p.c[k] == 0:
             tensors.append(None)
             continue
-        J = _symmetrise(jax.random.normal(keys[k - 1], (n,) + (d,) * k), k)
+        J = _symmetrise_np(rng.standard_normal((n,) + (d,) * k), k)
         tensors.append(J)
         if p.b[k] != 0:
             y = y + p.b[k] * J[(slice(None),) + (0,) * k]
@@ -222,26 +227,27 @@ def gradients(p: ModelParams, tensors, y, a, W):
     return grad_a, grad_W, F, S
 
 
-def initial_weights(p: ModelParams, key, d: int, init: str = "orthogonal"):
-    """First-layer rows at t = 0 (u = e_1 is the latent direction).
+def initial_weights(p: ModelParams, rng, d: int, init: str = "orthogonal") -> np.ndarray:
+    """First-layer rows at t = 0 (u = e_1 is the latent direction), drawn with the NumPy generator ``rng``.
 
     ``"orthogonal"``: ``W0 = v0 u^T + L Q^T`` with ``L L^T = C0 - v0 v0^T`` and ``Q`` ``m`` orthonormal random
     vectors orthogonal to ``u``: the DMFT's initial data ``C(0,0) = C0``, ``v(0) = v0`` hold exactly.
     ``"uniform"``: i.i.d. uniform on the sphere (``C0 = I`` and ``v = 0`` only as d -> infinity)."""
     m = p.m
-    G = jax.random.normal(key, (d, m))
+    G = _rng(rng).standard_normal((d, m))
     if init == "uniform":
         W = G.T
-        return W / jnp.linalg.norm(W, axis=1, keepdims=True)
+        return W / np.linalg.norm(W, axis=1, keepdims=True)
     if init != "orthogonal":
         raise ValueError(f"init: must be 'orthogonal' or 'uniform', got {init!r}")
-    G = G.at[0].set(0.0)  # orthogonal to u = e_1
-    Q, _ = jnp.linalg.qr(G)  # (d, m), orthonormal columns
+    G[0] = 0.0  # orthogonal to u = e_1
+    Q, _ = np.linalg.qr(G)  # (d, m), orthonormal columns
     v0 = np.asarray(p.v0) if len(p.v0) else np.zeros(m)
     lam, V = np.linalg.eigh(np.asarray(p.C0) - np.outer(v0, v0))
     L = V * np.sqrt(np.clip(lam, 0.0, None))
-    W = jnp.asarray(L) @ Q.T
-    return W.at[:, 0].set(jnp.asarray(v0))
+    W = L @ Q.T
+    W[:, 0] = v0
+    return W
 
 
 # ------------------------------------------------------------------------------------------
@@ -268,11 +274,8 @@ def _two_time(Ws, m: int) -> dict:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int, init: str, keep_C: bool):
-    def one(key):
-        k_feat, k_init = jax.random.split(key)
-        tensors, y = sample_features(p, k_feat, n, d)
-        W0 = initial_weights(p, k_init, d, init)
+def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int, keep_C: bool):
+    def one(tensors, y, W0):
         a0 = jnp.asarray(p.a0)
 
         def step(state, _):
@@ -350,12 +353,17 @@ class Simulation(Result):
         return np.asarray(getattr(self, name))
 
     def mean(self, name: str) -> np.ndarray:
-        return np.nanmean(self.values(name), axis=0)
+        """Realisation mean (diverged realisations are NaN from their divergence on and left out)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.values(name), axis=0)
 
     def sem(self, name: str) -> np.ndarray:
+        """Standard error of the realisation mean."""
         x = self.values(name)
         R = np.sum(np.isfinite(x), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanstd(x, axis=0, ddof=1) / np.sqrt(R)
 
     def at(self, name: str, times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -457,15 +465,22 @@ def simulate(problem: Any, d: int, t_max: float, dt: float, realisations: int = 
     keep_C = p.m <= 8
     per = _bytes_per_realisation(p, n, d, n_rec)
     chunk = int(max(1, min(realisations, memory_gb * 2**30 // per)))
-    fn = _compiled(p, n, d, float(dt), every, n_rec, init, keep_C)
-    base = jax.random.key(int(seed))
+    fn = _compiled(p, n, d, float(dt), every, n_rec, keep_C)
     recs = []
     for start in range(0, realisations, chunk):
         idx = np.arange(start, min(start + chunk, realisations))
         if len(idx) < chunk:  # pad to the compiled chunk size
             idx = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])
-        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
-        out = fn(keys)
+        feats, ys, W0s = [], [], []
+        for r in idx:
+            rng = np.random.default_rng([int(seed), int(r)])
+            tensors, y = sample_features(p, rng, n, d)
+            feats.append(tensors)
+            ys.append(y)
+            W0s.append(initial_weights(p, rng, d, init))
+        tensors = tuple(None if feats[0][k] is None else jnp.asarray(np.stack([f[k] for f in feats]))
+                        for k in range(MAX_TENSOR_DEGREE))
+        out = fn(tensors, jnp.asarray(np.stack(ys)), jnp.asarray(np.stack(W0s)))
         take = min(chunk, realisations - start)
         recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
     settings = dict(init=init, record_every=every, abar_effective=n / d)

@@ -23,7 +23,8 @@ Training (spec §1.2, App. D.2 / App. I): one step of size ``dt`` in GF time,
 
 ``Rhat_B = (1/(2|B|)) sum_{mu in B} (y_mu - f(x_mu))^2`` over the full training set (GD) or a mini-batch of
 ``batch`` samples drawn uniformly with replacement (SGD; the SGD learning rate is ``eta = dt n/d``, the
-paper's mapping ``t = k eta d/n``). Observables on the DMFT time axis: train error ``Rhat_n`` on the full
+paper's mapping ``t = k eta d/n``). Data, initial weights and mini-batches of seed ``r`` come from NumPy's
+``default_rng([seed, r])`` on the host (no PRNG inside the compiled program). Observables on the DMFT time axis: train error ``Rhat_n`` on the full
 training set, test error = population risk (exact for given weights, spec §2.3), ``a``, ``v`` and ``C_d``,
 ``C_o`` as for :mod:`learndyn.dmft.gaussian_model`. Seeds are ``jax.vmap``-ed, the step loop is a
 ``lax.scan``.
@@ -77,19 +78,20 @@ def loss(p: ModelParams, X, y, a, W):
     return 0.5 * jnp.sum(F**2) / W.shape[-1]
 
 
-def _data(p: ModelParams, key, n: int, d: int):
-    kx, ke, kx2 = jax.random.split(key, 3)
-    X = jax.random.normal(kx, (n, d))
-    y = p.tau * jax.random.normal(ke, (n,))
+def _data(p: ModelParams, rng, n: int, d: int):
+    """Training set ``(X, y)`` drawn with the NumPy generator ``rng`` (or a seed)."""
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    X = rng.standard_normal((n, d))
+    y = p.tau * rng.standard_normal(n)
     if any(p.b):
-        y = y + target_function(p)(X[:, 0])
+        y = y + np.asarray(target_function(p)(X[:, 0]))
     if p.extra_var > 0:
-        y = y + math.sqrt(p.extra_var) * jax.random.normal(kx2, (n,))
+        y = y + math.sqrt(p.extra_var) * rng.standard_normal(n)
     return X, y
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int, init: str, batch: int | None,
+def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int, batch: int | None,
               keep_C: bool):
     sigma = activation_function(p)
     m = p.m
@@ -102,18 +104,14 @@ def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int,
 
     grad = jax.grad(rhat)
 
-    def one(key):
-        k_data, k_init, k_batch = jax.random.split(key, 3)
-        X, y = _data(p, k_data, n, d)
-        W0 = initial_weights(p, k_init, d, init)
+    def one(X, y, W0, batches):
         a0 = jnp.asarray(p.a0)
 
-        def step(state, k):
+        def step(state, idx):
             a, W = state
             if batch is None:
                 Xb, yb = X, y
             else:
-                idx = jax.random.randint(k, (batch,), 0, n)
                 Xb, yb = X[idx], y[idx]
             ga, gW = grad((a, W), Xb, yb)
             if p.train_second_layer:
@@ -122,16 +120,14 @@ def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int,
             W = W / jnp.linalg.norm(W, axis=1, keepdims=True)
             return (a, W), None
 
-        def rec(carry, r):
-            state = carry
+        def rec(state, idx):
             a, W = state
             F = y - sigma(X @ W.T) @ a / m
             out = _record(p, a, W, F, keep_C)
-            keys = jax.random.split(jax.random.fold_in(k_batch, r), every)
-            state, _ = lax.scan(step, state, keys)
+            state, _ = lax.scan(step, state, idx)
             return state, out
 
-        _, recs = lax.scan(rec, (a0, W0), jnp.arange(n_rec))
+        _, recs = lax.scan(rec, (a0, W0), batches)
         recs.update(_two_time(recs.pop("W"), m))
         return recs
 
@@ -161,17 +157,25 @@ def simulate(problem: Any, d: int, t_max: float, dt: float, seeds: int = 10, see
         raise ValueError(f"batch: must be <= n = {n}, got {batch}")
     every, n_rec = _record_plan(t_max, dt, record_every, max_records)
     keep_C = p.m <= 8
-    per = 8 * (3 * n * d + 4 * n * p.m + 2 * n_rec * (n_rec + p.m * d) + (batch or n) * (d + 2 * p.m) * 3)
+    per = 8 * (3 * n * d + 4 * n * p.m + 2 * n_rec * (n_rec + p.m * d) + (batch or n) * (d + 2 * p.m) * 3
+               + n_rec * every * (batch or 0))
     chunk = int(max(1, min(seeds, memory_gb * 2**30 // per)))
-    fn = _compiled(p, n, d, float(dt), every, n_rec, init, batch, keep_C)
-    base = jax.random.key(int(seed))
+    fn = _compiled(p, n, d, float(dt), every, n_rec, batch, keep_C)
     recs = []
     for start in range(0, seeds, chunk):
         idx = np.arange(start, min(start + chunk, seeds))
         if len(idx) < chunk:
             idx = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])
-        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx))
-        out = fn(keys)
+        Xs, ys, W0s, bs = [], [], [], []
+        for r in idx:  # seed r draws its data, initial weights and mini-batches from default_rng([seed, r])
+            rng = np.random.default_rng([int(seed), int(r)])
+            X, y = _data(p, rng, n, d)
+            Xs.append(X)
+            ys.append(y)
+            W0s.append(initial_weights(p, rng, d, init))
+            shape = (n_rec, every, batch if batch is not None else 0)
+            bs.append(rng.integers(0, n, size=shape, dtype=np.int32))
+        out = fn(*(jnp.asarray(np.stack(x)) for x in (Xs, ys, W0s, bs)))
         take = min(chunk, seeds - start)
         recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
     settings = dict(init=init, record_every=every, batch=batch, abar_effective=n / d,
