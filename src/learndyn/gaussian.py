@@ -382,10 +382,13 @@ def _check_shape(C, n):
 
 
 def _gh2(f1, f2, L, order, mean3=None):
-    r"""``E[f1(z1) f2(z2) (m)]`` over ``z = L xi`` (2-D, ``L`` lower triangular, ``(B, 2|3, 2|3)``).
+    r"""``E[f1(z1) f2(z2) (m)]`` over ``z = L xi`` (2-D, ``L`` lower triangular, ``(..., 2|3, 2|3)``).
 
     With ``mean3`` the integrand has a third factor ``L[2,0] xi1 + L[2,1] xi2`` (a conditional mean).
-    Tensor Gauss-Hermite, looped over the outer node to keep memory at ``O(B order)``.
+    Tensor Gauss-Hermite (``order**2`` points), looped over the outer node to keep memory at
+    ``O(B order)``. Rank-adaptive: when ``z2`` is a multiple of ``z1`` (zero second pivot, e.g. the
+    same unit twice: ``J2(i, i)``), the integrand is 1-D and much harder (``g'(z)^2``), so a 1-D rule
+    of ``min(4 order, 200)`` nodes is used instead.
     """
     x, w = _gh(order)
     xj, wj = jnp.asarray(x), jnp.asarray(w)
@@ -400,7 +403,18 @@ def _gh2(f1, f2, L, order, mean3=None):
         return acc + w1 * f1(z1) * (inner @ wj), None
 
     acc, _ = jax.lax.scan(body, jnp.zeros(L.shape[:-2]), (xj, wj))
-    return acc
+    # rank-1 rule
+    x1, w1 = _gh(min(4 * int(order), 200))
+    x1 = jnp.asarray(x1)
+    z1 = L[..., 0, 0][..., None] * x1
+    z2 = L[..., 1, 0][..., None] * x1
+    f = f1(z1) * f2(z2)
+    if mean3 is not None:
+        f = f * (L[..., 2, 0][..., None] * x1)
+    one = f @ jnp.asarray(w1)
+    scale = jnp.maximum(L[..., 0, 0] ** 2, L[..., 1, 0] ** 2 + L[..., 1, 1] ** 2)
+    rank1 = L[..., 1, 1] ** 2 <= 1e-10 * scale
+    return jnp.where(rank1, one, acc)
 
 
 def _quadrature_i2(act: Activation, C, order: int = 40):
