@@ -137,26 +137,28 @@ FIGURES: dict[str, Figure] = {
     ),
     "6": Figure(
         "6", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (1,1,-1,-1), w1 = w3, w2 = w4; "
-        "general DMFT vs Gaussian-model GD (eta = 0.1)", "neurons",
+        "general DMFT vs Gaussian-model GD (eta = 0.1; paper: d = 100, 1e4 realisations)", "neurons",
         runs=(Run("setting 1", _p(4, 1.5, 1.0, (1.0, 1.0, -1.0, -1.0), H_VAL, C0=_C0_FIG6), t_max=10.0, dt=0.1,
-                  sim=Sim("gaussian", d=100, seeds=400, points=26)),),
+                  sim=Sim("gaussian", d=60, seeds=300, points=26)),),
         quick=(Run("setting 1", _p(4, 1.5, 1.0, (1.0, 1.0, -1.0, -1.0), H_VAL, C0=_C0_FIG6), t_max=3.0, dt=0.1,
                    sim=Sim("gaussian", d=30, seeds=24, points=16)),),
     ),
     "7": Figure(
         "7", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (-1,-1/2,1/3,2/3), C(0,0) = I; "
-        "general DMFT vs Gaussian-model GD (eta = 0.1)", "neurons",
+        "general DMFT vs Gaussian-model GD (eta = 0.1; paper: d = 100, 1e4 realisations)", "neurons",
         runs=(Run("setting 2", _p(4, 1.5, 1.0, (-1.0, -0.5, 1 / 3, 2 / 3), H_VAL), t_max=10.0, dt=0.1,
-                  sim=Sim("gaussian", d=100, seeds=400, points=26)),),
+                  sim=Sim("gaussian", d=60, seeds=300, points=26)),),
         quick=(Run("setting 2", _p(4, 1.5, 1.0, (-1.0, -0.5, 1 / 3, 2 / 3), H_VAL), t_max=3.0, dt=0.1,
                    sim=Sim("gaussian", d=30, seeds=24, points=16)),),
     ),
     "threshold": Figure(
         "threshold", "fixed a = 1, pure noise, tau = 1, h = 0.3z + z^2/2: t_rel(abar), abar_GF(m) "
         "(paper: abar_GF(inf) ≈ 1.18)", "threshold",
-        runs=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=150.0 * m, dt=1.0)
+        runs=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=150.0 * m, dt=1.0,
+                       sim=Sim("gaussian", d=120, seeds=100, points=60) if (m, ab) == (2, 0.5) else None)
                    for m in (2, 4, 8) for ab in (0.5, 0.6, 0.7, 0.8)),
-        quick=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=60.0 * m, dt=1.0)
+        quick=tuple(Run(f"m={m} abar={ab:g}", _p(m, ab, 1.0, 1.0, H_THR, train=False), t_max=60.0 * m, dt=1.0,
+                        sim=Sim("gaussian", d=60, seeds=16, points=30) if (m, ab) == (2, 0.35) else None)
                     for m in (2, 4) for ab in (0.35, 0.45, 0.55)),
         notes="eps = 1e-7; DMFT on a coarse grid (dt = 1); t_rel fit with nu free and with nu = 2",
     ),
@@ -382,7 +384,14 @@ def _plot_threshold(spec: Figure, results: list[RunResult], path: Path, table: d
         k = ms.index(r.problem.m)
         axes[0].semilogy(r.sol.t / r.problem.m, np.clip(r.sol.train_error, 1e-12, None), color=f"C{k}", lw=1.0,
                          alpha=0.4 + 0.6 * (r.problem.n_over_d / max(x.problem.n_over_d for x in results)))
+        if r.sim is not None:
+            mu_, se_ = r.sim.mean("train_error"), r.sim.sem("train_error")
+            ok = mu_ > 1e-12
+            axes[0].errorbar(r.sim.t[ok] / r.problem.m, mu_[ok], yerr=se_[ok], color=f"C{k}", ms=3, fmt="o",
+                             capsize=2, label=f"GD, Gaussian model, d={r.sim.d} ({r.run.label})")
     axes[0].axhline(1e-7, color="k", lw=0.8, ls=":")
+    if any(r.sim is not None for r in results):
+        axes[0].legend(fontsize=6)
     axes[0].set_xlabel("t / m")
     axes[0].set_ylabel(r"$e_{tr}$ (colour: m; darker: larger $\bar\alpha$)")
     for k, m in enumerate(ms):
