@@ -278,9 +278,9 @@ def _fig_spectrum(quick: bool, out: Path, log):
         for i, (key, lab) in enumerate(rows):
             ax = axes[i, c]
             ax.loglog(r.depth, np.abs(r.measured[key]), "o", ms=3, label="computed")
-            th = r.theory[key]
+            th = np.where(r.theory[key] > 0, r.theory[key], np.nan)  # asymptotes are positive
             if np.any(np.isfinite(th)):
-                ax.loglog(r.depth, np.abs(th), "-", **THEORY_STYLE, label="asymptote (spec §2.3)")
+                ax.loglog(r.depth, th, "-", **THEORY_STYLE, label="asymptote (spec §2.3)")
             ax.set_ylabel(lab)
             if i == 0:
                 sp = r.signal.scalar()
@@ -352,6 +352,11 @@ def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cach
     return png, atomic_write_netcdf(ds, out / "phase.nc")
 
 
+#: sizes of the CNN comparison (images of 4x4 pixels, d = 16)
+CNN_FULL = dict(n_train=48, n_test=32, max_depth=200, n_depths=16)
+CNN_QUICK = dict(n_train=24, n_test=16, max_depth=60, n_depths=8)
+
+
 def _pooled_digits(n_train, n_test, seed=1):
     """Digits average-pooled 2x2 to 4x4x1 images (d = 16 pixels), normalised like the FCN data."""
     raw = datasets.digits(n_train=n_train, n_test=n_test, seed=seed)
@@ -364,9 +369,10 @@ def cnn_comparison(quick: bool, log=None) -> xr.Dataset:
     """kappa / |P(Theta)Y| / lambda_min against depth for FCN, CNN-F and CNN-P (circular 3x3, d = 16)."""
     from ..kernels.spectrum import depth_sweep, eig_stats, mean_predictor
 
-    data = _pooled_digits(24 if quick else 48, 16 if quick else 32)
+    size = CNN_QUICK if quick else CNN_FULL
+    data = _pooled_digits(size["n_train"], size["n_test"])
     img = data.images()
-    depths = np.unique(np.geomspace(1, 60 if quick else 200, 8 if quick else 16).astype(int))
+    depths = np.unique(np.geomspace(1, size["max_depth"], size["n_depths"]).astype(int))
     m = data.n_train
     archs = {"fcn": dict(architecture="fcn"),
              "cnn_flatten": dict(architecture="cnn", readout="flatten", filter_shape=(3, 3), padding="circular"),

@@ -90,15 +90,40 @@ def _jitted(kind: str, act: _act.Activation):
     return hit[1]
 
 
+def _homogeneous_gain(act: _act.Activation):
+    """E[phi(sqrt(q) z)^2]/q and E[phi'(sqrt(q) z)^2] for positively homogeneous phi (None otherwise)."""
+    s2 = float(act.scale) ** 2
+    if act.name == "relu":
+        return 0.5 * s2
+    if act.name == "abrelu":
+        return 0.5 * s2 * (act.a ** 2 + act.b ** 2)
+    if act.name == "linear":
+        return s2
+    return None
+
+
+def _is_one(c) -> bool:
+    return np.isscalar(c) and float(c) == 1.0
+
+
 def _V(act, q, c):
-    """V_phi(q [[1, c], [c, 1]]) = E[phi(u) phi(v)] (spec §1.2)."""
+    """V_phi(q [[1, c], [c, 1]]) = E[phi(u) phi(v)] (spec §1.2).
+
+    At ``c = 1`` homogeneous activations use the exact ``gain * q``: the 2x2 closed forms contain
+    ``sqrt(q^2 - c12^2)``, which turns a rounding error of 1e-17 into 1e-9."""
     q = np.asarray(q, float)
+    gain = _homogeneous_gain(act)
+    if gain is not None and _is_one(c):
+        return gain * q
     return np.asarray(_jitted("i2", act)(_cov(q, q, q * c)))
 
 
 def _Vdot(act, q, c):
-    """Vdot_phi(q [[1, c], [c, 1]]) = E[phi'(u) phi'(v)]."""
+    """Vdot_phi(q [[1, c], [c, 1]]) = E[phi'(u) phi'(v)] (exact at ``c = 1`` for homogeneous phi)."""
     q = np.asarray(q, float)
+    gain = _homogeneous_gain(act)
+    if gain is not None and _is_one(c):
+        return np.where(q > 0, gain, 0.0) + 0.0 * q
     return np.asarray(_jitted("j2", act)(_cov(q, q, q * c)))
 
 
@@ -310,8 +335,10 @@ def critical_line(activation="erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), 
         raise ValueError(f"weight_var_max: must be > 0, got {weight_var_max!r}")
 
     def chi1_minus_1(wv):
-        sp = signal_propagation(act, wv, bv, critical_tol=0.0)
-        return 1.0 - sp.chi_1  # >= 0 below the line
+        q = _solve_q(act, wv, bv, 1.0)
+        finite = np.isfinite(q)
+        qe = np.where(finite & (q > 0), q, np.where(finite, 0.0, 1.0))
+        return 1.0 - wv * _Vdot(act, qe, 1.0)  # >= 0 below the line
 
     # bracket: the first point of a coarse grid where chi_1 >= 1 (quadrature loses accuracy at very
     # large q*, so the search never goes past the first crossing)
@@ -323,7 +350,7 @@ def critical_line(activation="erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), 
     first = np.argmax(above, axis=0)
     hi = grid[first]
     lo = np.where(first > 0, grid[np.maximum(first - 1, 0)], 1e-9)
-    # 80 halvings: sigma_w^2 to ~1e-15 relative
-    wv = _bisect(chi1_minus_1, lo, hi, steps=80)
+    # 60 halvings of a bracket narrower than sigma_w^2: ~1e-16 relative
+    wv = _bisect(chi1_minus_1, lo, hi, steps=60)
     q = signal_propagation(act, wv, bv, critical_tol=0.0).q_star
     return CriticalLine(str(act), bv, wv, np.asarray(q))

@@ -1,0 +1,141 @@
+"""NTK spectra against depth vs the large-depth asymptotes of spec ntk.md §2.3 / §6 (m = 32 random
+inputs of dimension 100 plus 16 test points, erf, sigma_b^2 = 0.05, depth <= 400)."""
+
+import numpy as np
+import pytest
+
+from learndyn import datasets, kernels
+from learndyn.kernels.signal import critical_line, signal_propagation
+from learndyn.kernels.spectrum import depth_sweep, gd_predictions, mean_predictor, spectrum_vs_depth
+
+DEPTHS = [100, 200, 400]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.gaussian_data(n_train=32, n_test=16, dim=100, n_classes=4, seed=1)
+
+
+@pytest.fixture(scope="module")
+def ordered(data):
+    return spectrum_vs_depth(data.x_train, data.y_train, data.x_test, DEPTHS, weight_var=1.25, bias_var=0.05)
+
+
+@pytest.fixture(scope="module")
+def chaotic(data):
+    return spectrum_vs_depth(data.x_train, data.y_train, data.x_test, DEPTHS, weight_var=1.5, bias_var=0.05)
+
+
+def test_depth_sweep_equals_network_kernel():
+    """The one-pass sweep gives exactly the kernels of kernels.fcn(l).kernel (same layer objects)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 5))
+    for l, K, T in depth_sweep(x, [0, 4], activation="erf", weight_var=1.7, bias_var=0.1):
+        k = kernels.fcn(l, "erf", 1.7, 0.1).kernel(x)
+        np.testing.assert_allclose(K, k.nngp, rtol=1e-13)
+        np.testing.assert_allclose(T, k.ntk, rtol=1e-13)
+
+
+def test_diagonal_exact_every_phase(ordered, chaotic):
+    """Theta^l(x,x) = q* sum_{j<=l} chi_1^j exactly (spec §1.4, §6 item 6), computed by hand here."""
+    for r in (ordered, chaotic):
+        sp = r.signal.scalar()
+        l = r.depth
+        ref = sp["q_star"] * (1 - sp["chi_1"] ** (l + 1)) / (1 - sp["chi_1"])
+        np.testing.assert_allclose(r.measured["theta_d"], ref, rtol=1e-9)
+
+
+def test_ordered_limits(ordered):
+    """spec §6 item 8: Theta_o -> p* = 11.26611, lambda_max -> m p* = 360.515 (rtol 1e-3 at l = 400);
+    lambda_min ~ l chi_1^l (ratio 200/100 within 30%), lambda_min(K) ~ chi_1^l (within 5%);
+    P(Theta)Y stays O(1)."""
+    sp = ordered.signal.scalar()
+    assert sp["p_star"] == pytest.approx(11.26611, rel=1e-5)
+    assert ordered.measured["theta_o"][-1] == pytest.approx(sp["p_star"], rel=1e-3)
+    assert ordered.measured["lambda_max"][-1] == pytest.approx(360.515, rel=1e-3)
+    chi1 = sp["chi_1"]
+    lm = ordered.measured["lambda_min"]
+    assert lm[1] / lm[0] == pytest.approx(2 * chi1 ** 100, rel=0.3)
+    km = ordered.measured["k_lambda_min"]
+    assert km[1] / km[0] == pytest.approx(chi1 ** 100, rel=0.05)
+    py = ordered.measured["py_rms"]
+    assert 0.02 < py[-1] < 1 and py[-1] / py[0] == pytest.approx(1.0, rel=0.3)
+
+
+def test_chaotic_limits(chaotic, data):
+    """spec §6 item 9: Theta_o -> q* c*/(1 - chi_c*) = 16.21636 (rtol 1e-3 at l = 400), kappa -> 1,
+    kappa(K) -> 1 + m c*/(1 - c*) = 147.303; rates of P(Theta)Y ~ l (chi_c*/chi_1)^l and
+    P(K)Y ~ chi_c*^l."""
+    sp = chaotic.signal.scalar()
+    m = data.n_train
+    assert chaotic.measured["theta_o"][-1] == pytest.approx(16.21636, rel=1e-3)
+    assert chaotic.measured["kappa"][-1] == pytest.approx(1.0, abs=1e-3)
+    assert chaotic.measured["k_kappa"][-1] == pytest.approx(1 + m * sp["c_star"] / (1 - sp["c_star"]), rel=1e-3)
+    assert chaotic.theory["k_kappa"][-1] == pytest.approx(147.303, rel=1e-5)
+    # kappa - 1 against the asymptote m p*/(Theta_d - p*) at l = 200
+    assert chaotic.measured["kappa"][1] - 1 == pytest.approx(chaotic.theory["kappa"][1] - 1, rel=0.05)
+    py, pk = chaotic.measured["py_rms"], chaotic.measured["pky_rms"]
+    r = sp["chi_c"] / sp["chi_1"]
+    # log-slope of |P(Theta)Y| between l = 200 and 400 against ln(chi_c/chi_1) + ln(2)/200
+    slope = np.log(py[2] / py[1]) / 200
+    assert slope == pytest.approx(np.log(r) + np.log(2) / 200, rel=0.03)
+    assert pk[2] / pk[1] == pytest.approx(sp["chi_c"] ** 200, rel=0.1)
+
+
+def test_critical_erf(data):
+    """spec §6 item 10: at (1.375839, 0.05): Theta_o/(l q*) -> 1/3 (2% at l = 400), kappa/((m+2)/2) -> 1
+    (3%), lambda_bulk / ((2/3) l q*) -> 1 and kappa(K) grows linearly in l."""
+    wv = float(critical_line("erf", [0.05]).weight_var[0])
+    r = spectrum_vs_depth(data.x_train, data.y_train, data.x_test, [200, 400], weight_var=wv, bias_var=0.05)
+    q = r.signal.scalar()["q_star"]
+    m = data.n_train
+    assert r.measured["theta_o"][-1] / (400 * q) == pytest.approx(1 / 3, rel=0.02)
+    assert r.measured["kappa"][-1] == pytest.approx((m + 2) / 2, rel=0.03)
+    assert r.measured["lambda_bulk"][-1] == pytest.approx(2 / 3 * 400 * q, rel=0.03)
+    assert r.measured["k_kappa"][1] / r.measured["k_kappa"][0] == pytest.approx(2.0, rel=0.02)
+    # the theory columns are the critical ones (depth scales exceed the swept depths)
+    assert r.theory["kappa"][-1] == pytest.approx((m + 2) / 2)
+
+
+def test_relu_ordered_every_entry_equals_pstar(data):
+    """spec §6 item 5: ReLU (1.5, 0.1), depth 200: every NTK entry and lambda_max/m equal p* = 1.6."""
+    x = data.x_train
+    (l, K, T), = list(depth_sweep(x, [200], activation="relu", weight_var=1.5, bias_var=0.1))
+    np.testing.assert_allclose(T, 1.6, rtol=1e-5)
+    assert np.linalg.eigvalsh(T)[-1] / x.shape[0] == pytest.approx(1.6, rel=1e-5)
+
+
+def test_relu_critical_diagonal():
+    """ReLU at (2, 0): Theta^l(x,x) = (l+1) q0 exactly (spec §6 item 4)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 10))
+    q0 = np.sum(x * x, axis=1) / 10 * 2.0
+    for l, K, T in depth_sweep(x, [1, 10, 50], activation="relu", weight_var=2.0, bias_var=0.0):
+        np.testing.assert_allclose(np.diag(T), (l + 1) * q0, rtol=1e-12)
+        np.testing.assert_allclose(np.diag(K), q0, rtol=1e-12)
+
+
+def test_mean_predictor_and_gd_predictions():
+    """P(Theta)Y against a direct solve; gradient flow: t=0 gives f0, t=inf interpolates the train set,
+    and the test outputs at finite t match the spectral formula evaluated independently."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((9, 6))
+    Tj = A @ A.T + 0.5 * np.eye(9)
+    Kj = 0.7 * Tj + 0.1 * np.eye(9)
+    m = 6
+    Y = rng.standard_normal((m, 3))
+    py, cond = mean_predictor(Tj[:m, :m], Tj[m:, :m], Y)
+    np.testing.assert_allclose(py, Tj[m:, :m] @ np.linalg.solve(Tj[:m, :m], Y), rtol=1e-10)
+    w = np.linalg.eigvalsh(Tj[:m, :m])
+    assert cond == pytest.approx(w[-1] / w[0])
+    ftr, fte, eta = gd_predictions(Kj, Tj, m, Y, [0.0, 7.0, np.inf], n_draws=2, rng=np.random.default_rng(5))
+    f0 = ftr[0]
+    np.testing.assert_allclose(ftr[2], np.broadcast_to(Y, ftr[2].shape), atol=1e-9)
+    from scipy.linalg import expm
+    Ttt, Tst = Tj[:m, :m], Tj[m:, :m]
+    E = expm(-eta * Ttt * 7.0)
+    for d in range(2):
+        np.testing.assert_allclose(ftr[1, d], Y + E @ (f0[d] - Y), rtol=1e-9, atol=1e-12)
+        ref_te = fte[0, d] + Tst @ np.linalg.solve(Ttt, (np.eye(m) - E) @ (Y - f0[d]))
+        np.testing.assert_allclose(fte[1, d], ref_te, rtol=1e-9, atol=1e-12)
+    assert eta == pytest.approx(2.0 / w[-1])
