@@ -52,3 +52,17 @@ def test_reproduce_figure2_quick_writes_png_and_netcdf(tmp_path):
     assert ds["r0_sim_a"].values[:, 0] == pytest.approx(1.0)
     assert ds["r0_dmft_train_error"].values[0] == pytest.approx(0.5 * (0.36 + (0.9 + 1 / 6) / 4), rel=1e-10)
     assert "DMFT" in res.output
+
+
+def test_dmft_command_writes_files_and_refuses_uncentred_h(tmp_path):
+    from learndyn.cli import app
+    from learndyn.results import load
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["dmft", "--m", "2", "--t-max", "1", "--dt", "0.05", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    ds = load(out.with_suffix(".nc"))
+    assert ds["train_error"].values[0] == pytest.approx(0.5 * (1.0 + 0.6 / 2), rel=1e-12)  # (tau^2 + a0^2 h(1)/m)/2
+    assert out.with_suffix(".png").exists()
+    bad = CliRunner().invoke(app, ["dmft", "--h", "1,0.5", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "h(0)" in bad.output
