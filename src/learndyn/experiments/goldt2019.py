@@ -184,8 +184,12 @@ def _execute(run, quick, progress, fixed_point, ode_seeds, rtol) -> RunResult:
         for i, s in enumerate(sim.seeds[: ode_seeds]):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                traj = online.integrate(prob, sim.initial_state(int(s)), alphas=sim.alpha, rtol=rtol,
-                                        atol=rtol * 1e-4)
+                # ReLU: each evaluation of I4 is a 1-D integral, so a lower-order solver at a looser
+                # tolerance (final values need ~1e-3 accuracy, far below the SGD error bars)
+                relu = prob.activation == "relu" and ode_seeds is not None
+                traj = online.integrate(prob, sim.initial_state(int(s)), alphas=sim.alpha,
+                                        rtol=max(rtol, 1e-5) if relu else rtol, atol=rtol * 1e-4,
+                                        method="dopri5" if relu else "dopri8")
             eg_ode[i, : len(traj.eg)] = traj.eg
             finals.append(traj.final_state if traj.success else None)
         if fixed_point and finals and finals[0] is not None:
