@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,32 +22,50 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ode_sweep_on_a_local_cluster_matches_direct_calls(tmp_path):
-    """online.ode on a LocalCluster of 2 worker processes == online.integrate called here."""
+    """online.ode on a LocalCluster of 2 worker processes == online.integrate called here, including a
+    point whose trajectories stop early (flagged, data up to the stop kept)."""
     config = {
         "sweep": {"runner": "online.ode", "seeds": [0, 5], "store": str(tmp_path / "ode.zarr")},
-        "problem": {"M": 1, "K": 2, "activation": "erf"},
-        "options": {"alpha_max": 20.0, "n_alpha": 8, "N_init": 100},
-        "grid": {"lr": [0.3, 0.8]},
+        "problem": {"M": 1, "K": 2, "activation": "erf", "lr": 0.3, "train_second_layer": True},
+        "options": {"alpha_max": 20.0, "n_alpha": 8, "N_init": 100, "init": "small"},
+        # max(Q_kk, |v_k|) grows from 1.2e-3 to ~7e-3 by alpha = 20: the second point stops mid-way
+        "grid": {"divergence_threshold": [1e6, 1.5e-3]},
     }
     cfg = sweep.load_config(config)
     alphas = online.default_alphas(20.0, 8, 0.1)
+    problem = online.Problem(M=1, K=2, activation="erf", lr=0.3, train_second_layer=True)
     expected = {}
-    for lr in (0.3, 0.8):  # direct calls first: they also fill JAX's compilation cache for the workers
-        problem = online.Problem(M=1, K=2, activation="erf", lr=lr)
+    for thr in (1e6, 1.5e-3):  # direct calls first: they also fill JAX's compilation cache for the workers
         for seed in (0, 5):
-            init = online.initial_weights(problem, 100, "large", seed).order_parameters()
-            expected[lr, seed] = online.integrate(problem, init, alphas).eg
+            init = online.initial_weights(problem, 100, "small", seed).order_parameters()
+            with pytest.warns(RuntimeWarning) if thr < 1 else _nothing():
+                expected[thr, seed] = online.integrate(problem, init, alphas, divergence_threshold=thr)
     ds = sweep.run(cfg, n_workers=2, progress=False)
-    assert ds["sweep_status"].values.tolist() == [1, 1]
+    assert ds["sweep_status"].values.tolist() == [1, 2]  # done; done but flagged
     np.testing.assert_array_equal(ds["alpha"].values, alphas)
-    for (lr, seed), eg in expected.items():
-        got = ds["eg"].sel(lr=lr, seed=seed).values
-        np.testing.assert_allclose(got, eg, rtol=1e-12, atol=1e-15)
-        assert ds["eg_final"].sel(lr=lr, seed=seed).item() == pytest.approx(eg[-1], rel=1e-12)
-        assert ds["ode_status"].sel(lr=lr, seed=seed).item() == 0
-    # the two points really ran in separate tasks of the cluster's run
+    for (thr, seed), traj in expected.items():
+        got = ds["eg"].sel(divergence_threshold=thr, seed=seed).values
+        n = traj.eg.size
+        np.testing.assert_allclose(got[:n], traj.eg, rtol=1e-12, atol=1e-15)
+        assert np.isnan(got[n:]).all()
+        assert ds["alpha_reached"].sel(divergence_threshold=thr, seed=seed).item() == traj.alpha_reached
+        final = ds["eg_final"].sel(divergence_threshold=thr, seed=seed).item()
+        if traj.success:
+            assert final == pytest.approx(traj.eg[-1], rel=1e-12)
+            assert ds["ode_status"].sel(divergence_threshold=thr, seed=seed).item() == 0
+        else:
+            assert np.isnan(final)
+            assert ds["ode_status"].sel(divergence_threshold=thr, seed=seed).item() == 1
+    assert not expected[1.5e-3, 0].success and 1.0 < expected[1.5e-3, 0].alpha_reached < 20.0
+    st = sweep.status(cfg.store)
+    assert st.complete and st.counts["flagged"] == 1 and "diverged" in st.flagged[0][1]
     runs = json.loads(ds.attrs["runs"])
     assert len(runs) == 1 and runs[0]["cluster"] == "LocalCluster(2 workers)" and runs[0]["done"] == 2
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield
 
 
 def _free_port() -> int:

@@ -1,9 +1,9 @@
-"""The built-in runners against direct calls of the theories (in-process, no Dask)."""
+"""The built-in runners against direct calls of the theories (in-process, no Dask). The online.ode
+runner is checked against online.integrate on a LocalCluster in test_execute.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from learndyn import online, sweep
 
@@ -26,28 +26,28 @@ def test_online_sgd_runner_matches_simulate():
     np.testing.assert_array_equal(outs["eg"].coords["alpha"], sim.alpha)
 
 
-def test_online_ode_runner_flags_a_stopped_trajectory_and_keeps_its_data():
+def test_dmft_and_signal_runners_match_direct_calls():
+    from learndyn import dmft
+    from learndyn.kernels import signal
+
     cfg = sweep.load_config({
-        "sweep": {"runner": "online.ode", "seeds": [0]},
-        "problem": {"M": 1, "K": 2, "activation": "erf", "lr": 0.3, "train_second_layer": True},
-        "options": {"alpha_max": 20.0, "n_alpha": 8, "N_init": 100, "init": "small"},
-        # max(Q_kk, |v_k|) grows from 1.2e-3 (alpha < 1) to 7e-3 (alpha = 20): the second point stops mid-way
-        "grid": {"divergence_threshold": [1e6, 1.5e-3]},
+        "sweep": {"runner": "dmft"},
+        "problem": {"m": 4, "n_over_d": 1.2, "tau": 0.6},
+        "options": {"t_max": 2.0, "dt": 0.1, "n_out": 5},
+        "grid": {"a0": [0.5, 1.0]},
     })
-    values = []
-    for flat in (0, 1):
-        problem, options = cfg.point(flat)
-        result, error, _ = sweep.run_point(cfg.runner, problem, options, cfg.seeds)
-        assert error == ""
-        values.append(result)
-    ok, stopped = values
-    assert ok.ok and ok.values["ode_status"].tolist() == [0]
-    assert not stopped.ok and stopped.values["ode_status"].tolist() == [1]
-    assert "diverged" in stopped.message
-    eg = stopped.values["eg"][0]
-    assert eg.shape == (9,) and np.isfinite(eg[:4]).all() and np.isnan(eg[-1])
-    n = int(np.sum(np.isfinite(eg)))
-    # the part computed before the stop is kept, identical to the unstopped run
-    np.testing.assert_allclose(eg[:n], ok.values["eg"][0, :n], rtol=1e-10)
-    assert 1.0 < stopped.values["alpha_reached"][0] < 20.0
-    assert np.isnan(stopped.values["eg_final"][0])
+    problem, options = cfg.point(1)
+    result, error, _ = sweep.run_point(cfg.runner, problem, options, cfg.seeds)
+    assert error == "" and result.ok
+    sol = dmft.solve(problem, 2.0, 0.1)
+    np.testing.assert_allclose(result.values["test_error"], sol.test_error[::5], rtol=1e-13)
+    np.testing.assert_allclose(result.values["gap_final"], sol.test_error[-1] - sol.train_error[-1], rtol=1e-13)
+    np.testing.assert_allclose(cfg.runner.outputs(problem, options, 0)["a"].coords["t"], sol.t[::5], rtol=1e-13)
+
+    cfg = sweep.load_config({"sweep": {"runner": "kernels.signal"}, "problem": {"activation": "erf"},
+                             "grid": {"weight_var": [0.5, 2.0], "bias_var": [0.0, 0.1]}})
+    problem, options = cfg.point(3)
+    result, error, _ = sweep.run_point(cfg.runner, problem, options, cfg.seeds)
+    ref = signal.signal_propagation("erf", 2.0, 0.1).scalar()
+    assert error == "" and result.values["chi_1"] == ref["chi_1"] and result.values["q_star"] == ref["q_star"]
+    assert signal.PHASES[int(result.values["phase"])] == ref["phase"]
