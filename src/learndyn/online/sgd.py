@@ -389,14 +389,17 @@ class Simulation(Result):
     @property
     def eg_mean(self) -> np.ndarray:
         """Seed average of ``eg`` (or of ``eg_test`` where ``eg`` is unavailable), ignoring diverged seeds."""
-        return np.nanmean(self._eg_best, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all seeds diverged at some times
+            return np.nanmean(self._eg_best, axis=0)
 
     @property
     def eg_sem(self) -> np.ndarray:
         """Standard error of the seed average (``std / sqrt(n_seeds)``; NaN for one seed)."""
         e = self._eg_best
         n = np.sum(np.isfinite(e), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanstd(e, axis=0, ddof=1) / np.sqrt(n)
 
     @property
