@@ -75,6 +75,13 @@ def _k3(C3):
             + C3[c, b] / np.sqrt(2 * np.pi * C3[b, b]) * _e_theta_relu(_cond(C3, b, [a, c])))
 
 
+def _theta_c2_theta(C2):
+    """E[Theta(a) c^2 Theta(c)] = C_cc P(a>0, c>0) + C_ca phi1(0; C_aa) E[relu(c) | a = 0] (Stein in c)."""
+    rho = C2[0, 1] / np.sqrt(C2[0, 0] * C2[1, 1])
+    return (C2[1, 1] * (0.25 + np.arcsin(rho) / (2 * np.pi))
+            + C2[1, 0] / np.sqrt(2 * np.pi * C2[0, 0]) * np.sqrt(_cond(C2, 0, [1])[0, 0]) / np.sqrt(2 * np.pi))
+
+
 def _p4_scipy(C):
     """scipy's Genz algorithm at its fast setting (measured error ~1e-7 for these C)."""
     return multivariate_normal(mean=np.zeros(4), cov=C, abseps=1e-7, releps=1e-7).cdf(np.zeros(4))
@@ -218,8 +225,7 @@ def test_relu_i4_degenerate_patterns_against_elementary_forms(seed):
         (_sub(C3, [0, 1, 2, 2]), _k3(C3)),  # c = d
         (_sub(C2, [0, 1, 0, 1]), _arccos1(C2[0, 0], C2[0, 1], C2[1, 1])),  # c = a, d = b
         (_sub(C2, [0, 0, 0, 1]), _arccos1(C2[0, 0], C2[0, 1], C2[1, 1])),  # a = b = c
-        (_sub(C2, [0, 0, 1, 1]), C2[1, 1] * (0.25 + np.arcsin(C2[0, 1] / np.sqrt(C2[0, 0] * C2[1, 1])) / (2 * np.pi))
-         + C2[1, 0] / np.sqrt(2 * np.pi * C2[0, 0]) * np.sqrt(_cond(C2, 0, [1])[0, 0]) / np.sqrt(2 * np.pi)),  # a=b, c=d
+        (_sub(C2, [0, 0, 1, 1]), _theta_c2_theta(C2)),  # a = b, c = d
         (_sub(C2, [0, 0, 0, 0]), C2[0, 0] / 2),  # all equal
     ]
     ours = np.asarray(G.relu_i4(np.stack([c for c, _ in cases])))

@@ -311,7 +311,9 @@ def _price_integral(C, nodes: int, want_i4: bool):
     batch = C.shape[:-2]
     C = C.reshape((-1, 4, 4))
     n = C.shape[0]
-    pad = _bucket(n) - n
+    # eager calls: pad to a bucket so that varying batch sizes reuse compilations; inside a caller's
+    # jit (a tracer) the shape is fixed anyway and padding would only cost time
+    pad = 0 if isinstance(C, jax.core.Tracer) else _bucket(n) - n
     if pad:
         C = jnp.concatenate([C, jnp.broadcast_to(jnp.eye(4), (pad, 4, 4))], axis=0)
     return _price_integral_jit(C, nodes=int(nodes), want_i4=want_i4)[:n].reshape(batch)
