@@ -68,9 +68,9 @@ class PhaseConfig:
     n_draws: int = 2
     # finite width (b): a coarser grid
     sgd_weight_vars: tuple = (0.6, 1.0, 1.4, 1.75, 2.2, 3.0)
-    sgd_depths: tuple = (1, 4, 12, 24, 48)
-    width: int = 128
-    steps: int = 800
+    sgd_depths: tuple = (1, 4, 12, 32)
+    width: int = 64
+    steps: int = 600
     batch_size: int = 64
     lr_factor: float = 0.5
     seeds: int = 1
@@ -220,7 +220,7 @@ def _fig_signal(quick: bool, out: Path, log):
     sps = {bv: signal_propagation("erf", wv, bv) for bv in (0.05, 0.18)}
     fig, ax = figure(1, 2, width=4.4, height=3.4)
     ax[0].plot(cl_erf.bias_var, cl_erf.weight_var, "-", label="erf (bisection on $\\chi_1=1$)")
-    qs = np.linspace(0, 1.5, 60)
+    qs = np.linspace(0, 2.6, 80)
     w_cf = np.pi / 4 * np.sqrt(1 + 4 * qs)
     b_cf = qs - w_cf * (2 / np.pi) * np.arcsin(2 * qs / (1 + 2 * qs))
     ax[0].plot(b_cf, w_cf, "k:", lw=1, label="erf closed form (spec §1.5)")
