@@ -45,16 +45,19 @@ def ode_like_tuples(rng, n_tuples, K=4, M=2, dim=50):
 
 
 def timed(fn, *args, repeat=3):
+    """(compile wall s, steady wall s, steady CPU s summed over threads): on a shared machine the
+    CPU time is the more stable number."""
     t0 = time.perf_counter()
     jax.block_until_ready(fn(*args))
     first = time.perf_counter() - t0
-    times = []
+    times, cpus = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
     steady = float(np.median(times))
-    return first - steady, steady
+    return first - steady, steady, float(np.median(cpus))
 
 
 def _cond(C, x, keep):
@@ -98,6 +101,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--quick", action="store_true", help="smaller accuracy tables")
+    ap.add_argument("--timing-only", action="store_true", help="skip the accuracy tables")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     B = args.batch
@@ -105,7 +109,7 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
           f"(shared with other jobs: timings are upper bounds); jax {jax.__version__}")
     print(f"\n1. time per batch of {B} ODE-like 4x4 covariances (seconds)")
-    print(f"{'function':34s} {'compile':>9s} {'steady':>9s} {'us/tuple':>9s} {'reference':>11s} {'ratio':>8s}")
+    print(f"{'function':34s} {'compile':>9s} {'steady':>9s} {'cpu':>7s} {'us/tuple':>9s} {'reference':>11s} {'ratio':>8s}")
 
     # ReLU I4 and P4 vs scipy (PD tuples only for the reference; timed on 40, extrapolated)
     pd = np.stack([_c for _c in C if np.linalg.eigvalsh(_c)[0] > 1e-6][:40])
@@ -122,24 +126,26 @@ def main():
         ("relu_i4 (48 nodes)", lambda c: G.relu_i4(c, nodes=48), ref_i4, "scipy §3.3"),
         ("orthant4 (64 nodes)", G.orthant4, ref_p4, "scipy cdf"),
     ):
-        comp, st = timed(fn, C)
-        print(f"{name:34s} {comp:9.2f} {st:9.3f} {1e6 * st / B:9.1f} {ref:11.2f} {ref / st:8.1f}x")
+        comp, st, cpu = timed(fn, C)
+        print(f"{name:34s} {comp:9.2f} {st:9.3f} {cpu:7.3f} {1e6 * st / B:9.1f} {ref:11.2f} {ref / st:8.1f}x")
     tanh = A.tanh()
     for order in (8, 12, 16):
         f = lambda c, o=order: G.quadrature_i4(tanh, c, o)  # noqa: E731
-        comp, st = timed(f, C, repeat=2)
+        comp, st, cpu = timed(f, C, repeat=2)
         nref = 20
         t0 = time.perf_counter()
         numpy_tensor_gh_i4(C[:nref], order)
         ref = (time.perf_counter() - t0) / nref * B
-        print(f"{'quadrature_i4 tanh order ' + str(order):34s} {comp:9.2f} {st:9.3f} {1e6 * st / B:9.1f} "
+        print(f"{'quadrature_i4 tanh order ' + str(order):34s} {comp:9.2f} {st:9.3f} {cpu:7.3f} {1e6 * st / B:9.1f} "
               f"{ref:11.2f} {ref / st:8.1f}x   (ref: numpy tensor GH)")
     for kind, n in (("i2", 2), ("i3", 3)):
         sub = C[:, :n, :n]
         f = lambda c, k=kind: G._QUADRATURE[k](tanh, c, 40)  # noqa: E731
-        comp, st = timed(f, sub)
-        print(f"{'quadrature_' + kind + ' tanh order 40':34s} {comp:9.2f} {st:9.3f} {1e6 * st / B:9.1f}")
+        comp, st, cpu = timed(f, sub)
+        print(f"{'quadrature_' + kind + ' tanh order 40':34s} {comp:9.2f} {st:9.3f} {cpu:7.3f} {1e6 * st / B:9.1f}")
 
+    if args.timing_only:
+        return
     # 2. accuracy of relu_i4 against nodes
     print("\n2. relu_i4: max |error| over ODE-like tuples (exact copies, near-copies) and random PD C")
     n_acc = 600 if args.quick else 2000
