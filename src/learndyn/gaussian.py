@@ -29,18 +29,19 @@ K=4, M=2 teacher-student state with unit-scale weights (tanh/sigmoid: against or
 32 (4-D); erf: against the closed forms)::
 
     order               8      16     24     32     40     60
-    tanh     I2       4e-04  2e-05  2e-06  2e-07  3e-08  5e-10
-    tanh     J2       1e-02  5e-04  4e-05  5e-06  8e-07  1e-08
-    tanh     I3       4e-03  3e-04  2e-05  3e-06  5e-07  1e-08
+    tanh     I2       4e-04  2e-05  1e-06  2e-07  2e-08  3e-10
+    tanh     J2       1e-02  5e-04  4e-05  5e-06  7e-07  1e-08
+    tanh     I3       4e-03  2e-04  2e-05  3e-06  4e-07  7e-09
+    sigmoid  J2       6e-06  1e-08  7e-11  9e-13  2e-14  4e-17
     erf(x)   I2       2e-04  1e-06  8e-09  5e-11  3e-13  5e-16
-    erf(x)   J2       6e-03  3e-05  2e-07  1e-09  6e-12  3e-16
-    erf(x)   I3       3e-03  2e-05  1e-07  9e-10  7e-12  4e-16
+    erf(x)   J2       6e-03  3e-05  2e-07  8e-10  5e-12  4e-16
+    erf(x)   I3       2e-03  3e-05  2e-07  2e-09  1e-11  4e-16
 
     order (I4, cost ~2 order**4)   6      8      12     16     20
     tanh          I4             3e-03  1e-03  2e-04  4e-05  9e-06
     sigmoid       I4             1e-05  2e-06  5e-08  3e-09  2e-10
     erf(x/sqrt2)  I4             2e-04  2e-05  3e-07  5e-09  1e-10
-    erf(x)        I4               -    8e-04  9e-05  1e-05  1e-06
+    erf(x)        I4             4e-03  1e-03  1e-04  8e-06  6e-07
 
 Gauss-Hermite converges only like ``exp(-c sqrt(order))`` for activations with poles near the real
 axis (tanh: ``i pi/2``) and more slowly the larger the variances (the error grows with ``C_ii``);
