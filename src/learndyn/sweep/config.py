@@ -79,8 +79,20 @@ def _toml_type(tp: Any) -> Any:
     return tp
 
 
+_FIELDS_CACHE: dict[int, tuple[Runner, dict[str, tuple[Any, Any]]]] = {}
+
+
 def problem_fields(runner: Runner) -> dict[str, tuple[Any, Any]]:
     """``name -> (config type, default or MISSING)`` for every exposed field of the runner's Problem."""
+    hit = _FIELDS_CACHE.get(id(runner))
+    if hit is not None and hit[0] is runner:
+        return hit[1]
+    out = _problem_fields(runner)
+    _FIELDS_CACHE[id(runner)] = (runner, out)
+    return out
+
+
+def _problem_fields(runner: Runner) -> dict[str, tuple[Any, Any]]:
     cls = runner.problem
     try:
         hints = typing.get_type_hints(cls)

@@ -142,12 +142,13 @@ def run(config: Any, *, store: str | os.PathLike | None = None, scheduler: str |
 
                 run_id = st.start_run(cluster=where, points=len(todo))
                 token = uuid.uuid4().hex[:8]
-                futures = {}
-                for rank, flat in enumerate(order):
-                    problem, options = cfg.point(flat)
-                    fut = c.submit(run_point, cfg.runner, problem, options, cfg.seeds, key=_key(cfg, flat, token),
-                                   pure=False, priority=len(order) - rank)
-                    futures[fut] = flat
+                points = [cfg.point(flat) for flat in order]
+                # one graph submission for all points, longest first. (The runner is not scattered:
+                # scattered data dies with its worker and cannot be recomputed, tasks can.)
+                futs = c.map(run_point, [cfg.runner] * len(order), [p for p, _ in points],
+                             [o for _, o in points], [cfg.seeds] * len(order),
+                             key=[_key(cfg, flat, token) for flat in order], pure=False)
+                futures = dict(zip(futs, order))
                 bar = tqdm(total=len(todo), desc=cfg.name, unit="pt", disable=not progress)
                 counts = {"done": 0, "error": 0}
                 try:

@@ -13,9 +13,11 @@ Layout (Zarr format 2, readable with ``xarray.open_zarr``):
   and one entry per invocation in ``runs``.
 
 Exactly once: a point's status is written *after* its values, by the single client process that
-owns the store (an exclusive ``flock`` on the hidden sibling file ``.<store>.lock``). A point whose status says done is never
-recomputed; a point interrupted before its status was written is recomputed and overwrites the same
-chunks, so nothing is duplicated and nothing half-written is ever marked done.
+owns the store (an exclusive ``flock`` on the hidden sibling file ``.<store>.lock``). The small
+bookkeeping arrays are kept in memory and flushed (status last) at most once a second and when the
+run ends, so per-point cost stays a few chunk writes. A point whose stored status says done is never
+recomputed; a point whose status was not yet flushed when the process died is recomputed and
+overwrites the same chunks, so nothing is duplicated and nothing half-written is ever marked done.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +169,14 @@ class Store:
         self._group = None
         self._layout: _Layout | None = None
         self._lock_fd: int | None = None
+        self._arrays: dict[str, Any] = {}
+        self._book: dict[str, np.ndarray] | None = None
+        self._dirty = False
+        self._last_flush = 0.0
+        self._flush_cost = 0.0
+        #: bookkeeping (status, run, seconds, message) is written at most this often (seconds); a
+        #: point finished since the last flush counts as pending after a kill and is recomputed
+        self.flush_interval = 1.0
 
     # -- creation / opening -------------------------------------------------------------------
     @classmethod
@@ -214,6 +225,13 @@ class Store:
         self._lock_fd = fd
 
     def close(self) -> None:
+        try:
+            if self._lock_fd is not None and self._group is not None:
+                self.flush()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
@@ -340,8 +358,32 @@ class Store:
             self._layout = layout(self.cfg)
         return self._layout.outputs
 
+    def _array(self, name: str):
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
+
+    @property
+    def book(self) -> dict[str, np.ndarray]:
+        """In-memory bookkeeping arrays (flat over the grid), written back by :meth:`flush`."""
+        if self._book is None:
+            self._book = {name: np.array(self._array(name)[...]).reshape(-1) for name in _BOOK}
+        return self._book
+
+    def flush(self) -> None:
+        """Write the bookkeeping arrays: message, seconds and run first, the status last."""
+        if not self._dirty:
+            return
+        t0 = time.monotonic()
+        shape = self.cfg.shape
+        for name in ("sweep_message", "sweep_seconds", "sweep_run", "sweep_status"):
+            self._array(name)[...] = self.book[name].reshape(shape)
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        self._flush_cost = self._last_flush - t0
+
     def statuses(self) -> np.ndarray:
-        return np.asarray(self.group["sweep_status"][...]).reshape(-1)
+        return self.book["sweep_status"].copy()
 
     def pending(self) -> list[int]:
         """Flat indices of the points still to compute (pending or failed)."""
@@ -367,7 +409,6 @@ class Store:
         """Write one finished point: its values first, then its status (see the module docstring).
         ``result=None`` records a failure (``error``); the point stays to be computed. Returns the status."""
         idx = self.cfg.index(flat)
-        g = self.group
         n_seeds = len(self.cfg.seeds)
         if result is not None:
             try:
@@ -388,13 +429,16 @@ class Store:
             code, message = ERROR, error
         else:
             for name, arr in arrays.items():
-                g[name][idx] = arr
+                self._array(name)[idx] = arr  # whole chunks, each replaced atomically
             code, message = (DONE, result.message) if result.ok else (FLAGGED, result.message or "flagged")
-        message = (message or "")[:_MESSAGE_LEN]
-        g["sweep_message"][idx] = message
-        g["sweep_seconds"][idx] = seconds
-        g["sweep_run"][idx] = run
-        g["sweep_status"][idx] = code  # last: marks the point done
+        book = self.book
+        book["sweep_message"][flat] = (message or "")[:_MESSAGE_LEN]
+        book["sweep_seconds"][flat] = seconds
+        book["sweep_run"][flat] = run
+        book["sweep_status"][flat] = code  # marks the point done once flushed (after its values)
+        self._dirty = True
+        if time.monotonic() - self._last_flush >= max(self.flush_interval, 20 * self._flush_cost):
+            self.flush()
         return code
 
     def status(self) -> StoreStatus:
@@ -410,7 +454,8 @@ def _open_raw(path: str | os.PathLike) -> xr.Dataset:
         raise ValueError(f"store: {path} is not a learndyn sweep store (no .zgroup)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return xr.open_zarr(str(path), consolidated=False, zarr_format=2)
+        # chunks=None: plain lazily indexed arrays, read here (never by a Dask cluster that may be active)
+        return xr.open_zarr(str(path), consolidated=False, zarr_format=2, chunks=None)
 
 
 def open_store(path: str | os.PathLike, *, only_done: bool = True) -> xr.Dataset:
