@@ -319,6 +319,8 @@ def _plot_curves(spec: Figure, results: list[RunResult], path: Path) -> Path:
             ax.set_yscale("log")
         if scaling == "t" and spec.name == "2":
             ax.set_xscale("log")
+        if scaling == "t*m":  # the first (t = O(1/m)) regime: up to the shortest horizon
+            ax.set_xlim(0, min(r.sol.t[-1] * r.problem.m for r in results))
         ax.set_xlabel(_XLABEL[scaling])
         ax.set_ylabel(_YLABEL.get(obs, obs))
     kinds = {r.sim.kind for r in results if r.sim is not None}
