@@ -95,6 +95,7 @@ class Activation:
         if self.name == "erf":
             return s * 2.0 / jnp.sqrt(jnp.pi) * jnp.exp(-((s * x) ** 2))
         if self.name == "relu":
+            x = jnp.asarray(x)
             return s * (x > 0).astype(jnp.result_type(x, float))
         if self.name == "abrelu":
             return s * jnp.where(x > 0, self.b, self.a)
