@@ -254,8 +254,6 @@ def estimate(config: Any, *, store: str | os.PathLike | None = None, n_workers: 
     path = Path(store) if store is not None else cfg.store
     done = set()
     if path is not None and (Path(path) / ".zgroup").exists():
-        from .store import DONE, FLAGGED, status as _status  # noqa: F401
-
         ds = open_store(path, only_done=False)
         if ds.attrs.get("identity_hash") == cfg.identity_hash():
             st = np.asarray(ds["sweep_status"].values).reshape(-1)

@@ -22,8 +22,6 @@ overwrites the same chunks, so nothing is duplicated and nothing half-written is
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as _dt
 import fcntl
 import json
@@ -33,7 +31,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
@@ -501,10 +499,3 @@ def status(path: str | os.PathLike) -> StoreStatus:
         runs=json.loads(ds.attrs.get("runs", "[]")), version=str(ds.attrs.get("learndyn_version", "?")),
         seconds=float(np.nansum(secs)),
     )
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
