@@ -1,0 +1,296 @@
+"""Analytic NNGP/NTK kernels against independent references: Monte Carlo over finite networks built
+from the SAME architecture description (output covariance; autodiff empirical NTK), closed forms
+(arc-cosine kernel, learndyn.gaussian), the spec's fixed points (ntk.md §1.4-1.6, §6), CNN-F = FCN.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import learndyn  # noqa: F401
+from learndyn import activations as A
+from learndyn import gaussian, kernels
+
+
+def _rows_with_sq_norm(rng, n, d, sq_norm_per_dim):
+    x = rng.randn(n, d)
+    return x / np.linalg.norm(x, axis=1, keepdims=True) * math.sqrt(sq_norm_per_dim * d)
+
+
+# --------------------------------------------------------------------------------------------
+# Monte Carlo: finite networks from the same description
+# --------------------------------------------------------------------------------------------
+def _mc_nngp(net, x, n_init, seed=0):
+    """E[f(x) f(x')] over random inits, averaged over output units (all iid given the inputs)."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_init)
+    outs = jax.vmap(lambda k: net.apply(net.init(k, x.shape), x))(keys)  # (S, n, k)
+    outs = np.asarray(outs)
+    cov = np.einsum("sik,sjk->ij", outs, outs) / (outs.shape[0] * outs.shape[2])
+    return cov, outs.shape[0] * outs.shape[2]
+
+
+def _check_mc(k_analytic, k_mc, n_samples, rel_bias):
+    # sampling std of a Gaussian second moment: sqrt((K_ii K_jj + K_ij^2) / N)
+    d = np.diag(k_analytic)
+    sd = np.sqrt((np.outer(d, d) + k_analytic**2) / n_samples)
+    err = np.abs(k_mc - k_analytic)
+    assert np.all(err < 5 * sd + rel_bias * np.abs(k_analytic)), (err / sd).max()
+
+
+def test_fcn_nngp_matches_output_covariance_erf():
+    rng = np.random.RandomState(0)
+    x = rng.randn(4, 6)
+    net = kernels.fcn(2, "erf", 1.6, 0.1, width=256, out_dim=32)
+    k_mc, n = _mc_nngp(net, x, 200)
+    _check_mc(net.kernel(x).nngp, k_mc, n, rel_bias=0.03)
+
+
+def test_cnn_gap_nngp_matches_output_covariance_relu_same_padding():
+    rng = np.random.RandomState(1)
+    x = rng.randn(3, 4, 3, 2)
+    net = kernels.cnn(2, "relu", 2.0, 0.1, filter_shape=(3, 2), padding="same", readout="gap",
+                      channels=48, out_dim=16)
+    k_mc, n = _mc_nngp(net, x, 100)
+    _check_mc(net.kernel(x).nngp, k_mc, n, rel_bias=0.05)
+
+
+def _mean_empirical_ntk(net, x, seeds):
+    tot = 0.0
+    for s in seeds:
+        params = net.init(jax.random.PRNGKey(s), x.shape)
+        ntk = np.asarray(net.empirical_ntk(params, x))  # (n, n, k, k)
+        tot = tot + np.einsum("ijaa->ij", ntk) / ntk.shape[-1]
+    return tot / len(seeds)
+
+
+def test_fcn_ntk_matches_empirical_ntk_relu():
+    rng = np.random.RandomState(3)
+    x = rng.randn(3, 5)
+    net = kernels.fcn(2, "relu", 2.0, 0.2, width=1024, out_dim=2)
+    theta = net.kernel(x).ntk
+    emp = _mean_empirical_ntk(net, x, seeds=(0, 1))
+    np.testing.assert_allclose(emp, theta, rtol=0.06, atol=0.02 * np.max(theta))
+
+
+def test_cnn_ntk_matches_empirical_ntk_erf_gap():
+    rng = np.random.RandomState(4)
+    x = rng.randn(2, 3, 4, 2)
+    net = kernels.cnn(2, "erf", 1.5, 0.1, filter_shape=(3, 3), padding="circular", readout="gap",
+                      channels=96, out_dim=1)
+    theta = net.kernel(x).ntk
+    emp = _mean_empirical_ntk(net, x, seeds=(0, 1))
+    np.testing.assert_allclose(emp, theta, rtol=0.08, atol=0.03 * np.max(theta))
+
+
+# --------------------------------------------------------------------------------------------
+# closed forms
+# --------------------------------------------------------------------------------------------
+def test_relu_one_layer_is_arc_cosine_kernel():
+    """K1 = wv * (n/(2 pi)) (sin t + (pi - t) cos t) + bv with t = arccos(K0_12/n) (Cho & Saul)."""
+    rng = np.random.RandomState(5)
+    x = rng.randn(5, 7)
+    wv, bv = 1.7, 0.3
+    k0 = wv * x @ x.T / 7 + bv
+    n = np.sqrt(np.outer(np.diag(k0), np.diag(k0)))
+    t = np.arccos(np.clip(k0 / n, -1, 1))
+    v = n / (2 * np.pi) * (np.sin(t) + (np.pi - t) * np.cos(t))
+    vdot = (np.pi - t) / (2 * np.pi)
+    k1 = wv * v + bv
+    theta1 = k1 + wv * vdot * k0
+    k = kernels.fcn(1, "relu", wv, bv).kernel(x)
+    np.testing.assert_allclose(k.nngp, k1, rtol=1e-12)
+    np.testing.assert_allclose(k.ntk, theta1, rtol=1e-7)  # arccos is ill-conditioned at t = 0
+
+
+@pytest.mark.parametrize("act", ["erf", "relu", A.abrelu(-0.3, 1.2), A.erf(0.7)], ids=str)
+def test_one_layer_matches_learndyn_gaussian(act):
+    rng = np.random.RandomState(6)
+    x = rng.randn(4, 3)
+    wv, bv = 1.3, 0.2
+    k0 = wv * x @ x.T / 3 + bv
+    C = np.stack([np.stack([np.diag(k0)[:, None] + 0 * k0, k0], -1),
+                  np.stack([k0, np.diag(k0)[None, :] + 0 * k0], -1)], -2)
+    k1 = wv * np.asarray(gaussian.i2(act, C)) + bv
+    theta1 = k1 + wv * np.asarray(gaussian.j2(act, C)) * k0
+    k = kernels.fcn(1, act, wv, bv).kernel(x)
+    np.testing.assert_allclose(k.nngp, k1, rtol=1e-10)
+    np.testing.assert_allclose(k.ntk, theta1, rtol=1e-7)
+
+
+def test_ntk_diagonal_identity_erf_spec_anchor():
+    """Theta^l(x,x) = q* sum_{j<=l} chi_1^j exactly when K0(x,x) = q* (spec §1.4; anchors §1.6)."""
+    wv, bv = 1.25, 0.05
+    q, chi = 0.43516569907836, 0.96137390440168
+    x = _rows_with_sq_norm(np.random.RandomState(7), 3, 8, (q - bv) / wv)
+    depth = 60
+    k = kernels.fcn(depth, "erf", wv, bv).kernel(x, diagonal=True)
+    expect = q * (1 - chi ** (depth + 1)) / (1 - chi)
+    np.testing.assert_allclose(k.nngp, q, rtol=1e-11)
+    np.testing.assert_allclose(k.ntk, expect, rtol=1e-11)
+
+
+def test_relu_ntk_diagonal_is_exact():
+    """ReLU: q_{l+1} = wv q_l / 2 + bv and Theta_{l+1} = q_{l+1} + wv Theta_l / 2 on the diagonal."""
+    rng = np.random.RandomState(8)
+    x = rng.randn(5, 9)
+    wv, bv, depth = 2.0, 0.1, 12
+    q = wv * np.sum(x * x, 1) / 9 + bv
+    t = q.copy()
+    for _ in range(depth):
+        q = wv * q / 2 + bv
+        t = q + wv * t / 2
+    k = kernels.fcn(depth, "relu", wv, bv).kernel(x)
+    np.testing.assert_allclose(np.diag(k.ntk), t, rtol=1e-14)
+    np.testing.assert_allclose(np.diag(k.nngp), q, rtol=1e-14)
+
+
+def test_relu_ordered_fixed_point_spec_check5():
+    """ReLU (1.5, 0.1): q* = 0.4, chi_1 = 0.75, every NTK entry -> p* = 1.6 at depth 200 (spec §6.5)."""
+    x = _rows_with_sq_norm(np.random.RandomState(9), 4, 6, (0.4 - 0.1) / 1.5)
+    k = kernels.fcn(200, "relu", 1.5, 0.1).kernel(x)
+    np.testing.assert_allclose(k.ntk, 1.6, rtol=1e-5)
+    np.testing.assert_allclose(k.nngp, 0.4, rtol=1e-10)
+
+
+def test_erf_chaotic_off_diagonal_limit_spec_check9():
+    """erf (1.5, 0.05): Theta_o -> q* c* / (1 - chi_c*) = 16.21636 (rtol 1e-3 at l = 400)."""
+    wv, bv, q = 1.5, 0.05, 0.60175316710972
+    x = _rows_with_sq_norm(np.random.RandomState(10), 3, 16, (q - bv) / wv)
+    k = kernels.fcn(400, "erf", wv, bv).kernel(x)
+    off = k.ntk[~np.eye(3, dtype=bool)]
+    np.testing.assert_allclose(off, 16.21636, rtol=1e-3)
+    c_star = 0.82053008799747
+    np.testing.assert_allclose(k.nngp[~np.eye(3, dtype=bool)], q * c_star, rtol=1e-6)
+
+
+def test_cnn_flatten_diagonal_equals_fcn():
+    """With every pixel of every image on the same sphere, CNN-F's (x, x) kernels equal the FCN's."""
+    rng = np.random.RandomState(11)
+    C = 3
+    img = rng.randn(3, 5, 4, C)
+    img = img / np.linalg.norm(img, axis=-1, keepdims=True) * math.sqrt(C)  # x_a . x_a / C = 1
+    flat = img.reshape(3, -1)  # x . x / n0 = 1 as well
+    for act, wv, bv in (("erf", 1.5, 0.05), ("relu", 2.0, 0.1)):
+        kc = kernels.cnn(4, act, wv, bv, padding="circular", readout="flatten").kernel(img)
+        kf = kernels.fcn(4, act, wv, bv).kernel(flat)
+        np.testing.assert_allclose(np.diag(kc.nngp), np.diag(kf.nngp), rtol=1e-12)
+        np.testing.assert_allclose(np.diag(kc.ntk), np.diag(kf.ntk), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# modes, batching, rescaling
+# --------------------------------------------------------------------------------------------
+def test_modes_and_batching_agree():
+    """Blocked, triangle-packed, diagonal and cross code paths give the same numbers."""
+    rng = np.random.RandomState(12)
+    x1, x2 = rng.randn(37, 4), rng.randn(5, 4)
+    net = kernels.fcn(3, "relu", 2.0, 0.1)
+    full = net.kernel(x1)
+    np.testing.assert_array_equal(full.nngp, full.nngp.T)
+    blocked = net.kernel(x1, batch_size=10)
+    np.testing.assert_allclose(blocked.ntk, full.ntk, rtol=1e-13)
+    diag = net.kernel(x1, diagonal=True, batch_size=16)
+    np.testing.assert_allclose(diag.ntk, np.diag(full.ntk), rtol=1e-13)
+    cross = net.kernel(x2, x1)
+    both = net.kernel(np.concatenate([x1, x2]))
+    np.testing.assert_allclose(cross.ntk, both.ntk[37:, :37], rtol=1e-13)
+    cross_b = net.kernel(x2, x1, batch_size=10)
+    np.testing.assert_allclose(cross_b.nngp, cross.nngp, rtol=1e-13)
+    only = net.kernel(x2, x1, get="nngp")
+    np.testing.assert_allclose(only.nngp, cross.nngp, rtol=1e-13)
+    with pytest.raises(ValueError, match="get='nngp'"):
+        only.ntk
+
+
+def test_cnn_diagonal_mode_and_blocks():
+    rng = np.random.RandomState(17)
+    x = rng.randn(5, 3, 3, 2)
+    net = kernels.cnn(2, "relu", 2.0, 0.1, padding="same", readout="gap")
+    full = net.kernel(x)
+    np.testing.assert_allclose(net.kernel(x, diagonal=True).ntk, np.diag(full.ntk), rtol=1e-13)
+    np.testing.assert_allclose(net.kernel(x, batch_size=3).nngp, full.nngp, rtol=1e-13)
+
+
+def test_deep_chaotic_relu_rescaling_no_overflow():
+    """ReLU with bias 0 is homogeneous: K_l(wv) = (wv/2)^l K_l(2).  At wv = 4 and l = 1500 the
+    entries are ~2^1500 (beyond float64): mantissas stay finite, ``.nngp`` raises instead of inf."""
+    x = np.random.RandomState(13).randn(3, 4)
+    depth = 1500
+    ref = kernels.fcn(depth, "relu", 2.0, 0.0).kernel(x)
+    big = kernels.fcn(depth, "relu", 4.0, 0.0).kernel(x)
+    small = kernels.fcn(depth, "relu", 1.0, 0.0).kernel(x)
+    for k, log2_factor in ((big, depth + 1), (small, -(depth + 1))):
+        assert np.all(np.isfinite(k.nngp_mantissa)) and np.all(np.isfinite(k.ntk_mantissa))
+        np.testing.assert_allclose(k.nngp_mantissa * 2.0 ** (k.nngp_log2_scale - log2_factor), ref.nngp,
+                                   rtol=1e-10)
+        with pytest.raises(OverflowError, match="log2_scale"):
+            k.nngp
+        # Theta_l(wv) = (wv/2)^(l+1) Theta_l(2) as well (Vdot is scale-free)
+        np.testing.assert_allclose(k.ntk_mantissa * 2.0 ** (k.ntk_log2_scale - log2_factor), ref.ntk, rtol=1e-10)
+
+
+def test_finite_network_shapes_and_dtype():
+    net = kernels.cnn(2, "erf", 1.5, 0.1, filter_shape=(3, 3), padding="circular", readout="flatten",
+                      channels=4, out_dim=3)
+    x = np.random.RandomState(14).randn(2, 5, 5, 2)
+    params = net.init(jax.random.PRNGKey(0), x.shape)
+    out = net.apply(params, x)
+    assert out.shape == (2, 3) and out.dtype == jnp.float64
+
+
+def test_to_xarray():
+    x = np.random.RandomState(15).randn(3, 4)
+    ds = kernels.fcn(2, "erf", 1.5, 0.05).kernel(x).to_xarray()
+    assert ds["ntk_mantissa"].shape == (3, 3)
+    assert "fcn" in ds.attrs["problem"]
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+# --------------------------------------------------------------------------------------------
+def test_memory_estimate_and_clear_error(capsys):
+    net = kernels.cnn(1, "relu", 2.0, 0.0, readout="gap")
+    x = np.random.RandomState(16).randn(6, 4, 4, 1)
+    with pytest.raises(kernels.KernelMemoryError, match="batch_size"):
+        net.kernel(x, batch_size=6, memory_limit=1e4)
+    k = net.kernel(x, memory_limit=2e6, verbose=True)  # forces blocks that fit
+    assert "estimated peak memory" in capsys.readouterr().err
+    np.testing.assert_allclose(k.nngp, net.kernel(x).nngp, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: kernels.fcn(-1), "depth"),
+        (lambda: kernels.fcn(2, weight_var=0.0), "weight_var"),
+        (lambda: kernels.fcn(2, bias_var=-1.0), "bias_var"),
+        (lambda: kernels.fcn(2, activation="nope"), "activation"),
+        (lambda: kernels.cnn(2, padding="valid"), "padding"),
+        (lambda: kernels.cnn(2, readout="max"), "readout"),
+        (lambda: kernels.cnn(0), "depth"),
+        (lambda: kernels.cnn(2, filter_shape=(0, 3)), "filter_shape"),
+    ],
+)
+def test_bad_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_inputs():
+    fc = kernels.fcn(1)
+    cn = kernels.cnn(1)
+    with pytest.raises(ValueError, match="x1"):
+        fc.kernel(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="flatten"):
+        fc.kernel(np.ones((2, 3, 3, 1)))
+    with pytest.raises(ValueError, match="spatial"):
+        cn.kernel(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="x2"):
+        fc.kernel(np.ones((2, 3)), np.ones((2, 3)), diagonal=True)
+    with pytest.raises(ValueError, match="x2"):
+        fc.kernel(np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="batch_size"):
+        fc.kernel(np.ones((2, 3)), batch_size=0)
