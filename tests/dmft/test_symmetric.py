@@ -220,3 +220,12 @@ def test_richardson_is_second_order():
     assert 1.6 < d_plain[0] / d_plain[1] < 2.5  # first order
     assert d_rich[0] / d_rich[1] > 3.0  # second order
     assert d_rich[1] < 0.2 * d_plain[1]
+
+
+def test_warns_when_the_local_rate_grows_during_the_run():
+    """The stiff rate alpha a^2 h'^+(C_o(t,t))/m grows as features are learnt (C_o -> v^2): warn when it crosses."""
+    p = dmft.Problem(m=16, n_over_d=0.3 * 16, tau=0.3, a0=1.0, h=[0, 0.9, 0, 1 / 6], target="activation")
+    dt = 0.4 / p.stiffness  # fine at t = 0
+    with pytest.warns(dmft.StabilityWarning, match="grew"):
+        sol = dmft.solve(p, t_max=40 * dt, dt=dt)
+    assert sol.ok

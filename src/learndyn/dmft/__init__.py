@@ -11,6 +11,7 @@ from __future__ import annotations
 from .problem import PowerSeries, Problem, hermite_coefficients
 from .results import GeneralSolution, SymmetricSolution
 from .symmetric import StabilityWarning, richardson, solve_symmetric
+from . import reduced  # noqa: E402  (m -> infinity reduced systems)
 from . import gaussian_model  # noqa: E402  (simulations: Gaussian-model GD)
 from . import networks  # noqa: E402  (simulations: real two-layer networks, GD/SGD)
 

@@ -178,6 +178,7 @@ def solve_symmetric(
     a[0] = a0[0]
     v[0] = v0[0]
     train = problem.train_second_layer
+    warned = dt * problem.stiffness > 0.5  # check_step already warned
     status = "ok"
     last = N - 1
     t_start = _time.perf_counter()
@@ -261,6 +262,15 @@ def solve_symmetric(
             o1 = o + k
             lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
             lam_m = dt * mrm[n] / mf
+            if not implicit and not warned and dt * lam_p > 0.5:
+                warned = True
+                warnings.warn(
+                    f"SymmDMFT: the local rate alpha a(t)^2 h'^+/m = {lam_p:.4g} grew to dt * rate = {dt * lam_p:.3g} at "
+                    f"t = {n * dt:.6g} (a = {an:.4g}); explicit Euler is inaccurate above ~0.5 and unstable above 2 "
+                    "(spec §3.3): reduce dt or use scheme='implicit'",
+                    StabilityWarning,
+                    stacklevel=2,
+                )
             xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
             ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
             zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
