@@ -9,8 +9,14 @@ Python equivalents of the command line::
     print(sweep.status(cfg.store).summary())     # learndyn sweep-status eg_vs_K.zarr
     sweep.plot(cfg.store, x="K", y="eg_final", hue="activation", out="eg_vs_K.png")
 
+Configs (:mod:`learndyn.sweep.config`): ``[sweep]`` (runner, seeds, store), ``[problem]`` (fixed fields of
+the runner's Problem dataclass), ``[options]`` (runner options), ``[grid]`` (swept keys, cartesian
+product), ``[zip.AXIS]`` (keys that vary together with one axis, e.g. ``t_max = 150 m``), ``[dask]``.
+Examples of paper-figure sweeps: ``examples/sweeps/*.toml``.
+
 Runners (what one point computes) live in :mod:`learndyn.sweep.registry`; the built-in ones are
-``online.ode`` and ``online.sgd`` (and the DMFT / kernel runners where those theories are installed).
+``online.ode``, ``online.sgd``, ``dmft`` and ``kernels.signal`` (each imported only when named, so a
+missing theory never breaks this package); a config may name any ``Runner`` by ``"module:attribute"``.
 """
 
 from .config import ConfigError, SweepConfig, config_models, load_config
