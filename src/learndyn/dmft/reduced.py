@@ -24,7 +24,7 @@ import xarray as xr
 from scipy.integrate import solve_ivp
 
 from ..results import Result, problem_attrs
-from .problem import PowerSeries, Problem
+from .problem import Problem
 from .symmetric import _blas_threads, _grid
 
 __all__ = [
@@ -343,4 +343,3 @@ def pspin_threshold_energy(c: float, p: int) -> float:
 
 
 __all__.append("pspin_threshold_energy")
-_ = PowerSeries  # re-exported type used in annotations of callers

@@ -7,7 +7,6 @@ arrays on access.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +75,8 @@ class SymmetricSolution(Result):
             plus, minus = P["R+"], P["R-"]
             sym = False
         else:
+            if name not in P:
+                raise AttributeError(f"{name}: not kept (solve with keep=True)")
             return unpack(P[name], n, symmetric)
         k = n * (n + 1) // 2
         if name.endswith("_d"):
@@ -129,7 +130,7 @@ class SymmetricSolution(Result):
             "nu": ("time", self.nu),
         }
         if two_time:
-            for name in ("C_d", "C_o", "R_d", "R_o", "C_A"):
+            for name in ("C_d", "C_o", "R_d", "R_o") + (("C_A",) if "CA" in self.packed else ()):
                 data[name] = (("time", "time2"), getattr(self, name))
         ds = xr.Dataset(data, coords={"time": t, "time2": t} if two_time else {"time": t})
         ds.attrs.update(problem_attrs(self.problem, solver="dmft.symmetric", dt=self.dt, scheme=self.scheme,
