@@ -127,3 +127,16 @@ def test_validation():
         signal_propagation("erf", 1.0, float("nan"))
     with pytest.raises(ValueError, match="activation"):
         signal_propagation("softplusx", 1.0, 0.1)
+
+
+def test_near_critical_chaotic_point():
+    """spec §1.6 table (sigma_b^2 = 0.18, sigma_w^2 = 1.76) and §4.3 (1.75: xi_* = 718): c* close to 1
+    must not be confused with the rounding noise of the c-map next to c = 1."""
+    sp = signal_propagation("erf", [1.76, 1.75], 0.18)
+    np.testing.assert_allclose(sp.c_star[0], 0.99091, rtol=1e-5)
+    np.testing.assert_allclose(sp.chi_1[0], 1.00360, rtol=1e-5)
+    np.testing.assert_allclose(sp.chi_c[0], 0.99644, rtol=1e-5)
+    np.testing.assert_allclose(sp.xi_c[0], 280.41, rtol=1e-4)
+    np.testing.assert_allclose(sp.xi_star[0], 139.74, rtol=1e-4)
+    np.testing.assert_allclose(sp.p_star[0], 277.36, rtol=1e-4)
+    assert sp.xi_star[1] == pytest.approx(718, rel=2e-3)

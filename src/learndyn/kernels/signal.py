@@ -18,7 +18,7 @@ bracket found on a grid, so a whole ``sigma_w^2`` grid is solved at once.
 
 Phase labels: ``"ordered"`` (chi_1 < 1), ``"chaotic"`` (chi_1 > 1), ``"critical"`` (|chi_1 - 1| <=
 ``critical_tol``), ``"unbounded"`` (the q-map has no finite fixed point: q grows without bound, e.g.
-ReLU with sigma_w^2 > 2 or sigma_w^2 = 2 < ... with bias; spec §1.5: ReLU has no chaotic phase with
+ReLU with sigma_w^2 > 2, or sigma_w^2 = 2 with sigma_b^2 > 0; spec §1.5: ReLU has no chaotic phase with
 finite q*).  At a marginal point where every q is a fixed point (ReLU at (2, 0), linear at (1, 0)),
 ``q*`` is the input variance ``q0``.
 """
@@ -197,7 +197,11 @@ def _solve_c(act, wv, bv, q, chi1):
     if not np.any(chaotic):
         return np.ones(shape)
     qs = np.where(chaotic, q, 1.0)
-    G = lambda c: (wv * _V(act, qs, c) + bv) / qs - c
+    # Just below c = 1, G(c) ~ -(chi_1 - 1)(1 - c) is buried in rounding noise (~1e-13, from the
+    # arcsin near 1); spurious sign changes there would pass for the largest root.  Points closer to 1
+    # than 1e-9/(chi_1 - 1) count as negative, which is their sign in exact arithmetic.
+    gap = 1e-9 / np.maximum(np.where(chaotic, chi1 - 1.0, 1.0), 1e-300)
+    G = lambda c: np.where(1.0 - c < gap, -1.0, (wv * _V(act, qs, c) + bv) / qs - c)
     grid = _C_GRID[:-1]  # c = 1 is always a root; look strictly below it
     lo, hi, found, _, _ = _largest_root(G, grid, shape)
     # G < 0 just below 1 when chi_1 > 1; if the grid misses it the crossing is within 1e-13 of 1
