@@ -175,11 +175,9 @@ def _depth_lines(activation, weight_vars, bias_var):
     return wv, 8 * sp.xi_1, 8 * sp.xi_star
 
 
-def _heat(ax, data, wvs, depths, title, lines, vmax=1.0):
-    import matplotlib.colors as mcolors
-
+def _heat(ax, data, wvs, depths, title, lines, vmax=1.0, vmin=0.0, cmap="viridis"):
     Wg, Dg = np.asarray(wvs, float), np.asarray(depths, float)
-    im = ax.pcolormesh(_edges(Wg), _edges(Dg, log=True), np.asarray(data).T, cmap="viridis", vmin=0,
+    im = ax.pcolormesh(_edges(Wg), _edges(Dg, log=True), np.asarray(data).T, cmap=cmap, vmin=vmin,
                        vmax=vmax, shading="flat")
     wv, l1, ls = lines
     ax.plot(wv, np.where(np.isfinite(l1), l1, np.nan), "w--", lw=1.5, label=r"$8\xi_1$")
@@ -353,8 +351,11 @@ def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cach
 
 
 #: sizes of the CNN comparison (images of 4x4 pixels, d = 16)
-CNN_FULL = dict(n_train=48, n_test=32, max_depth=300, n_depths=18)
-CNN_QUICK = dict(n_train=24, n_test=16, max_depth=60, n_depths=8)
+CNN_FULL = dict(n_train=48, n_test=32, max_depth=300, n_depths=18,
+                sgd=dict(n_train=256, n_test=300, weight_vars=(1.0, 1.4, 1.75, 2.2, 3.0), depths=(2, 6, 16),
+                         channels=32, steps=600))
+CNN_QUICK = dict(n_train=24, n_test=16, max_depth=60, n_depths=8,
+                 sgd=dict(n_train=64, n_test=64, weight_vars=(1.0, 3.0), depths=(2, 8), channels=8, steps=100))
 
 
 def _pooled_digits(n_train, n_test, seed=1):
@@ -406,7 +407,26 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
     ds = cnn_comparison(quick, log)
     if cache is not None:
         cache["cnn"] = ds
-    fig, ax = figure(1, 3, width=3.6, height=3.0)
+    # finite-width CNN variant of the phase diagram (b): SGD on the pooled digits, Flatten vs GAP
+    sz = (CNN_QUICK if quick else CNN_FULL)["sgd"]
+    imgs = _pooled_digits(sz["n_train"], sz["n_test"], seed=2).images()
+    sgd = {}
+    for ro in ("flatten", "gap"):
+        _log(log, f"  SGD CNN-{ro}")
+        sgd[ro] = sgd_phase_diagram(imgs, sz["weight_vars"], sz["depths"], bias_var=0.05, width=sz["channels"],
+                                    steps=sz["steps"], batch_size=32, architecture="cnn", readout=ro,
+                                    filter_shape=(3, 3), padding="circular", log=log)
+    fig, axes = figure(2, 3, width=3.6, height=3.0, layout="constrained")
+    ax = axes[0]
+    lines = _depth_lines("erf", sz["weight_vars"], 0.05)
+    for k, ro in enumerate(("flatten", "gap")):
+        im = _heat(axes[1, k], sgd[ro].test_accuracy, sz["weight_vars"], sz["depths"],
+                   f"SGD CNN-{'F' if ro == 'flatten' else 'GAP'} ({sz['channels']} ch, {sz['steps']} steps): test",
+                   lines)
+    imd = _heat(axes[1, 2], sgd["gap"].test_accuracy - sgd["flatten"].test_accuracy, sz["weight_vars"],
+                sz["depths"], "test acc: GAP minus Flatten", lines, vmax=0.5, vmin=-0.5, cmap="RdBu")
+    fig.colorbar(imd, ax=axes[1, 2], shrink=0.8)
+    fig.colorbar(im, ax=axes[1, :2], shrink=0.8, label="accuracy")
     labels = {"fcn": "FCN", "cnn_flatten": "CNN-Flatten", "cnn_gap": "CNN-GAP"}
     styles = {"fcn": "o-", "cnn_flatten": "x--", "cnn_gap": "s-"}
     for a in labels:
@@ -421,8 +441,16 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
     for a_ in ax:
         a_.set_xlabel("depth $l$")
         a_.legend(fontsize=7)
-    png = save_figure(fig, out / "cnn.png")
-    ds.attrs.update(problem_attrs({"figure": "cnn", "quick": quick}, paper=PAPER))
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "cnn.png"
+    fig.savefig(png, bbox_inches="tight")
+    from ..plotting import plt
+    plt.close(fig)
+    for ro, r in sgd.items():
+        names = {k: f"sgd_{ro}_{k}" for k in r.data_vars}
+        names.update({"weight_var": "sgd_weight_var", "depth": "sgd_depth"})
+        ds = xr.merge([ds, r.rename(names)], combine_attrs="drop_conflicts")
+    ds.attrs.update(problem_attrs({"figure": "cnn", "quick": quick, "sgd": sz}, paper=PAPER))
     return png, atomic_write_netcdf(ds, out / "cnn.nc")
 
 
