@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
-__all__ = ["register", "ode_command", "load_initial_state", "plot_trajectory"]
+__all__ = ["register", "ode_command", "load_initial_state", "plot_trajectory", "problem_from_options"]
+
+# The options that describe a Problem, shared by `ode`, `simulate` and `compare`.
+OptM = Annotated[int, typer.Option("--M", help="teacher hidden units")]
+OptK = Annotated[int, typer.Option("--K", help="student hidden units (K = M + L)")]
+OptActivation = Annotated[str, typer.Option(help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid")]
+OptLr = Annotated[float, typer.Option(help="first-layer learning rate eta")]
+OptLr2 = Annotated[Optional[float], typer.Option(help="second-layer learning rate (default: lr)")]
+OptSigma = Annotated[float, typer.Option(help="teacher output-noise standard deviation")]
+OptTrain2 = Annotated[bool, typer.Option("--train-second-layer/--first-layer-only", help="train v too")]
+OptWeightDecay = Annotated[float, typer.Option(help="weight decay kappa")]
+
+
+def problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay):
+    """The :class:`Problem` described by the shared command-line options."""
+    from .problem import Problem
+
+    return Problem(M=M, K=K, activation=activation, lr=lr, lr2=lr2, sigma=sigma,
+                   train_second_layer=train_second_layer, weight_decay=weight_decay)
 
 
 class Method(str, Enum):
@@ -86,15 +104,14 @@ def plot_trajectory(traj, path: Path, title: str | None = None) -> Path:
 
 
 def ode_command(
-    M: int = typer.Option(2, "--M", help="teacher hidden units"),
-    K: int = typer.Option(2, "--K", help="student hidden units (K = M + L)"),
-    activation: str = typer.Option("erf", help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid"),
-    lr: float = typer.Option(0.5, help="first-layer learning rate eta"),
-    lr2: Optional[float] = typer.Option(None, help="second-layer learning rate (default: lr)"),
-    sigma: float = typer.Option(0.0, help="teacher output-noise standard deviation"),
-    train_second_layer: bool = typer.Option(False, "--train-second-layer/--first-layer-only",
-                                            help="train v too"),
-    weight_decay: float = typer.Option(0.0, help="weight decay kappa"),
+    M: OptM = 2,
+    K: OptK = 2,
+    activation: OptActivation = "erf",
+    lr: OptLr = 0.5,
+    lr2: OptLr2 = None,
+    sigma: OptSigma = 0.0,
+    train_second_layer: OptTrain2 = False,
+    weight_decay: OptWeightDecay = 0.0,
     init: Optional[Path] = typer.Option(None, help="initial state file (.nc result or .npz with Q, R, T[, v, "
                                                    "v_teacher]); default: overlaps of random N(0,1) weights"),
     init_N: int = typer.Option(1000, help="input dimension of the random initial weights"),
@@ -112,11 +129,9 @@ def ode_command(
 ) -> None:
     """Integrate the ODEs of Goldt et al. (2019) and write the trajectory (netCDF) and eps_g(alpha) (PNG)."""
     from . import fixed_points, ode
-    from .problem import Problem
 
     try:
-        problem = Problem(M=M, K=K, activation=activation, lr=lr, lr2=lr2, sigma=sigma,
-                          train_second_layer=train_second_layer, weight_decay=weight_decay)
+        problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
         state = load_initial_state(init) if init else random_initial_state(problem, init_N, seed)
         alphas = ode.default_alphas(alpha_max, n_alphas)
         traj = ode.integrate(problem, state, alphas, rtol=rtol, atol=atol, method=method.value, dt=dt,

@@ -9,14 +9,10 @@ from typing import Optional
 import numpy as np
 import typer
 
+from .cli import (OptActivation, OptK, OptLr, OptLr2, OptM, OptSigma, OptTrain2, OptWeightDecay,
+                  problem_from_options)
+
 __all__ = ["register"]
-
-
-def _problem(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay):
-    from .problem import Problem
-
-    return Problem(M=M, K=K, activation=activation, lr=lr, lr2=lr2, sigma=sigma,
-                   train_second_layer=train_second_layer, weight_decay=weight_decay)
 
 
 def _alphas(alpha_max: float, n_alphas: int) -> np.ndarray:
@@ -50,14 +46,14 @@ def _plot_eg(alpha, curves, path: Path, title: str) -> Path:
 
 
 def simulate_command(
-    M: int = typer.Option(2, "--M", help="teacher hidden units"),
-    K: int = typer.Option(2, "--K", help="student hidden units (K = M + L)"),
-    activation: str = typer.Option("erf", help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid"),
-    lr: float = typer.Option(0.5, help="first-layer learning rate eta"),
-    lr2: Optional[float] = typer.Option(None, help="second-layer learning rate (default: lr)"),
-    sigma: float = typer.Option(0.0, help="teacher output-noise standard deviation"),
-    train_second_layer: bool = typer.Option(False, "--train-second-layer/--first-layer-only", help="train v too"),
-    weight_decay: float = typer.Option(0.0, help="weight decay kappa"),
+    M: OptM = 2,
+    K: OptK = 2,
+    activation: OptActivation = "erf",
+    lr: OptLr = 0.5,
+    lr2: OptLr2 = None,
+    sigma: OptSigma = 0.0,
+    train_second_layer: OptTrain2 = False,
+    weight_decay: OptWeightDecay = 0.0,
     N: int = typer.Option(500, "--N", help="input dimension"),
     seeds: int = typer.Option(4, help="number of seeds (0 .. seeds-1), simulated together"),
     alpha_max: float = typer.Option(100.0, help="final time alpha = steps / N"),
@@ -76,7 +72,7 @@ def simulate_command(
     from .sgd import simulate
 
     try:
-        problem = _problem(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
+        problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
         sim = simulate(problem, N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init,
                        batch_size=batch_size, test_set_size=test_set_size, progress=progress,
                        save_path=out.with_suffix(".nc"))
@@ -96,14 +92,14 @@ def simulate_command(
 
 
 def compare_command(
-    M: int = typer.Option(2, "--M", help="teacher hidden units"),
-    K: int = typer.Option(2, "--K", help="student hidden units (K = M + L)"),
-    activation: str = typer.Option("erf", help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid"),
-    lr: float = typer.Option(0.5, help="first-layer learning rate eta"),
-    lr2: Optional[float] = typer.Option(None, help="second-layer learning rate (default: lr)"),
-    sigma: float = typer.Option(0.0, help="teacher output-noise standard deviation"),
-    train_second_layer: bool = typer.Option(False, "--train-second-layer/--first-layer-only", help="train v too"),
-    weight_decay: float = typer.Option(0.0, help="weight decay kappa"),
+    M: OptM = 2,
+    K: OptK = 2,
+    activation: OptActivation = "erf",
+    lr: OptLr = 0.5,
+    lr2: OptLr2 = None,
+    sigma: OptSigma = 0.0,
+    train_second_layer: OptTrain2 = False,
+    weight_decay: OptWeightDecay = 0.0,
     N: int = typer.Option(500, "--N", help="input dimension"),
     seeds: int = typer.Option(8, help="number of seeds"),
     alpha_max: float = typer.Option(20.0, help="final time alpha"),
@@ -116,7 +112,7 @@ def compare_command(
     from .compare import compare
 
     try:
-        problem = _problem(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
+        problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
         c = compare(problem, N=N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init, progress=progress)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
