@@ -8,6 +8,8 @@ from pathlib import Path
 
 import matplotlib
 
+from .results import _publish
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -44,7 +46,7 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     try:
         fig.tight_layout()
         fig.savefig(tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

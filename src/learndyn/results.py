@@ -51,6 +51,15 @@ def problem_attrs(problem: Any, **extra: Any) -> dict[str, Any]:
     return attrs
 
 
+def _publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the ordinary permissions (mkstemp makes it 0600) and move it
+    into place atomically."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
 def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` to ``path`` atomically (temp file in the same directory, then ``os.replace``)."""
     path = Path(path)
@@ -59,7 +68,7 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
