@@ -429,6 +429,7 @@ def integrate(
     # keep only the times that were actually reached (diffrax pads with inf after a stop)
     reached = np.all(np.isfinite(Q.reshape(len(ts), -1)), axis=1) & np.all(np.isfinite(v), axis=1)
     n_ok = int(np.argmin(reached)) if not reached.all() else len(ts)
+    alpha_reached = float(ts[n_ok - 1]) if n_ok > 0 else 0.0
     status = "success"
     message = STATUS["success"]
     if bool(event_mask):
@@ -438,7 +439,6 @@ def integrate(
     if n_ok < len(ts) and status == "success":
         status = "nonfinite"
     if status != "success":
-        alpha_reached = float(ts[n_ok - 1]) if n_ok > 0 else 0.0
         message = (f"{status}: {STATUS[status]}; stopped after alpha = {alpha_reached:g} "
                    f"(last requested {ts[-1]:g}); the trajectory up to there is kept")
         warnings.warn(f"online.integrate: {message}", RuntimeWarning, stacklevel=2)
@@ -453,7 +453,7 @@ def integrate(
     return Trajectory(
         problem=problem, alpha=np.asarray(alphas[: len(times)]), eg=eg, Q=Q, R=R, v=v, T=np.asarray(init.T),
         v_teacher=np.asarray(init.v_teacher), status=status, message=message,
-        alpha_reached=float(ts[n_ok - 1]) if n_ok else 0.0, n_steps=int(n_steps),
+        alpha_reached=alpha_reached, n_steps=int(n_steps),
         solver=method, rtol=float(rtol), atol=float(atol),
     )
 
