@@ -133,7 +133,7 @@ def main() -> None:
     print()
     print(f"{'integrator':44s} {'time [s]':>10s} {'C++ ref / ours':>15s} {'NumPy / ours':>13s}")
     rows = [
-        ("learndyn (diffrax Dopri8), steady state", cold["steady"]),
+        ("learndyn (compiled Dopri8), steady state", cold["steady"]),
         ("learndyn first call, cold cache (JIT incl.)", cold["first"]),
         ("learndyn first call, warm cache", warm["first"]),
         ("C++ reference (paper code, Euler dt=0.01)", CPP_REFERENCE_S),

@@ -262,7 +262,7 @@ def test_integrate_rejects_mismatched_state():
 
 @pytest.mark.parametrize("activation, K, M, train_v, sigma", [("erf", 4, 2, True, 0.1), ("erf", 3, 3, False, 0.0)])
 def test_dense_output_agrees_with_independent_integrator(activation, K, M, train_v, sigma):
-    """diffrax (Dopri8, default tolerances) vs SciPy's DOP853 at rtol 1e-11 on the same right-hand side:
+    """Our compiled Dopri8 (default tolerances) vs SciPy's DOP853 at rtol 1e-11 on the same right-hand side:
     eps_g must agree to 1e-4 relative at every saved alpha (the acceptance bar is 1e-3)."""
     import scipy.integrate
 

@@ -33,7 +33,6 @@ def problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, w
 class Method(str, Enum):
     dopri8 = "dopri8"
     dopri5 = "dopri5"
-    tsit5 = "tsit5"
     euler = "euler"
     heun = "heun"
 

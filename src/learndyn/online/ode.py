@@ -15,27 +15,29 @@ and the generalisation error (paper eq. (4); spec §2.3) is ``eps_g = u^T I_2 u 
 The Gaussian averages ``I2, I3, I4, J2`` come from :mod:`learndyn.gaussian` (closed forms for erf,
 ReLU, linear; Gauss-Hermite quadrature for any other activation).
 
-Integration uses diffrax's adaptive Runge-Kutta solvers (Dopri8 by default) with explicit
-``rtol``/``atol`` and dense output at the requested ``alpha``; ``method="euler"`` with ``dt``
+Integration uses adaptive Runge-Kutta schemes compiled as one XLA loop (:mod:`learndyn.online.rk`:
+Dormand-Prince 8(5,3) by default, SciPy's DOP853 tableau and step-size rule) with explicit
+``rtol``/``atol``, landing exactly on the requested ``alpha``; ``method="euler"`` with ``dt``
 reproduces the fixed-step Euler scheme of the reference C++ code (spec §2.5).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from .. import gaussian
+from tqdm.auto import tqdm
+
 from ..results import Result, problem_attrs
+from . import rk
 from .problem import OrderParameters, Problem
 
 __all__ = ["integrate", "Trajectory", "generalisation_error", "rhs", "default_alphas", "STATUS"]
@@ -46,6 +48,7 @@ STATUS = {
     "diverged": "order parameters exceeded the divergence threshold (learning rate above the stability limit?)",
     "nonfinite": "the integration produced NaN or inf",
     "max_steps": "the adaptive solver hit max_steps before the last requested alpha",
+    "step_too_small": "the adaptive step size fell below 1e-14 alpha (singular or very stiff right-hand side)",
 }
 
 
@@ -53,11 +56,11 @@ STATUS = {
 # right-hand side
 # ------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
-def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Field-index tuples of the sub-covariances needed by the ODE (static numpy arrays).
 
     ``I4(i, k, c, d)`` is symmetric under ``i <-> k`` and ``c <-> d``, so only the tuples with ``i <= k``
-    and ``c <= d`` are evaluated (``idx4``); ``inv4`` maps every ``(i, k, c, d)`` to its evaluated tuple.
+    and ``c <= d`` are evaluated (``idx4``, ordered student pair major; see :func:`_e_tables`).
     """
     n = K + M
     i, b, c = np.meshgrid(np.arange(K), np.arange(n), np.arange(n), indexing="ij")
@@ -65,20 +68,11 @@ def _index_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     pairs_s = [(i, k) for i in range(K) for k in range(i, K)]
     pairs_f = [(c, d) for c in range(n) for d in range(c, n)]
     idx4 = np.array([[i, k, c, d] for (i, k) in pairs_s for (c, d) in pairs_f])  # (P, 4)
-    pos_s = {p: j for j, p in enumerate(pairs_s)}
-    pos_f = {p: j for j, p in enumerate(pairs_f)}
-    inv4 = np.empty((K, K, n, n), dtype=np.int64)
-    for i in range(K):
-        for k in range(K):
-            for c in range(n):
-                for d in range(n):
-                    inv4[i, k, c, d] = (pos_s[(min(i, k), max(i, k))] * len(pairs_f)
-                                        + pos_f[(min(c, d), max(c, d))])
     a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     idx2 = np.stack([a, b], axis=-1)  # (n, n, 2): I2(a, b)
     i, k = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")
     idxj = np.stack([i, k], axis=-1)  # (K, K, 2): J2(i, k)
-    return idx2, idx3, idx4, inv4, idxj
+    return idx2, idx3, idx4, idxj
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,6 +102,30 @@ def _i4_groups(K: int, M: int) -> tuple[tuple[tuple[str, ...], np.ndarray, np.nd
         rows.append(row)
         flds.append(fields)
     return tuple((key, np.array(rows), np.array(flds)) for key, (rows, flds) in sorted(groups.items()))
+
+
+@functools.lru_cache(maxsize=None)
+def _e_tables(K: int, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Contraction of the evaluated ``I4`` tuples into ``E_ik = sum_cd u_c u_d I4(i, k, c, d)``.
+
+    The tuples of :func:`_index_tables` are ordered (student pair s = (i <= k)) x (field pair f = (c <= d)),
+    so ``E[s] = sum_f w_f I4[s, f]`` with ``w_f = u_c u_d`` times 2 when ``c != d`` (both orders), then
+    ``E_ik = E[s(min(i,k), max(i,k))]``. Returns ``(c, d, mult, sym)``: the field pairs, their
+    multiplicities and the (K, K) map to ``s``.
+    """
+    n = K + M
+    pairs_f = np.array([(c, d) for c in range(n) for d in range(c, n)])
+    mult = np.where(pairs_f[:, 0] == pairs_f[:, 1], 1.0, 2.0)
+    pos_s = {p: j for j, p in enumerate((i, k) for i in range(K) for k in range(i, K))}
+    sym = np.array([[pos_s[(min(i, k), max(i, k))] for k in range(K)] for i in range(K)])
+    return pairs_f[:, 0], pairs_f[:, 1], mult, sym
+
+
+def _contract_e(I4: jax.Array, u: jax.Array, K: int, M: int) -> jax.Array:
+    """``E_ik = sum_cd u_c u_d I4(i, k, c, d)`` from the evaluated tuples (see :func:`_e_tables`)."""
+    c, d, mult, sym = _e_tables(K, M)
+    w = u[c] * u[d] * mult
+    return (I4.reshape(-1, c.size) @ w)[sym]
 
 
 def _i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
@@ -175,7 +193,7 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     lr2 = problem.eta2 if lr2 is None else lr2
     sigma = problem.sigma if sigma is None else sigma
     kappa = problem.weight_decay if weight_decay is None else weight_decay
-    idx2, idx3, idx4, inv4, idxj = _index_tables(K, M)
+    idx2, idx3, idx4, idxj = _index_tables(K, M)
 
     C = _covariance(Q, R, T)
     u = jnp.concatenate([-v, v_teacher])
@@ -183,10 +201,10 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     F = jnp.einsum("ibc,c->ib", I3, u)
     G = v[:, None] * F[:, :K]
     if g.name in ("erf", "linear", "relu"):  # closed forms (ReLU: exact 1-D integral)
-        I4 = gaussian.i4(g, _sub(C, idx4))[inv4]  # (K, K, n, n)
+        I4 = gaussian.i4(g, _sub(C, idx4))  # evaluated tuples (i <= k, c <= d)
     else:
-        I4 = _i4_by_distinct_fields(problem, C)[inv4]
-    E = jnp.einsum("ikcd,c,d->ik", I4, u, u)
+        I4 = _i4_by_distinct_fields(problem, C)
+    E = _contract_e(I4, u, K, M)
     J2 = gaussian.j2(g, _sub(C, idxj), **order)  # (K, K)
 
     dR = lr * v[:, None] * F[:, K:] - kappa * R
@@ -272,13 +290,7 @@ def default_alphas(alpha_max: float = 1000.0, n: int = 200, alpha_min: float = 0
     return np.concatenate([[0.0], np.logspace(np.log10(alpha_min), np.log10(alpha_max), n)])
 
 
-_SOLVERS = {
-    "dopri8": diffrax.Dopri8,
-    "dopri5": diffrax.Dopri5,
-    "tsit5": diffrax.Tsit5,
-    "euler": diffrax.Euler,
-    "heun": diffrax.Heun,
-}
+_SOLVERS = tuple(rk.TABLEAUX)
 
 
 def _validate_alphas(alphas) -> np.ndarray:
@@ -301,66 +313,64 @@ def _static_key(problem: Problem) -> Problem:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_solver(key: Problem, method: str, adaptive: bool, max_steps: int, progress: bool):
-    K = key.K
+def _vector_field(key: Problem):
+    """The flat right-hand side ``f(alpha, y, args)`` of one problem shape (cached: one compiled program)."""
+    K, M = key.K, key.M
 
-    def vector_field(t, y, args):
-        Q, R, v = y
-        T, vt, lr, lr2, sigma, kappa, _ = args
-        return rhs(key, Q, R, v, T, vt, lr=lr, lr2=lr2, sigma=sigma, weight_decay=kappa)
+    def f(t, y, args):
+        Q, R, v = _unflatten(y, K, M)
+        T, vt, lr, lr2, sigma, kappa = args
+        dQ, dR, dv = rhs(key, Q, R, v, T, vt, lr=lr, lr2=lr2, sigma=sigma, weight_decay=kappa)
+        return jnp.concatenate([dQ.ravel(), dR.ravel(), dv])
 
-    def diverged(t, y, args, **kwargs):
-        Q, R, v = y
-        threshold = args[-1]
-        big = jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(Q))), jnp.max(jnp.abs(v)))
-        finite = jnp.all(jnp.isfinite(Q)) & jnp.all(jnp.isfinite(R)) & jnp.all(jnp.isfinite(v))
-        return (~finite) | (big > threshold)
+    return f
 
-    solver = _SOLVERS[method]()
-    term = diffrax.ODETerm(vector_field)
+
+@functools.lru_cache(maxsize=64)
+def _divergence_test(K: int, M: int):
+    """``True`` once ``max(|Q_kk|, |v_k|)`` exceeds the threshold (on the flat state)."""
+
+    def diverged(y, threshold):
+        Q, _, v = _unflatten(y, K, M)
+        return jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(Q))), jnp.max(jnp.abs(v))) > threshold
+
+    return diverged
+
+
+@functools.lru_cache(maxsize=64)
+def _eg_along(key: Problem):
+    """``eps_g`` of every saved state (one compiled vmap)."""
+    K, M = key.K, key.M
 
     @jax.jit
-    def solve(y0, args, ts, dt0, rtol, atol):
-        if adaptive:
-            controller = diffrax.PIDController(rtol=rtol, atol=atol)
-        else:
-            controller = diffrax.ConstantStepSize()
-        sol = diffrax.diffeqsolve(
-            term, solver, t0=ts[0], t1=ts[-1], dt0=dt0, y0=y0, args=args,
-            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller, max_steps=max_steps,
-            event=diffrax.Event(diverged), throw=False,
-            progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
-        )
-        Q, R, v = sol.ys
-        eg = jax.vmap(generalisation_error_arrays, in_axes=(None, 0, 0, None, 0, None))(key, Q, R, args[0], v, args[1])
-        return sol.ys, eg, sol.result._value, sol.stats["num_accepted_steps"], sol.event_mask
+    def eg(ys, T, vt):
+        def one(y):
+            Q, R, v = _unflatten(y, K, M)
+            return generalisation_error_arrays(key, 0.5 * (Q + Q.T), R, T, v, vt)
 
-    del K
-    return solve
+        return jax.vmap(one)(ys)
+
+    return eg
 
 
-@contextlib.contextmanager
-def _cacheable_errors():
-    """Trace diffrax with equinox's runtime checks returning NaN instead of a host callback.
+def _split(ys: np.ndarray, K: int, M: int):
+    """``(Q, R, v)`` arrays over time from the flat saved states ``(n_t, K*K + K*M + K)``."""
+    n = ys.shape[0]
+    return ys[:, : K * K].reshape(n, K, K), ys[:, K * K: K * K + K * M].reshape(n, K, M), ys[:, K * K + K * M:]
 
-    Host callbacks make an XLA executable ineligible for JAX's persistent compilation cache; with
-    ``throw=False`` every failure is reported through ``sol.result`` anyway, so nothing is lost.
-    (Uses equinox's module-level setting ``EQX_ON_ERROR``; a no-op if that ever moves.)
-    """
-    try:
-        import equinox._errors as eqx_errors
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    old = getattr(eqx_errors, "EQX_ON_ERROR", None)
-    if old is None:  # pragma: no cover
-        yield
-        return
-    eqx_errors.EQX_ON_ERROR = "nan"
-    try:
-        yield
-    finally:
-        eqx_errors.EQX_ON_ERROR = old
+
+def _unflatten(y, K: int, M: int):
+    return y[: K * K].reshape(K, K), y[K * K: K * K + K * M].reshape(K, M), y[K * K + K * M:]
+
+
+#: the tqdm bar of the running integration (the compiled program calls :func:`_progress`)
+_BAR: list = [None]
+
+
+def _progress(alpha):
+    bar = _BAR[0]
+    if bar is not None:
+        bar.update(float(alpha) - bar.n)
 
 
 def integrate(
@@ -390,8 +400,9 @@ def integrate(
     rtol, atol:
         Tolerances of the adaptive step-size controller.
     method:
-        ``"dopri8"`` (default), ``"dopri5"``, ``"tsit5"``, or the fixed-step ``"euler"``/``"heun"``
-        (then ``dt`` is required; ``"euler"`` with ``dt=0.01`` is the reference code's scheme).
+        ``"dopri8"`` (default; Dormand-Prince 8(5,3) = SciPy's DOP853), ``"dopri5"`` (Dormand-Prince
+        5(4) = SciPy's RK45), or the fixed-step ``"euler"``/``"heun"`` (then ``dt`` is required;
+        ``"euler"`` with ``dt=0.01`` is the reference code's scheme). See :mod:`learndyn.online.rk`.
     divergence_threshold:
         Stop with ``status="diverged"`` once ``max(|Q_kk|, |v_k|)`` exceeds it.
     progress:
@@ -417,35 +428,33 @@ def integrate(
     if ts.size == 1:  # only alpha = 0 requested: nothing to integrate
         ts = np.array([0.0, 1e-12])
 
-    solve = _compiled_solver(_static_key(problem), method, adaptive, int(max_steps), bool(progress))
-    y0 = (jnp.asarray(init.Q), jnp.asarray(init.R), jnp.asarray(init.v))
+    key = _static_key(problem)
+    K, M = problem.K, problem.M
+    y0 = np.concatenate([np.asarray(init.Q).ravel(), np.asarray(init.R).ravel(), np.asarray(init.v)])
     args = (jnp.asarray(init.T), jnp.asarray(init.v_teacher), jnp.float64(problem.lr), jnp.float64(problem.eta2),
-            jnp.float64(problem.sigma), jnp.float64(problem.weight_decay), jnp.float64(divergence_threshold))
+            jnp.float64(problem.sigma), jnp.float64(problem.weight_decay))
     dt0 = float(dt) if dt is not None else min(0.01, max(float(ts[-1]), 1e-6) / 10)
-    with _cacheable_errors():
-        (Q, R, v), eg, result, n_steps, event_mask = solve(y0, args, jnp.asarray(ts), dt0, rtol, atol)
-    Q, R, v, eg = np.asarray(Q), np.asarray(R), np.asarray(v), np.asarray(eg)
-
-    # keep only the times that were actually reached (diffrax pads with inf after a stop)
-    reached = np.all(np.isfinite(Q.reshape(len(ts), -1)), axis=1) & np.all(np.isfinite(v), axis=1)
-    n_ok = int(np.argmin(reached)) if not reached.all() else len(ts)
+    bar = tqdm(total=float(ts[-1]), unit="alpha", desc="ode", disable=not progress) if progress else None
+    _BAR[0] = bar
+    try:
+        ys, n_steps, status = rk.solve(_vector_field(key), y0, ts, args, method=method, rtol=rtol, atol=atol,
+                                       dt0=dt0, max_steps=max_steps, diverged=_divergence_test(K, M),
+                                       threshold=divergence_threshold, progress=_progress if progress else None)
+    finally:
+        _BAR[0] = None
+        if bar is not None:
+            bar.close()
+    n_ok = int(np.sum(np.all(np.isfinite(ys), axis=1)))
+    eg = np.asarray(_eg_along(key)(jnp.asarray(ys[:n_ok]), args[0], args[1]))
+    Q, R, v = _split(ys[:n_ok], K, M)
     alpha_reached = float(ts[n_ok - 1]) if n_ok > 0 else 0.0
-    status = "success"
     message = STATUS["success"]
-    if bool(event_mask):
-        status = "diverged"
-    elif int(result) != 0:
-        status = "max_steps" if "max_steps" in str(diffrax.RESULTS[int(result)]) else "nonfinite"
-    if n_ok < len(ts) and status == "success":
-        status = "nonfinite"
     if status != "success":
         message = (f"{status}: {STATUS[status]}; stopped after alpha = {alpha_reached:g} "
                    f"(last requested {ts[-1]:g}); the trajectory up to there is kept")
         warnings.warn(f"online.integrate: {message}", RuntimeWarning, stacklevel=2)
-    keep = slice(0, n_ok)
-    Q, R, v, eg = Q[keep], R[keep], v[keep], eg[keep]
     Q = 0.5 * (Q + np.swapaxes(Q, -1, -2))
-    times = ts[keep]
+    times = ts[:n_ok]
     if prepended:
         times, Q, R, v, eg = times[1:], Q[1:], R[1:], v[1:], eg[1:]
     n_req = alphas.size
