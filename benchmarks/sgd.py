@@ -37,7 +37,7 @@ def time_jax(N: int, n_seeds: int, steps: int, repeats: int = 5) -> float:
     """Best-of-``repeats`` wall time per step per seed (us) of the compiled simulator loop."""
     prob = _problem()
     st = _sgd._Static(g=prob.g, K=prob.K, M=prob.M, N=N, batch=1, train_v=True, decay=False, rng="splitmix",
-                      chunk=_sgd._chunk_length(n_seeds, N, 1), unroll=1)
+                      block=_sgd._block_length(n_seeds, N, 1))
     advance, _ = _sgd._compiled(st)
     inits = [online.initial_weights(prob, N, "large", s) for s in range(n_seeds)]
     state = (
@@ -47,9 +47,9 @@ def time_jax(N: int, n_seeds: int, steps: int, repeats: int = 5) -> float:
         jnp.zeros(n_seeds, jnp.int64), jnp.full(n_seeds, -1, jnp.int64),
     )
     params = tuple(jnp.float64(p) for p in (prob.lr, prob.eta2, prob.sigma, 0.0))
-    state = advance(state, jnp.int64(2 * st.chunk + 3), params)  # compile + warm up
+    state = advance(state, jnp.int64(2 * st.block + 3), params)  # compile + warm up
     state[0].block_until_ready()
-    steps = max(steps - steps % st.chunk, st.chunk)
+    steps = max(steps - steps % st.block, st.block)
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -51,9 +51,82 @@ def test_update_matches_autodiff_of_the_loss(activation, both, kappa, B):
     np.testing.assert_allclose(np.asarray(v_new), v_exp, rtol=1e-12, atol=1e-13)
 
 
+def _numpy_reference(prob, w, v, wt, vt, xs, zetas):
+    """Plain step-by-step SGD in NumPy (conventions, spec §1.2): ``xs`` (T, B, N), ``zetas`` (T, B)."""
+    from scipy.special import erf
+
+    g = {"erf": lambda z: erf(z / math.sqrt(2)), "relu": lambda z: np.maximum(z, 0.0)}[prob.g.name]
+    dg = {"erf": lambda z: math.sqrt(2 / math.pi) * np.exp(-z * z / 2), "relu": lambda z: (z > 0) * 1.0}[prob.g.name]
+    N = w.shape[1]
+    c = 1 - prob.weight_decay / N
+    w, v = w.copy(), v.copy()
+    out = [(w.copy(), v.copy())]
+    for x, zeta in zip(xs, zetas):
+        B = x.shape[0]
+        lam, rho = w @ x.T / math.sqrt(N), wt @ x.T / math.sqrt(N)  # (K, B), (M, B)
+        delta = v @ g(lam) - (vt @ g(rho) + prob.sigma * zeta)  # (B,)
+        w_new = c * w - prob.lr / math.sqrt(N) * ((v[:, None] * dg(lam) * delta) @ x) / B
+        if prob.train_second_layer:
+            v = c * v - prob.eta2 / N * (g(lam) @ delta) / B
+        w = w_new
+        out.append((w.copy(), v.copy()))
+    return out
+
+
+@pytest.mark.parametrize("activation,both,kappa,B", [("erf", True, 0.0, 1), ("erf", False, 0.5, 1),
+                                                      ("relu", True, 0.3, 3)])
+def test_block_simulator_equals_step_by_step_reference(activation, both, kappa, B):
+    """The simulator runs blocks of steps through Gram matrices (sgd._make_block); a plain NumPy loop over
+    the same inputs must give the same weights to rounding. Records fall inside blocks (partial blocks)."""
+    N, K, M, seeds = 60, 3, 2, [3, 11]
+    prob = online.Problem(M=M, K=K, activation=activation, lr=0.8, lr2=0.6, sigma=0.4, train_second_layer=both,
+                          weight_decay=kappa)
+    steps = np.array([0, 1, 37, 100, 101, 250, 333])
+    sim = online.simulate(prob, N, seeds=seeds, alphas=steps / N, batch_size=B)
+    assert sim.success and sgd_mod._block_length(len(seeds), N, B) > 1
+    st = sgd_mod._Static(g=prob.g, K=K, M=M, N=N, batch=B, train_v=both, decay=kappa > 0, rng="splitmix", block=1)
+    offs = jnp.asarray(np.array([sgd_mod._seed_offset(s) for s in seeds], dtype=np.uint64))
+    # compiled like the simulator's draw (op-by-op float32 evaluation would round differently)
+    z = np.asarray(jax.jit(jax.vmap(lambda t: sgd_mod._draw(st, offs, jnp.full(len(seeds), t, jnp.int64))))(
+        jnp.arange(steps[-1])))  # (T, S, 2 words)
+    for i, s in enumerate(seeds):
+        iw = online.initial_weights(prob, N, "large", s)
+        xs = z[:, i, : B * N].reshape(-1, B, N)
+        ref = _numpy_reference(prob, iw.w, iw.v, iw.w_teacher, iw.v_teacher, xs, z[:, i, B * N: B * N + B])
+        for r, t in enumerate(steps):
+            w, v = ref[t]
+            np.testing.assert_allclose(sim.Q[i, r], w @ w.T / N, rtol=1e-10, atol=1e-13, err_msg=f"Q step {t}")
+            np.testing.assert_allclose(sim.R[i, r], w @ iw.w_teacher.T / N, rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(sim.v[i, r], v, rtol=1e-10, atol=1e-13)
+        assert np.abs(ref[-1][0] - iw.w).max() > 0.1  # the weights did move
+
+
+def test_long_block_equals_step_by_step_reference():
+    """One block of 64 steps (mini-batch 2, decay, both layers) with only its first 50 steps applied."""
+    N, K, M, B, L, m = 80, 4, 2, 2, 64, 50
+    prob = online.Problem(M=M, K=K, activation="erf", lr=1.0, sigma=0.5, train_second_layer=True, weight_decay=0.4)
+    rng = np.random.default_rng(7)
+    w, wt, v, vt = rng.standard_normal((K, N)), rng.standard_normal((M, N)), rng.standard_normal(K), np.ones(M)
+    xs, zetas = rng.standard_normal((L, B, N)), rng.standard_normal((L, B))
+    st = sgd_mod._Static(g=prob.g, K=K, M=M, N=N, batch=B, train_v=True, decay=True, rng="splitmix", block=L)
+    params = tuple(jnp.float64(p) for p in (prob.lr, prob.eta2, prob.sigma, prob.weight_decay))
+    xs[m + 3] *= 1e3  # a masked step must not leak into the result
+    w_b, v_b, bad = jax.jit(sgd_mod._make_block(st))(w, v, wt, vt, xs.reshape(L * B, N), zetas, jnp.int64(1000),
+                                                   jnp.int64(-1), jnp.int64(m), params)
+    w_ref, v_ref = _numpy_reference(prob, w, v, wt, vt, xs[:m], zetas[:m])[-1]
+    np.testing.assert_allclose(np.asarray(w_b), w_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(v_b), v_ref, rtol=1e-10, atol=1e-12)
+    assert int(bad) == -1
+    # a non-finite error inside the applied steps is flagged with its step
+    xs[10, 1, 5] = np.inf
+    *_, bad = jax.jit(sgd_mod._make_block(st))(w, v, wt, vt, xs.reshape(L * B, N), zetas, jnp.int64(1000),
+                                               jnp.int64(-1), jnp.int64(m), params)
+    assert int(bad) == 1010
+
+
 def test_random_inputs_are_standard_normal_and_independent():
     st = sgd_mod._Static(g=online.conventions.activation("erf"), K=1, M=1, N=999, batch=1, train_v=False,
-                         decay=False, rng="splitmix", chunk=1, unroll=1)
+                         decay=False, rng="splitmix", block=1)
     offs = jnp.asarray(np.array([sgd_mod._seed_offset(s) for s in range(4)], dtype=np.uint64))
     draw = jax.jit(jax.vmap(lambda t: sgd_mod._draw(st, offs, jnp.full(4, t, jnp.int64))))
     z = np.asarray(draw(jnp.arange(200)))  # (t, s, n)

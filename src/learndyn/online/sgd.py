@@ -16,9 +16,11 @@ the requested ``alpha``, and the generalisation error ``eps_g = E[(phi - y_noise
 both from the order parameters (``u^T I2(C) u / 2``, spec §2.3; exact for erf, ReLU, linear) and,
 optionally, on a held-out test set (any activation).
 
-Implementation: the steps run inside one compiled XLA loop (``lax.scan`` inside ``lax.fori_loop``),
-``jax.vmap``-ed over seeds; Python only sees the recording points (and splits long intervals so that a
-progress bar can move and Ctrl-C is handled promptly). Random inputs come from a counter-based
+Implementation: the steps run inside one compiled XLA loop over blocks of up to 16 consecutive steps,
+``jax.vmap``-ed over seeds; within a block the inputs are drawn at once and the fields of every step follow
+from the block-start fields and the inputs' Gram matrix (:func:`_make_block`), so the per-step work is a few
+matrix products plus a sequential scan over K-vectors. Python only sees the recording points (and splits
+long intervals so that a progress bar can move and Ctrl-C is handled promptly). Random inputs come from a counter-based
 generator: the SplitMix64 finaliser of ``(seed offset + counter * golden ratio)`` gives 64 random bits,
 split into two 32-bit words, each giving a sign bit and a 31-bit uniform mapped to a half-normal by the
 inverse normal CDF (Giles' float32 erfinv, relative error < 1.1e-6 up to 5.5 sigma; ``|x|`` is capped at 6.33 where the
@@ -146,14 +148,12 @@ def sgd_update(problem: Problem, w, v, w_teacher, v_teacher, x, zeta=0.0):
     B = x.shape[0]
     zeta = jnp.broadcast_to(jnp.atleast_1d(jnp.asarray(zeta, dtype=jnp.float64)), (B,))
     st = _Static(g=problem.g, K=K, M=problem.M, N=N, batch=B, train_v=bool(problem.train_second_layer),
-                 decay=problem.weight_decay > 0, rng="splitmix", chunk=1, unroll=1)
-    state = (w[None], jnp.asarray(v, dtype=jnp.float64)[None], jnp.asarray(w_teacher, dtype=jnp.float64)[None],
-             jnp.asarray(v_teacher, dtype=jnp.float64)[None], jnp.zeros(1, jnp.uint64), jnp.zeros(1, jnp.int64),
-             jnp.full(1, -1, jnp.int64))
-    xz = jnp.concatenate([x.ravel(), zeta])[None]
+                 decay=problem.weight_decay > 0, rng="splitmix", block=1)
     params = tuple(jnp.float64(p) for p in (problem.lr, problem.eta2, problem.sigma, problem.weight_decay))
-    new = _make_consume(st)(state, xz, params)
-    return new[0][0], new[1][0]
+    w_new, v_new, _ = _make_block(st)(w, jnp.asarray(v, dtype=jnp.float64), jnp.asarray(w_teacher, dtype=jnp.float64),
+                                      jnp.asarray(v_teacher, dtype=jnp.float64), x, zeta[None], jnp.int64(0),
+                                      jnp.int64(-1), jnp.int64(1), params)
+    return w_new, v_new
 
 
 # ------------------------------------------------------------------------------------------
@@ -190,11 +190,11 @@ def generalisation_error_batch(problem: Problem, Q, R, T, v, v_teacher) -> np.nd
 
 
 # ------------------------------------------------------------------------------------------
-# compiled simulator
+# compiled simulator: blocks of consecutive steps
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Static:
-    """Everything that shapes the compiled program."""
+    """Everything that shapes the compiled program (``block``: SGD steps per block, see :func:`_make_block`)."""
 
     g: Any
     K: int
@@ -204,8 +204,8 @@ class _Static:
     train_v: bool
     decay: bool
     rng: str
-    chunk: int
-    unroll: int
+    block: int
+    unroll: int = 1
 
 
 def _words_per_step(st: "_Static") -> int:
@@ -223,71 +223,118 @@ def _draw(st: "_Static", offset, t):
         lane = jnp.arange(n_words, dtype=jnp.uint64)
         counters = t[:, None].astype(jnp.uint64) * jnp.uint64(n_words) + lane[None, :]
         return _normals_from_words(_mix64(offset[:, None] + counters * jnp.uint64(_GOLDEN)))
-
-    def one(off, tt):
-        key = jax.random.wrap_key_data(jnp.stack([off >> 32, off & jnp.uint64(0xFFFFFFFF)]).astype(jnp.uint32))
-        return jax.random.normal(jax.random.fold_in(key, tt), (2 * n_words,), dtype=jnp.float64)
-
-    return jax.vmap(one)(offset, t)
+    return jax.vmap(lambda off, tt: _threefry_step(off, tt, 2 * n_words))(offset, t)
 
 
-def _make_consume(st: "_Static"):
-    """The SGD step for all seeds given that step's normals ``xz`` (S, >= B N + B)."""
-    N, B, g = st.N, st.batch, st.g
+def _threefry_step(off, t, n):
+    key = jax.random.wrap_key_data(jnp.stack([off >> 32, off & jnp.uint64(0xFFFFFFFF)]).astype(jnp.uint32))
+    return jax.random.normal(jax.random.fold_in(key, t), (n,), dtype=jnp.float64)
+
+
+def _draw_block(st: "_Static", offset, t0):
+    """The normals of steps ``t0 .. t0 + block - 1`` of one seed's stream, (block, 2 * words): row ``s`` is
+    exactly ``_draw``'s step ``t0 + s`` (consecutive steps are consecutive counters, one vectorised draw)."""
+    n_words, L = _words_per_step(st), st.block
+    if st.rng == "splitmix":
+        lane = jnp.arange(L * n_words, dtype=jnp.uint64)
+        z = _mix64(offset + (t0.astype(jnp.uint64) * jnp.uint64(n_words) + lane) * jnp.uint64(_GOLDEN))
+        return _normals_from_words(z.reshape(L, n_words))
+    return jax.vmap(lambda tt: _threefry_step(offset, tt, 2 * n_words))(t0 + jnp.arange(L, dtype=jnp.int64))
+
+
+def _make_block(st: "_Static"):
+    r"""``L = st.block`` consecutive SGD steps of one seed, given their inputs, as a few matrix products.
+
+    With ``c = 1 - kappa/N`` (1 without weight decay) and ``d_{s,b} = v(s) g'(lambda_{s,b}) Delta_{s,b}``
+    (a K-vector per sample ``b`` of step ``s``), the first-layer rule unrolls to
+    ``w(t) = c^t w(0) - eta/(B sqrt N) sum_{s<t} c^{t-1-s} sum_b d_{s,b} x_{s,b}``, so the fields of step ``t``
+    need only the block-start fields ``P = X w(0)^T / sqrt N`` and the Gram matrix ``G = X X^T / N`` of the
+    block's inputs ``X`` (rows ``(s, b)``):
+
+    .. math:: \lambda_{t,b'} = c^t P_{t,b'} - \frac{\eta}{B} A_{t,b'}, \qquad
+              A_{t,b'} = \sum_{s<t} c^{t-1-s} \sum_b G_{(t,b'),(s,b)}\, d_{s,b},
+
+    kept for all later rows by ``A <- c A + G_{:,(t,.)} d_t`` after step ``t`` (O(L B^2 K) per step). The
+    second layer, the errors and the divergence flag run sequentially over the L steps on these K-vectors;
+    afterwards ``w <- c^m w(0) - eta/(B sqrt N) sum_s c^{m-1-s} D_s^T X_s`` by one product. Only the first
+    ``m <= L`` steps are applied (the rest are masked), so records can fall anywhere. This is algebraically
+    the step-by-step rule of :func:`sgd_update`; only rounding differs.
+    """
+    N, B, L, K, M, g = st.N, st.batch, st.block, st.K, st.M, st.g
+    R = L * B
     sqrt_n = math.sqrt(N)
 
-    def consume(state, xz, params):
-        w, v, wt, vt, offset, t, bad = state
+    def block(w, v, wt, vt, x, zeta, t0, bad, m, params):
+        """One seed: ``x`` (R, N) rows ``(s, b)``, ``zeta`` (L, B); returns ``(w, v, bad)`` after ``m`` steps."""
         lr, lr2, sigma, kappa = params
-        S = w.shape[0]
-        x = xz[:, : B * N].reshape(S, B, N)
-        zeta = xz[:, B * N: B * N + B]
-        # batched dots (measured faster on CPU than elementwise products + reductions)
-        lam = jnp.einsum("sbn,skn->sbk", x, w) / sqrt_n
-        rho = jnp.einsum("sbn,smn->sbm", x, wt) / sqrt_n
-        y = jnp.einsum("sbm,sm->sb", g(rho), vt) + sigma * zeta
-        gl = g(lam)
-        delta = jnp.einsum("sbk,sk->sb", gl, v) - y  # (S, B)
-        coef = v[:, None, :] * g.grad(lam) * delta[:, :, None]  # (S, B, K)
-        if B == 1:
-            dw = coef[:, 0, :, None] * x[:, 0, None, :]
-        else:
-            dw = jnp.einsum("sbk,sbn->skn", coef, x) / B
-        if st.decay:
-            w = (1.0 - kappa / N) * w
-        w = w - (lr / sqrt_n) * dw
-        if st.train_v:
-            dv = jnp.einsum("sbk,sb->sk", gl, delta) / B
-            if st.decay:
-                v = (1.0 - kappa / N) * v
-            v = v - (lr2 / N) * dv
-        ok = jnp.all(jnp.isfinite(delta), axis=1)
-        bad = jnp.where((bad < 0) & ~ok, t, bad)
-        return (w, v, wt, vt, offset, t + 1, bad)
+        c = 1.0 - kappa / N
+        PR = x @ jnp.concatenate([w, wt]).T / sqrt_n  # (R, K + M): block-start student and teacher fields
+        P = PR[:, :K].reshape(L, B, K)
+        y = (g(PR[:, K:]) @ vt).reshape(L, B) + sigma * zeta
+        G = (x @ x.T / N).reshape(L, B, L, B) if L > 1 else None
 
-    return consume
+        def step(carry, inp):
+            A, v, ct, bad = carry
+            s, Ps, ys, Gs = inp
+            lam = Ps if L == 1 else ct * Ps - (lr / B) * A[s]  # (B, K)
+            gl = g(lam)
+            delta = gl @ v - ys  # (B,)
+            active = s < m
+            d = jnp.where(active, v * g.grad(lam) * delta[:, None], 0.0)  # (B, K)
+            ce = jnp.where(active, c, 1.0) if st.decay else None
+            if L > 1:
+                upd = jnp.einsum("blc,bk->lck", Gs, d)
+                A = ce * A + upd if st.decay else A + upd
+            if st.train_v:
+                v_new = (c * v if st.decay else v) - (lr2 / N) * (gl.T @ delta) / B
+                v = jnp.where(active, v_new, v)
+            if st.decay:
+                ct = ct * ce
+            ok = jnp.all(jnp.isfinite(delta))
+            bad = jnp.where((bad < 0) & ~ok & active, t0 + s, bad)
+            return (A, v, ct, bad), d
+
+        A0 = jnp.zeros((L, B, K) if L > 1 else (1,))
+        xs = (jnp.arange(L), P, y, G if L > 1 else jnp.zeros(L))
+        (_, v, ct, bad), D = lax.scan(step, (A0, v, jnp.ones((), w.dtype), bad), xs, unroll=st.unroll)
+        if st.decay:
+            s = jnp.arange(L)
+            D = D * jnp.where(s < m, c ** jnp.maximum(m - 1 - s, 0), 0.0)[:, None, None]
+            w = ct * w
+        w = w - (lr / (B * sqrt_n)) * (D.reshape(R, K).T @ x)
+        return w, v, bad
+
+    return block
+
+
+def _split_normals(st: "_Static", xz):
+    """(L, >= B N + B) normals of L steps -> inputs (L B, N) and label noise (L, B)."""
+    N, B = st.N, st.batch
+    L = xz.shape[0]
+    return xz[:, : B * N].reshape(L * B, N), xz[:, B * N: B * N + B]
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled(st: _Static):
-    consume = _make_consume(st)
+    block = _make_block(st)
 
-    def single(state, params):
-        xz = lax.optimization_barrier(_draw(st, state[4], state[5]))
-        return consume(state, xz, params)
+    def one_seed(w, v, wt, vt, off, t, bad, m, params):
+        xz = lax.optimization_barrier(_draw_block(st, off, t))
+        x, zeta = _split_normals(st, xz)
+        w, v, bad = block(w, v, wt, vt, x, zeta, t, bad, m, params)
+        return w, v, t + m, bad
+
+    all_seeds = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
 
     def advance(state, n, params):
-        n_big = n // st.chunk
-        rem = n - n_big * st.chunk
+        w, v, wt, vt, offset, t, bad = state
 
-        def chunk(i, s):
-            # the normals of `chunk` steps in one vectorised draw, then the sequential updates
-            ts = s[5][None, :] + jnp.arange(st.chunk, dtype=jnp.int64)[:, None]  # (chunk, S)
-            XZ = lax.optimization_barrier(jax.vmap(lambda tt: _draw(st, s[4], tt))(ts))
-            return lax.scan(lambda c, xz: (consume(c, xz, params), None), s, XZ, unroll=st.unroll)[0]
+        def body(i, carry):
+            m = jnp.minimum(st.block, n - i * st.block)
+            return all_seeds(*carry[:2], wt, vt, offset, carry[2], carry[3], m, params)
 
-        state = lax.fori_loop(0, n_big, chunk, state)
-        return lax.fori_loop(0, rem, lambda i, s: single(s, params), state)
+        w, v, t, bad = lax.fori_loop(0, (n + st.block - 1) // st.block, body, (w, v, t, bad))
+        return (w, v, wt, vt, offset, t, bad)
 
     def overlaps(state):
         w, v, wt = state[0], state[1], state[2]
@@ -299,9 +346,14 @@ def _compiled(st: _Static):
     return jax.jit(advance, donate_argnums=0), jax.jit(overlaps)
 
 
-def _chunk_length(S: int, N: int, B: int) -> int:
-    """Steps per pre-drawn block of normals: about 2^18 numbers (2 MiB), between 4 and 256 steps."""
-    return int(max(4, min(256, 2**18 // max(1, S * (B * N + B)))))
+#: steps per block at most (more steps make the Gram matrix, L B x L B, dominate the cost)
+_MAX_BLOCK = 16
+
+
+def _block_length(S: int, N: int, B: int) -> int:
+    """SGD steps per block: up to ``_MAX_BLOCK`` (and at most ``_MAX_BLOCK`` samples per block, so a large
+    mini-batch runs one step per block), with at most about 2^21 drawn numbers (16 MiB) for all seeds."""
+    return int(max(1, min(_MAX_BLOCK // B, 2**21 // max(1, S * (B * N + B)))))
 
 
 @functools.lru_cache(maxsize=16)
@@ -576,8 +628,7 @@ def simulate(
     initial_states = tuple(iw.order_parameters() for iw in inits)
 
     st = _Static(g=g, K=K, M=M, N=N, batch=batch_size, train_v=bool(problem.train_second_layer),
-                 decay=problem.weight_decay > 0, rng=rng,
-                 chunk=_chunk_length(S, N, batch_size), unroll=1)
+                 decay=problem.weight_decay > 0, rng=rng, block=_block_length(S, N, batch_size))
     advance, overlaps = _compiled(st)
     params = tuple(jnp.float64(p) for p in (problem.lr, problem.eta2, problem.sigma, problem.weight_decay))
     state = (
@@ -609,7 +660,7 @@ def simulate(
 
     # calibrated call size: ~max_seconds_per_call of work per compiled call (first guess 1 us per N-vector op)
     per_step_guess = 2e-9 * N * S * batch_size + 5e-6
-    call_steps = max(st.chunk, int(max_seconds_per_call / per_step_guess))
+    call_steps = max(st.block, int(max_seconds_per_call / per_step_guess))
     total = int(steps[-1])
     show = progress if progress is not None else (total * per_step_guess > 20.0)
     from tqdm.auto import tqdm  # noqa: PLC0415
@@ -645,8 +696,8 @@ def simulate(
                 state = advance(state, jnp.int64(n), params)
                 state[0].block_until_ready()
                 dt = time.perf_counter() - t0
-                if n >= 4 * st.chunk and dt > 0:  # adapt the call size to the measured speed
-                    call_steps = max(st.chunk, int(n * max_seconds_per_call / dt))
+                if n >= 4 * st.block and dt > 0:  # adapt the call size to the measured speed
+                    call_steps = max(st.block, int(n * max_seconds_per_call / dt))
                 current += n
                 bar.update(n)
             Q, R, v, big = (np.asarray(a) for a in overlaps(state))
