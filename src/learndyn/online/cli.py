@@ -119,7 +119,7 @@ def ode_command(
     n_alphas: int = typer.Option(200, help="number of log-spaced output times"),
     rtol: float = typer.Option(1e-8, help="relative tolerance"),
     atol: float = typer.Option(1e-12, help="absolute tolerance"),
-    method: Method = typer.Option(Method.dopri8, help="integrator"),
+    method: Optional[Method] = typer.Option(None, help="integrator (default: dopri8; dopri5 for ReLU)"),
     dt: Optional[float] = typer.Option(None, help="step for the fixed-step methods"),
     out: Path = typer.Option(Path("results/ode"), help="output prefix: writes OUT.nc and OUT.png"),
     fixed_point: bool = typer.Option(True, "--fixed-point/--no-fixed-point",
@@ -133,7 +133,7 @@ def ode_command(
         problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
         state = load_initial_state(init) if init else random_initial_state(problem, init_N, seed)
         alphas = ode.default_alphas(alpha_max, n_alphas)
-        traj = ode.integrate(problem, state, alphas, rtol=rtol, atol=atol, method=method.value, dt=dt,
+        traj = ode.integrate(problem, state, alphas, rtol=rtol, atol=atol, method=method.value if method else None, dt=dt,
                              progress=progress)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

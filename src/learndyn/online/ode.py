@@ -40,7 +40,7 @@ from ..results import Result, problem_attrs
 from . import rk
 from .problem import OrderParameters, Problem
 
-__all__ = ["integrate", "Trajectory", "generalisation_error", "rhs", "default_alphas", "STATUS"]
+__all__ = ["integrate", "Trajectory", "generalisation_error", "rhs", "default_alphas", "default_method", "STATUS"]
 
 #: status values of a :class:`Trajectory`
 STATUS = {
@@ -293,6 +293,14 @@ def default_alphas(alpha_max: float = 1000.0, n: int = 200, alpha_min: float = 0
 _SOLVERS = tuple(rk.TABLEAUX)
 
 
+def default_method(problem: Problem) -> str:
+    """``"dopri8"``, except ``"dopri5"`` for ReLU: ReLU's Gaussian averages have square-root branch points
+    at collinear fields (a student unit equal to a teacher unit: the specialised fixed point), so the
+    right-hand side is not smooth near convergence and the 8th-order scheme needs ~3x more steps than the
+    5th-order one there (measured: K=4, M=2, alpha in [0, 1000], rtol 1e-8: 2985 vs 886 steps)."""
+    return "dopri5" if problem.g.name == "relu" else "dopri8"
+
+
 def _validate_alphas(alphas) -> np.ndarray:
     try:
         alphas = np.asarray(alphas, dtype=np.float64).ravel()
@@ -381,7 +389,7 @@ def integrate(
     alpha_max: float | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-12,
-    method: str = "dopri8",
+    method: str | None = None,
     dt: float | None = None,
     max_steps: int = 1_000_000,
     divergence_threshold: float = 1e6,
@@ -400,9 +408,10 @@ def integrate(
     rtol, atol:
         Tolerances of the adaptive step-size controller.
     method:
-        ``"dopri8"`` (default; Dormand-Prince 8(5,3) = SciPy's DOP853), ``"dopri5"`` (Dormand-Prince
-        5(4) = SciPy's RK45), or the fixed-step ``"euler"``/``"heun"`` (then ``dt`` is required;
+        ``"dopri8"`` (Dormand-Prince 8(5,3) = SciPy's DOP853), ``"dopri5"`` (Dormand-Prince 5(4) =
+        SciPy's RK45), or the fixed-step ``"euler"``/``"heun"`` (then ``dt`` is required;
         ``"euler"`` with ``dt=0.01`` is the reference code's scheme). See :mod:`learndyn.online.rk`.
+        Default (``None``): :func:`default_method` — ``"dopri8"``, but ``"dopri5"`` for ReLU.
     divergence_threshold:
         Stop with ``status="diverged"`` once ``max(|Q_kk|, |v_k|)`` exceeds it.
     progress:
@@ -413,6 +422,8 @@ def integrate(
     if not isinstance(init, OrderParameters):
         raise ValueError(f"init: expected learndyn.online.OrderParameters, got {type(init).__name__}")
     init.check_problem(problem)
+    if method is None:
+        method = default_method(problem)
     if method not in _SOLVERS:
         raise ValueError(f"method: unknown {method!r}; allowed are {sorted(_SOLVERS)}")
     adaptive = method not in ("euler", "heun")
