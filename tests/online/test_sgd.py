@@ -124,6 +124,30 @@ def test_long_block_equals_step_by_step_reference():
     assert int(bad) == 1010
 
 
+def test_box_muller_transform_against_float64():
+    """The float32 Box-Muller of the simulator against float64 Box-Muller of the same 64 random bits,
+    including the extremes (radius from q -> 1 via the series branch, and q = 2^-32)."""
+    rng = np.random.default_rng(3)
+    hi = np.concatenate([rng.integers(0, 2**32, 20000), [0, 1, 2**32 - 1, 2**32 - 2, 2**32 - 2**26, 2**31]])
+    hi[:2000] = 2**32 - np.round(2.0 ** rng.uniform(0, 29, 2000)).astype(np.int64)  # q close to 1: small radii
+    lo = rng.integers(0, 2**32, hi.size)
+    lo[:4] = [0, 2**30 - 1, 2**30, 2**32 - 1]  # quadrant edges
+    z = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
+    got = np.asarray(jax.jit(sgd_mod._normals_from_words)(jnp.asarray(z)))
+    q = ((hi >> 1).astype(np.float64) + 0.5) * 2.0**-31
+    r = np.sqrt(-2 * np.log1p(-(((2**31 - 1 - (hi >> 1)).astype(np.float64) + 0.5) * 2.0**-31)))
+    assert np.allclose(r, np.sqrt(-2 * np.log(q)), rtol=1e-6, atol=0)
+    theta = ((lo >> 30) + ((lo & (2**30 - 1)) + 0.5) * 2.0**-30) * (np.pi / 2)
+    expect = np.concatenate([r * np.cos(theta), r * np.sin(theta)])
+    np.testing.assert_allclose(got, expect, rtol=0, atol=1e-6)
+    small = r[:2000] < 1e-2  # small radii keep their relative precision
+    assert small.sum() > 500
+    n = hi.size
+    r_got = np.hypot(got[:n], got[n:])
+    np.testing.assert_allclose(r_got[:2000][small], r[:2000][small], rtol=3e-6, atol=0)
+    assert np.abs(got).max() < 6.67
+
+
 def test_random_inputs_are_standard_normal_and_independent():
     st = sgd_mod._Static(g=online.conventions.activation("erf"), K=1, M=1, N=999, batch=1, train_v=False,
                          decay=False, rng="splitmix", block=1)

@@ -22,9 +22,8 @@ from the block-start fields and the inputs' Gram matrix (:func:`_make_block`), s
 matrix products plus a sequential scan over K-vectors. Python only sees the recording points (and splits
 long intervals so that a progress bar can move and Ctrl-C is handled promptly). Random inputs come from a counter-based
 generator: the SplitMix64 finaliser of ``(seed offset + counter * golden ratio)`` gives 64 random bits,
-split into two 32-bit words, each giving a sign bit and a 31-bit uniform mapped to a half-normal by the
-inverse normal CDF (Giles' float32 erfinv, relative error < 1.1e-6 up to 5.5 sigma; ``|x|`` is capped at 6.33 where the
-normal's mass beyond is 2.4e-10). Weights and all arithmetic are float64.
+which Box-Muller turns into two normals (float32 arithmetic, absolute error < 1e-6, ``|x| <= 6.66``; see
+:func:`_normals_from_words`). Weights and all arithmetic are float64.
 ``rng="threefry"`` uses ``jax.random.normal`` (float64) instead: slower, for cross-checks.
 """
 
@@ -64,7 +63,7 @@ _TEST_SALT = 0x7E57_5E7_0F_7E57
 
 
 # ------------------------------------------------------------------------------------------
-# random numbers: counter-based SplitMix64 + inverse CDF
+# random numbers: counter-based SplitMix64 + Box-Muller
 # ------------------------------------------------------------------------------------------
 def _mix64(z):
     """SplitMix64 output function (Steele, Lea & Flood 2014), on uint64 arrays."""
@@ -82,45 +81,49 @@ def _seed_offset(seed: int, salt: int = 0) -> np.uint64:
     return np.uint64(z ^ (z >> 31))
 
 
-# Giles (2010), "Approximating the erfinv function", GPU Computing Gems: single-precision erfinv,
-# w = -log(1 - y^2); erfinv(y) = y * P(w - 2.5) for w < 5, y * P'(sqrt(w) - 3) otherwise (rel. error < 4e-7)
-_GILES_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-                  -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
-_GILES_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-               -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
-
-
-def _half_normal_from_tail(q):
-    """``sqrt(2) erfinv(1 - q)`` for ``q`` in (0, 1] (float32): a half-normal when ``q`` is uniform.
-
-    ``1 - y^2`` is formed as ``q (2 - q)`` from the exactly computed ``q = 1 - y``, so the tail keeps its
-    relative precision down to the smallest ``q``.
-    """
-    w = -jnp.log(q * (np.float32(2.0) - q))
-    wc = w - np.float32(2.5)
-    pc = np.float32(_GILES_CENTRAL[0])
-    for c in _GILES_CENTRAL[1:]:
-        pc = np.float32(c) + pc * wc
-    wt = jnp.sqrt(w) - np.float32(3.0)
-    pt = np.float32(_GILES_TAIL[0])
-    for c in _GILES_TAIL[1:]:
-        pt = np.float32(c) + pt * wt
-    return jnp.where(w < np.float32(5.0), pc, pt) * (np.float32(1.0) - q) * np.float32(math.sqrt(2.0))
+_F32 = np.float32
 
 
 def _normals_from_words(z):
-    """``2 n`` standard normals (float64) from ``n`` uint64 random words (last axis).
+    r"""``2 n`` standard normals (float64) from ``n`` uint64 random words (last axis), by Box-Muller.
 
-    Each 32-bit half gives a sign bit and a 31-bit integer ``m``; ``q = (m + 1/2) 2^-31`` is uniform in
-    (0, 1) and ``sqrt(2) erfinv(1 - q)`` is half-normal (float32 inverse: relative error < 1.1e-6 for
-    ``|x| < 5.5``, < 6e-4 in the last 3e-8 of the mass; the largest value is 6.33, beyond which the normal
-    has mass 2.4e-10).
+    The high 32 bits give ``q = (m + 1/2) 2^-31`` (``m``: their top 31 bits), uniform in (0, 1), and the
+    radius ``r = sqrt(-2 ln q)``; ``-ln q`` is the series ``p + p^2/2 + ... + p^8/8`` in the exactly formed
+    ``p = 1 - q`` where ``p < 1/16`` (so small radii keep their relative precision) and ``log`` otherwise.
+    The low 32 bits give the angle ``theta = (k + 1/2 + phi) pi/2``: quadrant ``k`` from the top two bits,
+    ``phi`` in (-1/2, 1/2) from the other 30; ``sin`` and ``cos`` of ``phi pi/2`` are Taylor polynomials
+    (truncation error < 2e-9). Returns ``[r cos theta | r sin theta]`` along the last axis. Arithmetic is
+    float32: absolute error < 1e-6 against float64 Box-Muller of the same bits; ``|x| <= 6.66`` (the normal's
+    mass beyond is 2.7e-11).
     """
-    u = jnp.concatenate([(z >> 32).astype(jnp.uint32), z.astype(jnp.uint32)], axis=-1)
-    sign = lax.bitcast_convert_type((u & jnp.uint32(0x80000000)) | jnp.uint32(0x3F800000), jnp.float32)
-    m = (u & jnp.uint32(0x7FFFFFFF)).astype(jnp.int32).astype(jnp.float32)
-    q = (m + np.float32(0.5)) * np.float32(2.0**-31)
-    return (_half_normal_from_tail(q) * sign).astype(jnp.float64)
+    hi = (z >> 32).astype(jnp.uint32)
+    lo = z.astype(jnp.uint32)
+    m = (hi >> 1).astype(jnp.int32)
+    q = (m.astype(jnp.float32) + _F32(0.5)) * _F32(2.0**-31)
+    p = ((jnp.int32(2**31 - 1) - m).astype(jnp.float32) + _F32(0.5)) * _F32(2.0**-31)  # 1 - q, exactly
+    series = _F32(1 / 8)
+    for k in (7, 6, 5, 4, 3, 2, 1):
+        series = _F32(1 / k) + series * p
+    r = jnp.sqrt(_F32(2.0) * jnp.where(p < _F32(1 / 16), p * series, -jnp.log(q)))
+    quadrant = (lo >> 30).astype(jnp.int32)
+    f = ((lo & jnp.uint32(0x3FFFFFFF)).astype(jnp.int32).astype(jnp.float32) + _F32(0.5)) * _F32(2.0**-30)
+    phi = (f - _F32(0.5)) * _F32(math.pi / 2)  # |phi| < pi/4
+    phi2 = phi * phi
+    s = _F32(1 / 362880)
+    for c in (-1 / 5040, 1 / 120, -1 / 6, 1.0):
+        s = _F32(c) + s * phi2
+    s = s * phi
+    c_ = _F32(-1 / 3628800)
+    for c in (1 / 40320, -1 / 720, 1 / 24, -1 / 2, 1.0):
+        c_ = _F32(c) + c_ * phi2
+    # angle pi/4 + phi, then rotate by the quadrant
+    ca = (c_ - s) * _F32(1 / math.sqrt(2))
+    sa = (c_ + s) * _F32(1 / math.sqrt(2))
+    odd = (quadrant & 1) == 1
+    neg = jnp.where((quadrant & 2) == 2, _F32(-1.0), _F32(1.0)) * r
+    X = jnp.where(odd, -sa, ca) * neg
+    Y = jnp.where(odd, ca, sa) * neg
+    return jnp.concatenate([X, Y], axis=-1).astype(jnp.float64)
 
 
 def _counter_normals(offset, counter0, n_words: int):
@@ -269,9 +272,9 @@ def _make_block(st: "_Static"):
         lr, lr2, sigma, kappa = params
         c = 1.0 - kappa / N
         PR = x @ jnp.concatenate([w, wt]).T / sqrt_n  # (R, K + M): block-start student and teacher fields
+        G = (x @ x.T / N).reshape(L, B, L, B) if L > 1 else None
         P = PR[:, :K].reshape(L, B, K)
         y = (g(PR[:, K:]) @ vt).reshape(L, B) + sigma * zeta
-        G = (x @ x.T / N).reshape(L, B, L, B) if L > 1 else None
 
         def step(carry, inp):
             A, v, ct, bad = carry
