@@ -464,3 +464,53 @@ def test_relu_i4_ode_like_tuples_converged():
     Cs = np.stack([_sub(J, list(t)) for t in itertools.product(range(4), range(4), range(6), range(6))])
     err = np.abs(np.asarray(G.relu_i4(Cs)) - np.asarray(G.relu_i4(Cs, nodes=400)))
     assert err.max() < 1e-10
+
+
+def _dblquad_theta_relu_relu(C):
+    """E[Theta(a) relu(b) relu(c)] by SciPy dblquad over (b, c) > 0 with P(a > 0 | b, c) (independent reference)."""
+    import scipy.integrate
+    import scipy.stats
+
+    Sbc = C[1:, 1:]
+    w = C[0, 1:] @ np.linalg.inv(Sbc)
+    sv = np.sqrt(C[0, 0] - w @ C[1:, 0])
+    mvn = scipy.stats.multivariate_normal(np.zeros(2), Sbc)
+    f = lambda y, x: x * y * mvn.pdf([x, y]) * scipy.stats.norm.cdf((w[0] * x + w[1] * y) / sv)
+    return scipy.integrate.dblquad(f, 0, np.inf, 0, np.inf, epsabs=1e-14, epsrel=1e-12)[0]
+
+
+def test_relu_orthant_moment_closed_forms():
+    """Tallis' orthant second moments against SciPy dblquad (3-D), the elementary 2-D forms, Monte Carlo, and the
+    1-D Price integral of relu_i4 on the same (degenerate) 4-field covariance (which is only ~1e-8 accurate there)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3, 3, 6))
+    Cs = X @ X.transpose(0, 2, 1) / 6
+    for C in Cs:
+        ref = _dblquad_theta_relu_relu(C)
+        assert float(G.relu_orthant_moment(C, 1, 2)) == pytest.approx(ref, abs=1e-11)
+    # 2-D: E[Theta(a) relu(b)^2] and the arc-cosine kernel E[relu(a) relu(b)]
+    C2 = Cs[:, :2, :2]
+    r = C2[:, 0, 1] / np.sqrt(C2[:, 0, 0] * C2[:, 1, 1])
+    th_b2 = C2[:, 1, 1] * (0.25 + np.arcsin(r) / (2 * np.pi) + r * np.sqrt(1 - r * r) / (2 * np.pi))
+    arccos = np.sqrt(C2[:, 0, 0] * C2[:, 1, 1]) * (np.sqrt(1 - r * r) + r * (np.pi / 2 + np.arcsin(r))) / (2 * np.pi)
+    np.testing.assert_allclose(G.relu_orthant_moment(C2, 1, 1), th_b2, rtol=1e-13)
+    np.testing.assert_allclose(G.relu_orthant_moment(C2, 0, 1), arccos, rtol=1e-13)
+    np.testing.assert_allclose(G.relu_orthant_moment(C2[:, :1, :1], 0, 0), C2[:, 0, 0] / 2, rtol=1e-15)
+    # 3-D E[Theta(a) Theta(b) relu(c)^2] by Monte Carlo (5 standard errors)
+    z = rng.standard_normal((1_000_000, 3)) @ np.linalg.cholesky(Cs[0]).T
+    s = np.where(np.all(z > 0, axis=1), z[:, 2] ** 2, 0.0)
+    assert abs(float(G.relu_orthant_moment(Cs[0], 2, 2)) - s.mean()) < 5 * s.std() / np.sqrt(s.size)
+    # the same quantities as degenerate 4-field I4 (relu_i4's 1-D integral): agree to its accuracy there
+    for idx, ij in (([0, 0, 1, 2], (1, 2)), ([0, 1, 2, 2], (2, 2))):
+        C4 = Cs[:, idx][:, :, idx]
+        np.testing.assert_allclose(G.relu_orthant_moment(Cs, *ij), G.relu_i4(C4, nodes=200), atol=1e-8)
+    # nearly collinear fields (a specialised student unit) and exact copies stay finite and continuous
+    a = rng.standard_normal(6)
+    for eps in (1e-6, 1e-9, 0.0):
+        Y = np.stack([a, a + eps * rng.standard_normal(6), rng.standard_normal(6)])
+        C = Y @ Y.T / 6
+        Cexact = np.stack([a, a, Y[2]]) @ np.stack([a, a, Y[2]]).T / 6
+        np.testing.assert_allclose(G.relu_orthant_moment(C, 1, 2), G.relu_orthant_moment(Cexact, 1, 2),
+                                   atol=10 * eps + 1e-12)
+    with pytest.raises(ValueError, match="n in"):
+        G.relu_orthant_moment(np.eye(4), 0, 1)

@@ -65,7 +65,7 @@ from . import activations as _act
 from .activations import Activation
 
 __all__ = [
-    "i2", "j2", "i3", "i4", "relu_i4", "orthant4", "psd_factor",
+    "i2", "j2", "i3", "i4", "relu_i4", "relu_orthant_moment", "orthant4", "psd_factor",
     "quadrature_i2", "quadrature_j2", "quadrature_i3", "quadrature_i4", "quadrature_error_estimate",
 ]
 
@@ -394,6 +394,59 @@ def relu_i4(C, nodes: int = RELU_I4_NODES):
     Cost: ``nodes`` evaluations of an elementary integrand (~2000 flops) per covariance.
     """
     return _price_integral(C, int(nodes), want_i4=True)
+
+
+def relu_orthant_moment(C, i: int, j: int):
+    r"""``E[z_i z_j 1{z_1 > 0, ..., z_n > 0}]`` for ``z ~ N(0, C)``, ``C`` ``(..., n, n)``, ``n in {1, 2, 3}``.
+
+    Closed form of Tallis (1961, "The moment generating function of the truncated multi-normal
+    distribution", eq. for the second moments at truncation point 0): in correlation units
+    ``x = z / sqrt(diag C)``, correlation ``R``,
+
+    ``E[x_i x_j 1{x > 0}] = R_ij P_n + sum_k R_ik sum_{q != k} (R_jq - R_kq R_kj) phi_2(0, 0; R_kq) P_{n-2}``,
+
+    with ``phi_2(0, 0; r) = 1 / (2 pi sqrt(1 - r^2))``, ``P_{n-2} = P(remaining > 0 | x_k = x_q = 0)``
+    (1 for ``n = 2``, 1/2 for ``n = 3``: one centred variable), and the orthant probabilities
+    ``P_2 = 1/4 + asin(r)/(2 pi)``, ``P_3 = 1/8 + sum_{p<q} asin(R_pq)/(4 pi)``. The ratio
+    ``(R_jq - R_kq R_kj) / sqrt(1 - R_kq^2) = x_j . e_{q|k}`` (``e_{q|k}`` the unit residual of ``x_q``
+    after ``x_k``) and ``asin R_pq = pi/2 - angle(x_p, x_q)`` are evaluated from a factor of ``R`` by
+    Gram-Schmidt, so (nearly) collinear fields stay accurate; an exactly collinear pair contributes 0,
+    which is the limit (its two terms cancel).
+
+    These are the ReLU Gaussian averages of the ODE with repeated fields (``Theta(x)^2 = Theta(x)``,
+    ``Theta(x) relu(x) = relu(x)``): ``E[Theta(a) Theta(b) relu(c)^2]`` (``i = j = c``),
+    ``E[Theta(a) relu(b) relu(c)]``, ``E[Theta(a) relu(b)^2]``, ``E[relu(a) relu(b)]`` (arc-cosine
+    kernel). Checked against :func:`relu_i4` and SciPy ``dblquad`` (``tests/test_gaussian.py``).
+    A zero-variance field gives 0.
+    """
+    C = jnp.asarray(C, dtype=jnp.float64)
+    n = C.shape[-1]
+    if C.ndim < 2 or C.shape[-2] != n or n not in (1, 2, 3):
+        raise ValueError(f"C: expected shape (..., n, n) with n in (1, 2, 3), got {C.shape}")
+    if not (0 <= i < n and 0 <= j < n):
+        raise ValueError(f"i, j: must index the {n} fields, got {i}, {j}")
+    d = jnp.diagonal(C, axis1=-2, axis2=-1)
+    zero = jnp.any(d <= 0, axis=-1)
+    dsafe = jnp.where(zero[..., None], 1.0, d)
+    scale = jnp.sqrt(dsafe[..., i] * dsafe[..., j])
+    if n == 1:
+        return jnp.where(zero, 0.0, 0.5 * scale)
+    R = jnp.clip(C / jnp.sqrt(dsafe[..., :, None] * dsafe[..., None, :]), -1.0, 1.0)
+    R = jnp.where(jnp.eye(n, dtype=bool), 1.0, R)
+    L = psd_factor(R)
+    x = [_vunit(jnp.moveaxis(L[..., k, :], -1, 0)) for k in range(n)]  # unit vectors, batch-last
+    pairs = [(p, q) for p in range(n) for q in range(p + 1, n)]
+    asin = {pq: math.pi / 2 - _vangle(x[pq[0]], x[pq[1]]) for pq in pairs}
+    p_n = 0.25 + asin[(0, 1)] / _TWO_PI if n == 2 else 0.125 + sum(asin.values()) / (2.0 * _TWO_PI)
+    rest = 1.0 if n == 2 else 0.5
+    acc = 0.0
+    for k in range(n):
+        for q in range(n):
+            if q != k:
+                e = _vunit(x[q] - _vdot(x[q], x[k]) * x[k])
+                acc = acc + _vdot(x[i], x[k]) * _vdot(x[j], e)
+    val = _vdot(x[i], x[j]) * p_n + rest * acc / _TWO_PI
+    return jnp.where(zero, 0.0, val * scale)
 
 
 # --------------------------------------------------------------------------------------------

@@ -151,6 +151,34 @@ def _i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
     return out
 
 
+def _relu_i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
+    """ReLU ``I4`` on the evaluated tuples: closed forms where fields repeat, the 1-D integral otherwise.
+
+    With repeated fields (:func:`_i4_groups`) each distinct field carries ``Theta``, ``relu`` or
+    ``relu^2`` (``Theta^2 = Theta``, ``Theta relu = relu``), and the expectation is a second moment of
+    a 1-3-dimensional Gaussian over the positive orthant: Tallis' closed form
+    (:func:`learndyn.gaussian.relu_orthant_moment`). Only tuples of four distinct fields need
+    :func:`learndyn.gaussian.relu_i4` (36 of 210 for K=4, M=2): about 5x cheaper, and exact where the
+    1-D integral has ~3e-9 errors on exactly repeated fields.
+    """
+    K, M = problem.K, problem.M
+    r2 = gaussian._base_scale(problem.g) ** 2
+    out = jnp.zeros(len(_index_tables(K, M)[2]))
+    for codes, rows, fields in _i4_groups(K, M):
+        Cs = r2 * _sub(C, fields)
+        if len(codes) == 4:
+            vals = gaussian.relu_i4(Cs)
+        else:
+            g_count = [c.count("g") for c in codes]
+            if 2 in g_count:
+                i = j = g_count.index(2)
+            else:
+                i, j = [p for p, n in enumerate(g_count) if n == 1]
+            vals = gaussian.relu_orthant_moment(Cs, i, j)
+        out = out.at[rows].set(r2 * vals)
+    return out
+
+
 def _sub(C: jax.Array, idx: np.ndarray) -> jax.Array:
     """Sub-covariances ``C[idx, idx]`` for every index tuple of ``idx`` (shape (..., p) -> (..., p, p))."""
     return C[idx[..., :, None], idx[..., None, :]]
@@ -200,8 +228,10 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     I3 = gaussian.i3(g, _sub(C, idx3), **order)  # (K, n, n)
     F = jnp.einsum("ibc,c->ib", I3, u)
     G = v[:, None] * F[:, :K]
-    if g.name in ("erf", "linear", "relu"):  # closed forms (ReLU: exact 1-D integral)
+    if g.name in ("erf", "linear"):  # closed forms
         I4 = gaussian.i4(g, _sub(C, idx4))  # evaluated tuples (i <= k, c <= d)
+    elif g.name == "relu":  # closed forms for repeated fields, exact 1-D integral otherwise
+        I4 = _relu_i4_by_distinct_fields(problem, C)
     else:
         I4 = _i4_by_distinct_fields(problem, C)
     E = _contract_e(I4, u, K, M)
