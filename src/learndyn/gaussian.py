@@ -388,8 +388,9 @@ def relu_i4(C, nodes: int = RELU_I4_NODES):
     Measured accuracy (``benchmarks/gaussian.py``, ``tests/test_gaussian.py``), max |error| over 2000
     ODE-like tuples (exact copies and near-copies of units) and 200 random PD ``C``, against 400
     nodes: 24 nodes 4e-5, 32: 2e-6, 40: 8e-8, 48: 4e-9, **64 (default): 1.4e-11**, 96: 3e-13.
-    Against independent references: elementary closed forms of the degenerate patterns
-    (``a = b``, ``c = a``, ``c = d``, ``c = a & d = b`` ...) <= 2e-11; the spec §3.3 reduction with an
+    Against independent references: on exactly repeated fields the error is larger, up to ~3e-9
+    against Tallis' closed forms (:func:`relu_orthant_moment`, confirmed by SciPy ``dblquad`` to 1e-13),
+    which the online ODE therefore uses for those tuples; the spec §3.3 reduction with an
     Owen-T/adaptive-quadrature ``P4`` <= 1e-11; Monte Carlo (1e7 samples) within 5 standard errors.
     Cost: ``nodes`` evaluations of an elementary integrand (~2000 flops) per covariance.
     """
