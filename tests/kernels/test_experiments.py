@@ -50,10 +50,11 @@ def test_claims_quick_prints_table(tmp_path, monkeypatch):
                                  times=(64.0, math.inf), n_draws=1, sgd_weight_vars=(3.0,), sgd_depths=(2,),
                                  width=16, steps=40, batch_size=16)
     monkeypatch.setattr(xiao2020.PhaseConfig, "quick", lambda self: small)
-    monkeypatch.setattr(xiao2020, "CNN_QUICK", dict(n_train=12, n_test=8, max_depth=8, n_depths=3))
+    monkeypatch.setattr(xiao2020, "CNN_QUICK", dict(n_train=12, n_test=8, max_depth=8, n_depths=3, sgd=dict(
+        n_train=24, n_test=16, weight_vars=(3.0,), depths=(2,), channels=4, steps=20)))
     res = CliRunner().invoke(app, ["reproduce", "xiao2020", "--claims", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    for tag in ("(a) chaotic", "(b) ordered", "(c) critical", "(d) CNN-F"):
+    for tag in ("(a) chaotic", "(b) ordered", "(c) critical", "(d) CNN-F", "(d) finite width"):
         assert tag in res.output
     assert "8 xi_*" in res.output
     with xr.open_dataset(tmp_path / "claims.nc", engine="h5netcdf") as ds:

@@ -400,6 +400,22 @@ def cnn_comparison(quick: bool, log=None) -> xr.Dataset:
                              "m": m, "data": "digits pooled to 4x4"})
 
 
+def cnn_sgd_comparison(quick: bool, log=None, archs=("fcn", "flatten", "gap")) -> dict[str, xr.Dataset]:
+    """Finite-width SGD phase diagrams on the pooled 4x4 digits (same data, grid and budget) for the FCN
+    (``"fcn"``, on the flattened images) and the circular 3x3 CNN with Flatten / GAP readout."""
+    sz = (CNN_QUICK if quick else CNN_FULL)["sgd"]
+    data = _pooled_digits(sz["n_train"], sz["n_test"], seed=2)
+    out = {}
+    for a in archs:
+        _log(log, f"  SGD {'FCN' if a == 'fcn' else 'CNN-' + a}")
+        kw = dict(architecture="fcn") if a == "fcn" else dict(
+            architecture="cnn", readout=a, filter_shape=(3, 3), padding="circular")
+        out[a] = sgd_phase_diagram(data if a == "fcn" else data.images(), sz["weight_vars"], sz["depths"],
+                                   bias_var=0.05, width=sz["channels"] if a != "fcn" else 4 * sz["channels"],
+                                   steps=sz["steps"], batch_size=32, log=log, **kw)
+    return out
+
+
 def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
     from ..kernels.signal import signal_propagation
     from ..plotting import figure, save_figure
@@ -409,13 +425,7 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
         cache["cnn"] = ds
     # finite-width CNN variant of the phase diagram (b): SGD on the pooled digits, Flatten vs GAP
     sz = (CNN_QUICK if quick else CNN_FULL)["sgd"]
-    imgs = _pooled_digits(sz["n_train"], sz["n_test"], seed=2).images()
-    sgd = {}
-    for ro in ("flatten", "gap"):
-        _log(log, f"  SGD CNN-{ro}")
-        sgd[ro] = sgd_phase_diagram(imgs, sz["weight_vars"], sz["depths"], bias_var=0.05, width=sz["channels"],
-                                    steps=sz["steps"], batch_size=32, architecture="cnn", readout=ro,
-                                    filter_shape=(3, 3), padding="circular", log=log)
+    sgd = cnn_sgd_comparison(quick, log, archs=("flatten", "gap"))
     fig, axes = figure(2, 3, width=3.6, height=3.0, layout="constrained")
     ax = axes[0]
     lines = _depth_lines("erf", sz["weight_vars"], 0.05)
@@ -590,6 +600,21 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
                      theory=f"F = FCN; GAP later by xi_* ln(sqrt d .. d) = {sp_c['xi_star'] * ln_d / 2:.1f}..{sp_c['xi_star'] * ln_d:.1f}",
                      measured=f"FCN {dp['fcn']:.1f}, CNN-F {dp['cnn_flatten']:.1f}, CNN-GAP {dp['cnn_gap']:.1f} "
                               f"(shift {dp['cnn_gap'] - dp['fcn']:.1f})"))
+    # (d) at finite width: SGD on the same pooled digits, same grid and step budget
+    _log(log, "claims: finite-width FCN / CNN-F / CNN-GAP ...")
+    fw = cnn_sgd_comparison(quick, log)
+    for wv in fw["fcn"].weight_var.values:
+        ph = signal_propagation("erf", float(wv), 0.05).scalar()["phase"]
+        te = {a_: fw[a_].test_accuracy.sel(weight_var=wv).values for a_ in fw}
+        tr = {a_: fw[a_].train_accuracy.sel(weight_var=wv).values for a_ in fw}
+        dd = fw["fcn"].depth.values
+        meas = "; ".join(f"depth {d}: test/train FCN {te['fcn'][j]:.2f}/{tr['fcn'][j]:.2f}, "
+                         f"CNN-F {te['flatten'][j]:.2f}/{tr['flatten'][j]:.2f}, "
+                         f"CNN-GAP {te['gap'][j]:.2f}/{tr['gap'][j]:.2f}" for j, d in enumerate(dd))
+        gap_f = float(np.nanmax(np.abs(te["flatten"] - te["fcn"])))
+        rows.append(dict(claim="(d) finite width: CNN-F = FCN, GAP differs", source=f"SGD ({ph})",
+                         weight_var=float(wv), theory="CNN-F test acc = FCN's (same kernel diagonal)",
+                         measured=f"max |CNN-F - FCN| test acc {gap_f:.2f}; {meas}"))
 
     _print_table(rows, log)
     ds = xr.Dataset({k: ("row", [r[k] for r in rows]) for k in ("claim", "source", "theory", "measured")} |
@@ -597,6 +622,10 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
                     attrs=problem_attrs(cfg, paper=PAPER, quick=int(quick), critical_weight_var=crit))
     atomic_write_netcdf(ds, out / "claims.nc")
     atomic_write_netcdf(_merge_ab(a, b), out / "claims_phase.nc")
+    for a_, r in fw.items():
+        c = xr.merge([c, r.rename({k: f"sgd_{a_}_{k}" for k in r.data_vars} |
+                                  {"weight_var": "sgd_weight_var", "depth": "sgd_depth"})],
+                     combine_attrs="drop_conflicts")
     atomic_write_netcdf(c, out / "claims_cnn.nc")
     return rows
 
