@@ -1,8 +1,9 @@
 """Benchmark: online SGD steps of the teacher-student simulator (issue 3, item 5).
 
 Setting: erf activation, M=2, K=4, both layers trained, eta=0.5, sigma=0.1, N in {500, 5000}, with one seed
-and with 16 seeds batched (``jax.vmap``-free batched step inside one compiled loop). Reported: steady-state
-microseconds per SGD step per seed (after compilation), beside a plain NumPy loop (one seed, ``numpy``
+and with 16 seeds batched (``jax.vmap`` over seeds inside one compiled loop over blocks of steps, see
+``learndyn.online.sgd._make_block``). Reported: steady-state microseconds per SGD step per seed (after
+compilation; best of ``--repeats`` timed calls, since the machine may be shared), beside a plain NumPy loop (one seed, ``numpy``
 normals, the same update rule) and the paper's compiled C++ code (nn2pp, about 50 us/step at N=500 on this
 machine, spec teacher_student.md §5.1 / issue 3).
 
@@ -33,7 +34,7 @@ def _problem():
     return online.Problem(M=2, K=4, activation="erf", lr=0.5, sigma=0.1, train_second_layer=True)
 
 
-def time_jax(N: int, n_seeds: int, steps: int, repeats: int = 5) -> float:
+def time_jax(N: int, n_seeds: int, steps: int, repeats: int = 7) -> float:
     """Best-of-``repeats`` wall time per step per seed (us) of the compiled simulator loop."""
     prob = _problem()
     st = _sgd._Static(g=prob.g, K=prob.K, M=prob.M, N=N, batch=1, train_v=True, decay=False, rng="splitmix",
@@ -86,10 +87,12 @@ def time_numpy(N: int, steps: int, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (CI smoke run)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per row (the best is reported)")
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-          f"(shared with other jobs: timings are best-of-5)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{load:.2f} at start (a shared machine inflates timings: each row is the best of {args.repeats})")
     print("online SGD, erf, M=2, K=4, both layers; us per SGD step per seed (steady state)")
     header = f"{'N':>6} {'seeds':>5} {'learndyn':>10} {'numpy loop':>11} {'C++ ref':>8} {'vs numpy':>9} {'vs C++':>7}"
     print(header)
@@ -99,7 +102,7 @@ def main() -> None:
         np_us = time_numpy(N, int((4000 if N == 500 else 1000) * scale) or 50)
         for n_seeds in (1, 16):
             steps = int((40000 if N == 500 else 4000) * scale / (4 if n_seeds > 1 else 1))
-            us = time_jax(N, n_seeds, max(steps, 256))
+            us = time_jax(N, n_seeds, max(steps, 256), repeats=args.repeats)
             cpp = CPP_US_PER_STEP_N500 if N == 500 else float("nan")
             rows.append((N, n_seeds, us, np_us, cpp))
             cpp_s = f"{cpp:8.1f}" if np.isfinite(cpp) else f"{'n/a':>8}"
@@ -107,6 +110,8 @@ def main() -> None:
             print(f"{N:>6} {n_seeds:>5} {us:10.2f} {np_us:11.2f} {cpp_s} {np_us / us:8.1f}x {ratio_cpp}")
     one = next(r for r in rows if r[0] == 500 and r[1] == 1)
     many = next(r for r in rows if r[0] == 500 and r[1] == 16)
+    if hasattr(os, "getloadavg"):
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     print()
     print(f"target 1: <= 5 us/step, 1 seed, N=500: {one[2]:.2f} us -> {'met' if one[2] <= 5 else 'NOT met'}")
     print(f"target 2: >= 20x C++ throughput with 16 seeds at N=500: {CPP_US_PER_STEP_N500 / many[2]:.1f}x -> "
