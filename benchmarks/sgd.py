@@ -37,8 +37,7 @@ def _problem():
 def time_jax(N: int, n_seeds: int, steps: int, repeats: int = 7) -> float:
     """Best-of-``repeats`` wall time per step per seed (us) of the compiled simulator loop."""
     prob = _problem()
-    st = _sgd._Static(g=prob.g, K=prob.K, M=prob.M, N=N, batch=1, train_v=True, decay=False, rng="splitmix",
-                      block=_sgd._block_length(n_seeds, N, 1))
+    st = _sgd._static_for(prob, N, n_seeds, 1)  # the program simulate() runs
     advance, _ = _sgd._compiled(st)
     inits = [online.initial_weights(prob, N, "large", s) for s in range(n_seeds)]
     state = (

@@ -368,6 +368,13 @@ def _compiled(st: _Static):
 _MAX_BLOCK = 16
 
 
+def _static_for(problem: Problem, N: int, S: int, B: int, rng: str = "splitmix") -> _Static:
+    """The compiled program's shape for ``S`` seeds and mini-batch ``B`` (as :func:`simulate` runs it)."""
+    return _Static(g=problem.g, K=problem.K, M=problem.M, N=N, batch=B, train_v=bool(problem.train_second_layer),
+                   decay=problem.weight_decay > 0, rng=rng, block=_block_length(S, N, B),
+                   unroll=4 if S < 4 else 1)  # unrolled scan: ~10% faster for one seed, no gain for 16
+
+
 def _block_length(S: int, N: int, B: int) -> int:
     """SGD steps per block: up to ``_MAX_BLOCK`` (and at most ``_MAX_BLOCK`` samples per block, so a large
     mini-batch runs one step per block), with at most about 2^19 drawn numbers (4 MiB) for all seeds
@@ -646,8 +653,7 @@ def simulate(
         init_name = init if isinstance(init, str) else "user"
     initial_states = tuple(iw.order_parameters() for iw in inits)
 
-    st = _Static(g=g, K=K, M=M, N=N, batch=batch_size, train_v=bool(problem.train_second_layer),
-                 decay=problem.weight_decay > 0, rng=rng, block=_block_length(S, N, batch_size))
+    st = _static_for(problem, N, S, batch_size, rng)
     advance, overlaps = _compiled(st)
     params = tuple(jnp.float64(p) for p in (problem.lr, problem.eta2, problem.sigma, problem.weight_decay))
     state = (
