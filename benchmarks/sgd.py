@@ -3,9 +3,9 @@
 Setting: erf activation, M=2, K=4, both layers trained, eta=0.5, sigma=0.1, N in {500, 5000}, with one seed
 and with 16 seeds batched (``jax.vmap`` over seeds inside one compiled loop over blocks of steps, see
 ``learndyn.online.sgd._make_block``). Reported: steady-state microseconds per SGD step per seed (after
-compilation; best of ``--repeats`` timed calls, since the machine may be shared), beside a plain NumPy loop (one seed, ``numpy``
-normals, the same update rule) and the paper's compiled C++ code (nn2pp, about 50 us/step at N=500 on this
-machine, spec teacher_student.md §5.1 / issue 3).
+compilation; the best of ``--repeats`` rounds over all rows, since the machine may be shared), beside a plain
+NumPy loop (one seed, ``numpy`` normals, the same update rule) and the paper's compiled C++ code (nn2pp, about
+50 us/step at N=500 on this machine, spec teacher_student.md §5.1 / issue 3).
 
 Targets: <= 5 us/step for one seed at N=500; with 16 seeds batched >= 20x the C++ throughput (<= 2.5 us per
 step per seed).

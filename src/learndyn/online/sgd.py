@@ -138,7 +138,8 @@ def _counter_normals(offset, counter0, n_words: int):
 # one SGD step, exposed for tests and users (the simulator's own code path)
 # ------------------------------------------------------------------------------------------
 def sgd_update(problem: Problem, w, v, w_teacher, v_teacher, x, zeta=0.0):
-    """One SGD step of the conventions (spec §1.2), computed by the simulator's compiled step.
+    """One SGD step of the conventions (spec §1.2), computed by the simulator's own block code
+    (:func:`_make_block` with a block of one step).
 
     ``w`` (K x N), ``v`` (K), teacher ``w_teacher`` (M x N), ``v_teacher`` (M); inputs ``x`` (N,) or a
     mini-batch (B, N); label noise ``zeta`` (scalar or (B,)), so ``y = v*.g(w* x / sqrt N) + sigma zeta``.
