@@ -294,3 +294,24 @@ def test_bad_inputs():
         fc.kernel(np.ones((2, 3)), np.ones((2, 4)))
     with pytest.raises(ValueError, match="batch_size"):
         fc.kernel(np.ones((2, 3)), batch_size=0)
+
+
+def test_deep_chaotic_erf_kernel_diagonal_is_stable():
+    """Chaotic erf (chi_1 > 1): rounding differences between the pair entry of an input with itself and its self
+    variance grow like chi_1^depth unless the diagonal is pinned (found at depth ~240, NTK diagonal -> inf).
+    Every row of a batch must get the NNGP/NTK diagonal of the same input alone (all inputs have equal norm),
+    exact duplicates must keep |K_ij| <= sqrt(K_ii K_jj), and the NTK must stay PSD up to rounding."""
+    import learndyn.kernels as kernels
+
+    from learndyn.experiments.xiao2020 import _pooled_digits
+
+    data = _pooled_digits(48, 32)  # digits pooled to 4x4, rows of norm 4; rows 0 and 37 triggered the bug
+    x = np.concatenate([data.x_train, data.x_test])[[0, 37, 2, 2]]  # and an exact duplicate (rows 2, 3)
+    net = kernels.fcn(240, "erf", 2.0, 0.05)
+    k = net.kernel(x)
+    alone = net.kernel(x[:1])
+    np.testing.assert_allclose(np.diag(k.nngp), alone.nngp[0, 0], rtol=1e-12)
+    np.testing.assert_allclose(np.diag(k.ntk), alone.ntk[0, 0], rtol=1e-10)
+    assert abs(k.nngp[2, 3]) <= np.sqrt(k.nngp[2, 2] * k.nngp[3, 3]) * (1 + 1e-12)
+    w = np.linalg.eigvalsh(k.ntk / np.max(k.ntk))
+    assert w[0] > -1e-10

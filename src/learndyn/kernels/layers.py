@@ -221,10 +221,19 @@ def _pair_map(act: _act.Activation, K, a, b, ntk, same=None):
     """
     s2 = float(act.scale) ** 2
     name = act.name
+    if same is not None:
+        # an input position with itself: the pair entry is the self variance, exactly. In the chaotic
+        # phase dV/dK = chi_1 > 1 at K = a = b, so rounding differences between the pair and self
+        # recursions would otherwise grow like chi_1^depth (erf, depth ~200: NTK diagonal -> inf)
+        K = jnp.where(same, 0.5 * (a + b), K)
     if name == "erf":
         if s2 != 1.0:
             K, a, b = s2 * K, s2 * a, s2 * b
             ntk = None if ntk is None else s2 * ntk
+        # |K| <= sqrt(a b) (Cauchy-Schwarz); clamping keeps exact duplicates of an input from drifting
+        # above it by the same chaotic-phase growth of rounding errors
+        lim = jnp.sqrt(a * b)
+        K = jnp.clip(K, -lim, lim)
         prod = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
         root = _sqrt0(prod - 4.0 * K * K)
         V = (2.0 / math.pi) * _atan2(2.0 * K, root)
