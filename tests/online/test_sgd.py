@@ -73,17 +73,21 @@ def _numpy_reference(prob, w, v, wt, vt, xs, zetas):
     return out
 
 
+@pytest.mark.parametrize("mode", ["step", "gram"])
 @pytest.mark.parametrize("activation,both,kappa,B", [("erf", True, 0.0, 1), ("erf", False, 0.5, 1),
                                                       ("relu", True, 0.3, 3)])
-def test_block_simulator_equals_step_by_step_reference(activation, both, kappa, B):
-    """The simulator runs blocks of steps through Gram matrices (sgd._make_block); a plain NumPy loop over
-    the same inputs must give the same weights to rounding. Records fall inside blocks (partial blocks)."""
+def test_simulator_equals_step_by_step_reference(activation, both, kappa, B, mode, monkeypatch):
+    """The simulator draws blocks of inputs ahead and applies them step by step (mode "step") or through
+    the blocks' Gram matrices (mode "gram", sgd._make_block); a plain NumPy loop over the same inputs must
+    give the same weights to rounding. Records fall inside blocks (partial blocks)."""
     N, K, M, seeds = 60, 3, 2, [3, 11]
     prob = online.Problem(M=M, K=K, activation=activation, lr=0.8, lr2=0.6, sigma=0.4, train_second_layer=both,
                           weight_decay=kappa)
     steps = np.array([0, 1, 37, 100, 101, 250, 333])
+    real = sgd_mod._static_for
+    monkeypatch.setattr(sgd_mod, "_static_for", lambda *a, **k: real(*a, **k, mode=mode))
     sim = online.simulate(prob, N, seeds=seeds, alphas=steps / N, batch_size=B)
-    assert sim.success and sgd_mod._block_length(len(seeds), N, B) > 1
+    assert sim.success and sgd_mod._static_for(prob, N, len(seeds), B).block > 1
     st = sgd_mod._Static(g=prob.g, K=K, M=M, N=N, batch=B, train_v=both, decay=kappa > 0, rng="splitmix", block=1)
     offs = jnp.asarray(np.array([sgd_mod._seed_offset(s) for s in seeds], dtype=np.uint64))
     # compiled like the simulator's draw (op-by-op float32 evaluation would round differently)
