@@ -202,7 +202,7 @@ def generalisation_error_batch(problem: Problem, Q, R, T, v, v_teacher) -> np.nd
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Static:
-    """Everything that shapes the compiled program (``block``: SGD steps per block, see :func:`_make_block`)."""
+    """Everything that shapes the compiled program (``block``: SGD steps whose inputs are drawn at once)."""
 
     g: Any
     K: int
@@ -362,7 +362,6 @@ def _compiled(st: _Static):
         w, v, bad = block(w, v, wt, vt, x, zeta, t, bad, m, params)
         return w, v, t + m, bad
 
-    all_seeds = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
     step = _make_step(st)
     split = jax.vmap(lambda xz: _split_normals(st, xz))
 
@@ -379,7 +378,9 @@ def _compiled(st: _Static):
         return w, v, t + m, bad
 
     if st.mode == "step":
-        all_seeds = step_by_step  # noqa: F811
+        all_seeds = step_by_step
+    else:
+        all_seeds = jax.vmap(one_seed, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
     draw = jax.vmap(lambda off, t: lax.optimization_barrier(_draw_block(st, off, t)))
 
     def advance(state, n, params):
@@ -415,7 +416,7 @@ def _compiled(st: _Static):
     return jax.jit(advance, donate_argnums=0), jax.jit(overlaps)
 
 
-#: steps per block at most (more steps make the Gram matrix, L B x L B, dominate the cost)
+#: mode "gram": steps per block at most (more steps make the Gram matrix, L B x L B, dominate the cost)
 _MAX_BLOCK = 16
 
 
@@ -438,7 +439,7 @@ def _static_for(problem: Problem, N: int, S: int, B: int, rng: str = "splitmix",
 
 
 def _block_length(S: int, N: int, B: int) -> int:
-    """SGD steps per block: up to ``_MAX_BLOCK`` (and at most ``_MAX_BLOCK`` samples per block, so a large
+    """Mode "gram": SGD steps per block: up to ``_MAX_BLOCK`` (and at most ``_MAX_BLOCK`` samples per block, so a large
     mini-batch runs one step per block), with at most about 2^19 drawn numbers (4 MiB) for all seeds
     (measured: at N = 5000 with 16 seeds, 8 steps per block beat 16)."""
     return int(max(1, min(_MAX_BLOCK // B, 2**19 // max(1, S * (B * N + B)))))
