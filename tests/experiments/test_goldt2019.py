@@ -74,7 +74,6 @@ def test_reproduce_needs_figure_or_claims(tmp_path):
     assert res.exit_code != 0 and "fig9" in res.output
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("figure", ["fig2", "fig3", "fig4"])
 def test_reproduce_other_figures_quick(tmp_path, figure):
     res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--figure", figure, "--quick", "--out", str(tmp_path)])
@@ -82,7 +81,6 @@ def test_reproduce_other_figures_quick(tmp_path, figure):
     assert (tmp_path / f"goldt2019_{figure}.png").exists() and (tmp_path / f"goldt2019_{figure}.nc").exists()
 
 
-@pytest.mark.slow
 def test_claims_quick(tmp_path):
     res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--claims", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
