@@ -391,14 +391,11 @@ def _eg_along(key: Problem):
     return eg
 
 
-def _split(ys: np.ndarray, K: int, M: int):
-    """``(Q, R, v)`` arrays over time from the flat saved states ``(n_t, K*K + K*M + K)``."""
-    n = ys.shape[0]
-    return ys[:, : K * K].reshape(n, K, K), ys[:, K * K: K * K + K * M].reshape(n, K, M), ys[:, K * K + K * M:]
-
-
 def _unflatten(y, K: int, M: int):
-    return y[: K * K].reshape(K, K), y[K * K: K * K + K * M].reshape(K, M), y[K * K + K * M:]
+    """``(Q, R, v)`` from flat states ``y`` of shape ``(..., K*K + K*M + K)`` (one state or a time series)."""
+    lead = y.shape[:-1]
+    return (y[..., : K * K].reshape(lead + (K, K)), y[..., K * K: K * K + K * M].reshape(lead + (K, M)),
+            y[..., K * K + K * M:])
 
 
 #: the tqdm bar of the running integration (the compiled program calls :func:`_progress`)
@@ -456,8 +453,7 @@ def integrate(
         method = default_method(problem)
     if method not in _SOLVERS:
         raise ValueError(f"method: unknown {method!r}; allowed are {sorted(_SOLVERS)}")
-    adaptive = method not in ("euler", "heun")
-    if not adaptive and (dt is None or not dt > 0):
+    if not rk.is_adaptive(method) and (dt is None or not dt > 0):
         raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol, atol: must be > 0, got rtol={rtol}, atol={atol}")
@@ -475,7 +471,7 @@ def integrate(
     args = (jnp.asarray(init.T), jnp.asarray(init.v_teacher), jnp.float64(problem.lr), jnp.float64(problem.eta2),
             jnp.float64(problem.sigma), jnp.float64(problem.weight_decay))
     dt0 = float(dt) if dt is not None else min(0.01, max(float(ts[-1]), 1e-6) / 10)
-    bar = tqdm(total=float(ts[-1]), unit="alpha", desc="ode", disable=not progress) if progress else None
+    bar = tqdm(total=float(ts[-1]), unit="alpha", desc="ode") if progress else None
     _BAR[0] = bar
     try:
         ys, n_steps, status = rk.solve(_vector_field(key), y0, ts, args, method=method, rtol=rtol, atol=atol,
@@ -487,7 +483,7 @@ def integrate(
             bar.close()
     n_ok = int(np.sum(np.all(np.isfinite(ys), axis=1)))
     eg = np.asarray(_eg_along(key)(jnp.asarray(ys[:n_ok]), args[0], args[1]))
-    Q, R, v = _split(ys[:n_ok], K, M)
+    Q, R, v = _unflatten(ys[:n_ok], K, M)
     alpha_reached = float(ts[n_ok - 1]) if n_ok > 0 else 0.0
     message = STATUS["success"]
     if status != "success":

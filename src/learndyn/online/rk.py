@@ -28,7 +28,7 @@ import numpy as np
 import scipy.integrate
 from jax import lax
 
-__all__ = ["Tableau", "TABLEAUX", "STATUS_CODES", "solve"]
+__all__ = ["Tableau", "TABLEAUX", "STATUS_CODES", "is_adaptive", "solve"]
 
 #: integer status codes of :func:`solve`
 STATUS_CODES = {0: "success", 1: "diverged", 2: "nonfinite", 3: "max_steps", 4: "step_too_small"}
@@ -88,6 +88,11 @@ TABLEAUX: dict[str, Callable[[], Tableau]] = {
     "euler": lambda: _fixed("euler", [[0.0]], [1.0], [0.0]),
     "heun": lambda: _fixed("heun", [[0.0, 0.0], [1.0, 0.0]], [0.5, 0.5], [0.0, 1.0]),
 }
+
+
+def is_adaptive(method: str) -> bool:
+    """Whether ``method`` (a key of :data:`TABLEAUX`) controls its step size (else ``dt`` is required)."""
+    return TABLEAUX[method]().adaptive
 
 
 def _error_norm(tab: Tableau, Kst, h, scale):

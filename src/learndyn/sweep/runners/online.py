@@ -106,7 +106,7 @@ def _ode_reduce(traj: online.Trajectory, problem: online.Problem, options: dict[
 def _ode_check(problem: online.Problem, options: dict[str, Any]) -> None:
     _check_time(options)
     _check_init(problem, options, "N_init")
-    if options["method"] in ("euler", "heun") and not (options["dt"] is not None and options["dt"] > 0):
+    if not _ode.rk.is_adaptive(options["method"]) and not (options["dt"] is not None and options["dt"] > 0):
         raise ValueError(f"dt: the fixed-step method {options['method']!r} needs dt > 0 (set options.dt)")
     if not (options["rtol"] > 0 and options["atol"] > 0):
         raise ValueError("rtol: rtol and atol must be > 0")
@@ -119,7 +119,7 @@ def _ode_cost(problem: online.Problem, options: dict[str, Any], n_seeds: int) ->
     ~ K^2 (K+M)^2). The number of adaptive steps grows ~ log(alpha_max)."""
     K, M = problem.K, problem.M
     scale = (1.0 + np.log10(1.0 + options["alpha_max"])) / (1.0 + np.log10(3001.0))
-    if options["method"] in ("euler", "heun"):
+    if not _ode.rk.is_adaptive(options["method"]):
         scale = options["alpha_max"] / options["dt"] / 300.0
     name = problem.g.name
     if name == "erf":
