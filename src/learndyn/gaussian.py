@@ -320,16 +320,24 @@ def _price_integral(C, nodes: int, want_i4: bool):
     return _price_integral_jit(C, nodes=int(nodes), want_i4=want_i4)[:n].reshape(batch)
 
 
-def _price_integral_flat(C, nodes: int, want_i4: bool):
+def _correlation_factor(C):
+    """``(zero, d, R, L)`` of covariances ``C`` (``(..., n, n)``): which have a zero-variance field
+    (``Theta(0) = relu(0) = 0``), the variances (1 where ``zero``), the correlation matrix and its
+    :func:`psd_factor` ``L`` (``L L^T = R``)."""
+    n = C.shape[-1]
     d = jnp.diagonal(C, axis1=-2, axis2=-1)
-    zero = jnp.any(d <= 0, axis=-1)  # a field that is identically 0 (Theta(0) = relu(0) = 0)
+    zero = jnp.any(d <= 0, axis=-1)
     dsafe = jnp.where(zero[..., None], 1.0, d)
-    sd = jnp.sqrt(dsafe)
     # sqrt(C_ii * C_jj) (not sqrt(C_ii) sqrt(C_jj)): rows of duplicated fields stay bitwise equal
     R = jnp.clip(C / jnp.sqrt(dsafe[..., :, None] * dsafe[..., None, :]), -1.0, 1.0)
-    R = jnp.where(zero[..., None, None], jnp.eye(4), R)
-    R = jnp.where(jnp.eye(4, dtype=bool), 1.0, R)
-    L = psd_factor(R)
+    R = jnp.where(zero[..., None, None], jnp.eye(n), R)
+    R = jnp.where(jnp.eye(n, dtype=bool), 1.0, R)
+    return zero, dsafe, R, psd_factor(R)
+
+
+def _price_integral_flat(C, nodes: int, want_i4: bool):
+    zero, dsafe, R, L = _correlation_factor(C)
+    sd = jnp.sqrt(dsafe)
     s, wt = _sinh_nodes(int(nodes), _SIGMA0)
     Rt, Lt = jnp.moveaxis(R, 0, -1), jnp.moveaxis(L, 0, -1)  # batch-last: (4, 4, B)
 
@@ -426,15 +434,10 @@ def relu_orthant_moment(C, i: int, j: int):
         raise ValueError(f"C: expected shape (..., n, n) with n in (1, 2, 3), got {C.shape}")
     if not (0 <= i < n and 0 <= j < n):
         raise ValueError(f"i, j: must index the {n} fields, got {i}, {j}")
-    d = jnp.diagonal(C, axis1=-2, axis2=-1)
-    zero = jnp.any(d <= 0, axis=-1)
-    dsafe = jnp.where(zero[..., None], 1.0, d)
+    zero, dsafe, R, L = _correlation_factor(C)
     scale = jnp.sqrt(dsafe[..., i] * dsafe[..., j])
     if n == 1:
         return jnp.where(zero, 0.0, 0.5 * scale)
-    R = jnp.clip(C / jnp.sqrt(dsafe[..., :, None] * dsafe[..., None, :]), -1.0, 1.0)
-    R = jnp.where(jnp.eye(n, dtype=bool), 1.0, R)
-    L = psd_factor(R)
     x = [_vunit(jnp.moveaxis(L[..., k, :], -1, 0)) for k in range(n)]  # unit vectors, batch-last
     pairs = [(p, q) for p in range(n) for q in range(p + 1, n)]
     asin = {pq: math.pi / 2 - _vangle(x[pq[0]], x[pq[1]]) for pq in pairs}
