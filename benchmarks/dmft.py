@@ -90,6 +90,9 @@ def table_speed(sizes, plain_max, dt=0.05):
             diff = f"{np.max(np.abs(e_plain - e_ours)):.1e}"
             tp, mp = f"{t_plain:.2f}", f"{mem_plain:.2f}"
         else:
+            if plain_ref is None:  # the plain version at the largest size it is allowed to run, for the N^3 law
+                n0 = max([n for n in sizes if n <= plain_max], default=min(plain_max, N))
+                plain_ref = (n0, run_child("plain", n0, dt)[1])
             n0, t0 = plain_ref
             tp, mp, diff = f"~{t0 * (N / n0) ** 3:.0f}", f"~{64 * N * N / 2**30:.2f}", "-"
             t_plain = t0 * (N / n0) ** 3
