@@ -315,3 +315,67 @@ def test_deep_chaotic_erf_kernel_diagonal_is_stable():
     assert abs(k.nngp[2, 3]) <= np.sqrt(k.nngp[2, 2] * k.nngp[3, 3]) * (1 + 1e-12)
     w = np.linalg.eigvalsh(k.ntk / np.max(k.ntk))
     assert w[0] > -1e-10
+
+
+# --------------------------------------------------------------------------------------------
+# any callable activation (Gaussian quadrature path) against the closed form of sin
+# --------------------------------------------------------------------------------------------
+def _sin_maps(K, a, b):
+    """For u, v jointly Gaussian, Var u = a, Var v = b, Cov = K:
+    E[sin u sin v] = e^{-(a+b)/2} sinh K,  E[cos u cos v] = e^{-(a+b)/2} cosh K."""
+    damp = np.exp(-0.5 * (a + b))
+    return damp * np.sinh(K), damp * np.cosh(K)
+
+
+def _numpy_fcn_sin(x, depth, wv, bv):
+    K = wv * (x @ x.T) / x.shape[1] + bv
+    T = K.copy()
+    for _ in range(depth):
+        q = np.diag(K)
+        V, Vdot = _sin_maps(K, q[:, None], q[None, :])
+        K = wv * V + bv
+        T = K + wv * Vdot * T
+    return K, T
+
+
+def test_callable_activation_fcn_kernels_match_closed_form():
+    """A user callable goes through learndyn.gaussian quadrature; sin has closed-form Gaussian integrals."""
+    rng = np.random.RandomState(3)
+    x = rng.randn(5, 7)
+    net = kernels.fcn(3, jnp.sin, 1.7, 0.2)
+    k = net.kernel(x)
+    K_ref, T_ref = _numpy_fcn_sin(x, 3, 1.7, 0.2)
+    np.testing.assert_allclose(k.nngp, K_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(k.ntk, T_ref, rtol=1e-9, atol=1e-12)
+    d = net.kernel(x, diagonal=True)
+    np.testing.assert_allclose(d.nngp, np.diag(K_ref), rtol=1e-9)
+    np.testing.assert_allclose(d.ntk, np.diag(T_ref), rtol=1e-9)
+
+
+def test_callable_activation_cnn_gap_matches_closed_form():
+    """CNN-GAP (circular 3x3) with sin against a NumPy transcription of spec §3.1 with the closed form."""
+    rng = np.random.RandomState(4)
+    n, h, w, c = 3, 4, 4, 2
+    x = rng.randn(n, h, w, c)
+    wv, bv, depth = 1.5, 0.1, 2
+
+    def conv(A):  # circular 3x3 window average on both positions of (n, n, h, w, h, w)
+        out = sum(np.roll(A, (s, t, s, t), axis=(2, 3, 4, 5)) for s in (-1, 0, 1) for t in (-1, 0, 1))
+        return out / 9.0
+
+    K = wv * conv(np.einsum("ahwc,bHWc->abhwHW", x, x) / c) + bv
+    T = K.copy()
+    for layer in range(depth):
+        var = np.einsum("aahwhw->ahw", K)
+        V, Vdot = _sin_maps(K, var[:, None, :, :, None, None], var[None, :, None, None, :, :])
+        T = T * Vdot
+        if layer < depth - 1:
+            K = wv * conv(V) + bv
+            T = K + wv * conv(T)
+        else:
+            K = wv * V.mean(axis=(2, 3, 4, 5)) + bv
+            T = K + wv * T.mean(axis=(2, 3, 4, 5))
+    net = kernels.cnn(depth, jnp.sin, wv, bv, filter_shape=(3, 3), padding="circular", readout="gap")
+    k = net.kernel(x)
+    np.testing.assert_allclose(k.nngp, K, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(k.ntk, T, rtol=1e-9, atol=1e-12)
