@@ -379,3 +379,19 @@ def test_callable_activation_cnn_gap_matches_closed_form():
     k = net.kernel(x)
     np.testing.assert_allclose(k.nngp, K, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(k.ntk, T, rtol=1e-9, atol=1e-12)
+
+
+def test_network_depth_sweep_equals_kernels_of_each_depth_cnn():
+    """Network.depth_sweep (one compiled pass) gives the kernels of cnn(l) built separately, l = 1, 2, 4."""
+    rng = np.random.RandomState(5)
+    x = rng.randn(3, 4, 4, 2)
+    net = kernels.cnn(1, "relu", 2.0, 0.1, filter_shape=(3, 3), padding="same", readout="gap")
+    sweep = net.depth_sweep(x, [0, 1, 3])
+    for l, (K, T) in zip((1, 2, 4), sweep):
+        k = kernels.cnn(l, "relu", 2.0, 0.1, filter_shape=(3, 3), padding="same", readout="gap").kernel(x)
+        np.testing.assert_allclose(K, k.nngp, rtol=1e-12)
+        np.testing.assert_allclose(T, k.ntk, rtol=1e-12)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        net.depth_sweep(x, [2, 1])
+    with pytest.raises(ValueError, match="Repeat"):
+        kernels.serial(kernels.Dense(4)).depth_sweep(rng.randn(3, 2), [1])

@@ -945,6 +945,35 @@ class Network:
             self._cache[key] = fn
         return fn
 
+    def depth_sweep(self, x, repeats: Sequence[int], *, want_ntk: bool = True):
+        """Kernels of the rows of ``x`` with themselves for the network whose :class:`Repeat` block runs
+        ``r`` times, for each ``r`` in ``repeats`` (non-decreasing), in one compiled pass: the readin, then
+        per entry the extra repeated blocks and a readout through the head layers.
+
+        The network must be ``[readin, Repeat(...), *head]`` (what :func:`fcn` and :func:`cnn` build);
+        the kernels are exactly those of the same network built with that depth.  Returns a list of
+        ``(nngp, ntk)`` arrays (``ntk`` None unless ``want_ntk``); values beyond float64 range are ``inf``.
+        """
+        if len(self.layers) < 2 or not isinstance(self.layers[1], Repeat):
+            raise ValueError("depth_sweep: expected a network [readin, Repeat(...), *head] as built by fcn / cnn")
+        reps = [int(r) for r in repeats]
+        if not reps or any(r < 0 for r in reps) or any(b < a for a, b in zip(reps, reps[1:])):
+            raise ValueError(f"repeats: must be a non-empty non-decreasing list of integers >= 0, got {repeats!r}")
+        x = self._check_input(x, "x")
+        key = ("depth_sweep", x.shape[1:], len(x.shape), bool(want_ntk))
+        sweeper = self._cache.get(key)
+        if sweeper is None:
+            sweeper = self._cache[key] = _DepthSweeper(self, x.shape, bool(want_ntk))
+        counts = np.diff(np.asarray([0] + reps)).astype(np.int32)
+        ks, ts, eks, ets = sweeper.run(jnp.asarray(x), jnp.asarray(counts))
+        ks, eks = np.asarray(ks), np.asarray(eks)
+        ts = None if ts is None else np.asarray(ts)
+        out = []
+        with np.errstate(over="ignore"):
+            for i in range(len(reps)):
+                out.append((np.ldexp(ks[i], int(eks[i])), None if ts is None else np.ldexp(ts[i], int(ets[i]))))
+        return out
+
     def memory_estimate(self, n1: int, n2: int | None = None, spatial_shape: Sequence[int] = (), *,
                         diagonal: bool = False, readout_full: bool | None = None) -> int:
         """Bytes of working memory for one kernel block of ``n1 x n2`` inputs (float64)."""
@@ -1114,6 +1143,56 @@ class Network:
                     f"{name}: the kernel recursion produced non-finite values (NaN/inf); check the "
                     "inputs and variances (this should not happen for finite inputs: please report it)"
                 )
+
+
+class _DepthSweeper:
+    """Compiled readin / advance / readout of a ``[readin, Repeat, *head]`` network on one input shape
+    (train-train, all inputs in one block), for :meth:`Network.depth_sweep`."""
+
+    def __init__(self, net: Network, x_shape, want_ntk: bool):
+        self.net = net
+        self.readin, rep, *self.head = net.layers
+        self.body = rep.layers
+        self.ctx = (net._spatial_mode(len(x_shape)), len(x_shape) - 2)
+        self.want_ntk = want_ntk
+        self.run = jax.jit(self._run)
+
+    def _ctx(self):
+        z = jnp.zeros((1,), jnp.int32)
+        return _Ctx(self.ctx[0], self.ctx[1], "cross", z, z, True)
+
+    def _start(self, x):
+        ctx = self._ctx()
+        xb = x[None]
+        st = _rescale(self.net._input_state(xb, xb, ctx, self.want_ntk), ctx)
+        return self.readin.kernel(st, ctx)[0]
+
+    def _advance(self, st, n):
+        ctx = self._ctx()
+
+        def body(_, s):
+            c = ctx
+            for lay in self.body:
+                s, c = lay.kernel(s, c)
+            return s
+
+        return lax.fori_loop(0, n, body, st)
+
+    def _readout(self, st):
+        ctx = self._ctx()
+        for lay in self.head:
+            st, ctx = lay.kernel(st, ctx)
+        return st.nngp[0], (None if st.ntk is None else st.ntk[0]), st.ek, st.et
+
+    def _run(self, x, counts):
+        """Readin, then per segment ``counts[i]`` more repeated blocks and a readout (a ``lax.scan`` over
+        segments, so a sweep compiles once whatever its depths)."""
+
+        def seg(s, n):
+            s = self._advance(s, n)
+            return s, self._readout(s)
+
+        return lax.scan(seg, self._start(x), counts)[1]
 
 
 def _rows(x, start, size):

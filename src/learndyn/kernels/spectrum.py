@@ -36,18 +36,13 @@ and keeps the depths computed so far.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jax import lax
 
 from ..results import Result, problem_attrs
-from . import layers as _L
 from .signal import signal_propagation
 
 __all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "gd_predictions",
@@ -57,78 +52,17 @@ __all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "
 # ============================================================================================
 # depth sweep through the layer objects
 # ============================================================================================
-def _build(architecture: str, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, **cnn_kw):
+def _build(architecture: str, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, depth=1,
+           **cnn_kw):
     from . import layers
 
     if architecture == "fcn":
-        return layers.fcn(1, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
+        return layers.fcn(depth, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
                           readin_bias_var=readin_bias_var)
     if architecture == "cnn":
-        return layers.cnn(1, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
+        return layers.cnn(depth, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
                           readin_bias_var=readin_bias_var, **cnn_kw)
     raise ValueError(f"architecture: must be 'fcn' or 'cnn', got {architecture!r}")
-
-
-class _Sweeper:
-    """Compiled start / advance / head functions for one network structure and input shape."""
-
-    def __init__(self, net, x_shape, want_ntk: bool):
-        self.net = net
-        self.readin, rep, *self.head = net.layers
-        if not isinstance(rep, _L.Repeat):  # pragma: no cover - guarded by the builders
-            raise ValueError("depth_sweep: expected a network built by kernels.fcn / kernels.cnn")
-        self.body = rep.layers
-        self.nsp = len(x_shape) - 2
-        self.spatial = net._spatial_mode(len(x_shape))
-        self.want_ntk = want_ntk
-        self.start = jax.jit(self._start)
-        self.run = jax.jit(self._run)
-
-    def _ctx(self):
-        z = jnp.zeros((1,), jnp.int32)
-        return _L._Ctx(self.spatial, self.nsp, "cross", z, z, True)
-
-    def _start(self, x):
-        ctx = self._ctx()
-        xb = x[None]
-        st = self.net._input_state(xb, xb, ctx, self.want_ntk)
-        st = _L._rescale(st, ctx)
-        st, _ = self.readin.kernel(st, ctx)
-        return st
-
-    def _advance(self, st, n):
-        ctx = self._ctx()
-
-        def body(_, s):
-            c = ctx
-            for lay in self.body:
-                s, c = lay.kernel(s, c)
-            return s
-
-        return lax.fori_loop(0, n, body, st)
-
-    def _readout(self, st):
-        ctx = self._ctx()
-        for lay in self.head:
-            st, ctx = lay.kernel(st, ctx)
-        ntk = None if st.ntk is None else st.ntk[0]
-        return st.nngp[0], ntk, st.ek, st.et
-
-    def _run(self, x, counts):
-        """One compiled pass: readin, then for each segment ``counts[i]`` hidden blocks and a readout
-        (a ``lax.scan`` over segments, so a sweep compiles once whatever its depths)."""
-        st = self._start(x)
-
-        def seg(s, n):
-            s = self._advance(s, n)
-            return s, self._readout(s)
-
-        return lax.scan(seg, st, counts)[1]
-
-
-def _physical(mant, e):
-    with np.errstate(over="ignore"):
-        return np.ldexp(np.asarray(mant), int(e))
 
 
 def depth_sweep(x, depths: Sequence[int], *, activation="erf", weight_var=1.0, bias_var=0.0,
@@ -152,21 +86,16 @@ def depth_sweep(x, depths: Sequence[int], *, activation="erf", weight_var=1.0, b
     if architecture == "cnn" and ds[0] < 1:
         raise ValueError("depths: a CNN needs depth >= 1")
     net = _build(architecture, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, **cnn_kw)
-    x = net._check_input(x, "x")
-    sw = _Sweeper(net, x.shape, want_ntk)
-    xj = jnp.asarray(x)
-    if ds[0] == 0:
-        # fcn(0) is the readin Dense alone
-        st = sw.start(xj)
-        yield 0, _physical(st.nngp[0], st.ek), None if st.ntk is None else _physical(st.ntk[0], st.et)
+    if ds[0] == 0:  # fcn(0): the readin Dense alone
+        k0 = _build(architecture, activation, weight_var, bias_var, readin_weight_var, readin_bias_var,
+                    depth=0).kernel(x, get=gets)
+        yield 0, k0.nngp, (k0.ntk if want_ntk else None)
         ds = ds[1:]
     if not ds:
         return
-    # the state after readin holds fcn(1) minus its head; segment i adds d_i - d_{i-1} hidden blocks
-    counts = np.diff(np.asarray([1] + ds)).astype(np.int32)
-    ks, ts, eks, ets = sw.run(xj, jnp.asarray(counts))
-    for i, d in enumerate(ds):
-        yield d, _physical(ks[i], eks[i]), None if ts is None else _physical(ts[i], ets[i])
+    # fcn(l) / cnn(l) = readin, l - 1 repeated blocks, head
+    for d, (k, t) in zip(ds, net.depth_sweep(x, [d - 1 for d in ds], want_ntk=want_ntk)):
+        yield d, k, t
 
 
 # ============================================================================================
