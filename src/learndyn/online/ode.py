@@ -200,13 +200,17 @@ def _order(problem: Problem) -> dict:
 
 
 def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
-    """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. eq. (4); spec §2.3) from arrays (JAX)."""
+    """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. eq. (4); spec §2.3) from arrays (JAX).
+
+    A mean square, so clamped at 0: where the student reproduces the teacher exactly, ``C`` is singular and
+    the arcsin of correlations at 1 leaves rounding of order 1e-11 of either sign.
+    """
     K, M = problem.K, problem.M
     idx2 = _index_tables(K, M)[0]
     C = _covariance(Q, R, T)
     I2 = gaussian.i2(problem.g, _sub(C, idx2), **_order(problem))
     u = jnp.concatenate([v, -v_teacher])
-    return 0.5 * u @ I2 @ u
+    return jnp.maximum(0.5 * u @ I2 @ u, 0.0)
 
 
 def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, weight_decay=None):

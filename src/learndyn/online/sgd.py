@@ -45,10 +45,10 @@ import numpy as np
 import xarray as xr
 from jax import lax
 
-from .. import gaussian
 from ..results import Result, atomic_write_netcdf, problem_attrs
 from . import conventions
 from .initial import InitialWeights, initial_weights
+from .ode import default_alphas, generalisation_error_arrays
 from .problem import OrderParameters, Problem
 
 __all__ = ["simulate", "Simulation", "sgd_update", "SEED_STATUS", "generalisation_error_batch"]
@@ -169,19 +169,7 @@ def sgd_update(problem: Problem, w, v, w_teacher, v_teacher, x, zeta=0.0):
 # ------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=32)
 def _eg_function(key: Problem):
-    K, M = key.K, key.M
-    n = K + M
-    a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    idx = np.stack([a, b], axis=-1)
-
-    def eg(Q, R, T, v, vt):
-        C = jnp.block([[Q, R], [R.T, T]])
-        sub = C[idx[..., :, None], idx[..., None, :]]
-        I2 = gaussian.i2(key.g, sub, order=key.quadrature_order)
-        u = jnp.concatenate([v, -vt])
-        return 0.5 * u @ I2 @ u
-
-    return jax.jit(jax.vmap(eg))
+    return jax.jit(jax.vmap(lambda Q, R, T, v, vt: generalisation_error_arrays(key, Q, R, T, v, vt)))
 
 
 def generalisation_error_batch(problem: Problem, Q, R, T, v, v_teacher) -> np.ndarray:
@@ -615,7 +603,6 @@ def _check_seeds(seeds: Any) -> np.ndarray:
 
 
 def _record_steps(N: int, alphas, alpha_max) -> np.ndarray:
-    from .ode import default_alphas  # noqa: PLC0415  (shared default time grid)
 
     if alphas is None:
         if alpha_max is None:
