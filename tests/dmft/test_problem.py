@@ -111,3 +111,22 @@ def test_target_coefficients_norm():
 def test_h_tilde():
     p = dmft.Problem(m=2, n_over_d=1.0, h=[0, 0.3, 0.5, 0.1])
     assert np.allclose(p.h_tilde().c, [0, 0, 0.5, 0.1])
+
+
+def test_power_series_fused_derivatives_match_separate_horner():
+    """PowerSeries.with_derivatives / .at (one Horner pass) against p, p', p'' from numpy.polynomial."""
+    import numpy as np
+    from numpy.polynomial import polynomial as P
+
+    from learndyn.dmft.problem import PowerSeries
+
+    c = [0.3, 0.9, -0.5, 1 / 6, 0.02, -0.003]
+    ps = PowerSeries(c)
+    x = np.linspace(-1.2, 1.2, 13)
+    p, d1, d2 = ps.with_derivatives(x)
+    np.testing.assert_allclose(p, P.polyval(x, c), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d1, P.polyval(x, P.polyder(c)), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d2, P.polyval(x, P.polyder(c, 2)), rtol=1e-13, atol=1e-15)
+    for xi in (-0.7, 0.0, 0.37):
+        np.testing.assert_allclose(ps.at(xi), [P.polyval(xi, c), P.polyval(xi, P.polyder(c)),
+                                               P.polyval(xi, P.polyder(c, 2))], rtol=1e-13, atol=1e-15)

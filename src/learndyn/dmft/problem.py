@@ -61,6 +61,32 @@ class PowerSeries:
     def __call__(self, x):
         return self._horner(self.c, x)
 
+    def at(self, x: float) -> tuple[float, float, float]:
+        """``(p(x), p'(x), p''(x))`` at a Python scalar (Horner on floats: no array overhead)."""
+        x = float(x)
+        p = d1 = d2 = 0.0
+        for ck in self.c[::-1].tolist():
+            d2 = d2 * x + 2.0 * d1
+            d1 = d1 * x + p
+            p = p * x + ck
+        return p, d1, d2
+
+    def with_derivatives(self, x):
+        """``(p(x), p'(x), p''(x))`` elementwise in one Horner pass (``x`` an array)."""
+        x = np.asarray(x, dtype=np.float64)
+        c = self.c
+        p = np.full(x.shape, c[-1])
+        d1 = np.zeros(x.shape)
+        d2 = np.zeros(x.shape)
+        for ck in c[-2::-1]:
+            d2 *= x
+            d2 += 2.0 * d1
+            d1 *= x
+            d1 += p
+            p *= x
+            p += ck
+        return p, d1, d2
+
     def d1(self, x):
         return self._horner(self.c1, x)
 

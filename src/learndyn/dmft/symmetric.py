@@ -204,9 +204,10 @@ def solve_symmetric(
             an = a[n]
             aa = an * a[:k]
             vn = v[n]
-            g[n] = an * float(hphi(np.array(vn)))
-            hcd, hco = hs(cd), hs(co)
-            h1cd, h1co = hs.d1(cd), hs.d1(co)
+            phi_v, dphi, _ = hphi.at(vn)
+            g[n] = an * phi_v
+            hcd, h1cd, h2cd = hs.with_derivatives(cd)
+            hco, h1co, h2co = hs.with_derivatives(co)
             # 1. row n of Sigma_C and Sigma_R
             sc = base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
             SC[o : o + k] = sc
@@ -232,7 +233,6 @@ def solve_symmetric(
             if n == N - 1:
                 break
             # 4. kernels on row n
-            h2cd, h2co = hs.d2(cd), hs.d2(co)
             pre = alpha * aa
             mrd = pre * (ra * h1cd + ca * h2cd * rd)
             mro = pre * (ra * h1co + ca * h2co * ro)
@@ -241,7 +241,6 @@ def solve_symmetric(
             mrp, mrm = mrd + (m - 1) * mro, mrd - mro
             mcp, mcm = mcd + (m - 1) * mco, mcd - mco
             IA = dt * float(np.sum(ra))
-            dphi = float(hphi.d1(np.array(vn)))
             signal = alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
             # 5. Lagrange multiplier
             nu_n = signal * vn - (dt / mf) * (
@@ -250,7 +249,7 @@ def solve_symmetric(
             nu[n] = nu_n
             # 6. second layer
             if train:
-                da = float(hphi(np.array(vn))) * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
+                da = phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
                     ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
                 )
                 a[n + 1] = an + dt * alpha * da
