@@ -38,15 +38,14 @@ def jax_timer(N: int, n_seeds: int, steps: int):
     """Compile and warm up the simulator's loop; returns a function timing one call of ``steps`` steps
     (wall time per step per seed, us)."""
     prob = _problem()
-    st = _sgd._static_for(prob, N, n_seeds, 1)  # the program simulate() runs
-    advance, _ = _sgd._compiled(st)
+    st, advance, _, place = _sgd._program(prob, N, n_seeds, 1)  # the program simulate() runs
     inits = [online.initial_weights(prob, N, "large", s) for s in range(n_seeds)]
-    state = [(
+    state = [place((
         jnp.asarray(np.stack([i.w for i in inits])), jnp.asarray(np.stack([i.v for i in inits])),
         jnp.asarray(np.stack([i.w_teacher for i in inits])), jnp.asarray(np.stack([i.v_teacher for i in inits])),
         jnp.asarray(np.array([_sgd._seed_offset(s) for s in range(n_seeds)], dtype=np.uint64)),
         jnp.zeros(n_seeds, jnp.int64), jnp.full(n_seeds, -1, jnp.int64),
-    )]
+    ))]
     params = tuple(jnp.float64(p) for p in (prob.lr, prob.eta2, prob.sigma, 0.0))
     state[0] = advance(state[0], jnp.int64(2 * st.block + 3), params)  # compile + warm up
     state[0][0].block_until_ready()

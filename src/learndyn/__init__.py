@@ -20,6 +20,34 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 
+def _expose_cpu_cores() -> None:
+    """One JAX CPU device per core (at most 8; ``LEARNDYN_CPU_DEVICES=n`` chooses, ``1`` turns it off).
+
+    ``online.simulate`` splits batched seeds over these devices, each running its shard on its own core;
+    everything else still runs on the default device.  Possible only before JAX's backend starts: if
+    something already ran JAX code, or ``jax_num_cpu_devices`` / XLA's host device count is set, this is
+    left alone.
+    """
+    import os
+
+    setting = os.environ.get("LEARNDYN_CPU_DEVICES", "")
+    try:
+        count = int(setting) if setting else min(os.cpu_count() or 1, 8)
+    except ValueError:
+        return
+    if count <= 1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    try:
+        if getattr(jax.config, "jax_num_cpu_devices", -1) not in (-1, None):
+            return
+        jax.config.update("jax_num_cpu_devices", count)
+    except (AttributeError, RuntimeError, ValueError):  # backend already initialised, or an older JAX
+        return
+
+
+_expose_cpu_cores()
+
+
 def _enable_compilation_cache() -> None:
     """Persist compiled XLA programs across processes (opt out: ``LEARNDYN_JAX_CACHE=0``).
 

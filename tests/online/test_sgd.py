@@ -264,8 +264,8 @@ def test_ctrl_c_leaves_readable_partial_file(tmp_path, monkeypatch):
     real = sgd_mod._compiled
     calls = {"n": 0}
 
-    def patched(st):
-        advance, overlaps = real(st)
+    def patched(st, shards=1):
+        advance, overlaps, place = real(st, shards)
 
         def interrupting(state, n, params):
             calls["n"] += 1
@@ -273,7 +273,7 @@ def test_ctrl_c_leaves_readable_partial_file(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             return advance(state, n, params)
 
-        return interrupting, overlaps
+        return interrupting, overlaps, place
 
     monkeypatch.setattr(sgd_mod, "_compiled", patched)
     path = tmp_path / "partial.nc"
@@ -302,3 +302,19 @@ def test_invalid_input_raises_clear_errors():
     for bad in (dict(lr=0.0), dict(lr=-0.1), dict(lr=float("nan")), dict(lr2=-1.0), dict(sigma=-0.1)):
         with pytest.raises(ValueError, match="lr|sigma"):
             online.Problem(M=2, K=2, **bad)
+
+
+def test_seeds_split_over_cpu_devices_give_the_same_run(monkeypatch):
+    """Seeds split over several CPU devices (one shard per core) follow exactly the single-program run."""
+    import jax
+
+    if sgd_mod._seed_shards(4) < 2:
+        pytest.skip("one CPU device only (LEARNDYN_CPU_DEVICES=1 or a single core)")
+    prob = online.Problem(M=2, K=3, activation="erf", lr=0.6, sigma=0.2, train_second_layer=True)
+    alphas = np.array([0.0, 0.5, 1.3, 2.0])
+    split = online.simulate(prob, 80, seeds=[1, 2, 5, 9], alphas=alphas)
+    monkeypatch.setattr(sgd_mod, "_seed_shards", lambda S: 1)
+    whole = online.simulate(prob, 80, seeds=[1, 2, 5, 9], alphas=alphas)
+    assert len(jax.devices("cpu")) >= 2
+    np.testing.assert_allclose(split.Q, whole.Q, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(split.v, whole.v, rtol=1e-12, atol=1e-14)
