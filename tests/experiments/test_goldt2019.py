@@ -86,3 +86,6 @@ def test_claims_quick(tmp_path):
     assert res.exit_code == 0, res.output
     ds = results.load(tmp_path / "goldt2019_claims.nc")
     assert "a_exponent" in ds.attrs and "(d)" in res.output
+    # (b)-(d) run the figure recipes at --quick size, not the last N / seed count of claim (a)
+    assert ds.attrs["b_N"] == 100 and ds.attrs["b_seeds"] == 2
+    assert ds.attrs["c_N"] == 100 and ds.attrs["c_seeds"] == 2

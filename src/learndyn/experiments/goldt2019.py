@@ -523,18 +523,18 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
     # non-linearly (measured with alpha <= 10 and 8 seeds: exponent -0.31 +- 0.07; alpha <= 3, 32 seeds:
     # -0.48 +- 0.07)
     alphas = np.array([0, 0.5, 1, 1.5, 2, 2.5, 3])
-    seeds = 8 if quick else 32
+    a_seeds = 8 if quick else 32  # (not the `seeds` override of (b)-(d))
     rms, rms_se, mx, mx_se = [], [], [], []
     log("(a) the ODE description becomes exact as N grows "
-        f"(erf, M=2, K=3, both layers, eta=0.5, sigma=0.1, {seeds} seeds, alpha <= {alphas[-1]:g})")
+        f"(erf, M=2, K=3, both layers, eta=0.5, sigma=0.1, {a_seeds} seeds, alpha <= {alphas[-1]:g})")
     log(f"    {'N':>6} {'rms dev (1 run)':>16} {'s.e.':>8} {'max dev (mean)':>15} {'s.e.':>8}")
-    for N in Ns:
-        c = compare(prob, N=N, seeds=seeds, alphas=alphas, progress=progress)
+    for n_a in Ns:  # (not the `N` override of (b)-(d))
+        c = compare(prob, N=n_a, seeds=a_seeds, alphas=alphas, progress=progress)
         rms.append(c.rms_dev)
         rms_se.append(c.rms_dev_sem)
         mx.append(c.max_rel_dev)
         mx_se.append(c.max_rel_dev_sem)
-        log(f"    {N:>6} {c.rms_dev:16.4e} {c.rms_dev_sem:8.1e} {c.max_rel_dev:15.4e} {c.max_rel_dev_sem:8.1e}")
+        log(f"    {n_a:>6} {c.rms_dev:16.4e} {c.rms_dev_sem:8.1e} {c.max_rel_dev:15.4e} {c.max_rel_dev_sem:8.1e}")
     b, b_err = deviation_exponent(Ns, rms, rms_se)
     log(f"    fitted exponent of the single-run deviation: {b:.3f} +- {b_err:.3f} (theory: -1/2)")
     out["a_N"] = np.asarray(Ns)
@@ -554,6 +554,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
         res_b.append(execute(run, quick=quick, progress=progress, fixed_point=True, rtol=1e-6,
                              N=N, seeds=seeds))
     data_b = sweep(res_b)
+    out["b_N"], out["b_seeds"] = res_b[0].simulation.N, len(res_b[0].simulation.seeds)
     for act, d in data_b.items():
         log(f"    {act}: {'L':>3} {'SGD':>11} {'s.e.':>8} {'ODE':>11} {'fixed pt':>11} {'closed form':>11}")
         for i in range(len(d["L"])):
@@ -584,6 +585,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
         res_c.append(execute(run, quick=quick, progress=progress, fixed_point=True, rtol=1e-6,
                              N=N, seeds=seeds))
     data_c = sweep(res_c)
+    out["c_N"], out["c_seeds"] = res_c[0].simulation.N, len(res_c[0].simulation.seeds)
     sol_lines = []
     for act, d in data_c.items():
         trend_sgd = _trend(d["K"], d["sgd"], d["sgd_sem"])
