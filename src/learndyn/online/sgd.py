@@ -17,8 +17,8 @@ both from the order parameters (``u^T I2(C) u / 2``, spec §2.3; exact for erf, 
 optionally, on a held-out test set (any activation).
 
 Implementation: the steps run inside one compiled XLA loop, ``jax.vmap``-ed over seeds, over blocks of up
-to 32 steps whose inputs are drawn at once; the next block's inputs are drawn beside the current block's
-updates (independent work that XLA can run on a second core). The steps of a block are applied one after
+to 32 steps whose inputs are drawn at once (optionally, ``pipeline``, the next block's inputs are drawn
+beside the current block's updates; measured slower since the seeds run one shard per CPU core). The steps of a block are applied one after
 the other (:func:`_make_step`); an alternative, ``mode="gram"``, gets every step's fields from the block-start
 fields and the inputs' Gram matrix (:func:`_make_block`): fewer, larger operations, but more arithmetic,
 and measured slower on a CPU (see :func:`_static_for`). Python only sees the recording points (and splits
@@ -455,12 +455,15 @@ def _static_for(problem: Problem, N: int, S: int, B: int, rng: str = "splitmix",
     else:
         per = S * (B * N + B)  # numbers drawn per step, all seeds
         block, unroll = min(32, max(2**16 // per, min(4, 2**20 // per), 1)), 1
-    # drawing the next block beside the current updates paid off (wall clock, 2 cores) only up to B N = 500:
+    # drawing the next block beside the current updates (pipeline=True) paid off in one XLA program on 2 cores
+    # (session 2, below), but not since the seeds run one shard per CPU device: N=500, 1 seed, alternating runs:
+    # 4.7 us with pipeline=False (block 16 or 32) against 6.4 us with it; 16 seeds: 1.8 vs 2.1 us.
+    # Earlier: drawing ahead paid off (wall clock, 2 cores) only up to B N = 500:
     # 1 seed: 4.1 vs 4.9 us at N=500, but 8.5 vs 6.9 at N=700 and 9.9 vs 6.9 at N=1000 (XLA then splits the
     # draw over both cores, which the concurrent updates slow down)
     return _Static(g=problem.g, K=problem.K, M=problem.M, N=N, batch=B, train_v=bool(problem.train_second_layer),
                    decay=problem.weight_decay > 0, rng=rng, block=block, unroll=unroll, mode=mode,
-                   pipeline=B * N <= 512)
+                   pipeline=False)
 
 
 def _block_length(S: int, N: int, B: int) -> int:
