@@ -17,10 +17,10 @@ both from the order parameters (``u^T I2(C) u / 2``, spec §2.3; exact for erf, 
 optionally, on a held-out test set (any activation).
 
 Implementation: the steps run inside one compiled XLA loop, ``jax.vmap``-ed over seeds, over blocks of up
-to 32 steps whose inputs are drawn at once (optionally, ``pipeline``, the next block's inputs are drawn
-beside the current block's updates; measured slower since the seeds run one shard per CPU core). The steps of a block are applied one after
-the other (:func:`_make_step`); an alternative, ``mode="gram"``, gets every step's fields from the block-start
-fields and the inputs' Gram matrix (:func:`_make_block`): fewer, larger operations, but more arithmetic,
+to 32 steps whose inputs are drawn at once (option ``pipeline``: the next block's inputs are drawn beside the
+current block's updates; measured slower since the seeds run one shard per CPU core, see :func:`_seed_shards`).
+The steps of a block are applied one after the other (:func:`_make_step`); an alternative, ``mode="gram"``,
+gets every step's fields from the block-start fields and the inputs' Gram matrix (:func:`_make_block`): fewer, larger operations, but more arithmetic,
 and measured slower on a CPU (see :func:`_static_for`). Python only sees the recording points (and splits
 long intervals so that a progress bar can move and Ctrl-C is handled promptly). Random inputs come from a counter-based
 generator: the SplitMix64 finaliser of ``(seed offset + counter * golden ratio)`` gives 64 random bits,
@@ -639,7 +639,6 @@ def _check_seeds(seeds: Any) -> np.ndarray:
 
 
 def _record_steps(N: int, alphas, alpha_max) -> np.ndarray:
-
     if alphas is None:
         if alpha_max is None:
             raise ValueError("alpha_max: give alpha_max or alphas")
