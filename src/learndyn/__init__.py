@@ -81,6 +81,7 @@ _SUBMODULES = {
     "results",
     "plotting",
     "sweep",
+    "resources",
 }
 
 __all__ = sorted(_SUBMODULES) + ["__version__"]
