@@ -263,6 +263,10 @@ def test_cli_activation_names_and_errors(tmp_path):
     assert "unknown name 'softsign'" in text and "'leaky_relu'" in text and "activation: activation" not in text
     res = runner.invoke(app, ["signal", "--activation", "abrelu(-0.5, 1)"])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["dmft", "--h", "softsign", "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0
+    text = " ".join(res.output.split())
+    assert "h: unknown name 'softsign'" in text and "'leaky_relu'" in text
 
 
 # ------------------------------------------------------------------------------------------
