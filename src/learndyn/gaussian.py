@@ -656,16 +656,17 @@ _JIT_CACHE: dict = {}
 
 
 def _jitted(kind: str, act: Activation, order: int):
-    """One compiled function per (integral, activation, order). The cache keeps the activation (and
-    so its callable) alive, which keeps ``id(fn)`` unique in the key."""
+    """One compiled function per (integral, activation, order), keyed on the activation itself (its
+    identity includes a custom callable, :class:`learndyn.activations.Activation`)."""
     order = int(order)
     _gh(order)  # validates the order
-    key = (kind, act.name, float(act.scale), float(act.a), float(act.b), id(act.fn), order)
+    key = (kind, act, order)
     hit = _JIT_CACHE.get(key)
     if hit is None:
-        hit = (act, jax.jit(functools.partial(_IMPL[kind], act, order=order)))
+        act.check_traceable()
+        hit = jax.jit(functools.partial(_IMPL[kind], act, order=order))
         _JIT_CACHE[key] = hit
-    return hit[1]
+    return hit
 
 
 def quadrature_i2(act, C, order: int = 40):

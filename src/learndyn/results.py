@@ -33,6 +33,10 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if callable(value):  # e.g. a custom activation: its qualified name (a callable cannot round-trip)
+        from .activations import qualified_name
+
+        return qualified_name(value)
     return str(value)
 
 

@@ -85,7 +85,7 @@ def test_identity_is_stable_and_sensitive():
     ("lr = 0.5", "lr = -1.0", "problem.lr: must be finite and > 0, got -1.0"),
     ("lr = 0.5", 'lr = "fast"', "problem.lr: Input should be a valid number, got 'fast'; expected a number"),
     ('"relu", "linear"]', '"relu", "swish"]',
-     "grid.activation[2]: unknown name 'swish'; allowed are ['erf', 'linear', 'relu'"),
+     "grid.activation[2]: unknown name 'swish'; allowed are 'erf', 'relu', 'linear', 'tanh', 'sigmoid', 'leaky_relu'"),
     ("n_alpha = 10", 'n_alpha = 10\nmethod = "rk4"',
      "options.method: Input should be 'dopri5', 'dopri8', 'euler' or 'heun', got 'rk4'"),
     ("n_alpha = 10", 'n_alpha = 10\nmethod = "euler"', "options.dt: the fixed-step method 'euler' needs dt > 0"),

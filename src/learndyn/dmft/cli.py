@@ -19,7 +19,10 @@ def _coeffs(text: str, name: str):
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
-        raise typer.BadParameter(f"{name}: comma-separated power-series coefficients, e.g. 0,0.9,0,0.1667") from None
+        if text[:1].isalpha():  # an activation name (tanh, relu, abrelu(a, b) ...): dmft.Problem resolves it
+            return text
+        raise typer.BadParameter(f"{name}: comma-separated power-series coefficients, e.g. 0,0.9,0,0.1667, "
+                                 "or an activation name") from None
 
 
 def dmft_command(
@@ -27,7 +30,8 @@ def dmft_command(
     n_over_d: float = typer.Option(1.5, "--n-over-d", help="abar = n/d (alpha = abar/m)"),
     tau: float = typer.Option(1.0, help="label-noise standard deviation"),
     a0: float = typer.Option(1.0, help="initial second-layer weight (lazy: gamma0 sqrt(m))"),
-    h: str = typer.Option("0,0.1,0.5", help="power-series coefficients of h(q), comma-separated"),
+    h: str = typer.Option("0,0.1,0.5", help="power-series coefficients of h(q), comma-separated, or an "
+                                             "activation (erf, relu, linear, tanh, sigmoid, leaky_relu, abrelu(a, b))"),
     target: str = typer.Option("none", help="'none' (pure noise), 'activation' (hatphi = h) or coefficients"),
     frozen: bool = typer.Option(False, "--frozen", help="freeze the second layer a(t) = a0"),
     t_max: float = typer.Option(8.0, help="final time"),

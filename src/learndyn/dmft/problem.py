@@ -139,14 +139,30 @@ def hermite_coefficients(fn, degree: int = 20, order: int = 16, panel: float = 0
     return coeffs, ef2
 
 
-def _as_function(spec: Any):
-    """A NumPy-callable for a name, an :class:`~learndyn.activations.Activation` or a callable."""
+def _as_function(spec: Any, param: str):
+    """A NumPy-callable for a name, an :class:`~learndyn.activations.Activation` or a callable (NumPy or
+    JAX). Errors start with ``param`` (``h`` or ``target``) and name the activation; a callable that does
+    not return real numbers of its input's shape is refused when first evaluated."""
     from .. import activations
 
-    act = activations.get(spec)
+    try:
+        act = activations.get(spec)
+    except ValueError as exc:
+        raise ValueError(f"{param}: {str(exc).removeprefix('activation: ')}") from None
+    what = f"{param}: activation {str(act)!r}" + ("" if act.fn is None else f" ({activations.qualified_name(act.fn)})")
 
     def f(x):
-        return np.asarray(act(np.asarray(x)), dtype=np.float64)
+        x = np.asarray(x)
+        out = act(x)
+        try:
+            arr = np.asarray(out)
+        except Exception:  # noqa: BLE001  (e.g. a ragged list)
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "biuf" or arr.shape != x.shape:
+            got = f"shape {arr.shape} dtype {arr.dtype}" if arr.dtype.kind in "biufc" else f"a {type(out).__name__}"
+            raise ValueError(f"{what}: must map an array elementwise to real numbers of the same shape "
+                             f"(input shape {x.shape}); it returned {got}")
+        return arr.astype(np.float64)
 
     return f, str(act)
 
@@ -309,10 +325,7 @@ class Problem:
             s = np.sqrt(c)
             label = "h=" + "+".join(f"{x:g}z^{k}" for k, x in enumerate(c) if x)
         else:
-            try:
-                fn, name = _as_function(self.h)
-            except ValueError as exc:
-                raise ValueError(f"h: {exc}") from None
+            fn, name = _as_function(self.h, "h")
             s, _ = hermite_coefficients(fn, deg, order)
             s = s.copy()
             s[0] = 0.0  # centring: sigma -> sigma - E sigma(G)
@@ -356,10 +369,7 @@ class Problem:
                         f"target_norm2: must be >= sum_k b_k^2/c_k = {minimal:.6g} (Cauchy-Schwarz), got {norm2:g}"
                     )
         else:
-            try:
-                fn, _ = _as_function(t)
-            except ValueError as exc:
-                raise ValueError(f"target: {exc}") from None
+            fn, _ = _as_function(t, "target")
             f, ef2 = hermite_coefficients(fn, deg, order)
             norm2 = max(ef2 - f[0] ** 2, 0.0)  # centred phi
             if self.target_norm2 is not None:

@@ -8,7 +8,8 @@ import typer
 
 
 def signal_command(
-    activation: str = typer.Option("erf", help="erf (= erf(x)), relu, tanh, leaky_relu, linear, sigmoid"),
+    activation: str = typer.Option("erf", help="erf (= erf(x)), relu, linear, tanh, sigmoid, leaky_relu, "
+                                                     "leaky_relu(slope) or abrelu(a, b)"),
     weight_var: float = typer.Option(1.5, help="sigma_w^2"),
     bias_var: float = typer.Option(0.05, help="sigma_b^2"),
 ) -> None:

@@ -551,7 +551,7 @@ class Elementwise(_Layer):
     activation: Any = "relu"
 
     def __post_init__(self):
-        object.__setattr__(self, "activation", _act.get(self.activation, scale=1.0))
+        object.__setattr__(self, "activation", _act.get(self.activation, scale=1.0).check_traceable())
 
     def init(self, key, in_shape):
         return tuple(in_shape), {}

@@ -47,12 +47,9 @@ _C_GRID = np.concatenate([[-1.0], 1.0 - np.geomspace(2.0, 1e-13, 400)[1:], [1.0]
 
 
 def _activation(activation) -> _act.Activation:
-    if isinstance(activation, str) and activation.lower() == "abrelu":
-        raise ValueError("activation: 'abrelu' needs slopes: pass learndyn.activations.abrelu(a, b)")
-    try:
-        return _act.get(activation, scale=1.0)
-    except ValueError as exc:
-        raise ValueError(f"activation: {exc}") from None
+    """Resolve (errors of :func:`learndyn.activations.get` already name ``activation``) and check that a
+    custom callable is JAX-traceable before any bisection."""
+    return _act.get(activation, scale=1.0).check_traceable()
 
 
 def _check_var(name: str, value, allow_zero: bool) -> np.ndarray:
@@ -81,13 +78,13 @@ QUAD_ORDER = 160
 
 def _jitted(kind: str, act: _act.Activation):
     """Compiled gaussian.i2 / j2 for ``act`` (eager JAX dispatch dominates the bisections otherwise)."""
-    key = (kind, act.name, float(act.scale), float(act.a), float(act.b), id(act.fn))
+    key = (kind, act)  # the activation's identity includes a custom callable
     hit = _JIT.get(key)
     if hit is None:
         f = _gauss.i2 if kind == "i2" else _gauss.j2
-        hit = (act, jax.jit(lambda C: f(act, C, order=QUAD_ORDER)))  # keep act (and its callable) alive with the key
+        hit = jax.jit(lambda C: f(act, C, order=QUAD_ORDER))
         _JIT[key] = hit
-    return hit[1]
+    return hit
 
 
 def _homogeneous_gain(act: _act.Activation):

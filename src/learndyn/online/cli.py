@@ -14,7 +14,8 @@ __all__ = ["register", "ode_command", "load_initial_state", "plot_trajectory", "
 # The options that describe a Problem, shared by `ode`, `simulate` and `compare`.
 OptM = Annotated[int, typer.Option("--M", help="teacher hidden units")]
 OptK = Annotated[int, typer.Option("--K", help="student hidden units (K = M + L)")]
-OptActivation = Annotated[str, typer.Option(help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid")]
+OptActivation = Annotated[str, typer.Option(help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid, leaky_relu, "
+                                                          "leaky_relu(slope) or abrelu(a, b)")]
 OptLr = Annotated[float, typer.Option(help="first-layer learning rate eta")]
 OptLr2 = Annotated[Optional[float], typer.Option(help="second-layer learning rate (default: lr)")]
 OptSigma = Annotated[float, typer.Option(help="teacher output-noise standard deviation")]

@@ -46,8 +46,8 @@ class Problem:
         Hidden units of the teacher and the student (``K = M + L``).
     activation:
         ``"erf"`` (meaning ``erf(x/sqrt 2)``), ``"relu"``, ``"linear"``, ``"tanh"``, ``"sigmoid"``,
-        an :class:`learndyn.activations.Activation`, or any JAX-traceable callable. Teacher and
-        student share it.
+        ``"leaky_relu"``, ``"abrelu(a, b)"``, an :class:`learndyn.activations.Activation`, or any
+        JAX-traceable callable (:func:`learndyn.activations.get`). Teacher and student share it.
     lr:
         First-layer learning rate ``eta`` (> 0).
     lr2:
@@ -90,10 +90,9 @@ class Problem:
             object.__setattr__(self, "quadrature_order", _positive_int("quadrature_order", self.quadrature_order))
         if not isinstance(self.train_second_layer, (bool, np.bool_)):
             raise ValueError(f"train_second_layer: must be True or False, got {self.train_second_layer!r}")
-        try:
-            conventions.activation(self.activation)
-        except ValueError as exc:
-            raise ValueError(f"activation: {exc}") from None
+        # errors of learndyn.activations already start with "activation:"; the ODE and the simulator
+        # compile the activation, so a custom callable must be JAX-traceable (checked here, once)
+        conventions.activation(self.activation).check_traceable()
 
     @property
     def g(self) -> activations.Activation:
