@@ -14,11 +14,15 @@ from learndyn.experiments import xiao2020
 def test_cli_figure_signal_quick(tmp_path):
     res = CliRunner().invoke(app, ["reproduce", "xiao2020", "--figure", "signal", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "signal.png").stat().st_size > 10_000
-    with xr.open_dataset(tmp_path / "signal.nc", engine="h5netcdf") as ds:
+    assert (tmp_path / "xiao2020_signal.png").stat().st_size > 10_000
+    with xr.open_dataset(tmp_path / "xiao2020_signal.nc", engine="h5netcdf") as ds:
         crit = ds["critical_weight_var_erf"].values
         assert crit[0] == pytest.approx(math.pi / 4, rel=1e-6)  # sigma_b^2 = 0
         assert np.all(np.diff(crit) > 0)
+        # the depth-scale curves lie along a named sigma_b^2 dimension (issue 13), not in flat names
+        assert ds["xi_1"].dims == ("curve_bias_var", "weight_var")
+        assert ds["curve_bias_var"].values == pytest.approx([0.05, 0.18])
+        assert ds["weight_var"].size == ds["xi_1"].shape[1]
 
 
 def test_cli_rejects_unknown_figure(tmp_path):
@@ -57,5 +61,9 @@ def test_claims_quick_prints_table(tmp_path, monkeypatch):
     for tag in ("(a) chaotic", "(b) ordered", "(c) critical", "(d) CNN-F", "(d) finite width"):
         assert tag in res.output
     assert "8 xi_*" in res.output
-    with xr.open_dataset(tmp_path / "claims.nc", engine="h5netcdf") as ds:
+    with xr.open_dataset(tmp_path / "xiao2020_claims.nc", engine="h5netcdf") as ds:
         assert ds.sizes["row"] >= 5
+    with xr.open_dataset(tmp_path / "xiao2020_claims_cnn.nc", engine="h5netcdf") as ds:
+        assert ds["kappa"].dims == ("phase", "architecture", "depth")
+        assert list(ds["architecture"].values) == ["fcn", "cnn_flatten", "cnn_gap"]
+        assert ds["sgd_test_accuracy"].dims == ("sgd_architecture", "sgd_weight_var", "sgd_depth")
