@@ -87,7 +87,7 @@ CLI_ONLY = {
     "ode": {"M", "K", "N", "init_state", "out", "fixed_point", "progress"},
     "simulate": {"M", "K", "N", "alpha_max", "n_alphas", "out", "progress"},
     "compare": {"M", "K", "N", "alpha_max", "n_alphas", "out", "progress"},
-    "dmft": {"m", "n_over_d", "t_max", "dt", "simulate", "d", "batch", "out"},
+    "dmft": {"m", "n_over_d", "t_max", "dt", "simulate", "d", "batch", "out", "progress"},
     "signal": set(),
     "version": set(),
     **{f"reproduce {p}": {"figure", "claims", "progress"} for p in _REPRODUCE},

@@ -53,6 +53,7 @@ def dmft_command(
                                                    "simulator's, 100 Gaussian-model realisations or 10 seeds)"),
     batch: int = typer.Option(100, help="SGD mini-batch"),
     out: Path = typer.Option(Path("results/dmft"), help="output prefix: OUT.nc (DMFT), OUT_sim.nc, OUT.png"),
+    progress: OptProgress = True,
 ) -> None:
     """Solve the DMFT of Montanari & Urbani (2025) and plot e_tr, e_ts, a, v (with simulation points)."""
     from .. import dmft
@@ -66,7 +67,7 @@ def dmft_command(
             seeds = _default_seeds(simulate)
         run = mu.Run("cli", {}, t_max=t_max, dt=dt, scheme=scheme,
                      sim=mu.Sim(simulate, d=d, seeds=seeds, batch=batch) if simulate else None)
-        sol = mu._solve(run, prob)
+        sol = mu._solve(run, prob, progress=progress)
         sim = mu.simulate(run, prob) if simulate else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

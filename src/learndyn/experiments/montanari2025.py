@@ -179,9 +179,9 @@ class RunResult:
     wall_sim: float = 0.0
 
 
-def _solve(run: Run, prob: dmft.Problem):
+def _solve(run: Run, prob: dmft.Problem, progress: bool = False):
     method = "auto" if prob.is_symmetric else "general"
-    kw = {"scheme": run.scheme} if method == "auto" else {}
+    kw = {"scheme": run.scheme, "progress": progress} if method == "auto" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dmft.StabilityWarning)
         return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, **kw)
