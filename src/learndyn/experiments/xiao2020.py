@@ -108,7 +108,7 @@ def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
         for l, K, T in depth_sweep(x, depths, activation=activation, weight_var=wv, bias_var=bias_var,
                                    architecture=architecture, **cnn_kw):
             j = list(depths).index(l)
-            bar.update((i * D + j + 1) - bar.n)
+            bar.update(i * D + j - bar.n)  # the depths before l are done
             if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
                 continue
             w = np.linalg.eigvalsh(T[:m, :m])
@@ -151,7 +151,7 @@ def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
         ntks = {l: T for l, _, T in depth_sweep(ds.x_train[:B], depths, activation=activation, weight_var=wv,
                                                 bias_var=bias_var, architecture=architecture, **cnn_kw)}
         for j, l in enumerate(depths):
-            bar.update()
+            bar.update(i * D + j - bar.n)  # the depths before l are done
             if architecture == "fcn":
                 net = kernels.fcn(l, activation, wv, bias_var, width=width, out_dim=k_out)
             else:
@@ -165,6 +165,7 @@ def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
             acc_te[i, j] = r.test_accuracy.mean()
             lrs[i, j] = r.learning_rate
             diverged[i, j] = bool(np.any(r.status != "ok"))
+        bar.update((i + 1) * D - bar.n)
         _log(log, f"  SGD sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
     bar.close()
     coords = {"weight_var": np.asarray(weight_vars, float), "depth": np.asarray(depths, int)}
@@ -283,7 +284,6 @@ def _fig_spectrum(quick: bool, out: Path, log, progress: bool = False):
     dsets = {}
     bar = progress_bar(len(runs), "xiao2020 spectrum", progress)
     for c, (phase, wv) in enumerate(runs):
-        bar.update()
         _log(log, f"  spectrum {phase} sigma_w^2={wv:.6g}")
         r = spectrum_vs_depth(data.x_train, data.y_train, data.x_test, depths, weight_var=wv, bias_var=0.05)
         dsets[phase] = r.to_xarray()
@@ -300,6 +300,7 @@ def _fig_spectrum(quick: bool, out: Path, log, progress: bool = False):
                 ax.legend(fontsize=7)
             if i == len(rows) - 1:
                 ax.set_xlabel("depth $l$")
+        bar.update()
     bar.close()
     png = save_figure(fig, output_paths("xiao2020", "spectrum", out)[0])
     ds = xr.concat([d.expand_dims(phase=[p]) for p, d in dsets.items()], dim="phase", join="outer",
