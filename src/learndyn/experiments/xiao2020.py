@@ -357,11 +357,7 @@ def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cach
     fig.colorbar(im, ax=axes, shrink=0.6, label="accuracy")
     fig.suptitle(f"erf FCN, $\\sigma_b^2$={cfg.bias_var}, {data.name} ({cfg.n_train} train / {cfg.n_test} test); "
                  "NNGP initial outputs in (a)", fontsize=9)
-    png = output_paths("xiao2020", "phase", out)[0]
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, bbox_inches="tight")
-    from ..plotting import plt
-    plt.close(fig)
+    png = save_figure(fig, output_paths("xiao2020", "phase", out)[0], tight=False, bbox_inches="tight")
     ds = _merge_ab(a, b)
     ds.attrs.update(problem_attrs(cfg, paper=PAPER, figure="phase", quick=int(quick)))
     return png, atomic_write_netcdf(ds, output_paths("xiao2020", "phase", out)[1])
@@ -486,11 +482,7 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None, progress: b
     for a_ in ax:
         a_.set_xlabel("depth $l$")
         a_.legend(fontsize=7)
-    out.mkdir(parents=True, exist_ok=True)
-    png = output_paths("xiao2020", "cnn", out)[0]
-    fig.savefig(png, bbox_inches="tight")
-    from ..plotting import plt
-    plt.close(fig)
+    png = save_figure(fig, output_paths("xiao2020", "cnn", out)[0], tight=False, bbox_inches="tight")
     ds = xr.merge([ds, _sgd_by_architecture(sgd)], combine_attrs="drop_conflicts")
     ds.attrs.update(problem_attrs({"figure": "cnn", "quick": quick, "sgd": sz}, paper=PAPER))
     return png, atomic_write_netcdf(ds, output_paths("xiao2020", "cnn", out)[1])
