@@ -131,7 +131,8 @@ FIGURES: dict[str, Figure] = {
         panels=(("errors", "t*m"), ("errors", "t")),
     ),
     "fig4": Figure(
-        "fig4", "single index, MF init: h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3, a0 = 1; SGD (lr 0.1)", "curves",
+        "fig4", "single index, MF init: h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3, a0 = 1; SGD (lr 0.1)",
+        "curves",
         runs=_mf_runs((4, 8, 16), 0.3, 0.3, "activation", 6, 100, 6, 50),
         quick=_mf_runs((4, 8), 0.3, 0.3, "activation", 1, 40, 3, 16, quick=True),
         panels=(("gamma", "t/m"), ("errors", "t/m"), ("v", "t")),
