@@ -37,15 +37,17 @@ def figure(nrows: int = 1, ncols: int = 1, width: float = 4.2, height: float = 3
     return fig, axes
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Save ``fig`` as PNG atomically and close it."""
+def save_figure(fig, path: str | os.PathLike, tight: bool = True, **savefig_kw) -> Path:
+    """Save ``fig`` as PNG atomically and close it. ``tight``: ``fig.tight_layout()`` first (leave it off for
+    figures made with ``layout="constrained"``); ``savefig_kw`` go to ``fig.savefig`` (e.g. ``bbox_inches``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
     os.close(fd)
     try:
-        fig.tight_layout()
-        fig.savefig(tmp)
+        if tight:
+            fig.tight_layout()
+        fig.savefig(tmp, **savefig_kw)
         _publish(tmp, path)
     finally:
         plt.close(fig)

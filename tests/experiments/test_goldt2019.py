@@ -61,7 +61,11 @@ def test_reproduce_fig1_quick_writes_png_and_netcdf(tmp_path):
     png, nc = tmp_path / "goldt2019_fig1.png", tmp_path / "goldt2019_fig1.nc"
     assert png.stat().st_size > 10_000
     ds = results.load(nc)
-    eg, ode = ds["r0_eg"].values, ds["r0_eg_ode"].values
+    # the runs lie along a named dimension whose coordinates are their parameters (issue 13)
+    assert ds.sizes["run"] == 1 and ds["label"].values.tolist() == ["K=2"]
+    assert int(ds["K"][0]) == 2 and float(ds["lr"][0]) == 0.5 and ds["activation"].values[0] == "erf"
+    assert not [v for v in ds.variables if str(v).startswith("r0_")]
+    eg, ode = ds["eg"].sel(run=0).values, ds["eg_ode"].sel(run=0).values
     assert eg.shape == ode.shape and eg.shape[0] == 2
     np.testing.assert_allclose(eg[:, 0], ode[:, 0], rtol=1e-10)  # same starting point
     assert "max rel. deviation" in res.output

@@ -41,16 +41,21 @@ def test_reproduce_figure2_quick_writes_png_and_netcdf(tmp_path):
     from learndyn.cli import app
     from learndyn.results import load
 
-    res = CliRunner().invoke(app, ["reproduce", "montanari2025", "--figure", "2", "--quick", "--out", str(tmp_path)])
+    res = CliRunner().invoke(app, ["reproduce", "montanari2025", "--figure", "fig2", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     png, nc = tmp_path / "montanari2025_fig2.png", tmp_path / "montanari2025_fig2.nc"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ds = load(nc)
-    assert ds.attrs["figure"] == "2" and ds.attrs["quick"] == 1
+    assert ds.attrs["figure"] == "fig2" and ds.attrs["quick"] == 1
+    # the runs lie along a named dimension with their parameters as coordinates (issue 13)
+    assert ds["m"].values.tolist() == [4, 8] and ds["n_over_d"].values == pytest.approx([1.6, 3.2])
+    assert not [v for v in ds.variables if str(v).startswith("r0_")]
     # DMFT and SGD start from the same state: a(0) = a0 = 1 and e(0) = (tau^2 + a0^2 h(1)/m)/2
-    assert ds["r0_dmft_a"].values[0] == pytest.approx(1.0)
-    assert ds["r0_sim_a"].values[:, 0] == pytest.approx(1.0)
-    assert ds["r0_dmft_train_error"].values[0] == pytest.approx(0.5 * (0.36 + (0.9 + 1 / 6) / 4), rel=1e-10)
+    for m in (4, 8):
+        run = ds.swap_dims(run="m").sel(m=m)
+        assert run["dmft_a"].values[0] == pytest.approx(1.0)
+        assert run["sim_a"].values[:, 0] == pytest.approx(1.0)
+        assert run["dmft_train_error"].values[0] == pytest.approx(0.5 * (0.36 + (0.9 + 1 / 6) / m), rel=1e-10)
     assert "DMFT" in res.output
 
 
@@ -59,7 +64,8 @@ def test_dmft_command_writes_files_and_refuses_uncentred_h(tmp_path):
     from learndyn.results import load
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["dmft", "--m", "2", "--t-max", "1", "--dt", "0.05", "--out", str(out)])
+    res = CliRunner().invoke(app, ["dmft", "--m", "2", "--h", "0,0.1,0.5", "--t-max", "1", "--dt", "0.05",
+                                   "--out", str(out)])
     assert res.exit_code == 0, res.output
     ds = load(out.with_suffix(".nc"))
     assert ds["train_error"].values[0] == pytest.approx(0.5 * (1.0 + 0.6 / 2), rel=1e-12)  # (tau^2 + a0^2 h(1)/m)/2

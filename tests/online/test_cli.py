@@ -26,11 +26,13 @@ def test_ode_command_writes_netcdf_and_png(tmp_path):
     assert "eps_g* =" in res.output
 
     # the saved trajectory is a valid initial-state file for a second run
-    res2 = runner.invoke(app, ["ode", "--M", "1", "--K", "2", "--activation", "linear", "--lr", "0.2",
-                               "--init", str(tmp_path / "run.nc"), "--alpha-max", "1", "--n-alphas", "3",
-                               "--no-progress", "--no-fixed-point", "--out", str(tmp_path / "b")])
-    assert res2.exit_code == 0, res2.output
-    np.testing.assert_allclose(results.load(tmp_path / "b.nc")["Q"].values[0], ds["Q"].values[0])
+    # (--init-state; the old spelling --init FILE is still accepted)
+    for flag, name in (("--init-state", "b"), ("--init", "c")):
+        res2 = runner.invoke(app, ["ode", "--M", "1", "--K", "2", "--activation", "linear", "--lr", "0.2",
+                                   flag, str(tmp_path / "run.nc"), "--alpha-max", "1", "--n-alphas", "3",
+                                   "--no-progress", "--no-fixed-point", "--out", str(tmp_path / name)])
+        assert res2.exit_code == 0, res2.output
+        np.testing.assert_allclose(results.load(tmp_path / f"{name}.nc")["Q"].values[0], ds["Q"].values[0])
 
 
 def test_ode_command_rejects_bad_input(tmp_path):

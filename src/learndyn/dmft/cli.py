@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import typer
 
+from ..cli_common import OptClaims, OptFigure, OptProgress, OptQuick, run_reproduce
+
 __all__ = ["register", "dmft_command", "reproduce_command"]
+
+
+def _default_seeds(kind: str) -> int:
+    """The Python default number of realisations of the simulator behind ``--simulate kind``."""
+    import inspect
+
+    from . import gaussian_model, networks
+
+    fn, name = (gaussian_model.simulate, "realisations") if kind == "gaussian" else (networks.simulate, "seeds")
+    return int(inspect.signature(fn).parameters[name].default)
 
 
 def _coeffs(text: str, name: str):
@@ -30,8 +42,9 @@ def dmft_command(
     n_over_d: float = typer.Option(1.5, "--n-over-d", help="abar = n/d (alpha = abar/m)"),
     tau: float = typer.Option(1.0, help="label-noise standard deviation"),
     a0: float = typer.Option(1.0, help="initial second-layer weight (lazy: gamma0 sqrt(m))"),
-    h: str = typer.Option("0,0.1,0.5", help="power-series coefficients of h(q), comma-separated, or an "
-                                             "activation (erf, relu, linear, tanh, sigmoid, leaky_relu, abrelu(a, b))"),
+    h: Optional[str] = typer.Option(None, help="power-series coefficients of h(q), comma-separated, or an activation "
+                                                 "(erf, relu, linear, tanh, sigmoid, leaky_relu, abrelu(a, b)); "
+                                                 "default: dmft.Problem's h = 0.9q + q^3/6"),
     target: str = typer.Option("none", help="'none' (pure noise), 'activation' (hatphi = h) or coefficients"),
     frozen: bool = typer.Option(False, "--frozen", help="freeze the second layer a(t) = a0"),
     t_max: float = typer.Option(8.0, help="final time"),
@@ -40,20 +53,25 @@ def dmft_command(
     simulate: Optional[str] = typer.Option(None, help="also simulate: 'gaussian' (Gaussian-model GD), 'gd' or "
                                                       "'sgd' (real network)"),
     d: int = typer.Option(50, help="input dimension of the simulation"),
-    seeds: int = typer.Option(50, help="realisations / seeds of the simulation"),
+    seeds: Optional[int] = typer.Option(None, help="realisations / seeds of the simulation (default: the "
+                                                   "simulator's, 100 Gaussian-model realisations or 10 seeds)"),
     batch: int = typer.Option(100, help="SGD mini-batch"),
     out: Path = typer.Option(Path("results/dmft"), help="output prefix: OUT.nc (DMFT), OUT_sim.nc, OUT.png"),
+    progress: OptProgress = True,
 ) -> None:
     """Solve the DMFT of Montanari & Urbani (2025) and plot e_tr, e_ts, a, v (with simulation points)."""
     from .. import dmft
     from ..experiments import montanari2025 as mu
 
     try:
-        prob = dmft.Problem(m=m, n_over_d=n_over_d, tau=tau, a0=a0, h=_coeffs(h, "h"), target=_coeffs(target, "target"),
-                            train_second_layer=not frozen)
+        kw = {} if h is None else {"h": _coeffs(h, "h")}
+        prob = dmft.Problem(m=m, n_over_d=n_over_d, tau=tau, a0=a0, target=_coeffs(target, "target"),
+                            train_second_layer=not frozen, **kw)
+        if simulate and seeds is None:
+            seeds = _default_seeds(simulate)
         run = mu.Run("cli", {}, t_max=t_max, dt=dt, scheme=scheme,
                      sim=mu.Sim(simulate, d=d, seeds=seeds, batch=batch) if simulate else None)
-        sol = mu._solve(run, prob)
+        sol = mu._solve(run, prob, progress=progress)
         sim = mu.simulate(run, prob) if simulate else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -74,25 +92,18 @@ def dmft_command(
 
 
 def reproduce_command(
-    figure: List[str] = typer.Option([], "--figure", "-f", help="figure: 2, 3, 4, 6, 7, threshold (repeatable)"),
-    claims: bool = typer.Option(False, "--claims", help="print the table of the paper's claims"),
-    quick: bool = typer.Option(False, "--quick", help="CI sizes"),
+    figure: OptFigure = [],
+    claims: OptClaims = False,
+    quick: OptQuick = False,
     out: Path = typer.Option(Path("results/montanari2025"), help="output directory"),
+    progress: OptProgress = True,
 ) -> None:
-    """Montanari & Urbani (2025): figures (PNG + netCDF) and the abstract's claims, DMFT beside simulations."""
+    """Montanari & Urbani (2025): fig2, fig3, fig4, fig6, fig7, threshold (PNG + netCDF) and the abstract's
+    claims, DMFT beside simulations."""
     from ..experiments import montanari2025 as mu
 
-    if not figure and not claims:
-        raise typer.BadParameter(f"give --figure F (one of {sorted(mu.FIGURES)}) and/or --claims")
-    for f in figure:
-        try:
-            typer.echo(f"figure {f}{' (quick)' if quick else ''}:")
-            png, nc, _ = mu.run_figure(f, out_dir=out, quick=quick, log=typer.echo)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
-        typer.echo(f"wrote {png} and {nc}")
-    if claims:
-        mu.claims(quick=quick, out_dir=out, log=typer.echo)
+    run_reproduce("montanari2025", mu, figure, claims, quick, out, progress,
+                  describe=lambda name: mu.FIGURES[name].title)
 
 
 def register(app: typer.Typer, reproduce: typer.Typer) -> None:

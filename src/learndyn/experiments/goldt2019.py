@@ -38,6 +38,7 @@ import xarray as xr
 from .. import online
 from ..online.compare import compare, comparison_from_arrays, deviation_exponent
 from ..results import atomic_write_netcdf
+from . import canonical_figure, output_paths, progress_bar
 
 __all__ = ["FIGURES", "Run", "Figure", "run_figure", "claims", "classify_solution", "final_error", "sweep"]
 
@@ -436,31 +437,50 @@ _PLOTS: dict[str, Callable] = {"curves": _plot_curves, "sweep": _plot_sweep, "sp
 
 
 def _dataset(fig_spec: Figure, results: list[RunResult]) -> xr.Dataset:
-    """All runs of a figure in one Dataset: variables ``r{i}_<name>`` with per-run dimension names."""
-    ds = xr.Dataset(attrs={"paper": PAPER, "figure": fig_spec.name, "title": fig_spec.title,
-                           "runs": json.dumps([asdict(r.run) for r in results])})
-    for i, r in enumerate(results):
+    """All runs of a figure in one Dataset, along a ``run`` dimension whose coordinates are the runs'
+    parameters (``label``, ``activation``, ``K``, ``M``, ``L = K - M``, ``lr``, ``sigma``, ``N``, ...).
+
+    Each run keeps the variables of :meth:`learndyn.online.Simulation.to_xarray` (``eg``, ``Q``, ``R``,
+    ``v``, ... over ``seed``, ``alpha``, ``k``, ``n``) plus ``eg_ode`` (ODE from each seed's start) and
+    ``fixed_point_eg``; runs with fewer student units are padded with NaN along ``k``/``l``."""
+    subs = []
+    for r in results:
         sub = r.simulation.to_xarray()
         if r.eg_ode is not None:
             sub["eg_ode"] = (("seed", "alpha"), r.eg_ode)
-        sub = sub.rename({d: f"r{i}_{d}" for d in sub.dims})
-        for name, var in sub.data_vars.items():
-            ds[f"r{i}_{name}"] = var.drop_vars(list(var.coords))
-        ds.attrs[f"r{i}_label"] = r.run.label
-        ds.attrs[f"r{i}_problem"] = sub.attrs.get("problem", "")
-        ds.attrs[f"r{i}_fixed_point_eg"] = float(r.fixed_point_eg)
-        ds[f"r{i}_alpha_values"] = ((f"r{i}_alpha",), r.alpha)
+        else:
+            sub["eg_ode"] = (("seed", "alpha"), np.full(sub["eg"].shape, np.nan))
+        sub["fixed_point_eg"] = float(r.fixed_point_eg)
+        sub["seed_status"] = sub["seed_status"].astype(object)
+        subs.append(sub)
+    ds = xr.concat(subs, dim="run", join="outer", combine_attrs="drop", data_vars="all", coords="different",
+                   compat="equals")
+    p = [r.problem for r in results]
+    ds = ds.assign_coords(
+        run=np.arange(len(results)),
+        label=("run", [r.run.label for r in results]),
+        activation=("run", [x.activation_name for x in p]),
+        K=("run", [x.K for x in p]), M=("run", [x.M for x in p]), L=("run", [x.K - x.M for x in p]),
+        lr=("run", [float(x.lr) for x in p]), sigma=("run", [float(x.sigma) for x in p]),
+        train_second_layer=("run", [int(x.train_second_layer) for x in p]),
+        N=("run", [int(r.simulation.N) for r in results]),
+        n_seeds=("run", [len(r.simulation.seeds) for r in results]),
+        init=("run", [r.run.init for r in results]),
+    )
+    ds["seed_status"] = ds["seed_status"].astype(str)
+    ds.attrs.update({"paper": PAPER, "figure": fig_spec.name, "title": fig_spec.title,
+                     "runs": json.dumps([asdict(r.run) for r in results])})
     return ds
 
 
 def run_figure(name: str, out_dir: str | Path = "results/goldt2019", quick: bool = False,
                progress: bool = False, log: Callable[[str], None] = print, N: int | None = None,
                seeds: int | None = None) -> tuple[Path, Path, list[RunResult]]:
-    """Run every run of figure ``name``, write ``<out_dir>/goldt2019_<name>.png`` and ``.nc``.
+    """Run every run of figure ``name`` (``fig1`` .. ``fig4``; ``1`` .. ``4`` also accepted), write
+    ``<out_dir>/goldt2019_<name>.png`` and ``.nc``.
 
     ``N`` and ``seeds`` override the recipe's input dimension and number of seeds (faster runs)."""
-    if name not in FIGURES:
-        raise ValueError(f"figure: unknown {name!r}; allowed are {sorted(FIGURES)}")
+    name = canonical_figure(name, FIGURES)
     spec = FIGURES[name]
     runs = spec.runs
     if quick and spec.kind == "sweep":  # two sizes per activation in CI
@@ -469,10 +489,13 @@ def run_figure(name: str, out_dir: str | Path = "results/goldt2019", quick: bool
             acts.setdefault(r.problem["activation"], []).append(r)
         runs = tuple(x for lst in acts.values() for x in (lst[0], lst[-1]))
     results = []
+    bar = progress_bar(len(runs), f"goldt2019 {name}", progress)
     for run in runs:
+        bar.set_postfix_str(run.label)
         final = spec.kind != "curves"  # final values: rtol 1e-6 suffices (SGD error bars are ~1e-2)
         res = execute(run, quick=quick, progress=progress, fixed_point=(spec.kind == "sweep"),
                       rtol=1e-6 if final else 1e-8, N=N, seeds=seeds)
+        bar.update()
         results.append(res)
         sim = res.simulation
         fin, fin_se = final_error(sim.eg, sim.alpha)
@@ -487,9 +510,10 @@ def run_figure(name: str, out_dir: str | Path = "results/goldt2019", quick: bool
             dev = f"; ODE {ode_fin:.4e} (SGD/ODE - 1 = {fin / ode_fin - 1:+.3f})"
         log(f"  {run.label:14s} N={sim.N} seeds={len(sim.seeds)} alpha_max={sim.alpha[-1]:g}: "
             f"final eps_g (SGD) = {fin:.4e} +- {fin_se:.1e}{dev} [{res.wall:.1f}s]")
-    out_dir = Path(out_dir)
-    png = _PLOTS[spec.kind](spec, results, out_dir / f"goldt2019_{name}.png")
-    nc = atomic_write_netcdf(_dataset(spec, results), out_dir / f"goldt2019_{name}.nc")
+    bar.close()
+    png_path, nc_path = output_paths("goldt2019", name, out_dir)
+    png = _PLOTS[spec.kind](spec, results, png_path)
+    nc = atomic_write_netcdf(_dataset(spec, results), nc_path)
     return png, nc, results
 
 
@@ -618,5 +642,5 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
             ds.attrs[k] = float(v)
         else:
             ds[k] = ((f"{k}_index",), np.asarray(v))
-    atomic_write_netcdf(ds, Path(out_dir) / "goldt2019_claims.nc")
+    atomic_write_netcdf(ds, output_paths("goldt2019", "claims", out_dir)[1])
     return ds

@@ -4,11 +4,11 @@ Each figure is a short declarative recipe: the problem of each curve, the DMFT g
 gives the points, the panels. Parameters follow the spec (``dmft.md`` §4.7); where the paper does not state
 them (m values, horizons, grids: flag F11) the values below are ours and are printed on the figure.
 
-* ``2``  -- pure noise, mean-field init: ``a(t)/sqrt(m)`` and ``e_tr`` against ``t/m``; SGD on real networks.
-* ``3``  -- single index, lazy init (``a0 = sqrt(m)``): train/test error against ``t m`` and ``t``;
+* ``fig2`` -- pure noise, mean-field init: ``a(t)/sqrt(m)`` and ``e_tr`` against ``t/m``; SGD on real networks.
+* ``fig3`` -- single index, lazy init (``a0 = sqrt(m)``): train/test error against ``t m`` and ``t``;
   Gaussian-model GD points.
-* ``4``  -- single index, mean-field init: ``a(t)/sqrt(m)``, train and test error, ``v``; SGD points.
-* ``6``, ``7`` -- m = 4, non-symmetric initialisation (general DMFT) against Gaussian-model GD at the same step.
+* ``fig4`` -- single index, mean-field init: ``a(t)/sqrt(m)``, train and test error, ``v``; SGD points.
+* ``fig6``, ``fig7`` -- m = 4, non-symmetric initialisation (general DMFT) against Gaussian-model GD at the same step.
 * ``threshold`` -- fixed ``a = 1`` (frozen second layer), pure noise, ``h = 0.3z + z^2/2``, ``tau = 1``:
   ``t_rel(abar) = inf{t: e_tr(t) < eps tau^2}``, the fit ``t_rel = c (abar_GF(m) - abar)^(-nu)`` (spec §3.1),
   and ``abar_GF(m)`` against ``1/m`` extrapolated to ``m -> infinity`` (paper: ``abar_GF(inf) ≈ 1.18``).
@@ -36,6 +36,7 @@ import xarray as xr
 from .. import dmft
 from ..dmft import gaussian_model, networks
 from ..results import atomic_write_netcdf
+from . import canonical_figure, output_paths, progress_bar
 
 __all__ = ["FIGURES", "Run", "Sim", "Figure", "run_figure", "claims", "t_rel", "fit_threshold", "first_crossing"]
 
@@ -117,34 +118,35 @@ def _lazy_runs(ms, quick=False):
 _C0_FIG6 = ((1, 0, 1, 0), (0, 1, 0, 1), (1, 0, 1, 0), (0, 1, 0, 1))
 
 FIGURES: dict[str, Figure] = {
-    "2": Figure(
-        "2", "pure noise, MF init: h = 0.9z + z^3/6, alpha = 0.4, tau = 0.6, a0 = 1; SGD (lr 0.1)", "curves",
+    "fig2": Figure(
+        "fig2", "pure noise, MF init: h = 0.9z + z^3/6, alpha = 0.4, tau = 0.6, a0 = 1; SGD (lr 0.1)", "curves",
         runs=_mf_runs((4, 8, 16), 0.4, 0.6, None, 6, 100, 6, 50),
         quick=_mf_runs((4, 8), 0.4, 0.6, None, 1, 40, 3, 16, quick=True),
         panels=(("gamma", "t/m"), ("train_error", "t/m"), ("train_error", "t")),
     ),
-    "3": Figure(
-        "3", "single index, lazy init a0 = sqrt(m): h = hatphi = 0.9z + z^2/2, alpha = 0.3, tau = 0.3; "
+    "fig3": Figure(
+        "fig3", "single index, lazy init a0 = sqrt(m): h = hatphi = 0.9z + z^2/2, alpha = 0.3, tau = 0.3; "
         "Gaussian-model GD", "curves",
         runs=_lazy_runs((4, 8, 16, 32)), quick=_lazy_runs((4, 8), quick=True),
         panels=(("errors", "t*m"), ("errors", "t")),
     ),
-    "4": Figure(
-        "4", "single index, MF init: h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3, a0 = 1; SGD (lr 0.1)", "curves",
+    "fig4": Figure(
+        "fig4", "single index, MF init: h = hatphi = 0.9z + z^3/6, alpha = 0.3, tau = 0.3, a0 = 1; SGD (lr 0.1)",
+        "curves",
         runs=_mf_runs((4, 8, 16), 0.3, 0.3, "activation", 6, 100, 6, 50),
         quick=_mf_runs((4, 8), 0.3, 0.3, "activation", 1, 40, 3, 16, quick=True),
         panels=(("gamma", "t/m"), ("errors", "t/m"), ("v", "t")),
     ),
-    "6": Figure(
-        "6", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (1,1,-1,-1), w1 = w3, w2 = w4; "
+    "fig6": Figure(
+        "fig6", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (1,1,-1,-1), w1 = w3, w2 = w4; "
         "general DMFT vs Gaussian-model GD (eta = 0.1; paper: d = 100, 1e4 realisations)", "neurons",
         runs=(Run("setting 1", _p(4, 1.5, 1.0, (1.0, 1.0, -1.0, -1.0), H_VAL, C0=_C0_FIG6), t_max=10.0, dt=0.1,
                   sim=Sim("gaussian", d=60, seeds=300, points=26)),),
         quick=(Run("setting 1", _p(4, 1.5, 1.0, (1.0, 1.0, -1.0, -1.0), H_VAL, C0=_C0_FIG6), t_max=3.0, dt=0.1,
                    sim=Sim("gaussian", d=30, seeds=24, points=16)),),
     ),
-    "7": Figure(
-        "7", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (-1,-1/2,1/3,2/3), C(0,0) = I; "
+    "fig7": Figure(
+        "fig7", "m = 4, pure noise, tau = 1, h = z/10 + z^2/2, n/d = 1.5, a = (-1,-1/2,1/3,2/3), C(0,0) = I; "
         "general DMFT vs Gaussian-model GD (eta = 0.1; paper: d = 100, 1e4 realisations)", "neurons",
         runs=(Run("setting 2", _p(4, 1.5, 1.0, (-1.0, -0.5, 1 / 3, 2 / 3), H_VAL), t_max=10.0, dt=0.1,
                   sim=Sim("gaussian", d=60, seeds=300, points=26)),),
@@ -178,9 +180,9 @@ class RunResult:
     wall_sim: float = 0.0
 
 
-def _solve(run: Run, prob: dmft.Problem):
+def _solve(run: Run, prob: dmft.Problem, progress: bool = False):
     method = "auto" if prob.is_symmetric else "general"
-    kw = {"scheme": run.scheme} if method == "auto" else {}
+    kw = {"scheme": run.scheme, "progress": progress} if method == "auto" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dmft.StabilityWarning)
         return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, **kw)
@@ -317,7 +319,7 @@ def _plot_curves(spec: Figure, results: list[RunResult], path: Path) -> Path:
                     ax.errorbar(_xs(r.sim.t, scaling, m), mu, yerr=se, color=col, mfc="white" if j else col, **style)
         if obs in ("train_error", "errors") and scaling != "t*m":
             ax.set_yscale("log")
-        if scaling == "t" and spec.name == "2":
+        if scaling == "t" and spec.name == "fig2":
             ax.set_xscale("log")
         if scaling == "t*m":  # the first (t = O(1/m)) regime: up to the shortest horizon
             ax.set_xlim(0, min(r.sol.t[-1] * r.problem.m for r in results))
@@ -325,7 +327,7 @@ def _plot_curves(spec: Figure, results: list[RunResult], path: Path) -> Path:
         ax.set_ylabel(_YLABEL.get(obs, obs))
     kinds = {r.sim.kind for r in results if r.sim is not None}
     axes[0].legend(fontsize=7, title=f"lines: DMFT; points: {', '.join(sorted(kinds)) or 'none'}", title_fontsize=7)
-    fig.suptitle(f"Montanari & Urbani Fig. {spec.name}: {spec.title}", fontsize=8)
+    fig.suptitle(f"Montanari & Urbani Fig. {spec.name.removeprefix('fig')}: {spec.title}", fontsize=8)
     return save_figure(fig, path)
 
 
@@ -358,7 +360,8 @@ def _plot_neurons(spec: Figure, results: list[RunResult], path: Path) -> Path:
         ax.set_xlabel("t")
         ax.legend(fontsize=7)
     sims = f"Gaussian-model GD, d = {sim.d}, n = {sim.n}, {sim.realisations} realisations" if sim is not None else ""
-    fig.suptitle(f"Fig. {spec.name}: {spec.title}\nlines: DMFT (dt = {r.run.dt:g}); points: {sims}", fontsize=8)
+    fig.suptitle(f"Fig. {spec.name.removeprefix('fig')}: {spec.title}\nlines: DMFT (dt = {r.run.dt:g}); "
+                 f"points: {sims}", fontsize=8)
     return save_figure(fig, path)
 
 
@@ -426,38 +429,60 @@ def _plot_threshold(spec: Figure, results: list[RunResult], path: Path, table: d
 # ------------------------------------------------------------------------------------------
 # figure driver
 # ------------------------------------------------------------------------------------------
-def _dataset(spec: Figure, results: list[RunResult], quick: bool) -> xr.Dataset:
-    ds = xr.Dataset(attrs={"paper": PAPER, "figure": spec.name, "title": spec.title, "quick": int(quick),
-                           "runs": json.dumps([asdict(r.run) for r in results], default=str)})
-    for i, r in enumerate(results):
-        sol = r.sol
-        ds[f"r{i}_t"] = ((f"r{i}_time",), sol.t)
+def _run_dataset(r: RunResult) -> xr.Dataset:
+    """One run: DMFT curves over ``step`` (time ``t``), simulation over ``seed`` x ``sim_step`` (time ``sim_t``)."""
+    sol = r.sol
+    data = {"t": (("step",), np.asarray(sol.t, float)), "dmft_status": ((), str(sol.status))}
+    for name in ("train_error", "test_error", "a", "v"):
+        x = np.asarray(getattr(sol, name), float)
+        data[f"dmft_{name}"] = (("step",) if x.ndim == 1 else ("step", "neuron"), x)
+    if r.sim is not None:
+        s = r.sim
+        data["sim_t"] = (("sim_step",), np.asarray(s.t, float))
         for name in ("train_error", "test_error", "a", "v"):
-            x = np.asarray(getattr(sol, name))
-            dims = (f"r{i}_time",) if x.ndim == 1 else (f"r{i}_time", f"r{i}_neuron")
-            ds[f"r{i}_dmft_{name}"] = (dims, x)
-        ds.attrs[f"r{i}_label"] = r.run.label
-        ds.attrs[f"r{i}_dmft_status"] = str(sol.status)
-        if r.sim is not None:
-            s = r.sim
-            ds[f"r{i}_sim_t"] = ((f"r{i}_sim_time",), s.t)
-            for name in ("train_error", "test_error", "a", "v"):
-                ds[f"r{i}_sim_{name}"] = ((f"r{i}_seed", f"r{i}_sim_time"), s.values(name))
-            ds.attrs[f"r{i}_sim"] = json.dumps(dict(kind=s.kind, d=s.d, n=s.n, dt=s.dt, status=s.status))
+            data[f"sim_{name}"] = (("seed", "sim_step"), np.asarray(s.values(name), float))
+        data["sim_info"] = ((), json.dumps(dict(kind=s.kind, d=s.d, n=s.n, dt=s.dt, status=s.status)))
+    coords = {d: np.arange(n) for d, n in xr.Dataset(data).sizes.items()}
+    return xr.Dataset(data, coords=coords)
+
+
+def _dataset(spec: Figure, results: list[RunResult], quick: bool) -> xr.Dataset:
+    """All runs of a figure along a ``run`` dimension whose coordinates are the runs' parameters (``label``,
+    ``m``, ``n_over_d`` = abar, ``tau``, ``a0``, ``dt``, ``t_max``). Runs of different lengths are padded
+    with NaN along ``step`` (DMFT grid; the time of each step is ``t``) and ``sim_step`` (simulation records,
+    time ``sim_t``); ``seed`` indexes the simulation's realisations."""
+    subs = [_run_dataset(r) for r in results]
+    ds = xr.concat(subs, dim="run", join="outer", combine_attrs="drop", data_vars="all")
+    p = [r.problem for r in results]
+    a0 = [float(np.mean(np.asarray(x.a0, float))) if np.ndim(x.a0) == 0 else float("nan") for x in p]
+    ds = ds.assign_coords(
+        run=np.arange(len(results)),
+        label=("run", [r.run.label for r in results]),
+        m=("run", [int(x.m) for x in p]), n_over_d=("run", [float(x.n_over_d) for x in p]),
+        tau=("run", [float(x.tau) for x in p]), a0=("run", a0),
+        dt=("run", [float(r.run.dt) for r in results]), t_max=("run", [float(r.run.t_max) for r in results]),
+    )
+    for k in ("dmft_status", "sim_info"):  # runs without a simulation: ""
+        if k in ds:
+            ds[k] = ("run", [x if isinstance(x, str) else "" for x in ds[k].values])
+    ds.attrs.update({"paper": PAPER, "figure": spec.name, "title": spec.title, "quick": int(quick),
+                     "runs": json.dumps([asdict(r.run) for r in results], default=str)})
     return ds
 
 
 def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: bool = False,
-               log: Callable[[str], None] = print) -> tuple[Path, Path, list[RunResult]]:
-    """Run figure ``name`` (``2, 3, 4, 6, 7, threshold``); write ``montanari2025_fig<name>.png`` and ``.nc``."""
-    name = str(name).removeprefix("fig")
-    if name not in FIGURES:
-        raise ValueError(f"figure: unknown {name!r}; allowed are {sorted(FIGURES)}")
+               log: Callable[[str], None] = print, progress: bool = False) -> tuple[Path, Path, list[RunResult]]:
+    """Run figure ``name`` (``fig2, fig3, fig4, fig6, fig7, threshold``; ``2`` .. ``7`` also accepted); write
+    ``<out_dir>/montanari2025_<name>.png`` and ``.nc``. ``progress``: a bar over the runs."""
+    name = canonical_figure(name, FIGURES)
     spec = FIGURES[name]
     runs = spec.quick if quick else spec.runs
     results = []
+    bar = progress_bar(len(runs), f"montanari2025 {name}", progress)
     for run in runs:
+        bar.set_postfix_str(run.label)
         r = execute(run)
+        bar.update()
         results.append(r)
         msg = f"  {run.label:18s} DMFT: {len(r.sol.t)} steps (dt={run.dt:.3g}, {run.scheme}) {r.wall_dmft:.1f}s, " \
               f"status {r.sol.status}"
@@ -467,8 +492,8 @@ def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: 
             msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
                    f"(e_tr) = {z:.1f}"
         log(msg)
-    out_dir = Path(out_dir)
-    png_path = out_dir / f"montanari2025_fig{name}.png"
+    bar.close()
+    png_path, nc_path = output_paths("montanari2025", name, out_dir)
     ds = _dataset(spec, results, quick)
     if spec.kind == "curves":
         png = _plot_curves(spec, results, png_path)
@@ -481,11 +506,11 @@ def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: 
             log(f"  m={m}: t_rel = {np.array2string(d['t_rel'], precision=1)} at abar = {d['abar']}; "
                 f"fit nu free: abar_GF = {f['abar_gf']:.3f}, nu = {f['nu']:.2f}; nu = 2: abar_GF = {f2['abar_gf']:.3f}")
         log(f"  abar_GF(m -> inf) by linear extrapolation in 1/m: {table['abar_gf_inf']:.3f} (paper: ≈ 1.18)")
-        ds["threshold_m"] = (("m",), table["ms"])
-        ds["threshold_abar_gf"] = (("m",), table["abar_gf"])
+        ds = ds.assign_coords(threshold_m=("threshold_m", np.asarray(table["ms"])))
+        ds["threshold_abar_gf"] = (("threshold_m",), table["abar_gf"])
         ds.attrs["abar_gf_inf"] = table["abar_gf_inf"]
         png = _plot_threshold(spec, results, png_path, table)
-    nc = atomic_write_netcdf(ds, out_dir / f"montanari2025_fig{name}.nc")
+    nc = atomic_write_netcdf(ds, nc_path)
     return png, nc, results
 
 
@@ -560,24 +585,31 @@ def _exponent(ms, y) -> float:
 
 
 def claims(quick: bool = False, out_dir: str | Path = "results/montanari2025",
-           log: Callable[[str], None] = print) -> xr.Dataset:
+           log: Callable[[str], None] = print, progress: bool = False) -> xr.Dataset:
     """The abstract's claims as numbers, DMFT beside SGD on finite networks; writes ``montanari2025_claims.nc``."""
     c = CLAIMS_QUICK if quick else CLAIMS
     mf, lazy = _claim_runs(c)
     th, sm, th_l, sm_l = [], [], [], []
+    bar = progress_bar(len(mf) + len(lazy), "montanari2025 claims", progress)
     for run in mf:
+        bar.set_postfix_str(run.label)
         r = execute(run)
+        bar.update()
         s = r.sol
         th.append(_measures(s.t, _obs(s, "gamma"), s.train_error, s.test_error, _obs(s, "v"), c))
         sm.append(_sim_measures(r.sim, c))
         log(f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); SGD d={r.sim.d} "
             f"x{r.sim.realisations} {r.wall_sim:.1f}s")
     for run in lazy:
+        bar.set_postfix_str(run.label)
         r = execute(run)
+        bar.update()
         s = r.sol
         th_l.append(_measures(s.t, _obs(s, "gamma"), s.train_error, s.test_error, _obs(s, "v"), c))
         sm_l.append(_sim_measures(r.sim, c))
         log(f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); SGD {r.wall_sim:.1f}s")
+
+    bar.close()
 
     def fmt(x):
         return f"{x:9.4g}"
@@ -627,5 +659,5 @@ def claims(quick: bool = False, out_dir: str | Path = "results/montanari2025",
         ds[f"mf_sgd_{key}_sem"] = (("m",), np.array([b[key][1] for b in sm]))
         ds[f"lazy_dmft_{key}"] = (("m",), np.array([a[key] for a in th_l]))
         ds[f"lazy_sgd_{key}"] = (("m",), np.array([b[key][0] for b in sm_l]))
-    atomic_write_netcdf(ds, Path(out_dir) / "montanari2025_claims.nc")
+    atomic_write_netcdf(ds, output_paths("montanari2025", "claims", out_dir)[1])
     return ds

@@ -33,6 +33,7 @@ import xarray as xr
 
 from .. import datasets
 from ..results import atomic_write_netcdf, problem_attrs
+from . import canonical_figure, output_paths, progress_bar
 
 __all__ = ["FIGURES", "run_figure", "claims", "ntk_phase_diagram", "sgd_phase_diagram", "PhaseConfig"]
 
@@ -87,7 +88,7 @@ class PhaseConfig:
 # ============================================================================================
 def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float = 0.18, times=(4096.0,),
                       n_draws: int = 1, activation: str = "erf", architecture: str = "fcn", seed: int = 0,
-                      log=None, **cnn_kw) -> xr.Dataset:
+                      log=None, progress: bool = False, **cnn_kw) -> xr.Dataset:
     r"""Train/test accuracy of infinite-width NTK gradient flow after each ``t`` in ``times`` with NNGP
     initial outputs (:func:`learndyn.kernels.spectrum.gd_predictions`), over (``weight_vars``, ``depths``).
     The readin layer uses the same variances as the hidden layers (the finite networks of (b) do too)."""
@@ -100,11 +101,14 @@ def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
     acc_te = np.full((Tn, W, D), np.nan)
     kappa = np.full((W, D), np.nan)
     rng = np.random.default_rng(seed)
+    bar = progress_bar(W * D, f"NTK phase diagram ({architecture})", progress, unit="point")
     for i, wv in enumerate(weight_vars):
         t0 = time.time()
+        bar.set_postfix_str(f"sigma_w^2={wv:.3g}")
         for l, K, T in depth_sweep(x, depths, activation=activation, weight_var=wv, bias_var=bias_var,
                                    architecture=architecture, **cnn_kw):
             j = list(depths).index(l)
+            bar.update(i * D + j - bar.n)  # the depths before l are done
             if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
                 continue
             w = np.linalg.eigvalsh(T[:m, :m])
@@ -112,7 +116,9 @@ def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
             ftr, fte, _ = gd_predictions(K, T, m, ds.y_train, times, n_draws=n_draws, rng=rng)
             acc_tr[:, i, j] = np.mean(np.argmax(ftr, -1) == ds.labels_train[None, None], axis=(1, 2))
             acc_te[:, i, j] = np.mean(np.argmax(fte, -1) == ds.labels_test[None, None], axis=(1, 2))
+        bar.update((i + 1) * D - bar.n)
         _log(log, f"  NTK sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
+    bar.close()
     coords = {"time": np.asarray(times, float), "weight_var": np.asarray(weight_vars, float),
               "depth": np.asarray(depths, int)}
     return xr.Dataset({"train_accuracy": (("time", "weight_var", "depth"), acc_tr),
@@ -124,7 +130,8 @@ def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
 
 def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float = 0.18, activation: str = "erf",
                       width: int = 128, steps: int = 800, batch_size: int = 64, lr_factor: float = 0.5,
-                      seeds: int = 1, architecture: str = "fcn", log=None, **cnn_kw) -> xr.Dataset:
+                      seeds: int = 1, architecture: str = "fcn", log=None, progress: bool = False,
+                      **cnn_kw) -> xr.Dataset:
     """Train/test accuracy of finite-width networks trained with SGD (:func:`learndyn.kernels.train.train`)
     over (``weight_vars``, ``depths``); learning rates from the analytic NTK of one batch."""
     from .. import kernels
@@ -138,11 +145,14 @@ def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
     diverged = np.zeros((W, D), bool)
     B = min(batch_size, ds.n_train)
     k_out = ds.y_train.shape[1]
+    bar = progress_bar(W * D, f"SGD phase diagram ({architecture})", progress, unit="net")
     for i, wv in enumerate(weight_vars):
         t0 = time.time()
+        bar.set_postfix_str(f"sigma_w^2={wv:.3g}")
         ntks = {l: T for l, _, T in depth_sweep(ds.x_train[:B], depths, activation=activation, weight_var=wv,
                                                 bias_var=bias_var, architecture=architecture, **cnn_kw)}
         for j, l in enumerate(depths):
+            bar.update(i * D + j - bar.n)  # the depths before l are done
             if architecture == "fcn":
                 net = kernels.fcn(l, activation, wv, bias_var, width=width, out_dim=k_out)
             else:
@@ -156,7 +166,9 @@ def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
             acc_te[i, j] = r.test_accuracy.mean()
             lrs[i, j] = r.learning_rate
             diverged[i, j] = bool(np.any(r.status != "ok"))
+        bar.update((i + 1) * D - bar.n)
         _log(log, f"  SGD sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
+    bar.close()
     coords = {"weight_var": np.asarray(weight_vars, float), "depth": np.asarray(depths, int)}
     return xr.Dataset({"train_accuracy": (("weight_var", "depth"), acc_tr),
                        "test_accuracy": (("weight_var", "depth"), acc_te),
@@ -207,7 +219,7 @@ def _edges(v, log=False):
 # ============================================================================================
 # figures
 # ============================================================================================
-def _fig_signal(quick: bool, out: Path, log):
+def _fig_signal(quick: bool, out: Path, log, progress: bool = False):
     from ..kernels.signal import critical_line, signal_propagation
     from ..plotting import figure, save_figure
 
@@ -240,15 +252,17 @@ def _fig_signal(quick: bool, out: Path, log):
     ax[1].set_ylabel("depth scale")
     ax[1].legend(fontsize=7, ncol=2)
     ax[1].set_title("erf depth scales (diverge on the critical line)", fontsize=9)
-    png = save_figure(fig, out / "signal.png")
+    png = save_figure(fig, output_paths("xiao2020", "signal", out)[0])
     ds = xr.Dataset({"critical_weight_var_erf": ("bias_var", cl_erf.weight_var),
                      "critical_q_star_erf": ("bias_var", cl_erf.q_star),
                      "critical_weight_var_tanh": ("bias_var_tanh", cl_tanh.weight_var),
-                     **{f"{n}_b{bv}": ("weight_var", getattr(sp, n)) for bv, sp in sps.items()
+                     **{n: (("curve_bias_var", "weight_var"), np.stack([np.asarray(getattr(sp, n), float)
+                                                                         for sp in sps.values()]))
                         for n in ("q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")}},
-                    coords={"bias_var": cl_erf.bias_var, "bias_var_tanh": cl_tanh.bias_var, "weight_var": wv},
+                    coords={"bias_var": cl_erf.bias_var, "bias_var_tanh": cl_tanh.bias_var, "weight_var": wv,
+                            "curve_bias_var": list(sps)},
                     attrs=problem_attrs({"figure": "signal", "quick": quick}, paper=PAPER))
-    return png, atomic_write_netcdf(ds, out / "signal.nc")
+    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "signal", out)[1])
 
 
 def _spectrum_runs(quick: bool):
@@ -259,7 +273,7 @@ def _spectrum_runs(quick: bool):
     return [("ordered", 1.25), ("critical", crit), ("chaotic", 1.5)], depths
 
 
-def _fig_spectrum(quick: bool, out: Path, log):
+def _fig_spectrum(quick: bool, out: Path, log, progress: bool = False):
     from ..kernels.spectrum import spectrum_vs_depth
     from ..plotting import THEORY_STYLE, figure, save_figure
 
@@ -269,6 +283,7 @@ def _fig_spectrum(quick: bool, out: Path, log):
             ("lambda_bulk", r"$\lambda_{bulk}$"), ("kappa", r"$\kappa$"), ("py_rms", r"$|P(\Theta)Y|$ (rms)")]
     fig, axes = figure(len(rows), 3, width=3.3, height=2.2)
     dsets = {}
+    bar = progress_bar(len(runs), "xiao2020 spectrum", progress)
     for c, (phase, wv) in enumerate(runs):
         _log(log, f"  spectrum {phase} sigma_w^2={wv:.6g}")
         r = spectrum_vs_depth(data.x_train, data.y_train, data.x_test, depths, weight_var=wv, bias_var=0.05)
@@ -286,20 +301,22 @@ def _fig_spectrum(quick: bool, out: Path, log):
                 ax.legend(fontsize=7)
             if i == len(rows) - 1:
                 ax.set_xlabel("depth $l$")
-    png = save_figure(fig, out / "spectrum.png")
+        bar.update()
+    bar.close()
+    png = save_figure(fig, output_paths("xiao2020", "spectrum", out)[0])
     ds = xr.concat([d.expand_dims(phase=[p]) for p, d in dsets.items()], dim="phase", join="outer",
                    combine_attrs="drop")
     ds.attrs.update(problem_attrs({"figure": "spectrum", "quick": quick, "data": "digits", "bias_var": 0.05,
                                    "runs": runs}, paper=PAPER))
-    return png, atomic_write_netcdf(ds, out / "spectrum.nc")
+    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "spectrum", out)[1])
 
 
-def _phase_data(cfg: PhaseConfig, log):
+def _phase_data(cfg: PhaseConfig, log, progress: bool = False):
     data = datasets.load(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)
     a = ntk_phase_diagram(data, cfg.weight_vars, cfg.depths, cfg.bias_var, cfg.times, cfg.n_draws,
-                          cfg.activation, log=log)
+                          cfg.activation, log=log, progress=progress)
     b = sgd_phase_diagram(data, cfg.sgd_weight_vars, cfg.sgd_depths, cfg.bias_var, cfg.activation, cfg.width,
-                          cfg.steps, cfg.batch_size, cfg.lr_factor, cfg.seeds, log=log)
+                          cfg.steps, cfg.batch_size, cfg.lr_factor, cfg.seeds, log=log, progress=progress)
     return data, a, b
 
 
@@ -315,11 +332,12 @@ def _merge_ab(a: xr.Dataset, b: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cache: dict | None = None):
+def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cache: dict | None = None,
+               progress: bool = False):
     from ..plotting import figure, save_figure
 
     cfg = cfg or (PhaseConfig().quick() if quick else PhaseConfig())
-    data, a, b = _phase_data(cfg, log)
+    data, a, b = _phase_data(cfg, log, progress)
     if cache is not None:
         cache["phase"] = (cfg, a, b)
     lines = _depth_lines(cfg.activation, cfg.weight_vars, cfg.bias_var)
@@ -340,14 +358,10 @@ def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cach
     fig.colorbar(im, ax=axes, shrink=0.6, label="accuracy")
     fig.suptitle(f"erf FCN, $\\sigma_b^2$={cfg.bias_var}, {data.name} ({cfg.n_train} train / {cfg.n_test} test); "
                  "NNGP initial outputs in (a)", fontsize=9)
-    png = out / "phase.png"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, bbox_inches="tight")
-    from ..plotting import plt
-    plt.close(fig)
+    png = save_figure(fig, output_paths("xiao2020", "phase", out)[0], tight=False, bbox_inches="tight")
     ds = _merge_ab(a, b)
     ds.attrs.update(problem_attrs(cfg, paper=PAPER, figure="phase", quick=int(quick)))
-    return png, atomic_write_netcdf(ds, out / "phase.nc")
+    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "phase", out)[1])
 
 
 #: sizes of the CNN comparison (images of 4x4 pixels, d = 16)
@@ -366,7 +380,7 @@ def _pooled_digits(n_train, n_test, seed=1):
     return datasets.preprocess(raw)
 
 
-def cnn_comparison(quick: bool, log=None) -> xr.Dataset:
+def cnn_comparison(quick: bool, log=None, progress: bool = False) -> xr.Dataset:
     """kappa / |P(Theta)Y| / lambda_min against depth for FCN, CNN-F and CNN-P (circular 3x3, d = 16)."""
     from ..kernels.spectrum import depth_sweep, eig_stats, mean_predictor
 
@@ -379,9 +393,11 @@ def cnn_comparison(quick: bool, log=None) -> xr.Dataset:
              "cnn_flatten": dict(architecture="cnn", readout="flatten", filter_shape=(3, 3), padding="circular"),
              "cnn_gap": dict(architecture="cnn", readout="gap", filter_shape=(3, 3), padding="circular")}
     points = {"ordered": 1.25, "chaotic": 2.0}
-    out = {}
-    for pname, wv in points.items():
-        for aname, kw in archs.items():
+    stats = {k: np.full((len(points), len(archs), len(depths)), np.nan) for k in ("kappa", "lambda_min", "py_rms")}
+    bar = progress_bar(len(points) * len(archs), "xiao2020 kernels FCN/CNN", progress)
+    for ip, (pname, wv) in enumerate(points.items()):
+        for ia, (aname, kw) in enumerate(archs.items()):
+            bar.set_postfix_str(f"{pname} {aname}")
             x = np.concatenate([data.x_train, data.x_test]) if aname == "fcn" else \
                 np.concatenate([img.x_train, img.x_test])
             kap, py, lmin = [], [], []
@@ -391,16 +407,31 @@ def cnn_comparison(quick: bool, log=None) -> xr.Dataset:
                 kap.append(es["kappa"])
                 lmin.append(es["lambda_min"])
                 py.append(float(np.sqrt(np.mean(p ** 2))))
-            out[f"{pname}_{aname}_kappa"] = ("depth", np.asarray(kap))
-            out[f"{pname}_{aname}_lambda_min"] = ("depth", np.asarray(lmin))
-            out[f"{pname}_{aname}_py_rms"] = ("depth", np.asarray(py))
+            for key, vals in (("kappa", kap), ("lambda_min", lmin), ("py_rms", py)):
+                stats[key][ip, ia, : len(vals)] = vals
+            bar.update()
             _log(log, f"  cnn comparison {pname} {aname} done")
-    return xr.Dataset(out, coords={"depth": depths},
-                      attrs={"bias_var": 0.05, "ordered_weight_var": 1.25, "chaotic_weight_var": 2.0, "d": 16,
-                             "m": m, "data": "digits pooled to 4x4"})
+    bar.close()
+    dims = ("phase", "architecture", "depth")
+    return xr.Dataset({k: (dims, v) for k, v in stats.items()},
+                      coords={"phase": list(points), "weight_var": ("phase", list(points.values())),
+                              "architecture": list(archs), "depth": depths},
+                      attrs={"bias_var": 0.05, "d": 16, "m": m, "data": "digits pooled to 4x4"})
 
 
-def cnn_sgd_comparison(quick: bool, log=None, archs=("fcn", "flatten", "gap")) -> dict[str, xr.Dataset]:
+def _sgd_by_architecture(runs: dict[str, xr.Dataset]) -> xr.Dataset:
+    """Finite-width SGD phase diagrams of several architectures along ``sgd_architecture`` (variables
+    ``sgd_<name>`` over ``sgd_architecture`` x ``sgd_weight_var`` x ``sgd_depth``)."""
+    ds = xr.concat([r.drop_attrs() if hasattr(r, "drop_attrs") else r for r in runs.values()],
+                   dim=xr.DataArray(list(runs), dims="sgd_architecture"), combine_attrs="drop")
+    ds = ds.rename({k: f"sgd_{k}" for k in ds.data_vars} | {"weight_var": "sgd_weight_var", "depth": "sgd_depth"})
+    first = next(iter(runs.values()))
+    ds.attrs.update({f"sgd_{k}": v for k, v in first.attrs.items() if k not in ("architecture", "width")})
+    return ds
+
+
+def cnn_sgd_comparison(quick: bool, log=None, archs=("fcn", "flatten", "gap"),
+                       progress: bool = False) -> dict[str, xr.Dataset]:
     """Finite-width SGD phase diagrams on the pooled 4x4 digits (same data, grid and budget) for the FCN
     (``"fcn"``, on the flattened images) and the circular 3x3 CNN with Flatten / GAP readout."""
     sz = (CNN_QUICK if quick else CNN_FULL)["sgd"]
@@ -412,20 +443,20 @@ def cnn_sgd_comparison(quick: bool, log=None, archs=("fcn", "flatten", "gap")) -
             architecture="cnn", readout=a, filter_shape=(3, 3), padding="circular")
         out[a] = sgd_phase_diagram(data if a == "fcn" else data.images(), sz["weight_vars"], sz["depths"],
                                    bias_var=0.05, width=sz["channels"] if a != "fcn" else 4 * sz["channels"],
-                                   steps=sz["steps"], batch_size=32, log=log, **kw)
+                                   steps=sz["steps"], batch_size=32, log=log, progress=progress, **kw)
     return out
 
 
-def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
+def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None, progress: bool = False):
     from ..kernels.signal import signal_propagation
     from ..plotting import figure, save_figure
 
-    ds = cnn_comparison(quick, log)
+    ds = cnn_comparison(quick, log, progress)
     if cache is not None:
         cache["cnn"] = ds
     # finite-width CNN variant of the phase diagram (b): SGD on the pooled digits, Flatten vs GAP
     sz = (CNN_QUICK if quick else CNN_FULL)["sgd"]
-    sgd = cnn_sgd_comparison(quick, log, archs=("flatten", "gap"))
+    sgd = cnn_sgd_comparison(quick, log, archs=("flatten", "gap"), progress=progress)
     fig, axes = figure(2, 3, width=3.6, height=3.0, layout="constrained")
     ax = axes[0]
     lines = _depth_lines("erf", sz["weight_vars"], 0.05)
@@ -440,9 +471,10 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
     labels = {"fcn": "FCN", "cnn_flatten": "CNN-Flatten", "cnn_gap": "CNN-GAP"}
     styles = {"fcn": "o-", "cnn_flatten": "x--", "cnn_gap": "s-"}
     for a in labels:
-        ax[0].loglog(ds.depth, ds[f"ordered_{a}_kappa"], styles[a], ms=4, label=labels[a])
-        ax[1].loglog(ds.depth, ds[f"chaotic_{a}_py_rms"], styles[a], ms=4, label=labels[a])
-        ax[2].loglog(ds.depth, ds[f"chaotic_{a}_lambda_min"], styles[a], ms=4, label=labels[a])
+        sel = ds.sel(architecture=a)
+        ax[0].loglog(ds.depth, sel.kappa.sel(phase="ordered"), styles[a], ms=4, label=labels[a])
+        ax[1].loglog(ds.depth, sel.py_rms.sel(phase="chaotic"), styles[a], ms=4, label=labels[a])
+        ax[2].loglog(ds.depth, sel.lambda_min.sel(phase="chaotic"), styles[a], ms=4, label=labels[a])
     sp_o = signal_propagation("erf", 1.25, 0.05).scalar()
     sp_c = signal_propagation("erf", 2.0, 0.05).scalar()
     ax[0].set_title(f"ordered ($\\sigma_w^2$=1.25, $\\xi_1$={sp_o['xi_1']:.1f}): $\\kappa$", fontsize=9)
@@ -451,27 +483,21 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None):
     for a_ in ax:
         a_.set_xlabel("depth $l$")
         a_.legend(fontsize=7)
-    out.mkdir(parents=True, exist_ok=True)
-    png = out / "cnn.png"
-    fig.savefig(png, bbox_inches="tight")
-    from ..plotting import plt
-    plt.close(fig)
-    for ro, r in sgd.items():
-        names = {k: f"sgd_{ro}_{k}" for k in r.data_vars}
-        names.update({"weight_var": "sgd_weight_var", "depth": "sgd_depth"})
-        ds = xr.merge([ds, r.rename(names)], combine_attrs="drop_conflicts")
+    png = save_figure(fig, output_paths("xiao2020", "cnn", out)[0], tight=False, bbox_inches="tight")
+    ds = xr.merge([ds, _sgd_by_architecture(sgd)], combine_attrs="drop_conflicts")
     ds.attrs.update(problem_attrs({"figure": "cnn", "quick": quick, "sgd": sz}, paper=PAPER))
-    return png, atomic_write_netcdf(ds, out / "cnn.nc")
+    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "cnn", out)[1])
 
 
-def run_figure(name: str, out_dir: str | Path = "results/xiao2020", quick: bool = False, log=None):
-    """Compute and write figure ``name`` (PNG + netCDF); returns the two paths."""
-    if name not in FIGURES:
-        raise ValueError(f"figure: unknown {name!r}; allowed are {sorted(FIGURES)}")
+def run_figure(name: str, out_dir: str | Path = "results/xiao2020", quick: bool = False, log=None,
+               progress: bool = False):
+    """Compute and write figure ``name`` (``signal``, ``spectrum``, ``phase``, ``cnn``) as
+    ``<out_dir>/xiao2020_<name>.png`` and ``.nc``; returns the two paths. ``progress``: tqdm bars."""
+    name = canonical_figure(name, FIGURES)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fn = {"signal": _fig_signal, "spectrum": _fig_spectrum, "phase": _fig_phase, "cnn": _fig_cnn}[name]
-    return fn(quick, out, log)
+    return fn(quick, out, log, progress=progress)
 
 
 # ============================================================================================
@@ -502,7 +528,8 @@ def _crossing(depths, values, threshold, above: bool):
     return float(np.exp(np.log(d[idx - 1]) + f * (np.log(d[idx]) - np.log(d[idx - 1]))))
 
 
-def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=print) -> list[dict]:
+def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=print,
+           progress: bool = False) -> list[dict]:
     r"""The abstract's claims as numbers on our data (issue 4 item 4), theory beside measurement.
 
     (a) chaotic phase: depth where networks still train to ~100% but test accuracy falls to chance,
@@ -521,7 +548,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
                   sgd_weight_vars=tuple(sorted(set(cfg.sgd_weight_vars) | {round(crit, 4)})),
                   times=tuple(sorted(set(cfg.times) | {64.0, 4096.0})))
     _log(log, f"claims: phase diagrams ({'quick' if quick else 'full'} size) ...")
-    data, a, b = _phase_data(cfg, log)
+    data, a, b = _phase_data(cfg, log, progress)
     chance = 1.0 / data.n_classes
     rows = []
     sp_a = signal_propagation(cfg.activation, np.asarray(cfg.weight_vars), cfg.bias_var)
@@ -582,13 +609,15 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
 
     # (d) CNN-F vs FCN vs CNN-GAP (kernel level)
     _log(log, "claims: CNN comparison ...")
-    c = cnn_comparison(quick, log)
+    c = cnn_comparison(quick, log, progress)
     sp_o = signal_propagation("erf", 1.25, 0.05).scalar()
     sp_c = signal_propagation("erf", 2.0, 0.05).scalar()
     kthr = 1e4
     pthr = 1e-3
-    dk = {a_: _crossing(c.depth, c[f"ordered_{a_}_kappa"], kthr, True) for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
-    dp = {a_: _crossing(c.depth, c[f"chaotic_{a_}_py_rms"], pthr, False) for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
+    dk = {a_: _crossing(c.depth, c.kappa.sel(phase="ordered", architecture=a_), kthr, True)
+          for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
+    dp = {a_: _crossing(c.depth, c.py_rms.sel(phase="chaotic", architecture=a_), pthr, False)
+          for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
     ln_d = math.log(16)
     rows.append(dict(claim="(d) CNN-F = FCN; GAP trains worse (ordered)", source="NTK kappa > 1e4",
                      weight_var=1.25,
@@ -602,7 +631,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
                               f"(shift {dp['cnn_gap'] - dp['fcn']:.1f})"))
     # (d) at finite width: SGD on the same pooled digits, same grid and step budget
     _log(log, "claims: finite-width FCN / CNN-F / CNN-GAP ...")
-    fw = cnn_sgd_comparison(quick, log)
+    fw = cnn_sgd_comparison(quick, log, progress=progress)
     for wv in fw["fcn"].weight_var.values:
         ph = signal_propagation("erf", float(wv), 0.05).scalar()["phase"]
         te = {a_: fw[a_].test_accuracy.sel(weight_var=wv).values for a_ in fw}
@@ -620,13 +649,10 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
     ds = xr.Dataset({k: ("row", [r[k] for r in rows]) for k in ("claim", "source", "theory", "measured")} |
                     {"weight_var": ("row", np.asarray([r["weight_var"] for r in rows], float))},
                     attrs=problem_attrs(cfg, paper=PAPER, quick=int(quick), critical_weight_var=crit))
-    atomic_write_netcdf(ds, out / "claims.nc")
-    atomic_write_netcdf(_merge_ab(a, b), out / "claims_phase.nc")
-    for a_, r in fw.items():
-        c = xr.merge([c, r.rename({k: f"sgd_{a_}_{k}" for k in r.data_vars} |
-                                  {"weight_var": "sgd_weight_var", "depth": "sgd_depth"})],
-                     combine_attrs="drop_conflicts")
-    atomic_write_netcdf(c, out / "claims_cnn.nc")
+    atomic_write_netcdf(ds, output_paths("xiao2020", "claims", out)[1])
+    atomic_write_netcdf(_merge_ab(a, b), output_paths("xiao2020", "claims_phase", out)[1])
+    c = xr.merge([c, _sgd_by_architecture(fw)], combine_attrs="drop_conflicts")
+    atomic_write_netcdf(c, output_paths("xiao2020", "claims_cnn", out)[1])
     return rows
 
 

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import typer
 
+from ..cli_common import OptClaims, OptFigure, OptProgress, OptQuick, run_reproduce
+
 
 def signal_command(
     activation: str = typer.Option("erf", help="erf (= erf(x)), relu, linear, tanh, sigmoid, leaky_relu, "
                                                      "leaky_relu(slope) or abrelu(a, b)"),
-    weight_var: float = typer.Option(1.5, help="sigma_w^2"),
-    bias_var: float = typer.Option(0.05, help="sigma_b^2"),
+    weight_var: float = typer.Option(1.0, help="sigma_w^2"),
+    bias_var: float = typer.Option(0.0, help="sigma_b^2"),
 ) -> None:
     """Print q*, c*, chi_1, chi_c*, xi_1, xi_c, xi_*, p* and the phase (spec ntk.md §1.4-1.6)."""
     from .signal import signal_propagation
@@ -25,27 +27,18 @@ def signal_command(
 
 
 def xiao2020_command(
-    figure: str = typer.Option(None, help="figure name (signal, spectrum, phase, cnn) or 'all'"),
-    claims: bool = typer.Option(False, "--claims", help="print the table of the paper's claims"),
-    quick: bool = typer.Option(False, "--quick", help="CI-sized runs"),
+    figure: OptFigure = [],
+    claims: OptClaims = False,
+    quick: OptQuick = False,
     out: Path = typer.Option(Path("results/xiao2020"), help="output directory"),
+    progress: OptProgress = True,
 ) -> None:
-    """Xiao, Pennington & Schoenholz (ICML 2020) on offline data: figures (PNG + netCDF) and claims."""
+    """Xiao, Pennington & Schoenholz (ICML 2020) on offline data: signal, spectrum, phase, cnn (PNG + netCDF)
+    and the claims table."""
     from ..experiments import xiao2020
 
-    if figure is None and not claims:
-        raise typer.BadParameter("give --figure NAME (or all) and/or --claims")
-    if figure is not None:
-        names = sorted(xiao2020.FIGURES) if figure == "all" else [figure]
-        for name in names:
-            if name not in xiao2020.FIGURES:
-                raise typer.BadParameter(f"--figure: unknown {name!r}; allowed are {sorted(xiao2020.FIGURES)} or all")
-        for name in names:
-            typer.echo(f"{name}: {xiao2020.FIGURES[name]}")
-            png, nc = xiao2020.run_figure(name, out_dir=out, quick=quick, log=typer.echo)
-            typer.echo(f"  wrote {png} and {nc}")
-    if claims:
-        xiao2020.claims(quick=quick, out_dir=out, log=typer.echo)
+    run_reproduce("xiao2020", xiao2020, figure, claims, quick, out, progress,
+                  describe=lambda name: xiao2020.FIGURES[name])
 
 
 def register(app: typer.Typer, reproduce: typer.Typer) -> None:

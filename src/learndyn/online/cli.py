@@ -9,7 +9,10 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-__all__ = ["register", "ode_command", "load_initial_state", "plot_trajectory", "problem_from_options"]
+from .initial import INITIALISATIONS
+
+__all__ = ["register", "ode_command", "load_initial_state", "plot_trajectory", "problem_from_options",
+           "initial_state_from_options"]
 
 # The options that describe a Problem, shared by `ode`, `simulate` and `compare`.
 OptM = Annotated[int, typer.Option("--M", help="teacher hidden units")]
@@ -21,6 +24,13 @@ OptLr2 = Annotated[Optional[float], typer.Option(help="second-layer learning rat
 OptSigma = Annotated[float, typer.Option(help="teacher output-noise standard deviation")]
 OptTrain2 = Annotated[bool, typer.Option("--train-second-layer/--first-layer-only", help="train v too")]
 OptWeightDecay = Annotated[float, typer.Option(help="weight decay kappa")]
+# The options that describe the initial weights, shared by `ode`, `simulate` and `compare`: all three build the
+# start with learndyn.online.initial_weights(problem, N, init, seed, scale=init_scale), so `ode --seed s` starts
+# where seed s of `simulate`/`compare` starts.
+OptInit = Annotated[str, typer.Option(help="initialisation of the weights: large, small, informed, denoise, mixed "
+                                           "(learndyn.online.initial_weights)")]
+OptN = Annotated[int, typer.Option("--N", help="input dimension N (of the initial weights, and of the simulation)")]
+OptInitScale = Annotated[float, typer.Option(help="size of the 'small' weights and of the extra units of 'informed'")]
 
 
 def problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay):
@@ -65,16 +75,12 @@ def load_initial_state(path: Path):
     return OrderParameters(**{k: data[k] for k in ("Q", "R", "T", "v", "v_teacher") if k in data})
 
 
-def random_initial_state(problem, N: int, seed: int, second_layer_scale: float = 1.0):
-    """Overlaps of i.i.d. N(0,1) weights of dimension ``N`` (the reference code's default init);
-    ``v = 1`` (soft committee machine) unless the second layer is trained (then ``v ~ N(0, scale^2)``)."""
-    from .problem import OrderParameters
+def initial_state_from_options(problem, N: int, init: str, seed: int, init_scale: float):
+    """Exact overlaps of ``learndyn.online.initial_weights(problem, N, init, seed, scale=init_scale)``: the start
+    of seed ``seed`` in ``learndyn simulate``/``compare`` with the same options."""
+    from .initial import initial_weights
 
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((problem.K, N))
-    wt = rng.standard_normal((problem.M, N))
-    v = second_layer_scale * rng.standard_normal(problem.K) if problem.train_second_layer else np.ones(problem.K)
-    return OrderParameters.from_weights(w, wt, v=v, v_teacher=np.ones(problem.M))
+    return initial_weights(problem, N, init, seed, scale=init_scale).order_parameters()
 
 
 def plot_trajectory(traj, path: Path, title: str | None = None) -> Path:
@@ -112,10 +118,12 @@ def ode_command(
     sigma: OptSigma = 0.0,
     train_second_layer: OptTrain2 = False,
     weight_decay: OptWeightDecay = 0.0,
-    init: Optional[Path] = typer.Option(None, help="initial state file (.nc result or .npz with Q, R, T[, v, "
-                                                   "v_teacher]); default: overlaps of random N(0,1) weights"),
-    init_N: int = typer.Option(1000, help="input dimension of the random initial weights"),
-    seed: int = typer.Option(0, help="seed of the random initial weights"),
+    init: OptInit = "large",
+    N: Annotated[int, typer.Option("--N", "--init-N", help="input dimension N of the initial weights")] = 500,
+    seed: int = typer.Option(0, help="seed of the initial weights (the start of seed SEED in simulate/compare)"),
+    init_scale: OptInitScale = 1e-3,
+    init_state: Optional[Path] = typer.Option(None, help="start from a file instead (.nc result: its first time, "
+                                                         "or .npz with Q, R, T[, v, v_teacher])"),
     alpha_max: float = typer.Option(1000.0, help="final time alpha"),
     n_alphas: int = typer.Option(200, help="number of log-spaced output times"),
     rtol: float = typer.Option(1e-8, help="relative tolerance"),
@@ -132,7 +140,12 @@ def ode_command(
 
     try:
         problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
-        state = load_initial_state(init) if init else random_initial_state(problem, init_N, seed)
+        if init_state is None and init not in INITIALISATIONS and Path(init).suffix in (".nc", ".npz"):
+            init_state = Path(init)  # the old `--init FILE` spelling
+        if init_state is not None:
+            state = load_initial_state(init_state)
+        else:
+            state = initial_state_from_options(problem, N, init, seed, init_scale)
         alphas = ode.default_alphas(alpha_max, n_alphas)
         traj = ode.integrate(problem, state, alphas, rtol=rtol, atol=atol, method=method.value if method else None, dt=dt,
                              progress=progress)

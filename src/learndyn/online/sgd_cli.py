@@ -9,8 +9,9 @@ from typing import Optional
 import numpy as np
 import typer
 
-from .cli import (OptActivation, OptK, OptLr, OptLr2, OptM, OptSigma, OptTrain2, OptWeightDecay,
-                  problem_from_options)
+from ..cli_common import OptClaims, OptFigure, OptProgress, OptQuick, run_reproduce
+from .cli import (OptActivation, OptInit, OptInitScale, OptK, OptLr, OptLr2, OptM, OptN, OptSigma, OptTrain2,
+                  OptWeightDecay, problem_from_options)
 
 __all__ = ["register"]
 
@@ -54,11 +55,12 @@ def simulate_command(
     sigma: OptSigma = 0.0,
     train_second_layer: OptTrain2 = False,
     weight_decay: OptWeightDecay = 0.0,
-    N: int = typer.Option(500, "--N", help="input dimension"),
-    seeds: int = typer.Option(4, help="number of seeds (0 .. seeds-1), simulated together"),
+    N: OptN = 500,
+    seeds: int = typer.Option(1, help="number of seeds (0 .. seeds-1), simulated together"),
     alpha_max: float = typer.Option(100.0, help="final time alpha = steps / N"),
     n_alphas: int = typer.Option(60, help="number of log-spaced recording times"),
-    init: str = typer.Option("large", help="large, small, informed, denoise, mixed"),
+    init: OptInit = "large",
+    init_scale: OptInitScale = 1e-3,
     batch_size: int = typer.Option(1, help="mini-batch size (1 = the ODE's setting)"),
     test_set_size: Optional[int] = typer.Option(None, help="held-out inputs for eps_g (default: 0 for erf/relu/"
                                                            "linear, 10000 otherwise)"),
@@ -74,7 +76,7 @@ def simulate_command(
     try:
         problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
         sim = simulate(problem, N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init,
-                       batch_size=batch_size, test_set_size=test_set_size, progress=progress,
+                       init_scale=init_scale, batch_size=batch_size, test_set_size=test_set_size, progress=progress,
                        save_path=out.with_suffix(".nc"))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -100,11 +102,12 @@ def compare_command(
     sigma: OptSigma = 0.0,
     train_second_layer: OptTrain2 = False,
     weight_decay: OptWeightDecay = 0.0,
-    N: int = typer.Option(500, "--N", help="input dimension"),
+    N: OptN = 500,
     seeds: int = typer.Option(8, help="number of seeds"),
     alpha_max: float = typer.Option(20.0, help="final time alpha"),
     n_alphas: int = typer.Option(20, help="number of log-spaced comparison times"),
-    init: str = typer.Option("large", help="large, small, informed, denoise, mixed"),
+    init: OptInit = "large",
+    init_scale: OptInitScale = 1e-3,
     out: Path = typer.Option(Path("results/compare"), help="output prefix: writes OUT.nc and OUT.png"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
@@ -113,7 +116,8 @@ def compare_command(
 
     try:
         problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
-        c = compare(problem, N=N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init, progress=progress)
+        c = compare(problem, N=N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init,
+                    init_scale=init_scale, progress=progress)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     nc = c.save(out.with_suffix(".nc"))
@@ -124,32 +128,19 @@ def compare_command(
 
 
 def goldt2019_command(
-    figure: Optional[str] = typer.Option(None, "--figure", help="fig1, fig2, fig3, fig4 or all"),
-    claims: bool = typer.Option(False, "--claims", help="print the abstract's claims as numbers (ODE beside SGD)"),
-    quick: bool = typer.Option(False, "--quick", help="CI-sized runs (small N, few seeds, short times)"),
+    figure: OptFigure = [],
+    claims: OptClaims = False,
+    quick: OptQuick = False,
     out: Path = typer.Option(Path("results/goldt2019"), help="output directory"),
-    progress: bool = typer.Option(False, "--progress/--no-progress", help="progress bars"),
+    progress: OptProgress = True,
     N: Optional[int] = typer.Option(None, "--N", help="override the recipes' input dimension"),
     seeds: Optional[int] = typer.Option(None, help="override the recipes' number of seeds"),
 ) -> None:
-    """Goldt et al. (NeurIPS 2019): each figure (ODE lines, SGD markers; PNG + netCDF) and the claims table."""
+    """Goldt et al. (NeurIPS 2019): fig1 .. fig4 (ODE lines, SGD markers; PNG + netCDF) and the claims table."""
     from ..experiments import goldt2019
 
-    if figure is None and not claims:
-        raise typer.BadParameter("give --figure F (fig1..fig4 or all) and/or --claims")
-    if figure is not None:
-        names = sorted(goldt2019.FIGURES) if figure == "all" else [figure]
-        for name in names:
-            if name not in goldt2019.FIGURES:
-                raise typer.BadParameter(f"--figure: unknown {name!r}; allowed are {sorted(goldt2019.FIGURES)} or all")
-        for name in names:
-            typer.echo(f"{name}: {goldt2019.FIGURES[name].title}")
-            png, nc, _ = goldt2019.run_figure(name, out_dir=out, quick=quick, progress=progress, log=typer.echo,
-                                              N=N, seeds=seeds)
-            typer.echo(f"wrote {png} and {nc}")
-    if claims:
-        goldt2019.claims(quick=quick, out_dir=out, progress=progress, log=typer.echo, N=N, seeds=seeds)
-        typer.echo(f"wrote {out / 'goldt2019_claims.nc'}")
+    run_reproduce("goldt2019", goldt2019, figure, claims, quick, out, progress,
+                  describe=lambda name: goldt2019.FIGURES[name].title, N=N, seeds=seeds)
     sys.stdout.flush()
 
 
