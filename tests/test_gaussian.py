@@ -84,7 +84,7 @@ def _theta_c2_theta(C2):
 
 def _p4_scipy(C):
     """scipy's Genz algorithm at its fast setting (measured error ~1e-7 for these C)."""
-    return multivariate_normal(mean=np.zeros(4), cov=C, abseps=1e-7, releps=1e-7).cdf(np.zeros(4))
+    return multivariate_normal.cdf(np.zeros(4), mean=np.zeros(4), cov=C, abseps=1e-7, releps=1e-7)
 
 
 def _bvn_cdf(h, k, rho):
