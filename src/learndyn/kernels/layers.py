@@ -851,6 +851,12 @@ class Network:
         (the batch entry is ignored); returns the parameter pytree."""
         return _serial_init(self.layers, key, tuple(input_shape))[1]
 
+    def output_shape(self, input_shape) -> tuple:
+        """Shape of ``apply``'s output for inputs of ``input_shape`` (traced abstractly: nothing is allocated)."""
+        spec = jax.ShapeDtypeStruct(tuple(int(s) for s in input_shape), jnp.float64)
+        out = jax.eval_shape(lambda x: self.apply(self.init(jax.random.PRNGKey(0), x.shape), x), spec)
+        return tuple(out.shape)
+
     def apply(self, params, x):
         """Outputs of the finite network with ``params`` on inputs ``x`` (float64)."""
         return _serial_apply(self.layers, params, jnp.asarray(x, dtype=jnp.float64))
