@@ -395,3 +395,41 @@ def test_network_depth_sweep_equals_kernels_of_each_depth_cnn():
         net.depth_sweep(x, [2, 1])
     with pytest.raises(ValueError, match="Repeat"):
         kernels.serial(kernels.Dense(4)).depth_sweep(rng.randn(3, 2), [1])
+
+
+def test_input_magnitude_is_validated():
+    """Issue 11: inputs of size 1e200 gave a raw "should not happen ... please report it" FloatingPointError.
+    The float64 input kernel x.x'/n0 needs |x|^2 in [2^-1000, 2^1020] (non-zero rows), and the erf closed
+    form (its NTK radicand 1 + 4q is a difference of two O(q^2) numbers) variances <= 2^20: a ValueError
+    names the input."""
+    x = np.random.RandomState(3).randn(4, 8)
+    relu, erf = kernels.fcn(2, "relu", 2.0, 0.0), kernels.fcn(2, "erf", 1.5, 0.05)
+    for net in (relu, erf, kernels.fcn(2, "tanh", 1.5, 0.05)):
+        with pytest.raises(ValueError, match=r"^x1: .*overflow.*rescale the inputs"):
+            net.kernel(1e200 * x)
+        with pytest.raises(ValueError, match=r"^x2: .*overflow"):
+            net.kernel(x, 1e200 * x)
+        with pytest.raises(ValueError, match=r"^x1: .*underflow"):
+            net.kernel(1e-200 * x)
+    for scale in (1e100, 1e6):  # 1e6: q0 ~ 1e12, where the NTK diagonal came out inf
+        with pytest.raises(ValueError, match=r"^x1: .*first-layer variance.*erf"):
+            erf.kernel(scale * x)
+    with pytest.raises(ValueError, match=r"^weight_var: an erf network"):
+        kernels.fcn(2, "erf", 1e16, 0.0, readin_weight_var=1.0).kernel(x)
+    with pytest.raises(ValueError, match=r"^x: .*overflow"):
+        relu.depth_sweep(1e200 * x, [1, 2])
+    with pytest.raises(ValueError, match="weight_var"):
+        kernels.fcn(2, "erf", 1e200, 0.0)
+    # zero rows are fine; inside the bounds the kernels are right: ReLU (bias 0) is homogeneous of degree 2
+    # in x, so scaling the inputs by 1e150 scales both kernels by exactly 1e300 up to rounding
+    k1, kb = relu.kernel(x), relu.kernel(1e150 * x)
+    np.testing.assert_allclose(kb.nngp, 1e300 * k1.nngp, rtol=1e-12)
+    np.testing.assert_allclose(kb.ntk, 1e300 * k1.ntk, rtol=1e-12)
+    assert np.all(relu.kernel(np.vstack([x, np.zeros(8)])).nngp[-1, :] == 0.0)
+    # erf one hidden layer at first-layer variance ~ 2^18: the arcsine closed form (Williams 1997), in numpy
+    one = kernels.fcn(1, "erf", 1.0, 0.0)
+    xs = 2.0 ** 9 * x
+    S = xs @ xs.T / 8
+    d = np.diag(S)
+    V = (2 / np.pi) * np.arcsin(2 * S / np.sqrt(np.outer(1 + 2 * d, 1 + 2 * d)))
+    np.testing.assert_allclose(one.kernel(xs).nngp, V, rtol=1e-10, atol=1e-12)

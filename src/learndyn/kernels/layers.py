@@ -59,6 +59,11 @@ PADDINGS = ("circular", "same")
 READOUTS = ("flatten", "gap")
 
 _RESCALE_HI = 2.0 ** 256
+# input magnitudes the float64 recursion can represent (derived in Network._check_magnitude)
+_LOG2_MAX_SQNORM = 1020.0
+_LOG2_MIN_SQNORM = -1000.0
+_LOG2_MAX_VARIANCE = 500.0
+_LOG2_MAX_ERF_VARIANCE = 20.0
 _RESCALE_LO = 2.0 ** -256
 
 
@@ -361,6 +366,9 @@ def _check_var(name: str, value: float, allow_zero: bool) -> float:
         raise ValueError(f"{name}: expected a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+    if v > 2.0 ** _LOG2_MAX_VARIANCE:
+        raise ValueError(f"{name}: must be at most 2^{_LOG2_MAX_VARIANCE:.0f} (~3e150; a nonlinearity multiplies "
+                         f"two variances in float64), got {value!r}")
     return v
 
 
@@ -1087,6 +1095,7 @@ class Network:
             raise ValueError(f"{name}: empty input of shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name}: contains NaN or inf")
+        self._check_magnitude(x, name)
         has_conv = self._has(lambda lay: isinstance(lay, Conv))
         if x.ndim == 2 and has_conv:
             raise ValueError(f"{name}: this network has convolutions and needs (n, *spatial, channels) inputs, "
@@ -1095,6 +1104,67 @@ class Network:
             raise ValueError(f"{name}: a fully-connected network takes (n, features) inputs, got {x.shape}; "
                              "flatten the inputs first")
         return x
+
+    def _check_magnitude(self, x, name):
+        r"""Reject inputs whose kernel the float64 recursion cannot represent (issue 11).
+
+        The input kernel ``x . x' / n_0`` is formed in float64 *before* the power-of-two rescaling of the
+        recursion takes over, so every row's ``|x|^2`` must be a normal float64 with headroom: at most
+        ``2^1020`` (else ``inf``; Cauchy-Schwarz bounds every entry and partial sum by it), and for a
+        non-zero row at least ``2^-1000`` (else the products ``x_c x'_c`` fall into the subnormal range
+        and the kernel silently becomes 0).  The erf closed form is evaluated at the physical scale:
+        ``Vdot = (4/pi) / sqrt((1 + 2 Sigma_11)(1 + 2 Sigma_22) - 4 Sigma_12^2)``; for an input with itself
+        the radicand is ``1 + 4q`` computed as a difference of two numbers of size ``4q^2``, so its relative
+        error is about ``eps q`` (``eps = 2^-52``) and it rounds to 0 (an infinite NTK) near ``q ~ 2^50``.
+        Every variance entering an erf layer is therefore bounded by ``2^20`` (relative error <~ 1e-10):
+        the first layer's ``q_0 = weight_var |x|^2 / n_0 + bias_var`` and, since ``|V_erf| <= 1``, each
+        later layer's ``weight_var + bias_var``.  Homogeneous nonlinearities (ReLU, leaky ReLU, linear)
+        are rescaled by powers of two, and the quadrature ones only take square roots of variances.
+        """
+        flat = np.abs(x.reshape(x.shape[0], -1))
+        n0 = x.shape[-1]
+        scale = flat.max(axis=1)
+        nz = scale > 0
+        if not np.any(nz):
+            return
+        sc = scale[nz]
+        # log2 |x|^2 per row, without forming |x|^2 (it may overflow or underflow)
+        log2_sq = 2.0 * np.log2(sc) + np.log2(np.sum((flat[nz] / sc[:, None]) ** 2, axis=1))
+        hi, lo = float(log2_sq.max()), float(log2_sq.min())
+        fix = "rescale the inputs (e.g. to |x|^2 / n_0 ~ 1 per row, as the papers do)"
+        if hi > _LOG2_MAX_SQNORM:
+            raise ValueError(f"{name}: inputs of squared norm 2^{hi:.0f} (|x| up to {flat.max():.3g}) overflow "
+                             f"the float64 input kernel x.x' (at most 2^{_LOG2_MAX_SQNORM:.0f}); {fix}")
+        if lo < _LOG2_MIN_SQNORM:
+            raise ValueError(f"{name}: non-zero inputs of squared norm 2^{lo:.0f} underflow the float64 input "
+                             f"kernel x.x' (at least 2^{_LOG2_MIN_SQNORM:.0f}); {fix}")
+        if self._has(lambda lay: isinstance(lay, Elementwise) and lay.activation.name == "erf"):
+            first = self.layers[0]
+            wv, bv = (first.weight_var, first.bias_var) if isinstance(first, (Dense, Conv)) else (1.0, 0.0)
+            log2_q0 = float(np.logaddexp2(math.log2(wv) + hi - math.log2(n0), math.log2(bv) if bv > 0 else -np.inf))
+            if log2_q0 > _LOG2_MAX_ERF_VARIANCE:
+                raise ValueError(
+                    f"{name}: the first-layer variance weight_var |x|^2/n_0 + bias_var = 2^{log2_q0:.1f} exceeds "
+                    f"2^{_LOG2_MAX_ERF_VARIANCE:.0f}, beyond which the float64 erf kernel loses its precision "
+                    f"(relative error ~ 2^-52 x variance); {fix}")
+            later = [lay.weight_var + lay.bias_var for lay in self._affine_layers()[1:]]
+            if later and max(later) > 2.0 ** _LOG2_MAX_ERF_VARIANCE:
+                raise ValueError(
+                    f"weight_var: an erf network needs weight_var + bias_var <= 2^{_LOG2_MAX_ERF_VARIANCE:.0f} "
+                    f"(the float64 erf kernel loses its precision beyond), got {max(later):.3g}")
+
+    def _affine_layers(self) -> list:
+        out = []
+
+        def walk(layers):
+            for lay in layers:
+                if isinstance(lay, Repeat):
+                    walk(lay.layers)
+                elif isinstance(lay, (Dense, Conv)):
+                    out.append(lay)
+
+        walk(self.layers)
+        return out
 
     def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk):
         """Outer loop over memory blocks; diagonal blocks of x1 with itself use the triangle layout."""
@@ -1105,7 +1175,10 @@ class Network:
             b1 = b2 = min(b1, b2)
         f_same = self._compiled(spatial, nsp, "cross", True, want_ntk) if same else None
         f_cross = self._compiled(spatial, nsp, "cross", False, want_ntk)
-        results = {}
+        # blocks are written straight into the outputs (no second copy of the kernel), each output with a
+        # running power-of-two exponent: a block with a larger exponent first scales what is written down
+        nngp = ntk = perm = None
+        ek = et = None
         for i in range(0, n1, b1):
             for j in range(0, n2, b2):
                 if same and j < i:
@@ -1117,29 +1190,27 @@ class Network:
                     xb = _rows(xa, 0, m * b).reshape((m, b) + x1.shape[1:])
                     k_, t_, ek_, et_ = f_same(xb, xb)
                     kb = _assemble_tri(np.asarray(k_), m, b, spatial, nsp)
+                    del k_
                     tb = None if t_ is None else _assemble_tri(np.asarray(t_), m, b, spatial, nsp)
                 else:
                     xa = _rows(x1, i, b1)[None]
                     xb = _rows(x1 if same else x2, j, b2)[None]
                     k_, t_, ek_, et_ = f_cross(xa, xb)
                     kb, tb = np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0]
-                results[i, j] = (kb, tb, float(ek_), float(et_))
-        ek = max(r[2] for r in results.values())
-        et = max(r[3] for r in results.values())
-        tail = next(iter(results.values()))[0].shape[2:]
-        nngp = np.empty((n1, n2) + tail)
-        ntk = np.empty((n1, n2) + tail) if want_ntk else None
-        perm = _transpose_perm(spatial, nsp, len(tail))
-        for (i, j), (kb, tb, eki, eti) in results.items():
-            ri, rj = min(b1, n1 - i), min(b2, n2 - j)
-            nngp[i:i + ri, j:j + rj] = np.ldexp(kb[:ri, :rj], int(eki - ek))
-            if want_ntk:
-                ntk[i:i + ri, j:j + rj] = np.ldexp(tb[:ri, :rj], int(eti - et))
-            if same and i != j:
-                nngp[j:j + rj, i:i + ri] = np.transpose(nngp[i:i + ri, j:j + rj], perm)
+                del t_
+                if nngp is None:
+                    tail = kb.shape[2:]
+                    perm = _transpose_perm(spatial, nsp, len(tail))
+                    nngp = np.zeros((n1, n2) + tail)  # zeros: pages are only touched when written
+                    ntk = np.zeros((n1, n2) + tail) if want_ntk else None
+                ri, rj = min(b1, n1 - i), min(b2, n2 - j)
+                mirror = same and i != j
+                ek = _write_block(nngp, kb, float(ek_), ek, i, j, ri, rj, mirror, perm)
+                del kb
                 if want_ntk:
-                    ntk[j:j + rj, i:i + ri] = np.transpose(ntk[i:i + ri, j:j + rj], perm)
-        return nngp, ntk, ek, et
+                    et = _write_block(ntk, tb, float(et_), et, i, j, ri, rj, mirror, perm)
+                del tb
+        return nngp, ntk, ek, (0.0 if et is None else et)
 
     @staticmethod
     def _check_finite(nngp, ntk):
@@ -1199,6 +1270,25 @@ class _DepthSweeper:
             return s, self._readout(s)
 
         return lax.scan(seg, self._start(x), counts)[1]
+
+
+def _write_block(out, block, e_block, e_out, i, j, ri, rj, mirror, perm):
+    """Write ``block * 2**e_block`` into ``out`` (held as ``out * 2**e_out``) at rows i, columns j (and its
+    transpose at j, i when ``mirror``); returns the new exponent of ``out`` (the larger of the two).
+    Powers of two are exact, so this equals scaling every block by ``2**(e_block - max e)`` at the end."""
+    if e_out is None:
+        e_out = e_block
+    with np.errstate(under="ignore"):
+        if e_block > e_out:
+            np.ldexp(out, int(e_out - e_block), out=out)
+            e_out = e_block
+        view = out[i:i + ri, j:j + rj]
+        view[...] = block[:ri, :rj]
+        if e_block < e_out:
+            np.ldexp(view, int(e_block - e_out), out=view)
+    if mirror:
+        out[j:j + rj, i:i + ri] = np.transpose(view, perm)
+    return e_out
 
 
 def _rows(x, start, size):
