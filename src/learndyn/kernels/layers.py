@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 import itertools
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from jax import lax
 
 from .. import activations as _act
 from .. import gaussian as _gauss
+from ..resources import InsufficientMemoryError, available_memory, check_memory, format_bytes
 from ..results import Result, problem_attrs
 
 __all__ = [
@@ -67,7 +67,7 @@ _LOG2_MAX_ERF_VARIANCE = 20.0
 _RESCALE_LO = 2.0 ** -256
 
 
-class KernelMemoryError(MemoryError):
+class KernelMemoryError(InsufficientMemoryError):
     """Raised *before* allocating when a kernel block would not fit in memory."""
 
 
@@ -802,27 +802,12 @@ class Kernel(Result):
 # ============================================================================================
 # network
 # ============================================================================================
-def _mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-# live float64 pair-sized arrays during one layer (nngp, ntk, results, padded copies, temporaries)
+# first guess of the working memory per (pair x spatial entry), in float64 arrays, before XLA's own buffer
+# assignment is read (Network._plan); quadrature activations need far more (tanh: ~650)
 _LIVE_ARRAYS = 12
 _PRINT_BYTES = 512 * 2**20
-
-
-def _fmt_bytes(b: float) -> str:
-    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
+#: default cap on the memory of one block (the outputs come on top)
+_MAX_BLOCK_BYTES = 8 * 2**30
 
 
 @dataclass(frozen=True)
@@ -989,13 +974,148 @@ class Network:
         return out
 
     def memory_estimate(self, n1: int, n2: int | None = None, spatial_shape: Sequence[int] = (), *,
-                        diagonal: bool = False, readout_full: bool | None = None) -> int:
-        """Bytes of working memory for one kernel block of ``n1 x n2`` inputs (float64)."""
-        d = int(np.prod(spatial_shape)) if len(spatial_shape) else 1
-        mode = self._spatial_mode(len(spatial_shape) + 2) if len(spatial_shape) else "none"
-        per_pair = d * d if mode == "full" else d
-        pairs = n1 if diagonal else n1 * (n1 if n2 is None else n2)
-        return int(_LIVE_ARRAYS * 8 * pairs * per_pair)
+                        diagonal: bool = False, readout_full: bool | None = None, channels: int = 1,
+                        get: str | Sequence[str] = ("nngp", "ntk"), batch_size: int | None = None,
+                        memory_limit: float | None = None) -> int:
+        """Estimated peak bytes of ``kernel`` on ``n1`` (and ``n2``) inputs of ``spatial_shape + (channels,)``:
+        the float64 outputs plus one block's working memory as XLA's buffer assignment reports it (see
+        ``_block_bytes``; measured within 1.5x of the peak RSS increase, e.g. FCN erf n = 6000).  Uses the
+        block size ``kernel`` would choose (or ``batch_size``); compiles the block computation, nothing else
+        is allocated.  ``readout_full`` is ignored (kept for compatibility)."""
+        gets = (get,) if isinstance(get, str) else tuple(get)
+        shape = tuple(int(s) for s in spatial_shape) + (int(channels),)
+        plan = self._plan((int(n1),) + shape, None if n2 is None else (int(n2),) + shape, bool(diagonal),
+                          "ntk" in gets, batch_size, memory_limit, check=False)
+        return int(plan["total"])
+
+    def _executable(self, spatial, nsp, batch, same, want_ntk, shape1, shape2):
+        """The block computation compiled for one input shape (cached), with XLA's memory analysis."""
+        key = ("exe", spatial, nsp, batch, same, want_ntk, shape1, shape2)
+        hit = self._cache.get(key)
+        if hit is None:
+            fn = self._compiled(spatial, nsp, batch, same, want_ntk)
+            spec1 = jax.ShapeDtypeStruct(shape1, jnp.float64)
+            spec2 = jax.ShapeDtypeStruct(shape2, jnp.float64)
+            exe = fn.lower(spec1, spec2).compile()
+            ma = exe.memory_analysis()
+            xla = None
+            if ma is not None:
+                xla = (int(ma.temp_size_in_bytes), int(ma.argument_size_in_bytes), int(ma.output_size_in_bytes))
+            hit = self._cache[key] = (exe, xla)
+        return hit
+
+    def _block_bytes(self, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat, out_tail, per_pair):
+        """Executables and the two memory phases of one block, in bytes: ``xla`` = XLA's temporaries +
+        arguments + outputs (its buffer assignment); ``host`` = its outputs + the block assembled on the host
+        (triangle layout), after the temporaries are freed.  For x2 = x1 the diagonal blocks use the
+        triangle layout and the others (present when ``n1 > b1``) a cross block; the larger counts."""
+        kinds = []
+        if diagonal:
+            kinds.append(("diag", False, ((1, b1) + feat, (1, b1) + feat), 0))
+        else:
+            if same:
+                m, b = _tri_layout(b1)
+                kinds.append(("tri", True, ((m, b) + feat, (m, b) + feat), (m * b) ** 2))
+            if not same or n1 > b1:
+                kinds.append(("cross", False, ((1, b1) + feat, (1, b2) + feat), 0))
+        exes, xla_max, host_max = {}, 0, 0
+        for name, is_same, shapes, tri in kinds:
+            exe, xla = self._executable(spatial, nsp, "diag" if diagonal else "cross", is_same, want_ntk, *shapes)
+            exes[name] = exe
+            if xla is None:  # no analysis from this backend: the first guess
+                pairs = b1 if diagonal else b1 * b2
+                xla_b, host_b = _LIVE_ARRAYS * 8 * pairs * per_pair, 0
+            else:
+                temp, args, out = xla
+                xla_b, host_b = temp + args + out, out + tri * out_tail * 8 * (1 + want_ntk)
+            xla_max, host_max = max(xla_max, xla_b), max(host_max, host_b)
+        return exes, xla_max, host_max
+
+    def _plan(self, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, check=True) -> dict:
+        """Block size and memory estimate for ``kernel`` (issue 12: the estimate must be honest).
+
+        Peak = outputs (``n1 n2`` float64 entries per kernel, times ``d^2`` without a readout) + one block
+        (:meth:`_block_bytes`).  Without ``batch_size`` the largest block whose estimate fits
+        ``memory_limit`` (default: the memory left after the outputs, at most 8 GiB) is chosen from a first
+        guess corrected by XLA's report; a computation that cannot fit is refused before allocating.
+        """
+        nsp = len(shape1) - 2
+        spatial = self._spatial_mode(len(shape1))
+        n1 = shape1[0]
+        same = shape2 is None
+        n2 = n1 if same else shape2[0]
+        feat = tuple(shape1[1:])
+        sp_shape = shape1[1:-1]
+        d = int(np.prod(sp_shape)) if nsp else 1
+        per_pair = d * d if spatial == "full" else d
+        readout = spatial == "none" or self._has(lambda lay: lay.has_readout())
+        out_tail = 1 if readout else per_pair
+        kernels_out = 1 + bool(want_ntk)
+        out_bytes = 8 * kernels_out * out_tail * (n1 if diagonal else n1 * n2)
+        if diagonal:
+            out_bytes *= 2  # per-block pieces, then their concatenation
+        avail = available_memory()
+        usable = 0.9 * avail
+        if memory_limit is not None and (not math.isfinite(memory_limit) or memory_limit <= 0):
+            raise ValueError(f"memory_limit: must be a positive number of bytes, got {memory_limit!r}")
+        budget = memory_limit if memory_limit is not None else min(_MAX_BLOCK_BYTES, max(usable - out_bytes, 0.0) / 1.2)
+        nmax = n1 if diagonal else max(n1, n2)
+
+        def rows_for(bytes_per_pair):
+            if diagonal:
+                return max(1, min(n1, int(budget // bytes_per_pair)))
+            return max(1, min(nmax, math.isqrt(int(budget // bytes_per_pair))))
+
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+                raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
+            b = int(batch_size)
+            b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
+            exe, xla, host = self._block_bytes(spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
+                                               out_tail, per_pair)
+            block = max(xla, host)
+        else:
+            b = rows_for(_LIVE_ARRAYS * 8 * per_pair)
+            for _ in range(4):
+                b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
+                exe, xla, host = self._block_bytes(spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
+                                                   out_tail, per_pair)
+                block = max(xla, host)
+                if block <= budget or b == 1:
+                    break
+                pairs = b1 if diagonal else b1 * b2
+                b = max(1, min(b - 1, rows_for(1.05 * block / pairs)))
+        if not diagonal and n1 <= b1 and n2 <= b2:
+            # one block: the outputs are only touched after XLA's temporaries are freed, one kernel after the
+            # other (the assembled triangle block of the first is released once it is written)
+            total = max(xla, host + (out_bytes // kernels_out if same else out_bytes))
+        else:  # earlier blocks already fill the outputs
+            total = out_bytes + block
+        plan = dict(b1=b1, b2=b2, exe=exe, block=block, out=out_bytes, total=total, avail=avail)
+        if not check:
+            return plan
+        what = (f"the {n1}x{'' if diagonal else n2} kernel ({'nngp and ntk' if want_ntk else 'nngp'}, "
+                f"{out_tail} float64 entr{'y' if out_tail == 1 else 'ies'} per pair)")
+        if memory_limit is not None and block > memory_limit:
+            raise KernelMemoryError(
+                f"kernel block of {b1}x{b2} inputs with {per_pair} spatial entries per pair needs about "
+                f"{format_bytes(block)}, more than memory_limit={format_bytes(memory_limit)}. Pass a smaller "
+                "batch_size or a larger memory_limit"
+                + (" or use a Flatten readout / smaller images (GAP needs d^2 entries per pair)" if per_pair > 1 else ""))
+        if out_bytes + (block if batch_size is not None else 0) > usable:
+            reduce = ("reduce the number of inputs, compute the kernel in parts (rows x1[i:j] against x2), "
+                      + ("" if diagonal else "use diagonal=True for K(x, x) only, ") + ("get='nngp' to skip the NTK"
+                                                                                      if want_ntk else "")).rstrip(", ")
+            if batch_size is not None and out_bytes <= usable:
+                reduce = "pass a smaller batch_size"
+        else:
+            reduce = "pass a smaller batch_size" if batch_size is not None else "reduce the number of inputs"
+        try:
+            check_memory(total, what=f"{what}: outputs {format_bytes(out_bytes)} + a block of {b1}x{b2} inputs "
+                                     f"{format_bytes(block)},", reduce=reduce)
+        except InsufficientMemoryError as exc:
+            raise KernelMemoryError(str(exc)) from None
+        return plan
 
     def kernel(self, x1, x2=None, *, diagonal: bool = False, get: str | Sequence[str] = ("nngp", "ntk"),
                batch_size: int | None = None, memory_limit: float | None = None,
@@ -1014,10 +1134,13 @@ class Network:
         batch_size:
             Rows per block.  ``None`` chooses the largest block that fits ``memory_limit``.
         memory_limit:
-            Bytes allowed for one block (default: half the available memory, at most 8 GiB).
-            A block that would not fit raises :class:`KernelMemoryError` *before* allocating.
+            Bytes allowed for one block (default: what the outputs leave of the available memory,
+            at most 8 GiB).  The estimate (:meth:`memory_estimate`: the outputs plus one block, the block as
+            XLA's buffer assignment reports it) is checked against :func:`learndyn.resources.available_memory`
+            before anything is allocated: a computation that cannot fit raises :class:`KernelMemoryError`
+            saying what to reduce (``LEARNDYN_MEMORY_LIMIT`` overrides the available memory).
         verbose:
-            Print the memory estimate (default: only when a block needs more than 512 MiB).
+            Print the memory estimate (default: only when it exceeds 512 MiB).
         """
         gets = (get,) if isinstance(get, str) else tuple(get)
         if not gets or any(g not in ("nngp", "ntk") for g in gets):
@@ -1034,42 +1157,18 @@ class Network:
         spatial = self._spatial_mode(x1.ndim)
         n1 = x1.shape[0]
         n2 = n1 if x2 is None else x2.shape[0]
-        sp_shape = x1.shape[1:-1]
-        d = int(np.prod(sp_shape)) if nsp else 1
-        per_pair = d * d if spatial == "full" else d
-        bytes_per_pair = _LIVE_ARRAYS * 8 * per_pair
-
-        avail = _mem_available()
-        limit = memory_limit if memory_limit is not None else min(avail / 2, 8 * 2**30)
-        if memory_limit is not None and (not math.isfinite(memory_limit) or memory_limit <= 0):
-            raise ValueError(f"memory_limit: must be a positive number of bytes, got {memory_limit!r}")
-        if batch_size is not None:
-            if int(batch_size) != batch_size or batch_size < 1:
-                raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
-            b = int(batch_size)
-        else:
-            if diagonal:
-                b = max(1, min(n1, int(limit // bytes_per_pair)))
-            else:
-                b = max(1, min(max(n1, n2), int(math.isqrt(int(limit // bytes_per_pair)))))
-        b1 = min(b, n1)
-        b2 = b1 if diagonal else min(b, n2)
-        block_bytes = bytes_per_pair * (b1 if diagonal else b1 * b2)
-        if block_bytes > min(limit if memory_limit is not None else avail * 0.9, avail * 0.9):
-            raise KernelMemoryError(
-                f"kernel block of {b1}x{b2} inputs with {per_pair} spatial entries per pair needs about "
-                f"{_fmt_bytes(block_bytes)}, but only {_fmt_bytes(min(limit, avail * 0.9))} may be used "
-                f"({_fmt_bytes(avail)} available). Pass a smaller batch_size"
-                + (" or use a Flatten readout / smaller images (GAP needs d^2 entries per pair)" if per_pair > 1 else "")
-            )
-        if verbose or (verbose is None and block_bytes > _PRINT_BYTES):
+        plan = self._plan(x1.shape, None if x2 is None else x2.shape, bool(diagonal), want_ntk, batch_size,
+                          memory_limit)
+        b1, b2 = plan["b1"], plan["b2"]
+        if verbose or (verbose is None and plan["total"] > _PRINT_BYTES):
             nblocks = math.ceil(n1 / b1) * (1 if diagonal else math.ceil(n2 / b2))
             print(f"learndyn.kernels: {n1}x{'' if diagonal else n2} kernel in {nblocks} block(s) of {b1}x"
-                  f"{'' if diagonal else b2}; estimated peak memory {_fmt_bytes(block_bytes)} "
-                  f"(available {_fmt_bytes(avail)})", file=sys.stderr, flush=True)
+                  f"{'' if diagonal else b2}; estimated peak memory {format_bytes(plan['total'])} (outputs "
+                  f"{format_bytes(plan['out'])}, one block {format_bytes(plan['block'])}; available "
+                  f"{format_bytes(plan['avail'])})", file=sys.stderr, flush=True)
 
         if diagonal:
-            fn = self._compiled(spatial, nsp, "diag", True, want_ntk)
+            fn = plan["exe"]["diag"]
             outs = []
             for i in range(0, n1, b1):
                 xa = _rows(x1, i, b1)[None]
@@ -1077,7 +1176,7 @@ class Network:
                 outs.append((np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0], float(ek_), float(et_)))
             nngp, ntk, ek, et = _merge_rows(outs, n1)
         else:
-            nngp, ntk, ek, et = self._run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk)
+            nngp, ntk, ek, et = self._run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk, plan["exe"])
         if not want_ntk:
             ntk = None
         self._check_finite(nngp, ntk)
@@ -1166,15 +1265,12 @@ class Network:
         walk(self.layers)
         return out
 
-    def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk):
+    def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk, exes):
         """Outer loop over memory blocks; diagonal blocks of x1 with itself use the triangle layout."""
         n1 = x1.shape[0]
         same = x2 is None
         n2 = n1 if same else x2.shape[0]
-        if same:
-            b1 = b2 = min(b1, b2)
-        f_same = self._compiled(spatial, nsp, "cross", True, want_ntk) if same else None
-        f_cross = self._compiled(spatial, nsp, "cross", False, want_ntk)
+        f_same, f_cross = exes.get("tri"), exes.get("cross")
         # blocks are written straight into the outputs (no second copy of the kernel), each output with a
         # running power-of-two exponent: a block with a larger exponent first scales what is written down
         nngp = ntk = perm = None
