@@ -1103,9 +1103,12 @@ class Network:
                 "batch_size or a larger memory_limit"
                 + (" or use a Flatten readout / smaller images (GAP needs d^2 entries per pair)" if per_pair > 1 else ""))
         if out_bytes + (block if batch_size is not None else 0) > usable:
-            reduce = ("reduce the number of inputs, compute the kernel in parts (rows x1[i:j] against x2), "
-                      + ("" if diagonal else "use diagonal=True for K(x, x) only, ") + ("get='nngp' to skip the NTK"
-                                                                                      if want_ntk else "")).rstrip(", ")
+            options = ["reduce the number of inputs", "compute the kernel in parts (rows x1[i:j] against x2)"]
+            if not diagonal:
+                options.append("use diagonal=True for K(x, x) only")
+            if want_ntk:
+                options.append("get='nngp' to skip the NTK")
+            reduce = ", ".join(options)
             if batch_size is not None and out_bytes <= usable:
                 reduce = "pass a smaller batch_size"
         else:
