@@ -139,3 +139,27 @@ def test_mean_predictor_and_gd_predictions():
         ref_te = fte[0, d] + Tst @ np.linalg.solve(Ttt, (np.eye(m) - E) @ (Y - f0[d]))
         np.testing.assert_allclose(fte[1, d], ref_te, rtol=1e-9, atol=1e-12)
     assert eta == pytest.approx(2.0 / w[-1])
+
+
+def test_kernel_regression_shape_mismatch_names_the_parameter():
+    """Issue 11.6: mismatched shapes in the mean predictor / gradient-flow predictor are a ValueError naming
+    the parameter (they used to fail inside numpy with a matmul message, or silently slice the kernels)."""
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((9, 6))
+    Tj = A @ A.T + 0.5 * np.eye(9)
+    m = 6
+    Y = rng.standard_normal((m, 3))
+    with pytest.raises(ValueError, match="^y:"):
+        mean_predictor(Tj[:m, :m], Tj[m:, :m], Y[:5])
+    with pytest.raises(ValueError, match="^k_test_train:"):
+        mean_predictor(Tj[:m, :m], Tj[m:, :m].T, Y)
+    with pytest.raises(ValueError, match="^k_train:"):
+        mean_predictor(Tj[:m, :5], Tj[m:, :m], Y)
+    with pytest.raises(ValueError, match="^y_train:"):
+        gd_predictions(Tj, Tj, m, Y[:5], [1.0])
+    with pytest.raises(ValueError, match="^y_train:"):
+        gd_predictions(Tj, Tj, m, Y[:, 0], [1.0])
+    with pytest.raises(ValueError, match="^m:"):
+        gd_predictions(Tj, Tj, 12, rng.standard_normal((12, 3)), [1.0])
+    with pytest.raises(ValueError, match="^T:"):
+        gd_predictions(Tj, Tj[:8, :8], m, Y, [1.0])

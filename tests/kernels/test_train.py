@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from learndyn import datasets, kernels
-from learndyn.kernels.train import learning_rate, train
+from learndyn.kernels import learning_rate, train
 
 
 def test_tiny_network_learns_digits():
@@ -31,3 +31,34 @@ def test_validation():
         train(net, ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test, steps=0)
     with pytest.raises(ValueError, match="lr"):
         train(net, ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test, lr=-1.0)
+
+
+def test_output_width_must_match_targets():
+    """Issue 11.6: fcn(...) defaults to out_dim=1; with 10-class one-hot targets the trainer used to broadcast
+    the loss and report chance accuracy (0.097). A target width that does not match is an error naming out_dim."""
+    ds = datasets.load("digits", n_train=16, n_test=8)
+    args = (ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test)
+    with pytest.raises(ValueError, match=r"out_dim.*1 outputs.*10 columns.*out_dim=10"):
+        train(kernels.fcn(1, "erf", 1.0, 0.1, width=8), *args, steps=2)
+    with pytest.raises(ValueError, match="out_dim"):
+        train(kernels.cnn(1, "relu", 2.0, 0.0, channels=4, out_dim=3), ds.x_train.reshape(16, 8, 8, 1),
+              ds.y_train, ds.labels_train, ds.x_test.reshape(8, 8, 8, 1), ds.labels_test, steps=2)
+    net = kernels.fcn(1, "erf", 1.0, 0.1, width=8, out_dim=10)
+    with pytest.raises(ValueError, match="labels_test"):
+        train(net, ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test[:5], steps=2)
+    with pytest.raises(ValueError, match="labels_train"):
+        train(net, ds.x_train, ds.y_train, ds.labels_train + 10, ds.x_test, ds.labels_test, steps=2)
+    with pytest.raises(ValueError, match="x_test"):
+        train(net, ds.x_train, ds.y_train, ds.labels_train, ds.x_test[:, :10], ds.labels_test, steps=2)
+    # the matching width trains
+    r = train(net, *args, steps=2, batch_size=8)
+    assert r.train_accuracy.shape == (1,)
+
+
+def test_train_is_a_function_of_the_package():
+    """``learndyn.kernels.train`` is the trainer itself (the module is ``learndyn.kernels.training``)."""
+    import learndyn.kernels.training as training
+
+    assert kernels.train is training.train and callable(kernels.train)
+    assert kernels.learning_rate is training.learning_rate
+    assert kernels.TrainResult is training.TrainResult

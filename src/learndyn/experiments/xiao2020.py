@@ -132,11 +132,11 @@ def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
                       width: int = 128, steps: int = 800, batch_size: int = 64, lr_factor: float = 0.5,
                       seeds: int = 1, architecture: str = "fcn", log=None, progress: bool = False,
                       **cnn_kw) -> xr.Dataset:
-    """Train/test accuracy of finite-width networks trained with SGD (:func:`learndyn.kernels.train.train`)
+    """Train/test accuracy of finite-width networks trained with SGD (:func:`learndyn.kernels.train`)
     over (``weight_vars``, ``depths``); learning rates from the analytic NTK of one batch."""
     from .. import kernels
     from ..kernels.spectrum import depth_sweep
-    from ..kernels.train import train
+    from ..kernels import train
 
     W, D = len(weight_vars), len(depths)
     acc_tr = np.full((W, D), np.nan)

@@ -11,6 +11,8 @@ description gives the finite network and its kernel::
     params = net.init(key, x1.shape); out = net.apply(params, x1)
     cnn = kernels.cnn(depth=3, activation="relu", weight_var=2.0, bias_var=0.01,
                       filter_shape=(3, 3), padding="circular", readout="gap")
+    r = kernels.train(kernels.fcn(2, "erf", 1.75, 0.18, out_dim=10), x_train, y_train, labels_train,
+                      x_test, labels_test)   # finite-width SGD; out_dim = y_train.shape[1]
 """
 
 from __future__ import annotations
@@ -39,4 +41,4 @@ from .linalg import (  # noqa: F401
 )
 from .signal import SignalPropagation, correlation_trajectory, critical_line, signal_propagation  # noqa: F401
 from .spectrum import depth_sweep, gd_predictions, mean_predictor, spectrum_vs_depth  # noqa: F401
-from .train import TrainResult  # noqa: F401
+from .training import TrainResult, learning_rate, train  # noqa: F401

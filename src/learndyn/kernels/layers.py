@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 import itertools
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from jax import lax
 
 from .. import activations as _act
 from .. import gaussian as _gauss
+from ..resources import InsufficientMemoryError, available_memory, check_memory, format_bytes
 from ..results import Result, problem_attrs
 
 __all__ = [
@@ -59,10 +59,15 @@ PADDINGS = ("circular", "same")
 READOUTS = ("flatten", "gap")
 
 _RESCALE_HI = 2.0 ** 256
+# input magnitudes the float64 recursion can represent (derived in Network._check_magnitude)
+_LOG2_MAX_SQNORM = 1020.0
+_LOG2_MIN_SQNORM = -1000.0
+_LOG2_MAX_VARIANCE = 500.0
+_LOG2_MAX_ERF_VARIANCE = 20.0
 _RESCALE_LO = 2.0 ** -256
 
 
-class KernelMemoryError(MemoryError):
+class KernelMemoryError(InsufficientMemoryError):
     """Raised *before* allocating when a kernel block would not fit in memory."""
 
 
@@ -361,6 +366,9 @@ def _check_var(name: str, value: float, allow_zero: bool) -> float:
         raise ValueError(f"{name}: expected a number, got {value!r}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+    if v > 2.0 ** _LOG2_MAX_VARIANCE:
+        raise ValueError(f"{name}: must be at most 2^{_LOG2_MAX_VARIANCE:.0f} (~3e150; a nonlinearity multiplies "
+                         f"two variances in float64), got {value!r}")
     return v
 
 
@@ -794,27 +802,12 @@ class Kernel(Result):
 # ============================================================================================
 # network
 # ============================================================================================
-def _mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-# live float64 pair-sized arrays during one layer (nngp, ntk, results, padded copies, temporaries)
+# first guess of the working memory per (pair x spatial entry), in float64 arrays, before XLA's own buffer
+# assignment is read (Network._plan); quadrature activations need far more (tanh: ~650)
 _LIVE_ARRAYS = 12
 _PRINT_BYTES = 512 * 2**20
-
-
-def _fmt_bytes(b: float) -> str:
-    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
+#: default cap on the memory of one block (the outputs come on top)
+_MAX_BLOCK_BYTES = 8 * 2**30
 
 
 @dataclass(frozen=True)
@@ -850,6 +843,12 @@ class Network:
         """Random parameters (iid N(0,1) weights and biases) for inputs of ``input_shape``
         (the batch entry is ignored); returns the parameter pytree."""
         return _serial_init(self.layers, key, tuple(input_shape))[1]
+
+    def output_shape(self, input_shape) -> tuple:
+        """Shape of ``apply``'s output for inputs of ``input_shape`` (traced abstractly: nothing is allocated)."""
+        spec = jax.ShapeDtypeStruct(tuple(int(s) for s in input_shape), jnp.float64)
+        out = jax.eval_shape(lambda x: self.apply(self.init(jax.random.PRNGKey(0), x.shape), x), spec)
+        return tuple(out.shape)
 
     def apply(self, params, x):
         """Outputs of the finite network with ``params`` on inputs ``x`` (float64)."""
@@ -975,13 +974,151 @@ class Network:
         return out
 
     def memory_estimate(self, n1: int, n2: int | None = None, spatial_shape: Sequence[int] = (), *,
-                        diagonal: bool = False, readout_full: bool | None = None) -> int:
-        """Bytes of working memory for one kernel block of ``n1 x n2`` inputs (float64)."""
-        d = int(np.prod(spatial_shape)) if len(spatial_shape) else 1
-        mode = self._spatial_mode(len(spatial_shape) + 2) if len(spatial_shape) else "none"
-        per_pair = d * d if mode == "full" else d
-        pairs = n1 if diagonal else n1 * (n1 if n2 is None else n2)
-        return int(_LIVE_ARRAYS * 8 * pairs * per_pair)
+                        diagonal: bool = False, readout_full: bool | None = None, channels: int = 1,
+                        get: str | Sequence[str] = ("nngp", "ntk"), batch_size: int | None = None,
+                        memory_limit: float | None = None) -> int:
+        """Estimated peak bytes of ``kernel`` on ``n1`` (and ``n2``) inputs of ``spatial_shape + (channels,)``:
+        the float64 outputs plus one block's working memory as XLA's buffer assignment reports it (see
+        ``_block_bytes``; measured within 1.5x of the peak RSS increase, e.g. FCN erf n = 6000).  Uses the
+        block size ``kernel`` would choose (or ``batch_size``); compiles the block computation, nothing else
+        is allocated.  ``readout_full`` is ignored (kept for compatibility)."""
+        gets = (get,) if isinstance(get, str) else tuple(get)
+        shape = tuple(int(s) for s in spatial_shape) + (int(channels),)
+        plan = self._plan((int(n1),) + shape, None if n2 is None else (int(n2),) + shape, bool(diagonal),
+                          "ntk" in gets, batch_size, memory_limit, check=False)
+        return int(plan["total"])
+
+    def _executable(self, spatial, nsp, batch, same, want_ntk, shape1, shape2):
+        """The block computation compiled for one input shape (cached), with XLA's memory analysis."""
+        key = ("exe", spatial, nsp, batch, same, want_ntk, shape1, shape2)
+        hit = self._cache.get(key)
+        if hit is None:
+            fn = self._compiled(spatial, nsp, batch, same, want_ntk)
+            spec1 = jax.ShapeDtypeStruct(shape1, jnp.float64)
+            spec2 = jax.ShapeDtypeStruct(shape2, jnp.float64)
+            exe = fn.lower(spec1, spec2).compile()
+            ma = exe.memory_analysis()
+            xla = None
+            if ma is not None:
+                xla = (int(ma.temp_size_in_bytes), int(ma.argument_size_in_bytes), int(ma.output_size_in_bytes))
+            hit = self._cache[key] = (exe, xla)
+        return hit
+
+    def _block_bytes(self, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat, out_tail, per_pair):
+        """Executables and the two memory phases of one block, in bytes: ``xla`` = XLA's temporaries +
+        arguments + outputs (its buffer assignment); ``host`` = its outputs + the block assembled on the host
+        (triangle layout), after the temporaries are freed.  For x2 = x1 the diagonal blocks use the
+        triangle layout and the others (present when ``n1 > b1``) a cross block; the larger counts."""
+        kinds = []
+        if diagonal:
+            kinds.append(("diag", False, ((1, b1) + feat, (1, b1) + feat), 0))
+        else:
+            if same:
+                m, b = _tri_layout(b1)
+                kinds.append(("tri", True, ((m, b) + feat, (m, b) + feat), (m * b) ** 2))
+            if not same or n1 > b1:
+                kinds.append(("cross", False, ((1, b1) + feat, (1, b2) + feat), 0))
+        exes, xla_max, host_max = {}, 0, 0
+        for name, is_same, shapes, tri in kinds:
+            exe, xla = self._executable(spatial, nsp, "diag" if diagonal else "cross", is_same, want_ntk, *shapes)
+            exes[name] = exe
+            if xla is None:  # no analysis from this backend: the first guess
+                pairs = b1 if diagonal else b1 * b2
+                xla_b, host_b = _LIVE_ARRAYS * 8 * pairs * per_pair, 0
+            else:
+                temp, args, out = xla
+                xla_b, host_b = temp + args + out, out + tri * out_tail * 8 * (1 + want_ntk)
+            xla_max, host_max = max(xla_max, xla_b), max(host_max, host_b)
+        return exes, xla_max, host_max
+
+    def _plan(self, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, check=True) -> dict:
+        """Block size and memory estimate for ``kernel`` (issue 12: the estimate must be honest).
+
+        Peak = outputs (``n1 n2`` float64 entries per kernel, times ``d^2`` without a readout) + one block
+        (:meth:`_block_bytes`).  Without ``batch_size`` the largest block whose estimate fits
+        ``memory_limit`` (default: the memory left after the outputs, at most 8 GiB) is chosen from a first
+        guess corrected by XLA's report; a computation that cannot fit is refused before allocating.
+        """
+        nsp = len(shape1) - 2
+        spatial = self._spatial_mode(len(shape1))
+        n1 = shape1[0]
+        same = shape2 is None
+        n2 = n1 if same else shape2[0]
+        feat = tuple(shape1[1:])
+        sp_shape = shape1[1:-1]
+        d = int(np.prod(sp_shape)) if nsp else 1
+        per_pair = d * d if spatial == "full" else d
+        readout = spatial == "none" or self._has(lambda lay: lay.has_readout())
+        out_tail = 1 if readout else per_pair
+        kernels_out = 1 + bool(want_ntk)
+        out_bytes = 8 * kernels_out * out_tail * (n1 if diagonal else n1 * n2)
+        if diagonal:
+            out_bytes *= 2  # per-block pieces, then their concatenation
+        avail = available_memory()
+        usable = 0.9 * avail
+        if memory_limit is not None and (not math.isfinite(memory_limit) or memory_limit <= 0):
+            raise ValueError(f"memory_limit: must be a positive number of bytes, got {memory_limit!r}")
+        budget = memory_limit if memory_limit is not None else min(_MAX_BLOCK_BYTES, max(usable - out_bytes, 0.0) / 1.2)
+        nmax = n1 if diagonal else max(n1, n2)
+
+        def rows_for(bytes_per_pair):
+            if diagonal:
+                return max(1, min(n1, int(budget // bytes_per_pair)))
+            return max(1, min(nmax, math.isqrt(int(budget // bytes_per_pair))))
+
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+                raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
+            b = int(batch_size)
+            b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
+            exe, xla, host = self._block_bytes(spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
+                                               out_tail, per_pair)
+            block = max(xla, host)
+        else:
+            b = rows_for(_LIVE_ARRAYS * 8 * per_pair)
+            for _ in range(4):
+                b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
+                exe, xla, host = self._block_bytes(spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
+                                                   out_tail, per_pair)
+                block = max(xla, host)
+                if block <= budget or b == 1:
+                    break
+                pairs = b1 if diagonal else b1 * b2
+                b = max(1, min(b - 1, rows_for(1.05 * block / pairs)))
+        if not diagonal and n1 <= b1 and n2 <= b2:
+            # one block: the outputs are only touched after XLA's temporaries are freed, one kernel after the
+            # other (the assembled triangle block of the first is released once it is written)
+            total = max(xla, host + (out_bytes // kernels_out if same else out_bytes))
+        else:  # earlier blocks already fill the outputs
+            total = out_bytes + block
+        plan = dict(b1=b1, b2=b2, exe=exe, block=block, out=out_bytes, total=total, avail=avail)
+        if not check:
+            return plan
+        what = (f"the {n1}x{'' if diagonal else n2} kernel ({'nngp and ntk' if want_ntk else 'nngp'}, "
+                f"{out_tail} float64 entr{'y' if out_tail == 1 else 'ies'} per pair)")
+        if memory_limit is not None and block > memory_limit:
+            raise KernelMemoryError(
+                f"kernel block of {b1}x{b2} inputs with {per_pair} spatial entries per pair needs about "
+                f"{format_bytes(block)}, more than memory_limit={format_bytes(memory_limit)}. Pass a smaller "
+                "batch_size or a larger memory_limit"
+                + (" or use a Flatten readout / smaller images (GAP needs d^2 entries per pair)" if per_pair > 1 else ""))
+        if out_bytes + (block if batch_size is not None else 0) > usable:
+            options = ["reduce the number of inputs", "compute the kernel in parts (rows x1[i:j] against x2)"]
+            if not diagonal:
+                options.append("use diagonal=True for K(x, x) only")
+            if want_ntk:
+                options.append("get='nngp' to skip the NTK")
+            reduce = ", ".join(options)
+            if batch_size is not None and out_bytes <= usable:
+                reduce = "pass a smaller batch_size"
+        else:
+            reduce = "pass a smaller batch_size" if batch_size is not None else "reduce the number of inputs"
+        try:
+            check_memory(total, what=f"{what}: outputs {format_bytes(out_bytes)} + a block of {b1}x{b2} inputs "
+                                     f"{format_bytes(block)},", reduce=reduce)
+        except InsufficientMemoryError as exc:
+            raise KernelMemoryError(str(exc)) from None
+        return plan
 
     def kernel(self, x1, x2=None, *, diagonal: bool = False, get: str | Sequence[str] = ("nngp", "ntk"),
                batch_size: int | None = None, memory_limit: float | None = None,
@@ -1000,10 +1137,13 @@ class Network:
         batch_size:
             Rows per block.  ``None`` chooses the largest block that fits ``memory_limit``.
         memory_limit:
-            Bytes allowed for one block (default: half the available memory, at most 8 GiB).
-            A block that would not fit raises :class:`KernelMemoryError` *before* allocating.
+            Bytes allowed for one block (default: what the outputs leave of the available memory,
+            at most 8 GiB).  The estimate (:meth:`memory_estimate`: the outputs plus one block, the block as
+            XLA's buffer assignment reports it) is checked against :func:`learndyn.resources.available_memory`
+            before anything is allocated: a computation that cannot fit raises :class:`KernelMemoryError`
+            saying what to reduce (``LEARNDYN_MEMORY_LIMIT`` overrides the available memory).
         verbose:
-            Print the memory estimate (default: only when a block needs more than 512 MiB).
+            Print the memory estimate (default: only when it exceeds 512 MiB).
         """
         gets = (get,) if isinstance(get, str) else tuple(get)
         if not gets or any(g not in ("nngp", "ntk") for g in gets):
@@ -1020,42 +1160,18 @@ class Network:
         spatial = self._spatial_mode(x1.ndim)
         n1 = x1.shape[0]
         n2 = n1 if x2 is None else x2.shape[0]
-        sp_shape = x1.shape[1:-1]
-        d = int(np.prod(sp_shape)) if nsp else 1
-        per_pair = d * d if spatial == "full" else d
-        bytes_per_pair = _LIVE_ARRAYS * 8 * per_pair
-
-        avail = _mem_available()
-        limit = memory_limit if memory_limit is not None else min(avail / 2, 8 * 2**30)
-        if memory_limit is not None and (not math.isfinite(memory_limit) or memory_limit <= 0):
-            raise ValueError(f"memory_limit: must be a positive number of bytes, got {memory_limit!r}")
-        if batch_size is not None:
-            if int(batch_size) != batch_size or batch_size < 1:
-                raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
-            b = int(batch_size)
-        else:
-            if diagonal:
-                b = max(1, min(n1, int(limit // bytes_per_pair)))
-            else:
-                b = max(1, min(max(n1, n2), int(math.isqrt(int(limit // bytes_per_pair)))))
-        b1 = min(b, n1)
-        b2 = b1 if diagonal else min(b, n2)
-        block_bytes = bytes_per_pair * (b1 if diagonal else b1 * b2)
-        if block_bytes > min(limit if memory_limit is not None else avail * 0.9, avail * 0.9):
-            raise KernelMemoryError(
-                f"kernel block of {b1}x{b2} inputs with {per_pair} spatial entries per pair needs about "
-                f"{_fmt_bytes(block_bytes)}, but only {_fmt_bytes(min(limit, avail * 0.9))} may be used "
-                f"({_fmt_bytes(avail)} available). Pass a smaller batch_size"
-                + (" or use a Flatten readout / smaller images (GAP needs d^2 entries per pair)" if per_pair > 1 else "")
-            )
-        if verbose or (verbose is None and block_bytes > _PRINT_BYTES):
+        plan = self._plan(x1.shape, None if x2 is None else x2.shape, bool(diagonal), want_ntk, batch_size,
+                          memory_limit)
+        b1, b2 = plan["b1"], plan["b2"]
+        if verbose or (verbose is None and plan["total"] > _PRINT_BYTES):
             nblocks = math.ceil(n1 / b1) * (1 if diagonal else math.ceil(n2 / b2))
             print(f"learndyn.kernels: {n1}x{'' if diagonal else n2} kernel in {nblocks} block(s) of {b1}x"
-                  f"{'' if diagonal else b2}; estimated peak memory {_fmt_bytes(block_bytes)} "
-                  f"(available {_fmt_bytes(avail)})", file=sys.stderr, flush=True)
+                  f"{'' if diagonal else b2}; estimated peak memory {format_bytes(plan['total'])} (outputs "
+                  f"{format_bytes(plan['out'])}, one block {format_bytes(plan['block'])}; available "
+                  f"{format_bytes(plan['avail'])})", file=sys.stderr, flush=True)
 
         if diagonal:
-            fn = self._compiled(spatial, nsp, "diag", True, want_ntk)
+            fn = plan["exe"]["diag"]
             outs = []
             for i in range(0, n1, b1):
                 xa = _rows(x1, i, b1)[None]
@@ -1063,7 +1179,7 @@ class Network:
                 outs.append((np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0], float(ek_), float(et_)))
             nngp, ntk, ek, et = _merge_rows(outs, n1)
         else:
-            nngp, ntk, ek, et = self._run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk)
+            nngp, ntk, ek, et = self._run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk, plan["exe"])
         if not want_ntk:
             ntk = None
         self._check_finite(nngp, ntk)
@@ -1081,6 +1197,7 @@ class Network:
             raise ValueError(f"{name}: empty input of shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name}: contains NaN or inf")
+        self._check_magnitude(x, name)
         has_conv = self._has(lambda lay: isinstance(lay, Conv))
         if x.ndim == 2 and has_conv:
             raise ValueError(f"{name}: this network has convolutions and needs (n, *spatial, channels) inputs, "
@@ -1090,16 +1207,77 @@ class Network:
                              "flatten the inputs first")
         return x
 
-    def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk):
+    def _check_magnitude(self, x, name):
+        r"""Reject inputs whose kernel the float64 recursion cannot represent (issue 11).
+
+        The input kernel ``x . x' / n_0`` is formed in float64 *before* the power-of-two rescaling of the
+        recursion takes over, so every row's ``|x|^2`` must be a normal float64 with headroom: at most
+        ``2^1020`` (else ``inf``; Cauchy-Schwarz bounds every entry and partial sum by it), and for a
+        non-zero row at least ``2^-1000`` (else the products ``x_c x'_c`` fall into the subnormal range
+        and the kernel silently becomes 0).  The erf closed form is evaluated at the physical scale:
+        ``Vdot = (4/pi) / sqrt((1 + 2 Sigma_11)(1 + 2 Sigma_22) - 4 Sigma_12^2)``; for an input with itself
+        the radicand is ``1 + 4q`` computed as a difference of two numbers of size ``4q^2``, so its relative
+        error is about ``eps q`` (``eps = 2^-52``) and it rounds to 0 (an infinite NTK) near ``q ~ 2^50``.
+        Every variance entering an erf layer is therefore bounded by ``2^20`` (relative error <~ 1e-10):
+        the first layer's ``q_0 = weight_var |x|^2 / n_0 + bias_var`` and, since ``|V_erf| <= 1``, each
+        later layer's ``weight_var + bias_var``.  Homogeneous nonlinearities (ReLU, leaky ReLU, linear)
+        are rescaled by powers of two, and the quadrature ones only take square roots of variances.
+        """
+        flat = np.abs(x.reshape(x.shape[0], -1))
+        n0 = x.shape[-1]
+        scale = flat.max(axis=1)
+        nz = scale > 0
+        if not np.any(nz):
+            return
+        sc = scale[nz]
+        # log2 |x|^2 per row, without forming |x|^2 (it may overflow or underflow)
+        log2_sq = 2.0 * np.log2(sc) + np.log2(np.sum((flat[nz] / sc[:, None]) ** 2, axis=1))
+        hi, lo = float(log2_sq.max()), float(log2_sq.min())
+        fix = "rescale the inputs (e.g. to |x|^2 / n_0 ~ 1 per row, as the papers do)"
+        if hi > _LOG2_MAX_SQNORM:
+            raise ValueError(f"{name}: inputs of squared norm 2^{hi:.0f} (|x| up to {flat.max():.3g}) overflow "
+                             f"the float64 input kernel x.x' (at most 2^{_LOG2_MAX_SQNORM:.0f}); {fix}")
+        if lo < _LOG2_MIN_SQNORM:
+            raise ValueError(f"{name}: non-zero inputs of squared norm 2^{lo:.0f} underflow the float64 input "
+                             f"kernel x.x' (at least 2^{_LOG2_MIN_SQNORM:.0f}); {fix}")
+        if self._has(lambda lay: isinstance(lay, Elementwise) and lay.activation.name == "erf"):
+            first = self.layers[0]
+            wv, bv = (first.weight_var, first.bias_var) if isinstance(first, (Dense, Conv)) else (1.0, 0.0)
+            log2_q0 = float(np.logaddexp2(math.log2(wv) + hi - math.log2(n0), math.log2(bv) if bv > 0 else -np.inf))
+            if log2_q0 > _LOG2_MAX_ERF_VARIANCE:
+                raise ValueError(
+                    f"{name}: the first-layer variance weight_var |x|^2/n_0 + bias_var = 2^{log2_q0:.1f} exceeds "
+                    f"2^{_LOG2_MAX_ERF_VARIANCE:.0f}, beyond which the float64 erf kernel loses its precision "
+                    f"(relative error ~ 2^-52 x variance); {fix}")
+            later = [lay.weight_var + lay.bias_var for lay in self._affine_layers()[1:]]
+            if later and max(later) > 2.0 ** _LOG2_MAX_ERF_VARIANCE:
+                raise ValueError(
+                    f"weight_var: an erf network needs weight_var + bias_var <= 2^{_LOG2_MAX_ERF_VARIANCE:.0f} "
+                    f"(the float64 erf kernel loses its precision beyond), got {max(later):.3g}")
+
+    def _affine_layers(self) -> list:
+        out = []
+
+        def walk(layers):
+            for lay in layers:
+                if isinstance(lay, Repeat):
+                    walk(lay.layers)
+                elif isinstance(lay, (Dense, Conv)):
+                    out.append(lay)
+
+        walk(self.layers)
+        return out
+
+    def _run_blocks(self, x1, x2, b1, b2, spatial, nsp, want_ntk, exes):
         """Outer loop over memory blocks; diagonal blocks of x1 with itself use the triangle layout."""
         n1 = x1.shape[0]
         same = x2 is None
         n2 = n1 if same else x2.shape[0]
-        if same:
-            b1 = b2 = min(b1, b2)
-        f_same = self._compiled(spatial, nsp, "cross", True, want_ntk) if same else None
-        f_cross = self._compiled(spatial, nsp, "cross", False, want_ntk)
-        results = {}
+        f_same, f_cross = exes.get("tri"), exes.get("cross")
+        # blocks are written straight into the outputs (no second copy of the kernel), each output with a
+        # running power-of-two exponent: a block with a larger exponent first scales what is written down
+        nngp = ntk = perm = None
+        ek = et = None
         for i in range(0, n1, b1):
             for j in range(0, n2, b2):
                 if same and j < i:
@@ -1111,29 +1289,27 @@ class Network:
                     xb = _rows(xa, 0, m * b).reshape((m, b) + x1.shape[1:])
                     k_, t_, ek_, et_ = f_same(xb, xb)
                     kb = _assemble_tri(np.asarray(k_), m, b, spatial, nsp)
+                    del k_
                     tb = None if t_ is None else _assemble_tri(np.asarray(t_), m, b, spatial, nsp)
                 else:
                     xa = _rows(x1, i, b1)[None]
                     xb = _rows(x1 if same else x2, j, b2)[None]
                     k_, t_, ek_, et_ = f_cross(xa, xb)
                     kb, tb = np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0]
-                results[i, j] = (kb, tb, float(ek_), float(et_))
-        ek = max(r[2] for r in results.values())
-        et = max(r[3] for r in results.values())
-        tail = next(iter(results.values()))[0].shape[2:]
-        nngp = np.empty((n1, n2) + tail)
-        ntk = np.empty((n1, n2) + tail) if want_ntk else None
-        perm = _transpose_perm(spatial, nsp, len(tail))
-        for (i, j), (kb, tb, eki, eti) in results.items():
-            ri, rj = min(b1, n1 - i), min(b2, n2 - j)
-            nngp[i:i + ri, j:j + rj] = np.ldexp(kb[:ri, :rj], int(eki - ek))
-            if want_ntk:
-                ntk[i:i + ri, j:j + rj] = np.ldexp(tb[:ri, :rj], int(eti - et))
-            if same and i != j:
-                nngp[j:j + rj, i:i + ri] = np.transpose(nngp[i:i + ri, j:j + rj], perm)
+                del t_
+                if nngp is None:
+                    tail = kb.shape[2:]
+                    perm = _transpose_perm(spatial, nsp, len(tail))
+                    nngp = np.zeros((n1, n2) + tail)  # zeros: pages are only touched when written
+                    ntk = np.zeros((n1, n2) + tail) if want_ntk else None
+                ri, rj = min(b1, n1 - i), min(b2, n2 - j)
+                mirror = same and i != j
+                ek = _write_block(nngp, kb, float(ek_), ek, i, j, ri, rj, mirror, perm)
+                del kb
                 if want_ntk:
-                    ntk[j:j + rj, i:i + ri] = np.transpose(ntk[i:i + ri, j:j + rj], perm)
-        return nngp, ntk, ek, et
+                    et = _write_block(ntk, tb, float(et_), et, i, j, ri, rj, mirror, perm)
+                del tb
+        return nngp, ntk, ek, (0.0 if et is None else et)
 
     @staticmethod
     def _check_finite(nngp, ntk):
@@ -1193,6 +1369,25 @@ class _DepthSweeper:
             return s, self._readout(s)
 
         return lax.scan(seg, self._start(x), counts)[1]
+
+
+def _write_block(out, block, e_block, e_out, i, j, ri, rj, mirror, perm):
+    """Write ``block * 2**e_block`` into ``out`` (held as ``out * 2**e_out``) at rows i, columns j (and its
+    transpose at j, i when ``mirror``); returns the new exponent of ``out`` (the larger of the two).
+    Powers of two are exact, so this equals scaling every block by ``2**(e_block - max e)`` at the end."""
+    if e_out is None:
+        e_out = e_block
+    with np.errstate(under="ignore"):
+        if e_block > e_out:
+            np.ldexp(out, int(e_out - e_block), out=out)
+            e_out = e_block
+        view = out[i:i + ri, j:j + rj]
+        view[...] = block[:ri, :rj]
+        if e_block < e_out:
+            np.ldexp(view, int(e_block - e_out), out=view)
+    if mirror:
+        out[j:j + rj, i:i + ri] = np.transpose(view, perm)
+    return e_out
 
 
 def _rows(x, start, size):

@@ -110,12 +110,30 @@ def eig_stats(A: np.ndarray) -> dict[str, float]:
             "kappa": lmax / lmin if lmin > 0 else np.inf}
 
 
+def _check_regression(k_train, k_test_train, y, names=("k_train", "k_test_train", "y")):
+    """Kernel-regression shapes: ``k_train`` (m, m), ``k_test_train`` (n_test, m), ``y`` (m,) or (m, k)."""
+    kn, ktn, yn = names
+    k_train = np.asarray(k_train, float)
+    k_test_train = np.asarray(k_test_train, float)
+    y = np.asarray(y, float)
+    if k_train.ndim != 2 or k_train.shape[0] != k_train.shape[1]:
+        raise ValueError(f"{kn}: expected a square (m, m) kernel, got shape {k_train.shape}")
+    m = k_train.shape[0]
+    if k_test_train.ndim != 2 or k_test_train.shape[1] != m:
+        raise ValueError(f"{ktn}: expected shape (n_test, {m}) (test rows against the {m} training inputs), "
+                         f"got {k_test_train.shape}")
+    if y.ndim not in (1, 2) or y.shape[0] != m:
+        raise ValueError(f"{yn}: expected {m} rows (one target per training input), got shape {y.shape}")
+    return k_train, k_test_train, y
+
+
 def mean_predictor(k_train, k_test_train, y, diag_reg: float = 0.0, rcond: float = 0.0):
     r"""``P(Theta) Y = Theta(X*, X) (Theta(X, X) + diag_reg * mean(diag) I)^{-1} Y`` via ``eigh``.
 
     Eigenvalues below ``rcond * lambda_max`` are dropped (pseudo-inverse; 0 keeps every positive one).
     Returns ``(P Y, condition number)``.
     """
+    k_train, k_test_train, y = _check_regression(k_train, k_test_train, y)
     w, V = np.linalg.eigh(k_train + diag_reg * np.mean(np.diag(k_train)) * np.eye(k_train.shape[0]))
     keep = w > max(rcond * w[-1], 0.0)
     inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
@@ -297,7 +315,17 @@ def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, key=None, n
     Returns ``(f_train, f_test)`` of shape ``(len(times), n_draws, m, k)`` and ``(..., n_test, k)``.
     """
     rng = rng or np.random.default_rng(0)
-    y = np.asarray(y_train, float)
+    K, T, y = np.asarray(K, float), np.asarray(T, float), np.asarray(y_train, float)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K: expected the square joint NNGP over train + test, got shape {K.shape}")
+    if T.shape != K.shape:
+        raise ValueError(f"T: expected the joint NTK of the same shape as K {K.shape}, got {T.shape}")
+    if isinstance(m, bool) or int(m) != m or not 1 <= m <= K.shape[0]:
+        raise ValueError(f"m: the number of training rows must be an integer in [1, {K.shape[0]}], got {m!r}")
+    m = int(m)
+    if y.ndim != 2 or y.shape[0] != m:
+        raise ValueError(f"y_train: expected shape ({m}, k) (one row of k outputs per training input), "
+                         f"got {y.shape}")
     k = y.shape[1]
     Ttt, Tst = T[:m, :m], T[m:, :m]
     Treg = Ttt + diag_reg * np.mean(np.diag(Ttt)) * np.eye(m)

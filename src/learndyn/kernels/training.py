@@ -58,6 +58,35 @@ def learning_rate(net, x_batch, lr_factor: float = 0.5) -> float:
     return lr_factor * 2.0 * x_batch.shape[0] / lmax
 
 
+def _check_targets(net, x_train, y_train, labels_train, x_test, labels_test) -> None:
+    """Shapes of the data against each other and against the network's output width ``out_dim``.
+
+    A network whose output width differs from the target width would broadcast the loss and train to
+    chance accuracy without any error (``fcn``/``cnn`` default to ``out_dim=1``).
+    """
+    m, k = y_train.shape
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"x_test: shape {tuple(x_test.shape)} does not match x_train {tuple(x_train.shape)} "
+                         "beyond the batch axis")
+    for name, lab, n in (("labels_train", labels_train, m), ("labels_test", labels_test, x_test.shape[0])):
+        if lab.shape != (n,):
+            raise ValueError(f"{name}: expected shape ({n},) (one class index per input), got {tuple(lab.shape)}")
+    try:
+        out = net.output_shape((1,) + tuple(x_train.shape[1:]))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"x_train: inputs of shape {tuple(x_train.shape)} do not fit the network: {exc}") from None
+    if len(out) != 2:
+        raise ValueError(f"net: outputs of shape {out} per batch; the trainer needs (batch, out_dim) outputs "
+                         "(add a Flatten or GlobalAvgPool readout)")
+    if out[1] != k:
+        raise ValueError(f"out_dim: the network has {out[1]} outputs but y_train has {k} columns; build it "
+                         f"with out_dim={k} (e.g. kernels.fcn(..., out_dim={k}))")
+    for name, lab in (("labels_train", labels_train), ("labels_test", labels_test)):
+        if lab.size and (not jnp.issubdtype(lab.dtype, jnp.integer) or int(lab.min()) < 0 or int(lab.max()) >= k):
+            raise ValueError(f"{name}: must be integer class indices in [0, {k}) (out_dim = {k}), got "
+                             f"{lab.dtype} values in [{lab.min()}, {lab.max()}]")
+
+
 def _accuracy(out, labels):
     return jnp.mean(jnp.argmax(out, axis=-1) == labels)
 
@@ -84,6 +113,7 @@ def train(net, x_train, y_train, labels_train, x_test, labels_test, *, steps: in
     batch_size = min(int(batch_size), m)
     if y_train.ndim != 2 or y_train.shape[0] != m:
         raise ValueError(f"y_train: expected shape ({m}, k), got {tuple(y_train.shape)}")
+    _check_targets(net, x_train, y_train, labels_train, x_test, labels_test)
     if lr is None:
         if ntk_batch is not None:
             lmax = float(np.linalg.eigvalsh(np.asarray(ntk_batch))[-1])
