@@ -36,7 +36,7 @@ import xarray as xr
 from .. import gaussian
 from tqdm.auto import tqdm
 
-from ..results import Result, problem_attrs
+from ..results import Result, problem_attrs, problem_json
 from . import rk
 from .problem import OrderParameters, Problem
 
@@ -314,6 +314,17 @@ class Trajectory(Result):
         )
         ds["alpha"].attrs["long_name"] = "time alpha = steps / N"
         return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "Trajectory":
+        """The trajectory stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        a = ds.attrs
+        return cls(problem=Problem.from_json(problem_json(ds)), alpha=ds["alpha"].values, eg=ds["eg"].values,
+                   Q=ds["Q"].values, R=ds["R"].values, v=ds["v"].values, T=ds["T"].values,
+                   v_teacher=ds["v_teacher"].values, status=str(a.get("status", "success")),
+                   message=str(a.get("message", "")), alpha_reached=float(a.get("alpha_reached", np.nan)),
+                   n_steps=int(a.get("n_steps", 0)), solver=str(a.get("solver", "")),
+                   rtol=float(a.get("rtol", np.nan)), atol=float(a.get("atol", np.nan)))
 
 
 # ------------------------------------------------------------------------------------------
