@@ -256,6 +256,30 @@ def activation_from_json(value: Any) -> Any:
     raise ResultFormatError(f"cannot restore the activation {value!r}")
 
 
+def _restore(value: Any) -> Any:
+    if isinstance(value, dict) and "name" in value and "scale" in value:
+        return activation_from_json(value)
+    if isinstance(value, list):
+        return tuple(_restore(v) for v in value)
+    return value
+
+
+def rebuild_problem(ds: xr.Dataset, cls: type) -> Any:
+    """The problem (an instance of the dataclass ``cls``) described by ``ds``'s ``problem`` attribute.
+
+    JSON lists come back as tuples and activations as :class:`~learndyn.activations.Activation`; the
+    problem's own validation runs again. ``ResultFormatError`` if the file holds another kind of problem.
+    """
+    stored = ds.attrs.get("problem_class")
+    if stored is not None and stored != cls.__qualname__:
+        raise ResultFormatError(f"the file holds a {stored}, not a {cls.__qualname__}")
+    data = problem_json(ds)
+    if not isinstance(data, dict):
+        raise ResultFormatError(f"the problem description is not a JSON object: {data!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _restore(v) for k, v in data.items() if k in names})
+
+
 def json_attr(ds: xr.Dataset, name: str, default: Any = None) -> Any:
     """An attribute written by :func:`problem_attrs` (JSON-decoded where it was JSON-encoded)."""
     if name not in ds.attrs:

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
-from ..results import Result, problem_attrs, problem_json
+from ..results import Result, problem_attrs, rebuild_problem
 from .ode import generalisation_error, rhs
 from .problem import OrderParameters, Problem
 
@@ -76,7 +76,7 @@ class FixedPoint(Result):
                                 v_teacher=ds["v_teacher"].values)
         re, im = ds["eigenvalues_real"].values, ds["eigenvalues_imag"].values
         eig = re + 1j * im if np.any(im) else re  # np.linalg.eigvals is real when every eigenvalue is
-        return cls(problem=Problem.from_json(problem_json(ds)), state=state, eg=float(ds["eg"].values),
+        return cls(problem=rebuild_problem(ds, Problem), state=state, eg=float(ds["eg"].values),
                    eigenvalues=eig, residual=float(a["residual"]), converged=bool(a["converged"]),
                    stable=bool(a["stable"]), marginal=bool(a["marginal"]), message=str(a.get("message", "")))
 

@@ -36,7 +36,7 @@ import xarray as xr
 from .. import gaussian
 from tqdm.auto import tqdm
 
-from ..results import Result, problem_attrs, problem_json
+from ..results import Result, problem_attrs, rebuild_problem
 from . import rk
 from .problem import OrderParameters, Problem
 
@@ -319,7 +319,7 @@ class Trajectory(Result):
     def from_xarray(cls, ds: xr.Dataset) -> "Trajectory":
         """The trajectory stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
         a = ds.attrs
-        return cls(problem=Problem.from_json(problem_json(ds)), alpha=ds["alpha"].values, eg=ds["eg"].values,
+        return cls(problem=rebuild_problem(ds, Problem), alpha=ds["alpha"].values, eg=ds["eg"].values,
                    Q=ds["Q"].values, R=ds["R"].values, v=ds["v"].values, T=ds["T"].values,
                    v_teacher=ds["v_teacher"].values, status=str(a.get("status", "success")),
                    message=str(a.get("message", "")), alpha_reached=float(a.get("alpha_reached", np.nan)),

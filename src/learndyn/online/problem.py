@@ -112,17 +112,6 @@ class Problem:
     def replace(self, **changes: Any) -> "Problem":
         return dataclasses.replace(self, **changes)
 
-    @classmethod
-    def from_json(cls, data: dict) -> "Problem":
-        """The problem from its description in a result file (the ``problem`` attribute)."""
-        from ..results import ResultFormatError, activation_from_json
-
-        if not isinstance(data, dict):
-            raise ResultFormatError(f"problem: expected a JSON object, got {data!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs["activation"] = activation_from_json(kwargs.get("activation", "erf"))
-        return cls(**kwargs)
 
 
 def _as_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:

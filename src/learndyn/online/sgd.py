@@ -47,7 +47,7 @@ import xarray as xr
 from jax import lax
 
 from ..resources import check_memory
-from ..results import Result, atomic_write_netcdf, check_output_path, problem_attrs, problem_json
+from ..results import Result, atomic_write_netcdf, check_output_path, problem_attrs, rebuild_problem
 from . import conventions
 from .initial import InitialWeights, initial_weights
 from .ode import default_alphas, generalisation_error_arrays
@@ -625,7 +625,7 @@ class Simulation(Result):
             OrderParameters(Q=ds["Q0"].values[s], R=ds["R0"].values[s], T=T[s], v=ds["v0"].values[s],
                             v_teacher=vt[s]) for s in range(ds.sizes["seed"]))
         return cls(
-            problem=Problem.from_json(problem_json(ds)), N=int(a["N"]), seeds=ds["seed"].values,
+            problem=rebuild_problem(ds, Problem), N=int(a["N"]), seeds=ds["seed"].values,
             alpha=ds["alpha"].values, steps=ds["steps"].values, Q=ds["Q"].values, R=ds["R"].values,
             v=ds["v"].values, eg=ds["eg"].values, eg_test=ds["eg_test"].values if "eg_test" in ds else None,
             T=T, v_teacher=vt, initial_states=initial_states, seed_status=ds["seed_status"].values.astype(str),
