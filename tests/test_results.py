@@ -142,3 +142,68 @@ def test_load_rejects_non_netcdf(tmp_path):
         learndyn.load(tmp_path / "a.txt")
     with pytest.raises(ValueError, match="does not exist"):
         learndyn.load(tmp_path / "missing.nc")
+
+
+# ------------------------------------------------------------------------------------------------
+# writing: the path is checked first; a failed write leaves no temporary file and the old file intact
+# ------------------------------------------------------------------------------------------------
+def _ds(value: float = 1.0) -> xr.Dataset:
+    return xr.Dataset({"x": ("i", np.full(4, value))})
+
+
+def _leftovers(folder) -> list:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_unwritable_locations_are_refused_before_writing(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=r"^out: cannot write .*file is a file, not a folder"):
+        results.check_output_path(blocker / "sub" / "r.nc", name="out")
+    with pytest.raises(ValueError, match="is a folder"):
+        results.check_output_path(tmp_path)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    with pytest.raises(ValueError, match=r"^path: cannot write .* is not writable"):
+        results.atomic_write_netcdf(_ds(), tmp_path / "r.nc")
+    assert not (tmp_path / "r.nc").exists()
+
+
+def test_non_netcdf_files_are_not_overwritten_without_overwrite(tmp_path):
+    target = tmp_path / "notes.nc"
+    target.write_text("precious notes")
+    with pytest.raises(ValueError, match="not a netCDF file.*overwrite=True"):
+        results.atomic_write_netcdf(_ds(), target)
+    assert target.read_text() == "precious notes"
+    results.atomic_write_netcdf(_ds(2.0), target, overwrite=True)
+    assert results.load_dataset(target)["x"].values.tolist() == [2.0] * 4
+    # an existing netCDF file is replaced without asking (the usual re-run)
+    results.atomic_write_netcdf(_ds(3.0), target)
+    assert results.load_dataset(target)["x"].values.tolist() == [3.0] * 4
+    assert results.is_netcdf_file(target) and not results.is_netcdf_file(tmp_path / "missing")
+
+
+def test_full_disk_is_refused_and_the_old_file_kept(tmp_path, monkeypatch):
+    target = tmp_path / "r.nc"
+    results.atomic_write_netcdf(_ds(1.0), target)
+    before = target.read_bytes()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    with pytest.raises(OSError, match="not enough disk space.*existing file is unchanged") as info:
+        results.atomic_write_netcdf(_ds(2.0), target)
+    assert info.value.errno == 28  # ENOSPC
+    assert target.read_bytes() == before and _leftovers(tmp_path) == []
+
+
+def test_failure_during_the_write_removes_the_temporary_file(tmp_path, monkeypatch):
+    target = tmp_path / "r.nc"
+    results.atomic_write_netcdf(_ds(1.0), target)
+    before = target.read_bytes()
+
+    def no_space(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        results.atomic_write_netcdf(_ds(2.0), target)
+    assert target.read_bytes() == before and _leftovers(tmp_path) == []
