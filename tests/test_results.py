@@ -207,3 +207,20 @@ def test_failure_during_the_write_removes_the_temporary_file(tmp_path, monkeypat
     with pytest.raises(OSError, match="No space left"):
         results.atomic_write_netcdf(_ds(2.0), target)
     assert target.read_bytes() == before and _leftovers(tmp_path) == []
+
+
+def test_dmft_cli_checks_out_before_solving(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from learndyn.cli import app
+    from learndyn.experiments import montanari2025 as mu
+
+    def refuse(*a, **k):
+        raise AssertionError("solved before checking --out")
+
+    monkeypatch.setattr(mu, "_solve", refuse)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = CliRunner().invoke(app, ["dmft", "--m", "2", "--t-max", "1", "--dt", "0.05", "--out", str(blocker / "r")])
+    text = " ".join(res.output.replace("│", " ").split())
+    assert res.exit_code == 2 and "--out" in text and "not a folder" in text, res.output

@@ -43,10 +43,14 @@ def dmft_command(
     """Solve the DMFT of Montanari & Urbani (2025) and plot e_tr, e_ts, a, v (with simulation points)."""
     from .. import dmft
     from ..experiments import montanari2025 as mu
+    from ..results import check_output_path
 
     try:
         prob = dmft.Problem(m=m, n_over_d=n_over_d, tau=tau, a0=a0, h=_coeffs(h, "h"), target=_coeffs(target, "target"),
                             train_second_layer=not frozen)
+        check_output_path(out.with_suffix(".nc"), name="--out")
+        if simulate:
+            check_output_path(out.parent / (out.name + "_sim.nc"), name="--out")
         run = mu.Run("cli", {}, t_max=t_max, dt=dt, scheme=scheme,
                      sim=mu.Sim(simulate, d=d, seeds=seeds, batch=batch) if simulate else None)
         sol = mu._solve(run, prob)
