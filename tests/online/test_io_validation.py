@@ -237,3 +237,21 @@ def test_cli_init_file_and_init_N(tmp_path):
     res = runner.invoke(app, ["simulate", "--M", "1", "--K", "1", "--init", str(bad), "--no-progress", "--out",
                               str(tmp_path / "o")])
     assert res.exit_code == 2 and "init" in _text(res) and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(seed=-1), r"^seed: "), (dict(seed="x"), r"^seed: "), (dict(scale="x"), r"^scale: "),
+    (dict(v_teacher=[["a"]]), r"^v_teacher: "),
+])
+def test_initial_weights_reject_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        online.initial_weights(PROB, 10, **kw)
+    with pytest.raises(ValueError, match=r"^w: .*string"):
+        online.InitialWeights(w="abc", v=None, w_teacher=[[1.0]], v_teacher=None)
+
+
+def test_initial_weights_refuse_too_much_memory(monkeypatch):
+    monkeypatch.setenv("LEARNDYN_MEMORY_LIMIT", "16M")
+    with pytest.raises(InsufficientMemoryError, match=r"initial_weights\(N=1000000, K=2, M=2\).*reduce N"):
+        online.initial_weights(PROB, 10**6)
+    assert online.initial_weights(PROB, 1000).w.shape == (2, 1000)
