@@ -224,3 +224,19 @@ def test_dmft_cli_checks_out_before_solving(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["dmft", "--m", "2", "--t-max", "1", "--dt", "0.05", "--out", str(blocker / "r")])
     text = " ".join(res.output.replace("│", " ").split())
     assert res.exit_code == 2 and "--out" in text and "not a folder" in text, res.output
+
+
+def test_large_datasets_are_written_without_a_copy_in_memory(tmp_path, monkeypatch):
+    """Too large to serialise in memory (LEARNDYN_MEMORY_LIMIT): written straight to the temporary file,
+    with the same contents and the same refusal on a full disk."""
+    calls = []
+    monkeypatch.setattr(results, "_serialise", lambda ds: calls.append(1) or b"")
+    monkeypatch.setenv("LEARNDYN_MEMORY_LIMIT", "100")
+    results.atomic_write_netcdf(_ds(5.0), tmp_path / "big.nc")
+    assert calls == [] and results.load_dataset(tmp_path / "big.nc")["x"].values.tolist() == [5.0] * 4
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10))
+    with pytest.raises(OSError, match="not enough disk space"):
+        results.atomic_write_netcdf(_ds(6.0), tmp_path / "big.nc")
+    assert results.load_dataset(tmp_path / "big.nc")["x"].values.tolist() == [5.0] * 4
+    assert _leftovers(tmp_path) == []

@@ -145,18 +145,25 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: b
     written with ordinary file I/O to a temporary file beside ``path`` and moved into place
     (``os.replace``). Any failure (``OSError``: disk full, permissions, ...) removes the temporary file
     and leaves an existing ``path`` unchanged. An existing file that is not netCDF is refused
-    (``ValueError``) unless ``overwrite``.
+    (``ValueError``) unless ``overwrite``. A Dataset too large to hold twice in memory is written by the
+    netCDF library straight into the temporary file, after checking the free space against its size.
     """
+    from .resources import available_memory
+
     path = check_output_path(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = _serialise(ds)
-    _check_free_space(path.parent, len(data), path)
+    in_memory = 2 * ds.nbytes < 0.5 * available_memory()
+    data = _serialise(ds) if in_memory else None
+    _check_free_space(path.parent, len(data) if in_memory else int(1.05 * ds.nbytes), path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if in_memory:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if not in_memory:
+            ds.to_netcdf(tmp, engine="h5netcdf")
         _publish(tmp, path)
     finally:
         if os.path.exists(tmp):

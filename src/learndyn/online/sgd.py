@@ -946,7 +946,7 @@ def _try_save(result: Simulation, path: Path, previous: str, *, during: bool) ->
     try:
         result.save(path)
         return ""
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, MemoryError) as exc:
         reason = f"{path} was not written: {exc}"
         if reason != previous:
             when = "the periodic save failed; the run continues" if during else "the result is returned"
