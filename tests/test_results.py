@@ -240,3 +240,20 @@ def test_large_datasets_are_written_without_a_copy_in_memory(tmp_path, monkeypat
         results.atomic_write_netcdf(_ds(6.0), tmp_path / "big.nc")
     assert results.load_dataset(tmp_path / "big.nc")["x"].values.tolist() == [5.0] * 4
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("paper, args", [("goldt2019", ["--figure", "fig1"]), ("montanari2025", ["--figure", "2"]),
+                                         ("xiao2020", ["--figure", "signal"])])
+def test_reproduce_checks_the_output_folder_first(paper, args, tmp_path):
+    from typer.testing import CliRunner
+
+    from learndyn.cli import app
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (blocker, blocker / "sub"):
+        res = CliRunner().invoke(app, ["reproduce", paper, *args, "--quick", "--out", str(out)])
+        text = " ".join(res.output.replace("│", " ").split())
+        assert res.exit_code == 2 and "--out" in text and "not a folder" in text, res.output
+    assert results.check_output_folder(tmp_path / "new" / "dir") == tmp_path / "new" / "dir"
+    assert not (tmp_path / "new").exists()

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["Result", "problem_attrs", "atomic_write_netcdf", "check_output_path", "is_netcdf_file", "load",
+__all__ = ["Result", "problem_attrs", "atomic_write_netcdf", "check_output_path", "check_output_folder",
+           "is_netcdf_file", "load",
            "load_dataset", "ResultFormatError"]
 
 
@@ -106,18 +107,33 @@ def check_output_path(path: str | os.PathLike, *, name: str = "path", overwrite:
         raise ValueError(f"{name}: expected a file path, got {str(path)!r}")
     if p.is_dir():
         raise ValueError(f"{name}: {p} is a folder; give a file name such as {p / 'result.nc'}")
-    parent = p.parent
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{name}: cannot write {p}: {existing} is a file, not a folder; choose another path")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{name}: cannot write {p}: the folder {existing} is not writable; choose a writable "
-                         "location")
+    _check_folder(p.parent, name, p)
     if p.exists() and not overwrite and not is_netcdf_file(p):
         raise ValueError(f"{name}: {p} exists and is not a netCDF file, so saving would destroy it; choose "
                          "another path or pass overwrite=True")
+    return p
+
+
+def _check_folder(folder: Path, name: str, target: Path) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{name}: cannot write {target}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: cannot write {target}: the folder {existing} is not writable; choose a "
+                         "writable location")
+
+
+def check_output_folder(folder: str | os.PathLike, *, name: str = "out_dir") -> Path:
+    """Check, before any work, that files can be written into ``folder`` (existing or to be created);
+    ``ValueError`` naming the parameter ``name`` otherwise. Nothing is created."""
+    if folder is None or isinstance(folder, bool) or not isinstance(folder, (str, os.PathLike)):
+        raise ValueError(f"{name}: expected a folder path, got {folder!r}")
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name}: {p} is a file, not a folder; choose another path")
+    _check_folder(p, name, p)
     return p
 
 

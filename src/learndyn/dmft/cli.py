@@ -81,9 +81,14 @@ def reproduce_command(
 ) -> None:
     """Montanari & Urbani (2025): figures (PNG + netCDF) and the abstract's claims, DMFT beside simulations."""
     from ..experiments import montanari2025 as mu
+    from ..results import check_output_folder
 
     if not figure and not claims:
         raise typer.BadParameter(f"give --figure F (one of {sorted(mu.FIGURES)}) and/or --claims")
+    try:
+        check_output_folder(out, name="--out")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     for f in figure:
         try:
             typer.echo(f"figure {f}{' (quick)' if quick else ''}:")

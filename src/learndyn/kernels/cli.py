@@ -31,9 +31,14 @@ def xiao2020_command(
 ) -> None:
     """Xiao, Pennington & Schoenholz (ICML 2020) on offline data: figures (PNG + netCDF) and claims."""
     from ..experiments import xiao2020
+    from ..results import check_output_folder
 
     if figure is None and not claims:
         raise typer.BadParameter("give --figure NAME (or all) and/or --claims")
+    try:
+        check_output_folder(out, name="--out")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if figure is not None:
         names = sorted(xiao2020.FIGURES) if figure == "all" else [figure]
         for name in names:

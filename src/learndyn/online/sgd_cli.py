@@ -143,9 +143,14 @@ def goldt2019_command(
 ) -> None:
     """Goldt et al. (NeurIPS 2019): each figure (ODE lines, SGD markers; PNG + netCDF) and the claims table."""
     from ..experiments import goldt2019
+    from ..results import check_output_folder
 
     if figure is None and not claims:
         raise typer.BadParameter("give --figure F (fig1..fig4 or all) and/or --claims")
+    try:
+        check_output_folder(out, name="--out")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if figure is not None:
         names = sorted(goldt2019.FIGURES) if figure == "all" else [figure]
         for name in names:
