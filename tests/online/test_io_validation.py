@@ -141,16 +141,18 @@ def test_integrate_refuses_large_K_before_compiling(monkeypatch):
 
 
 _PEAK = r"""
-import resource, sys
+import sys
 import numpy as np
 import learndyn.online as o
 from learndyn.online.ode import integrate_bytes
 from learndyn.online.sgd import simulate_bytes
-def vmrss():
+def status(key):
     with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS"))
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
+def vmrss():
+    return status("VmRSS:")
+def peak():  # this process's high-water mark (ru_maxrss would include the parent's from before exec)
+    return status("VmHWM:")
 kind = sys.argv[1]
 if kind == "ode":
     o.integrate(o.Problem(M=1, K=1), o.OrderParameters(Q=[[1.0]], R=[[0.0]], T=[[1.0]]), alphas=[0, 1.0])
