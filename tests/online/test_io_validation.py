@@ -217,6 +217,8 @@ def test_integrate_rejects_bad_arguments(kw, match):
     (dict(seeds=[2**63]), r"^seeds: must be below 2\*\*63"), (dict(seeds=[2**64 + 1]), r"^seeds: "),
     (dict(max_seconds_per_call=float("nan")), r"^max_seconds_per_call: "),
     (dict(max_seconds_per_call="x"), r"^max_seconds_per_call: "), (dict(max_seconds_per_call=0), r"^max_seconds"),
+    (dict(max_seconds_per_call=float("inf")), r"^max_seconds_per_call: must be a finite number of seconds > 0"),
+    (dict(divergence_threshold="x"), r"^divergence_threshold: "),
     (dict(save_path="x.nc", save_every=float("nan")), r"^save_every: "),
     (dict(save_path=3), r"^save_path: expected a file path"),
 ])

@@ -662,13 +662,15 @@ def _check_seeds(seeds: Any) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _positive_seconds(name: str, value: Any) -> float:
+def _positive_number(name: str, value: Any, *, finite: bool = True, unit: str = "") -> float:
+    """``value`` as a float > 0 (and finite if ``finite``), else a one-line ``ValueError`` naming ``name``."""
+    what = f"a {'finite ' if finite else ''}number{' of ' + unit if unit else ''} > 0"
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a number of seconds > 0, got {value!r}") from None
-    if not (x > 0) or math.isnan(x):
-        raise ValueError(f"{name}: must be a number of seconds > 0, got {value!r}")
+        raise ValueError(f"{name}: must be {what}, got {value!r}") from None
+    if isinstance(value, bool) or not (x > 0) or math.isnan(x) or (finite and math.isinf(x)):
+        raise ValueError(f"{name}: must be {what}, got {value!r}")
     return x
 
 
@@ -787,12 +789,11 @@ def simulate(
     batch_size = _check_positive_int("batch_size", batch_size)
     if rng not in ("splitmix", "threefry"):
         raise ValueError(f"rng: must be 'splitmix' or 'threefry', got {rng!r}")
-    if not (divergence_threshold > 0):
-        raise ValueError(f"divergence_threshold: must be > 0, got {divergence_threshold!r}")
-    max_seconds_per_call = _positive_seconds("max_seconds_per_call", max_seconds_per_call)
+    divergence_threshold = _positive_number("divergence_threshold", divergence_threshold, finite=False)
+    max_seconds_per_call = _positive_number("max_seconds_per_call", max_seconds_per_call, unit="seconds")
     if save_path is not None:
         save_path = check_output_path(save_path, name="save_path")
-        save_every = _positive_seconds("save_every", save_every)
+        save_every = _positive_number("save_every", save_every, finite=False, unit="seconds")
     g = problem.g
     if test_set_size is None:
         test_set_size = 0 if g.has_closed_form else 10_000
