@@ -251,7 +251,7 @@ def load(path: str | os.PathLike) -> Any:
     cls = getattr(importlib.import_module(module), name)
     try:
         return cls.from_xarray(ds)
-    except (ResultFormatError, KeyError, TypeError, ValueError) as exc:
+    except (ResultFormatError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         warnings.warn(f"learndyn.load: {path} holds a {key} that cannot be rebuilt ({exc}); returning the "
                       "Dataset", RuntimeWarning, stacklevel=2)
         return ds
