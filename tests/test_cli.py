@@ -158,7 +158,7 @@ def test_dmft_cli_default_h_is_the_problem_default(tmp_path):
     out = tmp_path / "run"
     res = runner.invoke(app, ["dmft", "--m", "2", "--t-max", "0.1", "--dt", "0.05", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    ds = results.load(out.with_suffix(".nc"))
+    ds = results.load_dataset(out.with_suffix(".nc"))
     assert ds["train_error"].values[0] == pytest.approx(0.5 * (1.0 + (0.9 + 1 / 6) / 2), rel=1e-12)
 
 
@@ -186,9 +186,9 @@ def test_ode_simulate_compare_start_from_the_same_state(tmp_path):
     assert r2.exit_code == 0, r2.output
     r3 = runner.invoke(app, ["compare", *common, "--seeds", "4", "--out", str(tmp_path / "cmp")])
     assert r3.exit_code == 0, r3.output
-    ode = results.load(tmp_path / "ode.nc")
-    sim = results.load(tmp_path / "sim.nc").sel(seed=3).isel(alpha=0)
-    cmp = results.load(tmp_path / "cmp.nc").sel(seed=3).isel(alpha=0)
+    ode = results.load_dataset(tmp_path / "ode.nc")
+    sim = results.load_dataset(tmp_path / "sim.nc").sel(seed=3).isel(alpha=0)
+    cmp = results.load_dataset(tmp_path / "cmp.nc").sel(seed=3).isel(alpha=0)
     np.testing.assert_allclose(ode["Q"].values[0], sim["Q"].values, rtol=1e-12)
     np.testing.assert_allclose(ode["R"].values[0], sim["R"].values, rtol=1e-12)
     # "small": |w| = 1e-3 N(0,1), so Q ~ 1e-6 (the old private random start had Q ~ 1)
@@ -235,7 +235,7 @@ def test_montanari_old_figure_number_runs_with_the_new_file_names_and_a_progress
     res = runner.invoke(app, ["reproduce", "montanari2025", "--figure", "6", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "montanari2025_fig6.png").stat().st_size > 10_000
-    ds = results.load(tmp_path / "montanari2025_fig6.nc")
+    ds = results.load_dataset(tmp_path / "montanari2025_fig6.nc")
     assert ds.attrs["figure"] == "fig6" and ds.sizes["run"] == 1 and int(ds["m"][0]) == 4
     assert re.search(r"\d+/\d+ \[", res.output), res.output
     res = runner.invoke(app, ["reproduce", "montanari2025", "--figure", "fig6", "--quick", "--no-progress",

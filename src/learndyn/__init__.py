@@ -84,10 +84,15 @@ _SUBMODULES = {
     "resources",
 }
 
-__all__ = sorted(_SUBMODULES) + ["__version__"]
+__all__ = sorted(_SUBMODULES) + ["__version__", "load"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "load":  # learndyn.load(path): the result object a file was saved from
+        from .results import load
+
+        globals()["load"] = load
+        return load
     if name in _SUBMODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module

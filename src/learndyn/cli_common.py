@@ -34,6 +34,12 @@ def run_reproduce(paper: str, module, figure: List[str], claims: bool, quick: bo
         raise typer.BadParameter(f"--figure: {str(exc).removeprefix('figure: ')}") from None
     if not names and not claims:
         raise typer.BadParameter(f"give --figure F (one of {list(module.FIGURES)}, all or claims) and/or --claims")
+    from .results import check_output_folder
+
+    try:
+        check_output_folder(out, name="--out")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     for name in names:
         typer.echo(f"{paper} {name}{' (quick)' if quick else ''}: {describe(name) if describe else ''}".rstrip(": "))
         try:

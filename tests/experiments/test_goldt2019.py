@@ -60,7 +60,7 @@ def test_reproduce_fig1_quick_writes_png_and_netcdf(tmp_path):
     assert res.exit_code == 0, res.output
     png, nc = tmp_path / "goldt2019_fig1.png", tmp_path / "goldt2019_fig1.nc"
     assert png.stat().st_size > 10_000
-    ds = results.load(nc)
+    ds = results.load_dataset(nc)
     # the runs lie along a named dimension whose coordinates are their parameters (issue 13)
     assert ds.sizes["run"] == 1 and ds["label"].values.tolist() == ["K=2"]
     assert int(ds["K"][0]) == 2 and float(ds["lr"][0]) == 0.5 and ds["activation"].values[0] == "erf"
@@ -88,7 +88,7 @@ def test_reproduce_other_figures_quick(tmp_path, figure):
 def test_claims_quick(tmp_path):
     res = CliRunner().invoke(app, ["reproduce", "goldt2019", "--claims", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    ds = results.load(tmp_path / "goldt2019_claims.nc")
+    ds = results.load_dataset(tmp_path / "goldt2019_claims.nc")
     assert "a_exponent" in ds.attrs and "(d)" in res.output
     # (b)-(d) run the figure recipes at --quick size, not the last N / seed count of claim (a)
     assert ds.attrs["b_N"] == 100 and ds.attrs["b_seeds"] == 2

@@ -67,7 +67,7 @@ def test_dmft_command_writes_files_and_refuses_uncentred_h(tmp_path):
     res = CliRunner().invoke(app, ["dmft", "--m", "2", "--h", "0,0.1,0.5", "--t-max", "1", "--dt", "0.05",
                                    "--out", str(out)])
     assert res.exit_code == 0, res.output
-    ds = load(out.with_suffix(".nc"))
+    ds = load(out.with_suffix(".nc")).to_xarray()
     assert ds["train_error"].values[0] == pytest.approx(0.5 * (1.0 + 0.6 / 2), rel=1e-12)  # (tau^2 + a0^2 h(1)/m)/2
     assert out.with_suffix(".png").exists()
     bad = CliRunner().invoke(app, ["dmft", "--h", "1,0.5", "--out", str(tmp_path / "bad")])

@@ -20,7 +20,7 @@ def test_ode_command_writes_netcdf_and_png(tmp_path):
                               "--alpha-max", "200", "--n-alphas", "20", "--no-progress", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run.png").stat().st_size > 1000
-    ds = results.load(tmp_path / "run.nc")
+    ds = results.load_dataset(tmp_path / "run.nc")
     # first-layer linear student: eps_g* = K eta sigma^2 / (2 (2 - K eta)) (spec §4.2)
     assert ds["eg"].values[-1] == pytest.approx(online.eg_linear_first_layer(0.2, 0.1, 2), rel=1e-6)
     assert "eps_g* =" in res.output
@@ -32,7 +32,7 @@ def test_ode_command_writes_netcdf_and_png(tmp_path):
                                    flag, str(tmp_path / "run.nc"), "--alpha-max", "1", "--n-alphas", "3",
                                    "--no-progress", "--no-fixed-point", "--out", str(tmp_path / name)])
         assert res2.exit_code == 0, res2.output
-        np.testing.assert_allclose(results.load(tmp_path / f"{name}.nc")["Q"].values[0], ds["Q"].values[0])
+        np.testing.assert_allclose(results.load(tmp_path / f"{name}.nc").to_xarray()["Q"].values[0], ds["Q"].values[0])
 
 
 def test_ode_command_rejects_bad_input(tmp_path):

@@ -220,7 +220,8 @@ def test_euler_reference_scheme_agrees_with_adaptive(plateau_trajectory):
 def test_to_xarray_roundtrip(tmp_path, plateau_trajectory):
     prob, traj = plateau_trajectory
     path = traj.save(tmp_path / "traj.nc")
-    ds = learndyn.results.load(path)
+    assert isinstance(learndyn.load(path), online.Trajectory)
+    ds = learndyn.results.load_dataset(path)
     np.testing.assert_allclose(ds["eg"].values, traj.eg)
     assert ds["Q"].dims == ("alpha", "k", "l")
     assert ds.attrs["learndyn_version"] == learndyn.__version__

@@ -280,7 +280,7 @@ def test_ctrl_c_leaves_readable_partial_file(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="interrupted"):
         sim = online.simulate(prob, 100, seeds=2, alphas=np.arange(0, 10.0), save_path=path)
     assert sim.status == "interrupted"
-    ds = results.load(path)
+    ds = results.load_dataset(path)
     assert ds.attrs["status"] == "interrupted"
     assert 1 <= ds.sizes["alpha"] < 10
     assert np.all(np.isfinite(ds["eg"].values))

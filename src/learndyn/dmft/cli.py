@@ -62,6 +62,7 @@ def dmft_command(
     """Solve the DMFT of Montanari & Urbani (2025) and plot e_tr, e_ts, a, v (with simulation points)."""
     from .. import dmft
     from ..experiments import montanari2025 as mu
+    from ..results import check_output_path
 
     try:
         kw = {} if h is None else {"h": _coeffs(h, "h")}
@@ -69,6 +70,9 @@ def dmft_command(
                             train_second_layer=not frozen, **kw)
         if simulate and seeds is None:
             seeds = _default_seeds(simulate)
+        check_output_path(out.with_suffix(".nc"), name="--out")
+        if simulate:
+            check_output_path(out.parent / (out.name + "_sim.nc"), name="--out")
         run = mu.Run("cli", {}, t_max=t_max, dt=dt, scheme=scheme,
                      sim=mu.Sim(simulate, d=d, seeds=seeds, batch=batch) if simulate else None)
         sol = mu._solve(run, prob, progress=progress)

@@ -56,7 +56,7 @@ import numpy as np
 import xarray as xr
 from jax import lax
 
-from ..results import Result, problem_attrs
+from ..results import Result, json_attr, problem_attrs, rebuild_problem
 
 __all__ = ["simulate", "Simulation", "ModelParams", "model_params", "sample_features", "loss", "gradients",
            "population_risk", "initial_weights"]
@@ -388,6 +388,20 @@ class Simulation(Result):
         ds.attrs.update(problem_attrs(self.problem, kind=self.kind, d=self.d, n=self.n, dt=self.dt, seed=self.seed,
                                       status=self.status, t_reached=self.t_reached, settings=self.settings))
         return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "Simulation":
+        """The simulation stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        from .problem import Problem
+
+        names = ("train_error", "test_error", "a", "v", "C_o_tt", "a_i", "v_i", "C")
+        data = {k: ds[k].values for k in names if k in ds}
+        a = ds.attrs
+        return cls(problem=rebuild_problem(ds, Problem), kind=str(a["kind"]), t=ds["time"].values, data=data,
+                   C_d=ds["C_d"].values, C_o=ds["C_o"].values, C_d_sem=ds["C_d_sem"].values,
+                   C_o_sem=ds["C_o_sem"].values, d=int(a["d"]), n=int(a["n"]), dt=float(a["dt"]), seed=int(a["seed"]),
+                   settings=json_attr(ds, "settings", {}), status=str(a.get("status", "ok")),
+                   t_reached=float(a.get("t_reached", np.nan)))
 
 
 def _record_plan(t_max: float, dt: float, every: int | None, max_records: int) -> tuple[int, int]:

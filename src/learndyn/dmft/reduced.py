@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
 
-from ..results import Result, problem_attrs
+from ..results import Result, problem_attrs, rebuild_problem
 from .problem import Problem
 from .symmetric import _blas_threads, _grid
 
@@ -62,6 +62,15 @@ class ReducedSolution(Result):
         ds = xr.Dataset(data, coords=coords)
         ds.attrs.update(problem_attrs(self.problem, solver=f"dmft.reduced.{self.system}", status=self.status))
         return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "ReducedSolution":
+        """The solution stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        system = str(ds.attrs.get("solver", "")).removeprefix("dmft.reduced.")
+        series = {k: ds[k].values for k in ds.data_vars if ds[k].dims == ("time",)}
+        two_time = {k: ds[k].values for k in ds.data_vars if ds[k].dims == ("time", "time2")}
+        return cls(problem=rebuild_problem(ds, Problem), system=system, t=ds["time"].values, series=series,
+                   two_time=two_time, status=str(ds.attrs.get("status", "ok")))
 
 
 def _h1(problem: Problem) -> tuple[float, float]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..results import Result, problem_attrs
+from ..results import Result, json_attr, problem_attrs, rebuild_problem
 
 __all__ = ["SymmetricSolution", "GeneralSolution", "unpack"]
 
@@ -130,12 +130,36 @@ class SymmetricSolution(Result):
             "nu": ("time", self.nu),
         }
         if two_time:
-            for name in ("C_d", "C_o", "R_d", "R_o") + (("C_A",) if "CA" in self.packed else ()):
+            kept = {"CA": "C_A", "RA": "R_A", "SC": "Sigma_C"}
+            for name in ("C_d", "C_o", "R_d", "R_o") + tuple(v for k, v in kept.items() if k in self.packed):
                 data[name] = (("time", "time2"), getattr(self, name))
         ds = xr.Dataset(data, coords={"time": t, "time2": t} if two_time else {"time": t})
         ds.attrs.update(problem_attrs(self.problem, solver="dmft.symmetric", dt=self.dt, scheme=self.scheme,
-                                      status=self.status))
+                                      status=self.status, stats=self.stats))
         return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "SymmetricSolution":
+        """The solution stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`); the packed
+        two-time functions are rebuilt from the stored ``(time, time)`` arrays
+        (``C+ = C_d + (m-1) C_o``, ``C- = C_d - C_o``, the same for ``R``)."""
+        from .problem import Problem
+
+        problem = rebuild_problem(ds, Problem)
+        m = problem.m
+        rows, cols = np.tril_indices(ds.sizes["time"])
+        packed = {}
+        if "C_d" in ds:
+            tri = {name: ds[name].values[rows, cols] for name in ("C_d", "C_o", "R_d", "R_o")}
+            packed = {"C+": tri["C_d"] + (m - 1) * tri["C_o"], "C-": tri["C_d"] - tri["C_o"],
+                      "R+": tri["R_d"] + (m - 1) * tri["R_o"], "R-": tri["R_d"] - tri["R_o"]}
+            for key, name in (("CA", "C_A"), ("RA", "R_A"), ("SC", "Sigma_C")):
+                if name in ds:
+                    packed[key] = ds[name].values[rows, cols]
+        return cls(problem=problem, dt=float(ds.attrs["dt"]), scheme=str(ds.attrs["scheme"]), t=ds["time"].values,
+                   a=ds["a"].values, v=ds["v"].values, nu=ds["nu"].values, train_error=ds["train_error"].values,
+                   test_error=ds["test_error"].values, status=str(ds.attrs.get("status", "ok")), packed=packed,
+                   stats=json_attr(ds, "stats", {}))
 
 
 @dataclass
@@ -205,7 +229,23 @@ class GeneralSolution(Result):
             data["R"] = (("time", "time2", "neuron", "neuron2"), self.R)
             data["C_A"] = (("time", "time2"), self.C_A)
             coords.update(time2=t, neuron2=np.arange(self.problem.m))
+        if two_time:
+            data["R_A"] = (("time", "time2"), self.R_A)
         ds = xr.Dataset(data, coords=coords)
         ds.attrs.update(problem_attrs(self.problem, solver="dmft.general", dt=self.dt, scheme=self.scheme,
-                                      status=self.status))
+                                      status=self.status, stats=self.stats))
         return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "GeneralSolution":
+        """The solution stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        from .problem import Problem
+
+        def two(name):
+            return ds[name].values if name in ds else None
+
+        return cls(problem=rebuild_problem(ds, Problem), dt=float(ds.attrs["dt"]), scheme=str(ds.attrs["scheme"]),
+                   t=ds["time"].values, a=ds["a"].values, v=ds["v"].values, nu=ds["nu"].values,
+                   train_error=ds["train_error"].values, test_error=ds["test_error"].values, C=two("C"),
+                   R=two("R"), C_A=two("C_A"), R_A=two("R_A"), status=str(ds.attrs.get("status", "ok")),
+                   stats=json_attr(ds, "stats", {}))

@@ -798,6 +798,44 @@ class Kernel(Result):
                               description="physical kernel = mantissa * 2**log2_scale")
         return xr.Dataset(data, attrs=attrs)
 
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "Kernel":
+        """The kernel stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`), with its
+        network rebuilt from the stored description (:func:`network_from_description`)."""
+        from ..results import problem_json
+
+        a = ds.attrs
+        return cls(nngp_mantissa=ds["nngp_mantissa"].values,
+                   ntk_mantissa=ds["ntk_mantissa"].values if "ntk_mantissa" in ds else None,
+                   nngp_log2_scale=float(a["nngp_log2_scale"]), ntk_log2_scale=float(a["ntk_log2_scale"]),
+                   diagonal=bool(a["diagonal"]), network=network_from_description(problem_json(ds)))
+
+
+def network_from_description(description: dict) -> "Network":
+    """The :class:`Network` described by :meth:`Network.describe` (layer names from a fixed list).
+
+    Activations are stored by name, so a network with a user-supplied activation function cannot be
+    rebuilt (``ValueError``)."""
+    from ..results import ResultFormatError
+
+    classes = {"Dense": Dense, "Conv": Conv, "Elementwise": Elementwise, "Flatten": Flatten,
+               "GlobalAvgPool": GlobalAvgPool}
+
+    def one(entry):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ResultFormatError(f"not a layer description: {entry!r}")
+        (name, fields), = entry.items()
+        if name == "Repeat":
+            return Repeat(tuple(one(x) for x in fields["layers"]), int(fields["n"]))
+        if name not in classes:
+            raise ResultFormatError(f"unknown layer {name!r}")
+        return classes[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+    try:
+        return Network(tuple(one(x) for x in description["layers"]), name=str(description["name"]))
+    except (KeyError, TypeError) as exc:
+        raise ResultFormatError(f"not a network description ({exc!r})") from None
+
 
 # ============================================================================================
 # network

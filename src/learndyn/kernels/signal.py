@@ -248,6 +248,15 @@ class SignalPropagation(Result):
         attrs = problem_attrs({"activation": self.activation}, theory="signal propagation (spec ntk.md §1.4-1.6)")
         return xr.Dataset(data, attrs=attrs)
 
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "SignalPropagation":
+        """The result stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        from ..results import problem_json
+
+        names = ("weight_var", "bias_var", "q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")
+        return cls(str(problem_json(ds)["activation"]), *(ds[n].values for n in names),
+                   ds["phase"].values.astype(str))
+
 
 def signal_propagation(activation="erf", weight_var=1.0, bias_var=0.0, *, q0: float = 1.0,
                        critical_tol: float = 1e-9) -> SignalPropagation:
@@ -320,6 +329,14 @@ class CriticalLine(Result):
         return xr.Dataset({"weight_var": ("bias_var", self.weight_var), "q_star": ("bias_var", self.q_star)},
                           coords={"bias_var": self.bias_var},
                           attrs=problem_attrs({"activation": self.activation}, theory="critical line chi_1 = 1"))
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "CriticalLine":
+        """The line stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        from ..results import problem_json
+
+        return cls(str(problem_json(ds)["activation"]), ds["bias_var"].values, ds["weight_var"].values,
+                   ds["q_star"].values)
 
 
 def critical_line(activation="erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), *,

@@ -43,7 +43,7 @@ import numpy as np
 import xarray as xr
 
 from ..results import Result, problem_attrs
-from .signal import signal_propagation
+from .signal import SignalPropagation, signal_propagation
 
 __all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "gd_predictions",
            "mean_predictor", "eig_stats"]
@@ -166,6 +166,21 @@ class SpectrumResult(Result):
         sp = self.signal.scalar()
         attrs = problem_attrs(self.params, status=self.status, **{f"sp_{k}": v for k, v in sp.items()})
         return xr.Dataset(data, coords={"depth": self.depth}, attrs=attrs)
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "SpectrumResult":
+        """The result stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`); ``signal`` is
+        the scalar :class:`SignalPropagation` at (``weight_var``, ``bias_var``)."""
+        from ..results import problem_json
+
+        params = problem_json(ds)
+        measured = {k: ds[k].values for k in ds.data_vars if not str(k).startswith("theory_")}
+        theory = {str(k)[len("theory_"):]: ds[k].values for k in ds.data_vars if str(k).startswith("theory_")}
+        names = ("weight_var", "bias_var", "q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")
+        signal = SignalPropagation(str(params.get("activation", "")),
+                                   *(np.asarray(float(ds.attrs[f"sp_{n}"])) for n in names),
+                                   np.asarray(str(ds.attrs["sp_phase"])))
+        return cls(ds["depth"].values, measured, theory, signal, params, str(ds.attrs.get("status", "ok")))
 
 
 def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int | None = None,

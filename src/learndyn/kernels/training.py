@@ -48,6 +48,15 @@ class TrainResult(Result):
              "status": ("seed", np.asarray(self.status, dtype=str))},
             attrs=problem_attrs(self.params, learning_rate=self.learning_rate))
 
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "TrainResult":
+        """The result stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        from ..results import problem_json
+
+        return cls(ds["train_accuracy"].values, ds["test_accuracy"].values, ds["train_loss"].values,
+                   ds["loss_curve"].values, float(ds.attrs["learning_rate"]), ds["status"].values.astype(str),
+                   problem_json(ds))
+
 
 def learning_rate(net, x_batch, lr_factor: float = 0.5) -> float:
     """``lr_factor * 2B / lambda_max(Theta_BB)`` with the analytic NTK of ``net`` on ``x_batch``."""

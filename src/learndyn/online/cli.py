@@ -56,11 +56,17 @@ def load_initial_state(path: Path):
     if not path.exists():
         raise typer.BadParameter(f"initial-state file {path} does not exist")
     if path.suffix == ".npz":
-        data = dict(np.load(path))
+        try:
+            data = dict(np.load(path))
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"--init: {path} is not a readable .npz file ({exc})") from None
     else:
-        from ..results import load
+        from ..results import load_dataset
 
-        ds = load(path)
+        try:
+            ds = load_dataset(path)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--init: {exc}; give a netCDF result file or an .npz with Q, R, T") from None
         data = {}
         for name in ("Q", "R", "T", "v", "v_teacher"):
             if name in ds:
@@ -81,6 +87,16 @@ def initial_state_from_options(problem, N: int, init: str, seed: int, init_scale
     from .initial import initial_weights
 
     return initial_weights(problem, N, init, seed, scale=init_scale).order_parameters()
+
+
+def save_or_report(result, path: Path):
+    """``result.save(path)``; if that fails after the computation, say so (stderr) and return ``None``
+    instead of losing the printed results to a traceback."""
+    try:
+        return result.save(path)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"warning: could not write {path}: {exc}", err=True)
+        return None
 
 
 def plot_trajectory(traj, path: Path, title: str | None = None) -> Path:
@@ -136,10 +152,12 @@ def ode_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
     """Integrate the ODEs of Goldt et al. (2019) and write the trajectory (netCDF) and eps_g(alpha) (PNG)."""
+    from ..results import check_output_path
     from . import fixed_points, ode
 
     try:
         problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
+        check_output_path(out.with_suffix(".nc"), name="--out")
         if init_state is None and init not in INITIALISATIONS and Path(init).suffix in (".nc", ".npz"):
             init_state = Path(init)  # the old `--init FILE` spelling
         if init_state is not None:
@@ -151,7 +169,7 @@ def ode_command(
                              progress=progress)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    nc = traj.save(out.with_suffix(".nc"))
+    nc = save_or_report(traj, out.with_suffix(".nc"))
     png = plot_trajectory(traj, out.with_suffix(".png"))
     typer.echo(f"status: {traj.status} ({traj.message}); {traj.n_steps} solver steps")
     typer.echo(f"eps_g(alpha={traj.alpha[-1]:g}) = {traj.eg[-1]:.6g}")
@@ -159,9 +177,11 @@ def ode_command(
         fp = fixed_points.fixed_point(problem, traj.final_state)
         kind = "stable" if fp.stable else ("marginal" if fp.marginal else "unstable")
         typer.echo(f"fixed point from the final state: eps_g* = {fp.eg:.6g} ({kind}; {fp.message})")
-    typer.echo(f"wrote {nc} and {png}")
+    typer.echo(f"wrote {nc} and {png}" if nc else f"wrote {png}")
     if not traj.success:
         raise typer.Exit(code=2)
+    if nc is None:
+        raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer, reproduce: typer.Typer) -> None:

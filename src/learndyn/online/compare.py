@@ -16,6 +16,7 @@ Reported numbers, over the recorded times ``alpha > 0`` where the ODE error is a
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -23,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import xarray as xr
 
-from ..results import Result, problem_attrs
+from ..results import Result, ResultFormatError, json_attr, problem_attrs
 from .ode import integrate
 from .problem import Problem
 from .sgd import Simulation, simulate
@@ -152,7 +153,33 @@ class Comparison(Result):
                                 rms_dev=self.rms_dev, rms_dev_sem=self.rms_dev_sem,
                                 ode_status=list(self.ode_status)),
         )
+        # the simulation compared, under "sim_" names (its variables, dimensions and attributes), so that
+        # the file holds the whole comparison (from_xarray)
+        sim = self.simulation.to_xarray()
+        sim = sim.rename({name: f"sim_{name}" for name in list(sim.variables) + list(sim.dims)})
+        sim_attrs, sim.attrs = sim.attrs, {}
+        ds = ds.merge(sim, combine_attrs="override")
+        ds.attrs["simulation_attrs"] = json.dumps({k: _attr_value(v) for k, v in sim_attrs.items()})
         return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "Comparison":
+        """The comparison stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        names = [n for n in list(ds.variables) + list(ds.dims) if str(n).startswith("sim_")]
+        if "simulation_attrs" not in ds.attrs or not names:
+            raise ResultFormatError("the file does not hold the compared simulation")
+        sim_ds = ds[[n for n in ds.data_vars if str(n).startswith("sim_")]]
+        sim_ds = sim_ds.rename({n: n[4:] for n in list(sim_ds.variables) + list(sim_ds.dims)})
+        sim_ds.attrs = json.loads(ds.attrs["simulation_attrs"])
+        sim = Simulation.from_xarray(sim_ds)
+        status = json_attr(ds, "ode_status", [])
+        return cls(problem=sim.problem, N=int(ds.attrs["N"]), alpha=ds["alpha"].values,
+                   eg_sgd=ds["eg_sgd"].values, eg_ode=ds["eg_ode"].values, mask=ds["used"].values.astype(bool),
+                   simulation=sim, ode_status=tuple(status if isinstance(status, list) else [status]))
+
+
+def _attr_value(v):
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _sem(x: np.ndarray) -> np.ndarray:

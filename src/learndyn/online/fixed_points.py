@@ -25,7 +25,7 @@ import numpy as np
 import scipy.optimize
 import xarray as xr
 
-from ..results import Result, problem_attrs
+from ..results import Result, problem_attrs, rebuild_problem
 from .ode import generalisation_error, rhs
 from .problem import OrderParameters, Problem
 
@@ -67,6 +67,18 @@ class FixedPoint(Result):
                                 marginal=int(self.marginal), converged=int(self.converged),
                                 residual=float(self.residual), message=self.message),
         )
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "FixedPoint":
+        """The fixed point stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        a = ds.attrs
+        state = OrderParameters(Q=ds["Q"].values, R=ds["R"].values, T=ds["T"].values, v=ds["v"].values,
+                                v_teacher=ds["v_teacher"].values)
+        re, im = ds["eigenvalues_real"].values, ds["eigenvalues_imag"].values
+        eig = re + 1j * im if np.any(im) else re  # np.linalg.eigvals is real when every eigenvalue is
+        return cls(problem=rebuild_problem(ds, Problem), state=state, eg=float(ds["eg"].values),
+                   eigenvalues=eig, residual=float(a["residual"]), converged=bool(a["converged"]),
+                   stable=bool(a["stable"]), marginal=bool(a["marginal"]), message=str(a.get("message", "")))
 
 
 def _packing(problem: Problem):

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..resources import check_memory
 from .problem import OrderParameters, Problem
 
 __all__ = ["InitialWeights", "initial_weights", "INITIALISATIONS", "teacher_second_layer"]
@@ -45,6 +46,21 @@ def _check_N(N: Any) -> int:
     return int(N)
 
 
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def _weights_array(name: str, value: Any) -> np.ndarray:
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name}: must be an array of numbers, got the string {value!r}")
+    try:
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be an array of numbers, got {type(value).__name__}") from None
+
+
 @dataclass(frozen=True, eq=False)
 class InitialWeights:
     """Microscopic initial state: student ``w`` (K x N), ``v`` (K); teacher ``w_teacher`` (M x N), ``v_teacher`` (M)."""
@@ -55,14 +71,14 @@ class InitialWeights:
     v_teacher: Any
 
     def __post_init__(self) -> None:
-        w = np.array(self.w, dtype=np.float64)
-        wt = np.array(self.w_teacher, dtype=np.float64)
+        w = _weights_array("w", self.w)
+        wt = _weights_array("w_teacher", self.w_teacher)
         if w.ndim != 2 or wt.ndim != 2 or w.shape[1] != wt.shape[1]:
             raise ValueError(f"w, w_teacher: must be K x N and M x N arrays, got shapes {w.shape} and {wt.shape}")
         K, N = w.shape
         M = wt.shape[0]
-        v = np.array(np.ones(K) if self.v is None else self.v, dtype=np.float64)
-        vt = np.array(np.ones(M) if self.v_teacher is None else self.v_teacher, dtype=np.float64)
+        v = _weights_array("v", np.ones(K) if self.v is None else self.v)
+        vt = _weights_array("v_teacher", np.ones(M) if self.v_teacher is None else self.v_teacher)
         if v.shape != (K,):
             raise ValueError(f"v: expected shape ({K},), got {v.shape}")
         if vt.shape != (M,):
@@ -107,7 +123,7 @@ def teacher_second_layer(M: int, v_teacher: Any, rng: np.random.Generator) -> np
             return np.ones(M)
         raise ValueError(f"v_teacher: unknown {v_teacher!r}; allowed are None, 'ones', 'normal', a number or "
                          f"an array of length M={M}")
-    arr = np.asarray(v_teacher, dtype=np.float64)
+    arr = _weights_array("v_teacher", v_teacher)
     if arr.ndim == 0:
         arr = np.full(M, float(arr))
     if arr.shape != (M,) or not np.all(np.isfinite(arr)):
@@ -154,7 +170,7 @@ def initial_weights(
                             v_teacher=init.get("v_teacher"))
         iw.check_problem(problem, N)
         return iw
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
+    rng = np.random.default_rng(np.random.SeedSequence([_check_seed(seed), 0x5EED]))
     if callable(init) and not isinstance(init, str):
         iw = init(problem, N, rng)
         if not isinstance(iw, InitialWeights):
@@ -164,9 +180,15 @@ def initial_weights(
     if not isinstance(init, str) or init not in INITIALISATIONS:
         raise ValueError(f"init: unknown initialisation {init!r}; allowed are {list(INITIALISATIONS)}, "
                          "InitialWeights, a dict of weights or a callable")
-    if not (np.isfinite(scale) and scale >= 0):
+    try:
+        scale_ok = not isinstance(scale, bool) and np.isfinite(float(scale)) and float(scale) >= 0
+    except (TypeError, ValueError):
+        scale_ok = False
+    if not scale_ok:
         raise ValueError(f"scale: must be finite and >= 0, got {scale!r}")
     K, M = problem.K, problem.M
+    # the draws and the validated copy InitialWeights keeps
+    check_memory(2 * 8 * (K + M) * N, what=f"online.initial_weights(N={N}, K={K}, M={M})", reduce="reduce N")
     both = bool(problem.train_second_layer)
     wt = rng.standard_normal((M, N))
     vt = teacher_second_layer(M, v_teacher, rng)

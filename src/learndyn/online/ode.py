@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,8 @@ import xarray as xr
 from .. import gaussian
 from tqdm.auto import tqdm
 
-from ..results import Result, problem_attrs
+from ..resources import check_memory
+from ..results import Result, problem_attrs, rebuild_problem
 from . import rk
 from .problem import OrderParameters, Problem
 
@@ -315,6 +316,17 @@ class Trajectory(Result):
         ds["alpha"].attrs["long_name"] = "time alpha = steps / N"
         return ds
 
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "Trajectory":
+        """The trajectory stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        a = ds.attrs
+        return cls(problem=rebuild_problem(ds, Problem), alpha=ds["alpha"].values, eg=ds["eg"].values,
+                   Q=ds["Q"].values, R=ds["R"].values, v=ds["v"].values, T=ds["T"].values,
+                   v_teacher=ds["v_teacher"].values, status=str(a.get("status", "success")),
+                   message=str(a.get("message", "")), alpha_reached=float(a.get("alpha_reached", np.nan)),
+                   n_steps=int(a.get("n_steps", 0)), solver=str(a.get("solver", "")),
+                   rtol=float(a.get("rtol", np.nan)), atol=float(a.get("atol", np.nan)))
+
 
 # ------------------------------------------------------------------------------------------
 # integrate
@@ -347,6 +359,50 @@ def _validate_alphas(alphas) -> np.ndarray:
     if np.any(np.diff(alphas) <= 0):
         raise ValueError("alphas: times must be strictly increasing")
     return alphas
+
+
+def _positive_number(name: str, value: Any) -> float:
+    """``value`` as a finite float > 0, else a one-line ``ValueError`` naming ``name``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}") from None
+    if not (np.isfinite(x) and x > 0):
+        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+    return x
+
+
+#: measured peak memory per evaluated I4 tuple of the compiled right-hand side (erf, bytes), and the
+#: fixed cost of compiling the solver; see :func:`integrate_bytes`
+_BYTES_PER_I4_TUPLE = 480
+_SOLVER_OVERHEAD = 48 * 2**20
+
+
+def integrate_bytes(problem: Problem, n_times: int, method: str = "dopri8") -> int:
+    """Estimated peak memory (bytes) of :func:`integrate`, from the sizes alone.
+
+    The right-hand side evaluates ``I4`` on every tuple ``i <= k`` (students), ``c <= d`` (all ``n = K + M``
+    fields): ``K(K+1)/2 * n(n+1)/2`` tuples, i.e. ``~K^2 n^2 / 4``, each with its 4x4 covariance and the
+    closed form's temporaries, plus the tuple index table: measured 420-480 bytes per tuple (erf,
+    K = 20-45, M = 2: peak resident memory +75, +165, +555 MB; estimates 76, 168, 611 MB) above a
+    ~48 MiB compilation cost. Activations without closed forms integrate each
+    tuple on a Gauss-Hermite grid of ``order**4`` points (``order = problem.quadrature_order`` or
+    :data:`learndyn.gaussian.I4_ORDER`), about two arrays of it at once (measured: tanh, K=6, M=2: 230 MB,
+    estimate 301 MB). The states (``K^2 + K M + K``) are
+    kept at every output time and in every Runge-Kutta stage.
+    """
+    K, M = problem.K, problem.M
+    n = K + M
+    tuples = K * (K + 1) // 2 * (n * (n + 1) // 2)
+    per_tuple = _BYTES_PER_I4_TUPLE
+    if not problem.g.has_closed_form:
+        order = problem.quadrature_order or gaussian.I4_ORDER
+        per_tuple += 2 * 8 * order**4
+    size = K * K + K * M + K
+    stages = 16 if method == "dopri8" else 8
+    return int(_SOLVER_OVERHEAD + tuples * per_tuple + 8 * size * (3 * n_times + stages))
 
 
 def _static_key(problem: Problem) -> Problem:
@@ -457,13 +513,19 @@ def integrate(
         method = default_method(problem)
     if method not in _SOLVERS:
         raise ValueError(f"method: unknown {method!r}; allowed are {sorted(_SOLVERS)}")
-    if not rk.is_adaptive(method) and (dt is None or not dt > 0):
+    if not rk.is_adaptive(method) and dt is None:
         raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError(f"rtol, atol: must be > 0, got rtol={rtol}, atol={atol}")
+    dt = None if dt is None else _positive_number("dt", dt)
+    rtol, atol = _positive_number("rtol", rtol), _positive_number("atol", atol)
+    divergence_threshold = _positive_number("divergence_threshold", divergence_threshold)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps: must be a positive integer, got {max_steps!r}")
     if alphas is None:
-        alphas = default_alphas(1000.0 if alpha_max is None else float(alpha_max))
+        alphas = default_alphas(1000.0 if alpha_max is None else _positive_number("alpha_max", alpha_max))
     alphas = _validate_alphas(alphas)
+    check_memory(integrate_bytes(problem, alphas.size + 1, method),
+                 what=f"online.integrate(K={problem.K}, M={problem.M}, {problem.activation_name})",
+                 reduce="reduce K (the right-hand side evaluates ~K^2 (K+M)^2 / 4 four-field Gaussian integrals)")
     prepended = alphas[0] > 0
     ts = np.concatenate([[0.0], alphas]) if prepended else alphas
     if ts.size == 1:  # only alpha = 0 requested: nothing to integrate

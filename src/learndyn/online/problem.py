@@ -112,7 +112,20 @@ class Problem:
         return dataclasses.replace(self, **changes)
 
 
+
+def _numeric(name: str, value: Any, what: str) -> np.ndarray:
+    """``value`` as a float64 array, else a one-line ``ValueError`` naming ``name``."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name}: must be {what} of numbers, got the string {value!r}")
+    try:
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be {what} of numbers, got {type(value).__name__} {value!r:.60}") from None
+
+
 def _as_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name}: must be a numeric array of shape {shape}, got the string {value!r}")
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -139,11 +152,11 @@ class OrderParameters:
     v_teacher: Any = None
 
     def __post_init__(self) -> None:
-        Q = np.array(self.Q, dtype=np.float64) if self.Q is not None else None
+        Q = _numeric("Q", self.Q, "a square K x K matrix") if self.Q is not None else None
         if Q is None or Q.ndim != 2 or Q.shape[0] != Q.shape[1]:
             raise ValueError(f"Q: must be a square K x K matrix, got shape {None if Q is None else Q.shape}")
         K = Q.shape[0]
-        T = np.array(self.T, dtype=np.float64)
+        T = _numeric("T", self.T, "a square M x M matrix")
         if T.ndim != 2 or T.shape[0] != T.shape[1]:
             raise ValueError(f"T: must be a square M x M matrix, got shape {T.shape}")
         M = T.shape[0]

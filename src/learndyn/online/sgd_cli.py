@@ -86,11 +86,15 @@ def simulate_command(
     typer.echo(f"status: {sim.status} ({sim.message}); {sim.wall_time:.1f}s")
     if len(sim.alpha):
         typer.echo(f"eps_g(alpha={sim.alpha[-1]:g}) = {sim.eg_mean[-1]:.6g} +- {sim.eg_sem[-1]:.2g} (seed mean +- s.e.)")
-    typer.echo(f"wrote {out.with_suffix('.nc')} and {png}")
+    if sim.save_error:
+        typer.echo(f"warning: {sim.save_error}", err=True)
+    typer.echo(f"wrote {png}" if sim.save_error else f"wrote {out.with_suffix('.nc')} and {png}")
     if sim.status == "interrupted":
         raise typer.Exit(code=130)
     if not sim.success:
         raise typer.Exit(code=2)
+    if sim.save_error:
+        raise typer.Exit(code=1)
 
 
 def compare_command(
@@ -112,19 +116,24 @@ def compare_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
     """Run SGD and the ODE from each seed's initial overlaps; print the max/mean relative deviation of eps_g."""
+    from ..results import check_output_path
+    from .cli import save_or_report
     from .compare import compare
 
     try:
         problem = problem_from_options(M, K, activation, lr, lr2, sigma, train_second_layer, weight_decay)
+        check_output_path(out.with_suffix(".nc"), name="--out")
         c = compare(problem, N=N, seeds=seeds, alphas=_alphas(alpha_max, n_alphas), init=init,
                     init_scale=init_scale, progress=progress)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    nc = c.save(out.with_suffix(".nc"))
+    nc = save_or_report(c, out.with_suffix(".nc"))
     png = _plot_eg(c.alpha, [(f"SGD, N={N}, {seeds} seeds", c.sgd_mean, c.sgd_sem), ("ODE", c.ode_mean, None)],
                    out.with_suffix(".png"), c.summary().splitlines()[0])
     typer.echo(c.summary())
-    typer.echo(f"wrote {nc} and {png}")
+    typer.echo(f"wrote {nc} and {png}" if nc else f"wrote {png}")
+    if nc is None:
+        raise typer.Exit(code=1)
 
 
 def goldt2019_command(
