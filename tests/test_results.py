@@ -54,7 +54,7 @@ def _kernels():
     cl = signal.critical_line("erf", (0.0, 0.1))
     y = np.eye(2)[np.arange(6) % 2]
     spec = spectrum.spectrum_vs_depth(x, y, x[:3], [1, 2], activation="erf", weight_var=1.5, bias_var=0.05)
-    tr = train.train(kernels.fcn(1, "erf", 1.0, 0.1, width=8, out_dim=2), x, y, np.arange(6) % 2, x[:3],
+    tr = train(kernels.fcn(1, "erf", 1.0, 0.1, width=8, out_dim=2), x, y, np.arange(6) % 2, x[:3],
                      np.arange(3) % 2, steps=4, batch_size=3, seeds=2, log_every=2)
     return [k, kd, sp, cl, spec, tr]
 

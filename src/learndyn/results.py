@@ -210,7 +210,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "kernels.SignalPropagation": ("learndyn.kernels.signal", "SignalPropagation"),
     "kernels.CriticalLine": ("learndyn.kernels.signal", "CriticalLine"),
     "kernels.SpectrumResult": ("learndyn.kernels.spectrum", "SpectrumResult"),
-    "kernels.TrainResult": ("learndyn.kernels.train", "TrainResult"),
+    "kernels.TrainResult": ("learndyn.kernels.training", "TrainResult"),
 }
 
 

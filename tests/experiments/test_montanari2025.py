@@ -39,7 +39,7 @@ def test_unknown_figure_is_refused():
 
 def test_reproduce_figure2_quick_writes_png_and_netcdf(tmp_path):
     from learndyn.cli import app
-    from learndyn.results import load
+    from learndyn.results import load_dataset as load
 
     res = CliRunner().invoke(app, ["reproduce", "montanari2025", "--figure", "fig2", "--quick", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output

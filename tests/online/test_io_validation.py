@@ -237,7 +237,7 @@ def test_cli_init_file_and_init_N(tmp_path):
     assert res.exit_code == 2 and "not a netCDF file" in _text(res) and "Traceback" not in res.output
     res = runner.invoke(app, ["ode", "--M", "1", "--K", "1", "--init-N", "0", "--no-progress", "--out",
                               str(tmp_path / "o")])
-    assert res.exit_code == 2 and "init_N" in _text(res)
+    assert res.exit_code == 2 and "N: must be a positive integer" in _text(res)
     res = runner.invoke(app, ["simulate", "--M", "1", "--K", "1", "--init", str(bad), "--no-progress", "--out",
                               str(tmp_path / "o")])
     assert res.exit_code == 2 and "init" in _text(res) and "Traceback" not in res.output
