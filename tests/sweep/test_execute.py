@@ -139,7 +139,7 @@ def test_sweep_against_a_real_scheduler_address(tmp_path, cluster):
 
 def toy_config(tmp_path, **options):
     return {
-        "sweep": {"runner": "tests.sweep.toy:TOY", "name": "toy", "seeds": [1, 2], "store": str(tmp_path / "toy.zarr")},
+        "sweep": {"runner": "toy", "name": "toy", "seeds": [1, 2], "store": str(tmp_path / "toy.zarr")},
         "problem": {"n": 3},
         "options": options,
         "grid": {"a": [float(a) for a in range(1, 7)], "kind": ["sin", "cos"]},
