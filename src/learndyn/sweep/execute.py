@@ -118,10 +118,13 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
         try:
             c = Client(address, timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, protocol errors
+            # a non-Dask endpoint (a web server, the dashboard, another service) accepts the connection but
+            # does not speak Dask's protocol: its reply is misread (e.g. as an absurd message length)
+            what = ("no Dask scheduler answered" if isinstance(exc, (OSError, TimeoutError)) else
+                    "something answered, but not as a Dask scheduler,")
             raise ValueError(
-                f"scheduler: no Dask scheduler answered at {address} within {CONNECT_TIMEOUT} ({_one_line(exc)}); "
-                "check the address and that `dask scheduler` runs there -- an endpoint that is not a Dask "
-                "scheduler (a web server, the dashboard, another service) does not speak its protocol") from None
+                f"scheduler: {what} at {address} within {CONNECT_TIMEOUT} ({_one_line(exc)}); check the address "
+                "and that `dask scheduler` runs there (a web server or the dashboard is not a scheduler)") from None
         try:
             yield c, address
         finally:
@@ -134,7 +137,10 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
     cluster = c = None
     try:
         try:
-            cluster = local_cluster(n, threads_per_worker or 1, local_directory=scratch)
+            import dask
+
+            with dask.config.set({"temporary-directory": scratch}):
+                cluster = local_cluster(n, threads_per_worker or 1, local_directory=scratch)
             c = Client(cluster)
         except Exception as exc:  # noqa: BLE001 - e.g. "Nanny failed to start" when a worker is killed
             raise SweepError(
