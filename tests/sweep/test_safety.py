@@ -299,7 +299,7 @@ def test_a_non_dask_endpoint_is_reported_before_the_store_is_created(tmp_path, m
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
 
     threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setattr(execute, "CONNECT_TIMEOUT", "5s")
+    monkeypatch.setattr(execute, "CONNECT_TIMEOUT", "5s", raising=False)
     cfg = sweep.load_config(dict(TOY, sweep=dict(TOY["sweep"], store=str(tmp_path / "toy.zarr"))))
     try:
         with pytest.raises(ValueError, match=rf"^scheduler: .* at tcp://127.0.0.1:{port} within 5s") as info:
