@@ -301,6 +301,9 @@ def test_a_non_dask_endpoint_is_reported_before_the_store_is_created(tmp_path, m
     threading.Thread(target=serve, daemon=True).start()
     monkeypatch.setattr(execute, "CONNECT_TIMEOUT", "5s", raising=False)
     cfg = sweep.load_config(dict(TOY, sweep=dict(TOY["sweep"], store=str(tmp_path / "toy.zarr"))))
+    import dask
+
+    before = dask.config.get("scheduler", None)
     try:
         with pytest.raises(ValueError, match=rf"^scheduler: .* at tcp://127.0.0.1:{port} within 5s") as info:
             sweep.run(cfg, scheduler=f"127.0.0.1:{port}", progress=False)
@@ -308,6 +311,10 @@ def test_a_non_dask_endpoint_is_reported_before_the_store_is_created(tmp_path, m
         srv.close()
     assert "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+    # the failed Client must not leave scheduler="dask.distributed" in the process's Dask config
+    assert dask.config.get("scheduler", None) == before
+    xr.Dataset({"x": ("i", np.arange(3.0))}).chunk().to_netcdf(tmp_path / "after.nc")
+    (tmp_path / "after.nc").unlink()
     with pytest.raises(ValueError, match="not a Dask scheduler address"):
         sweep.run(cfg, scheduler="http://127.0.0.1:8787", progress=False)
     assert list(tmp_path.iterdir()) == []

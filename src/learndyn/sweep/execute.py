@@ -116,7 +116,9 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
     if scheduler:
         address = check_scheduler(scheduler)
         try:
-            c = Client(address, timeout=CONNECT_TIMEOUT)
+            _probe_scheduler(address)
+            with _dask_config_kept():
+                c = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, protocol errors
             # a non-Dask endpoint (a web server, the dashboard, another service) accepts the connection but
             # does not speak Dask's protocol: its reply is misread (e.g. as an absurd message length)
@@ -141,7 +143,8 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
 
             with dask.config.set({"temporary-directory": scratch}):
                 cluster = local_cluster(n, threads_per_worker or 1, local_directory=scratch)
-            c = Client(cluster)
+            with _dask_config_kept():
+                c = Client(cluster, set_as_default=False)
         except Exception as exc:  # noqa: BLE001 - e.g. "Nanny failed to start" when a worker is killed
             raise SweepError(
                 f"cluster: the local Dask cluster of {n} worker(s) did not start ({_one_line(exc)}); a worker "
@@ -155,6 +158,53 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
             if cluster is not None:
                 cluster.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _probe_scheduler(address: str) -> None:
+    """Ask the endpoint at ``address`` who it is (Dask's ``identity`` message) before a Client connects:
+    a Client that fails to connect stays registered in the process (and its settings in the Dask
+    config), which breaks every later Dask computation. Raises when the answer is not a scheduler's."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+    from distributed.comm import connect
+
+    seconds = dask.utils.parse_timedelta(CONNECT_TIMEOUT)
+
+    async def probe() -> Any:
+        comm = await connect(address, timeout=seconds)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await asyncio.wait_for(comm.read(), seconds)
+        finally:
+            comm.abort()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, also when the caller runs one (Jupyter)
+        reply = pool.submit(asyncio.run, probe()).result()
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        kind = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
+        raise ValueError(f"the endpoint is a {kind}, not a Scheduler")
+
+
+@contextlib.contextmanager
+def _dask_config_kept() -> Iterator[None]:
+    """A ``distributed.Client`` that fails to connect leaves its settings (``scheduler="dask.distributed"``)
+    in the process-wide Dask config, so that every later Dask computation of the process (xarray's
+    writers included) fails with "no Client active": put them back when the connection fails."""
+    import dask
+
+    keys = ("scheduler", "shuffle")
+    before = {k: dask.config.config[k] for k in keys if k in dask.config.config}
+    try:
+        yield
+    except BaseException:
+        for k in keys:
+            if k in before:
+                dask.config.config[k] = before[k]
+            else:
+                dask.config.config.pop(k, None)
+        raise
 
 
 def _one_line(exc: BaseException) -> str:
@@ -268,7 +318,7 @@ def run(config: Any, *, store: str | os.PathLike | None = None, scheduler: str |
                 bar = tqdm(total=len(todo), desc=cfg.name, unit="pt", disable=not progress)
                 counts = {"done": 0, "error": 0}
                 try:
-                    for fut in as_completed(futures):
+                    for fut in as_completed(futures, loop=c.loop):  # c is not the default client
                         flat = futures.pop(fut)
                         try:
                             result, error, seconds = fut.result()
