@@ -204,7 +204,8 @@ def test_a_file_or_damaged_metadata_gives_a_one_line_error(tmp_path):
             call()
         assert "\n" not in str(info.value)
     result = cli.invoke(app, ["sweep-status", str(path)])
-    assert result.exit_code == 2 and result.output.startswith("error: store: ") and ".zattrs is damaged" in result.output
+    assert result.exit_code == 2 and result.output.startswith("error: store: ")
+    assert ".zattrs is damaged" in result.output
     assert (path / "y").is_dir()  # nothing deleted
 
 
