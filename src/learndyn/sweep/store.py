@@ -13,11 +13,19 @@ Layout (Zarr format 2, readable with ``xarray.open_zarr``):
   and one entry per invocation in ``runs``.
 
 Exactly once: a point's status is written *after* its values, by the single client process that
-owns the store (an exclusive ``flock`` on the hidden sibling file ``.<store>.lock``). The small
+owns the store (an exclusive ``flock`` on the hidden sibling file ``.<store>.lock`` of the store's
+*resolved* path, so every spelling of one store -- a symlink included -- shares one lock; the file is
+removed when the store is closed). The small
 bookkeeping arrays are kept in memory and flushed (status last) at most once a second and when the
 run ends, so per-point cost stays a few chunk writes. A point whose stored status says done is never
 recomputed; a point whose status was not yet flushed when the process died is recomputed and
 overwrites the same chunks, so nothing is duplicated and nothing half-written is ever marked done.
+
+Verified on every open (resume, :func:`open_store`, :func:`status`): each chunk of a finished point
+must exist (every chunk is written, even one equal to the fill value) and decode to its size; a point
+whose data is missing or unreadable counts as pending again, with a warning naming it, and is
+recomputed by the next run. ``overwrite`` deletes only a store this package wrote
+(:func:`check_deletable`).
 """
 
 from __future__ import annotations
