@@ -61,12 +61,24 @@ def problem_attrs(problem: Any, **extra: Any) -> dict[str, Any]:
     return attrs
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it: ``os.umask`` can only read it by setting it, which
+    for a moment changes the permissions of files other threads create. Linux reports it in
+    ``/proc/self/status`` (``Umask:``); elsewhere the usual 022 is assumed."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 def _publish(tmp: str, path: Path) -> None:
     """Give a finished temporary file the ordinary permissions (mkstemp makes it 0600) and move it
     into place atomically."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from learndyn import online, sweep
+
+from . import toy  # noqa: F401 - registers the "toy" runner
 from learndyn.sweep.config import config_models
 
 
@@ -118,18 +121,22 @@ def test_config_from_dict_and_file(tmp_path):
     path = tmp_path / "eg.toml"
     path.write_text(ODE)
     cfg = sweep.load_config(path)
-    assert cfg.name == "eg" and cfg.store == tmp_path / "eg.zarr"
+    # no sweep.store: results/sweeps/<stem>.zarr under the working directory, not beside the config
+    assert cfg.name == "eg" and cfg.store == Path("results") / "sweeps" / "eg.zarr"
+    path.write_text(ODE.replace("seeds = 2", 'seeds = 2\nstore = "here.zarr"'))
+    assert sweep.load_config(path).store == tmp_path / "here.zarr"  # sweep.store: relative to the config
+    assert sweep.load_config(path, store="x.zarr").store == Path("x.zarr")  # --store wins
     again = sweep.load_config(cfg.to_dict())
     assert again.identity_hash() == cfg.identity_hash()
 
 
 def test_runner_by_import_path_and_deterministic_runner_rejects_seeds():
     cfg = sweep.load_config({"sweep": {"runner": "tests.sweep.toy:TOY"}, "problem": {"a": 1.0},
-                             "grid": {"n": [1, 2]}})
+                             "grid": {"n": [1, 2]}}, allow_import=True)
     assert cfg.shape == (2,) and cfg.runner.name == "toy"
     errors = errors_of(toml("""
         [sweep]
-        runner = "tests.sweep.toy:TOY"
+        runner = "toy"
         [grid]
         a = [1.0, 2.0]
         kind = ["sin", "tan"]

@@ -139,7 +139,7 @@ def test_sweep_against_a_real_scheduler_address(tmp_path, cluster):
 
 def toy_config(tmp_path, **options):
     return {
-        "sweep": {"runner": "tests.sweep.toy:TOY", "name": "toy", "seeds": [1, 2], "store": str(tmp_path / "toy.zarr")},
+        "sweep": {"runner": "toy", "name": "toy", "seeds": [1, 2], "store": str(tmp_path / "toy.zarr")},
         "problem": {"n": 3},
         "options": options,
         "grid": {"a": [float(a) for a in range(1, 7)], "kind": ["sin", "cos"]},
@@ -178,12 +178,13 @@ def test_sigkill_half_way_then_resume_computes_every_point_once(tmp_path, cluste
     the rest; points stored before the kill are neither recomputed nor lost."""
     cfg_dict = toy_config(tmp_path, delay=1.0, log_dir=str(tmp_path))
     cfg_dict["sweep"]["seeds"] = [1]
+    cfg_dict["sweep"]["runner"] = "tests.sweep.toy:TOY"  # a fresh process: by import path, allowed explicitly
     (tmp_path / "toy.toml").write_text(_toml(cfg_dict))
-    cfg = sweep.load_config(tmp_path / "toy.toml")
+    cfg = sweep.load_config(tmp_path / "toy.toml", allow_import=True)
     address = cluster
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    proc = subprocess.Popen([sys.executable, "-m", "learndyn", "sweep", str(tmp_path / "toy.toml"), "--scheduler",
-                             address, "--no-progress"], cwd=ROOT, env=env, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-m", "learndyn", "sweep", str(tmp_path / "toy.toml"), "--allow-import",
+                             "--scheduler", address, "--no-progress"], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120

@@ -14,7 +14,7 @@ from learndyn.sweep.store import DONE, ERROR, FLAGGED, PENDING, Store
 from .toy import ToyProblem, direct
 
 TOY = {
-    "sweep": {"runner": "tests.sweep.toy:TOY", "name": "toy", "seeds": [3, 7]},
+    "sweep": {"runner": "toy", "name": "toy", "seeds": [3, 7]},
     "problem": {"n": 3},
     "options": {"flag_above": 2.5},
     "grid": {"a": [0.5, 1.0, 3.0], "kind": ["sin", "cos"]},
@@ -60,7 +60,7 @@ def test_layout_values_and_attributes(tmp_path):
     assert ds.attrs["learndyn_version"] == learndyn.__version__
     assert json.loads(ds.attrs["config"])["grid"]["a"] == [0.5, 1.0, 3.0]
     assert ds.attrs["identity_hash"] == cfg.identity_hash()
-    assert ds.attrs["runner"] == "tests.sweep.toy:TOY"
+    assert ds.attrs["runner"] == "toy"
 
 
 def test_resume_skips_done_points_and_rejects_another_sweep(tmp_path):

@@ -1,5 +1,5 @@
 """A tiny, fast runner for the sweep tests (pure NumPy, no JIT), with hooks to slow a task down, to
-log every computation and to kill its own worker once."""
+log every computation and to kill its own worker once. Importing this module registers it as "toy"."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from learndyn.sweep import Option, Output, PointResult, Runner
+from learndyn.sweep import Option, Output, PointResult, Runner, register
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,6 @@ TOY = Runner(
     memory=lambda problem, options, n_seeds: 1e6,
     description="toy runner of the tests",
 )
+
+# configs name it "toy" (a registered runner); an import path would need allow_import=True
+register(TOY, replace=True)

@@ -21,19 +21,27 @@ def sweep_command(
                                                           "run nothing"),
     calibrate: bool = typer.Option(False, "--calibrate", help="with --dry-run: time the cheapest point here to "
                                                              "calibrate the estimate"),
-    store: Optional[Path] = typer.Option(None, help="results store (default: sweep.store, or CONFIG.zarr)"),
+    store: Optional[Path] = typer.Option(None, help="results store (default: sweep.store of the config, relative "
+                                                    "to it, or results/sweeps/CONFIG-STEM.zarr here)"),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address, e.g. tcp://host:8786 "
                                                        "(default: a LocalCluster on this machine)"),
     workers: Optional[int] = typer.Option(None, help="LocalCluster worker processes (default: one per core)"),
     threads_per_worker: Optional[int] = typer.Option(None, help="threads per LocalCluster worker (default 1)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing store and start afresh"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="delete an existing store and start afresh (only a "
+                                                              "store learndyn wrote)"),
+    allow_import: bool = typer.Option(False, "--allow-import", help="let sweep.runner be an import path "
+                                                                    "'package.module:attribute' (imports and runs "
+                                                                    "that module: trust the config like a script)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
-    """Run (or resume) the parameter sweep described by CONFIG; finished points are skipped."""
-    from . import ConfigError, estimate, load_config, run, status
+    """Run (or resume) the parameter sweep described by CONFIG; finished points are skipped.
+
+    A config is code: it names the runner every point executes and where results are written; trust
+    it as you would a script."""
+    from . import ConfigError, SweepError, estimate, load_config, run, status
 
     try:
-        cfg = load_config(config, store=store)
+        cfg = load_config(config, store=store, allow_import=allow_import)
     except ConfigError as exc:
         _fail(exc)
     typer.echo(cfg.summary())
@@ -51,7 +59,7 @@ def sweep_command(
     try:
         run(cfg, scheduler=scheduler, n_workers=workers, threads_per_worker=threads_per_worker,
             progress=progress, overwrite=overwrite)
-    except ValueError as exc:
+    except (ValueError, SweepError, MemoryError) as exc:
         _fail(exc)
     st = status(cfg.store)
     typer.echo(st.summary())

@@ -3,9 +3,10 @@
 A config has five tables::
 
     [sweep]                      # what to run and where to store it
-    runner = "online.ode"        # a runner name (learndyn sweep-runners) or "package.module:attribute"
+    runner = "online.ode"        # a runner name (learndyn sweep-runners); see "Configs are code" below
     name = "eg_vs_K"             # optional; default: the file's stem
-    store = "eg_vs_K.zarr"       # optional; default: <config file>.zarr, relative to the config file
+    store = "eg_vs_K.zarr"       # optional; relative to the config file. Default (no key, no --store):
+                                 # results/sweeps/<config stem>.zarr under the working directory
     seeds = 3                    # a number n (seeds 0..n-1) or a list of seeds; all run in one task
 
     [problem]                    # fixed fields of the runner's Problem dataclass
@@ -31,6 +32,11 @@ fields (types from its annotations, defaults from its defaults) and from the run
 ranges and cross-field rules are then checked by constructing the Problem itself for every grid point
 (its ``__post_init__`` is the one place that knows them). Every error names the key path
 (``grid.K[2]``, ``problem.lr``, ``options.N``) and what is allowed.
+
+Configs are code: a config names the runner whose code every point runs, and may point the store
+anywhere. Trust a config as you would trust a script. An import path ``runner = "pkg.mod:attr"`` is
+refused unless ``allow_import=True`` (``--allow-import``); installed packages offer runners by name
+through the ``learndyn.sweep_runners`` entry points (:mod:`learndyn.sweep.registry`).
 """
 
 from __future__ import annotations
@@ -394,11 +400,20 @@ def _parse_source(config: Any) -> tuple[dict[str, Any], str, Path | None]:
     return data, text, src_path
 
 
-def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
+#: where a sweep's store goes when neither ``store=``/``--store`` nor ``sweep.store`` names one:
+#: ``results/sweeps/<config stem>.zarr`` relative to the working directory (not beside the config)
+DEFAULT_STORE_DIR = Path("results") / "sweeps"
+
+
+def load_config(config: Any, *, store: str | Path | None = None, allow_import: bool = False) -> SweepConfig:
     """Validate a sweep config (a ``.toml`` path, TOML text, or a dict of tables) into a :class:`SweepConfig`.
 
     Raises :class:`ConfigError` (a ``ValueError``) listing every problem with its key path and what is
-    allowed. ``store`` overrides ``sweep.store``.
+    allowed. ``store`` overrides ``sweep.store`` (itself relative to the config file); with neither, a
+    config file's store is ``results/sweeps/<stem>.zarr`` under the working directory.
+    ``allow_import=True`` lets ``sweep.runner`` be an import path ``"pkg.mod:attr"`` (it imports and runs
+    that module: trust the config like a script); otherwise only built-in, registered and entry-point
+    runners are accepted (:func:`learndyn.sweep.get_runner`).
     """
     data, text, path = _parse_source(config)
     where = str(path) if path else None
@@ -415,7 +430,7 @@ def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
     if sweep_raw is None or "runner" not in sweep_raw:
         raise ConfigError(["sweep.runner: required (a runner name, see `learndyn sweep-runners`)"], where)
     try:
-        runner = get_runner(sweep_raw["runner"])
+        runner = get_runner(sweep_raw["runner"], allow_import=allow_import)
     except ValueError as exc:
         raise ConfigError([str(exc)], where) from None
     models = config_models(runner)
@@ -489,7 +504,7 @@ def load_config(config: Any, *, store: str | Path | None = None) -> SweepConfig:
     if store_path is not None and not store_path.is_absolute() and path is not None and store is None:
         store_path = path.parent / store_path
     if store_path is None and path is not None:
-        store_path = path.with_suffix(".zarr")
+        store_path = DEFAULT_STORE_DIR / f"{path.stem}.zarr"
     name = sweep.name or (path.stem if path else "sweep")
     dask = {k: getattr(parsed["dask"], k) for k in parsed["dask"].model_fields_set}
     cfg = SweepConfig(runner=runner, runner_name=sweep.runner, name=name, problem=problem, options=options,

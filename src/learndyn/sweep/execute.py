@@ -8,6 +8,10 @@ written to the store by the client as they finish.
 * A task that raises records the error for its point (status ``error``; re-run the sweep to retry it).
   A worker that dies mid-task (killed, out of memory) is handled by the Dask scheduler: the task is
   re-run on another worker, up to ``distributed.scheduler.allowed-failures`` times.
+* Before anything is submitted (and before the store is created) the cluster is connected to, and each
+  pending point's memory estimate (the runner's ``memory``) is checked against this machine (a
+  LocalCluster) or the workers' memory limit (a scheduler): an impossible point is refused with what
+  to reduce, instead of failing with ``MemoryError`` after work started.
 * Only the client writes the store (workers never touch it, so no shared file system is needed);
   see :mod:`learndyn.sweep.store` for why a kill at any moment loses no finished point and
   duplicates none.
@@ -19,6 +23,9 @@ import contextlib
 import logging
 import math
 import os
+import re
+import shutil
+import tempfile
 import time
 import traceback
 import uuid
@@ -29,11 +36,38 @@ from typing import Any, Iterator
 import numpy as np
 import xarray as xr
 
+from ..resources import available_memory, check_memory, format_bytes
 from .config import SweepConfig, load_config
 from .registry import PointResult, Runner
 from .store import Store, layout, open_store
 
-__all__ = ["run", "estimate", "Estimate", "run_point", "local_cluster"]
+__all__ = ["run", "estimate", "Estimate", "run_point", "local_cluster", "check_scheduler", "SweepError"]
+
+#: how long to wait for a scheduler to answer before saying it is not one
+CONNECT_TIMEOUT = "20s"
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>\d+))?/?$")
+
+
+class SweepError(RuntimeError):
+    """A sweep could not run for a reason outside its config (e.g. the Dask cluster did not start);
+    the message is one line saying what happened and what to try."""
+
+
+def check_scheduler(address: Any) -> str:
+    """A Dask scheduler address, validated: ``[tcp|tls|ws|wss|ucx|inproc://]HOST[:PORT]`` (``tcp`` when no
+    scheme is given). Raises ``ValueError`` for anything else (an ``http://`` URL, a path, spaces)."""
+    hint = ("expected a Dask scheduler address such as tcp://HOST:8786, as printed by `dask scheduler` (not the "
+            "dashboard's http:// address)")
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"scheduler: {address!r} is not an address; {hint}")
+    text = address.strip()
+    m = _ADDRESS.match(text)
+    if m is None or (m["scheme"] or "tcp") not in _SCHEMES:
+        raise ValueError(f"scheduler: {address!r} is not a Dask scheduler address; {hint}")
+    if m["port"] is not None and not 0 < int(m["port"]) < 65536:
+        raise ValueError(f"scheduler: port {m['port']} of {address!r} is out of range (1-65535); {hint}")
+    return text if m["scheme"] else f"tcp://{text}"
 
 #: environment of LocalCluster workers: one BLAS thread each (one worker per core). XLA_FLAGS are left
 #: alone: they enter JAX's persistent compilation-cache key, and sharing that cache with the client
@@ -80,23 +114,136 @@ def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: in
         yield client, f"client {client.scheduler.address}"
         return
     if scheduler:
+        address = check_scheduler(scheduler)
         try:
-            c = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise ValueError(f"scheduler: cannot connect to {scheduler!r} ({exc})") from None
+            _probe_scheduler(address)
+            with _dask_config_kept():
+                c = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, protocol errors
+            # a non-Dask endpoint (a web server, the dashboard, another service) accepts the connection but
+            # does not speak Dask's protocol: its reply is misread (e.g. as an absurd message length)
+            what = ("no Dask scheduler answered" if isinstance(exc, (OSError, TimeoutError)) else
+                    "something answered, but not as a Dask scheduler,")
+            raise ValueError(
+                f"scheduler: {what} at {address} within {CONNECT_TIMEOUT} ({_one_line(exc)}); check the address "
+                "and that `dask scheduler` runs there (a web server or the dashboard is not a scheduler)") from None
         try:
-            yield c, scheduler
+            yield c, address
         finally:
             c.close()
         return
     n = n_workers or min(os.cpu_count() or 1, max(n_tasks, 1))
-    cluster = local_cluster(n, threads_per_worker or 1)
-    c = Client(cluster)
+    # the workers' scratch space in a folder of our own, removed afterwards (Dask leaves its
+    # dask-scratch-space folder behind otherwise)
+    scratch = tempfile.mkdtemp(prefix="learndyn-dask-")
+    cluster = c = None
     try:
+        try:
+            import dask
+
+            with dask.config.set({"temporary-directory": scratch}):
+                cluster = local_cluster(n, threads_per_worker or 1, local_directory=scratch)
+            with _dask_config_kept():
+                c = Client(cluster, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - e.g. "Nanny failed to start" when a worker is killed
+            raise SweepError(
+                f"cluster: the local Dask cluster of {n} worker(s) did not start ({_one_line(exc)}); a worker "
+                "process died while starting (killed, or out of memory?): try again, or use fewer --workers") from None
         yield c, f"LocalCluster({n} workers)"
     finally:
-        c.close()
-        cluster.close()
+        with contextlib.suppress(Exception):
+            if c is not None:
+                c.close()
+        with contextlib.suppress(Exception):
+            if cluster is not None:
+                cluster.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _probe_scheduler(address: str) -> None:
+    """Ask the endpoint at ``address`` who it is (Dask's ``identity`` message) before a Client connects:
+    a Client that fails to connect stays registered in the process (and its settings in the Dask
+    config), which breaks every later Dask computation. Raises when the answer is not a scheduler's."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask
+    from distributed.comm import connect
+
+    seconds = dask.utils.parse_timedelta(CONNECT_TIMEOUT)
+
+    async def probe() -> Any:
+        comm = await connect(address, timeout=seconds)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await asyncio.wait_for(comm.read(), seconds)
+        finally:
+            comm.abort()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, also when the caller runs one (Jupyter)
+        reply = pool.submit(asyncio.run, probe()).result()
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        kind = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
+        raise ValueError(f"the endpoint is a {kind}, not a Scheduler")
+
+
+@contextlib.contextmanager
+def _dask_config_kept() -> Iterator[None]:
+    """A ``distributed.Client`` that fails to connect leaves its settings (``scheduler="dask.distributed"``)
+    in the process-wide Dask config, so that every later Dask computation of the process (xarray's
+    writers included) fails with "no Client active": put them back when the connection fails."""
+    import dask
+
+    keys = ("scheduler", "shuffle")
+    before = {k: dask.config.config[k] for k in keys if k in dask.config.config}
+    try:
+        yield
+    except BaseException:
+        for k in keys:
+            if k in before:
+                dask.config.config[k] = before[k]
+            else:
+                dask.config.config.pop(k, None)
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:200]
+
+
+def _check_point_memory(cfg: SweepConfig, todo: list[int], client: Any = None, local: bool = True) -> None:
+    """Refuse a sweep whose largest pending point needs more memory than a worker can have: this
+    machine's available memory (LocalCluster) or the smallest worker memory limit of the scheduler."""
+    if cfg.runner.memory is None or not todo:
+        return
+    need, worst = -1.0, todo[0]
+    for flat in todo:
+        problem, options = cfg.point(flat)
+        try:
+            m = float(cfg.runner.memory(problem, options, len(cfg.seeds)))
+        except Exception:  # noqa: BLE001 - an estimate never stops a run by failing itself
+            continue
+        if m > need:
+            need, worst = m, flat
+    if need <= 0:
+        return
+    coords = ", ".join(f"{k}={v!r}" for k, v in cfg.swept(worst).items()) or "the single point"
+    what = f"sweep point {coords} (runner {cfg.runner_name})"
+    reduce = "reduce that point's sizes (e.g. N, seeds, n_alpha, t_max/dt) or leave it out of the grid"
+    if local:
+        check_memory(need, what=what, reduce=reduce)
+        return
+    limits = []
+    with contextlib.suppress(Exception):
+        limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    limits = [x for x in limits if x > 0]
+    if limits and need > 0.9 * min(limits):
+        from ..resources import InsufficientMemoryError
+
+        raise InsufficientMemoryError(
+            f"{what} needs about {format_bytes(need)} of memory, but the cluster's workers have at most "
+            f"{format_bytes(min(limits))} each; {reduce}, or give the workers more memory")
 
 
 def _key(cfg: SweepConfig, flat: int, token: str) -> str:
@@ -113,13 +260,20 @@ def run(config: Any, *, store: str | os.PathLike | None = None, scheduler: str |
     config:
         A :class:`SweepConfig`, a TOML path or text, or a dict of tables (:func:`load_config`).
     store:
-        The Zarr directory (default: ``sweep.store`` of the config, or ``<config>.zarr``). If it
-        exists it must hold the same sweep: done points are skipped, pending and failed ones run.
+        The Zarr directory (default: ``sweep.store`` of the config, or ``results/sweeps/<config
+        stem>.zarr`` under the working directory). If it exists it must hold the same sweep: done
+        points are skipped (after checking their data is there), pending and failed ones run.
     scheduler, client:
-        A Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``; default (and
-        ``[dask] scheduler`` unset): a LocalCluster of ``n_workers`` processes (default: one per core).
+        A Dask scheduler address (``tcp://host:8786``; validated by :func:`check_scheduler` and
+        connected to before the store is created) or a ``distributed.Client``; default (and ``[dask]
+        scheduler`` unset): a LocalCluster of ``n_workers`` processes (default: one per core).
     overwrite:
-        Delete an existing store and start afresh.
+        Delete an existing store and start afresh -- only a store this package wrote, never the
+        working directory, its parents or the config's folder.
+
+    Raises ``ValueError`` for bad input (a one-line message), ``InsufficientMemoryError`` (a
+    ``MemoryError``) when a point cannot fit in a worker's memory, :class:`SweepError` when the local
+    cluster does not start; in each case nothing has been computed and no store created.
     """
     cfg = config if isinstance(config, SweepConfig) else load_config(config)
     path = Path(store) if store is not None else cfg.store
@@ -130,16 +284,28 @@ def run(config: Any, *, store: str | os.PathLike | None = None, scheduler: str |
     threads_per_worker = threads_per_worker or cfg.dask.get("threads_per_worker")
     if n_workers is not None and (isinstance(n_workers, bool) or int(n_workers) < 1):
         raise ValueError(f"n_workers: must be a positive integer, got {n_workers!r}")
+    if scheduler and client is None:
+        scheduler = check_scheduler(scheduler)
     from tqdm.auto import tqdm
 
-    with Store.create_or_open(path, cfg, overwrite=overwrite) as st:
+    # lock, check and verify first; the cluster is connected to (and each point's memory checked)
+    # before the store is created, so a failure there leaves nothing behind
+    with Store.prepare(path, cfg, overwrite=overwrite) as st:
         todo = st.pending()
-        if todo:
+        if not todo:
+            st.materialise()
+        else:
+            local = client is None and not scheduler
+            if local:
+                _check_point_memory(cfg, todo)
             costs = _costs(cfg, todo)
             order = sorted(todo, key=lambda f: -costs.get(f, 0.0))  # longest first: better packing
             with _client(scheduler, n_workers, threads_per_worker, len(todo), client) as (c, where):
                 from distributed import as_completed
 
+                if not local:
+                    _check_point_memory(cfg, todo, c, local=False)
+                st.materialise()
                 run_id = st.start_run(cluster=where, points=len(todo))
                 token = uuid.uuid4().hex[:8]
                 points = [cfg.point(flat) for flat in order]
@@ -152,7 +318,7 @@ def run(config: Any, *, store: str | os.PathLike | None = None, scheduler: str |
                 bar = tqdm(total=len(todo), desc=cfg.name, unit="pt", disable=not progress)
                 counts = {"done": 0, "error": 0}
                 try:
-                    for fut in as_completed(futures):
+                    for fut in as_completed(futures, loop=c.loop):  # c is not the default client
                         flat = futures.pop(fut)
                         try:
                             result, error, seconds = fut.result()
@@ -320,7 +486,10 @@ def estimate(config: Any, *, store: str | os.PathLike | None = None, n_workers: 
         worker_mem = psutil.virtual_memory().total / max(workers, 1)
     except Exception:  # noqa: BLE001
         pass
-    if mem is not None and worker_mem is not None and mem > 0.8 * worker_mem:
+    if mem is not None and mem > 0.9 * available_memory():
+        notes.append(f"a task needs ~{_bytes(mem)}, more than the {_bytes(available_memory())} available here: a run "
+                     "on a LocalCluster refuses it; reduce the point's sizes (e.g. N)")
+    elif mem is not None and worker_mem is not None and mem > 0.8 * worker_mem:
         notes.append("a task may need more memory than one worker gets; use fewer workers (--workers)")
     return Estimate(points=cfg.size, pending=len(pending), seeds=n_seeds, n_workers=workers, seconds_serial=serial,
                     seconds_wall=wall, setup_seconds=(sum(setups.values()) * scale_setup / max(len(setups), 1))

@@ -19,8 +19,18 @@ Seeds of one point are batched into one task: with ``vectorised=True`` the calla
 at once (e.g. the compiled, seed-vectorised SGD); otherwise the runner loops over them inside the task.
 
 Built-in runners are imported lazily by name (``"online.ode"`` -> :mod:`learndyn.sweep.runners.online`),
-so a theory module that is missing or broken never breaks the sweep package; a config may also name a
-runner by import path, ``"package.module:attribute"``.
+so a theory module that is missing or broken never breaks the sweep package.
+
+Configs are code: naming a runner runs the code behind it. So a config may name only
+
+* a built-in runner (:data:`BUILTIN_RUNNERS`);
+* a runner registered in this process with :func:`register`;
+* a runner an installed package declares in the entry-point group ``learndyn.sweep_runners``
+  (``[project.entry-points."learndyn.sweep_runners"] my-runner = "my_pkg.runners:RUNNER"``), loaded
+  only when a config names it;
+* an import path ``"package.module:attribute"`` only with ``allow_import=True`` (command line:
+  ``--allow-import``), which imports that module -- from the working directory too -- exactly as a
+  script would. Trust such a config as you would trust a script.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import numpy as np
 
 __all__ = [
     "Option", "Output", "PointResult", "Runner", "options_from", "problem_from_signature", "register", "get_runner",
-    "available_runners", "BUILTIN_RUNNERS",
+    "available_runners", "BUILTIN_RUNNERS", "ENTRY_POINT_GROUP",
 ]
 
 _MISSING = dataclasses.MISSING
@@ -274,6 +284,19 @@ BUILTIN_RUNNERS: dict[str, str] = {
 
 _REGISTERED: dict[str, Runner] = {}
 
+#: entry-point group through which installed packages offer sweep runners (name -> "module:attribute")
+ENTRY_POINT_GROUP = "learndyn.sweep_runners"
+
+
+def _entry_points() -> dict[str, Any]:
+    """The runners installed packages declare in :data:`ENTRY_POINT_GROUP` (nothing is imported)."""
+    from importlib.metadata import entry_points
+
+    try:
+        return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    except Exception:  # noqa: BLE001 - broken package metadata must not break the sweep package
+        return {}
+
 
 def register(runner: Runner, *, replace: bool = False) -> Runner:
     """Register a runner under ``runner.name`` (in this process; workers receive the runner object
@@ -294,11 +317,13 @@ def _import_ref(ref: str) -> Any:
     return obj
 
 
-def get_runner(name: str) -> Runner:
-    """The runner called ``name``: a registered or built-in name, or an import path ``"pkg.mod:attr"``.
+def get_runner(name: str, *, allow_import: bool = False) -> Runner:
+    """The runner called ``name``: a registered or built-in name, an entry point of the group
+    ``learndyn.sweep_runners``, or -- only with ``allow_import=True`` -- an import path ``"pkg.mod:attr"``
+    (which imports and runs that module: trust the config as you would a script).
 
-    Raises ``ValueError`` naming the allowed runners when the name is unknown, and saying why when a
-    built-in runner's theory module is not available.
+    Raises ``ValueError`` naming the allowed runners when the name is unknown, saying why when a
+    built-in runner's theory module is not available, and saying how to allow an import path.
     """
     if isinstance(name, Runner):
         return name
@@ -306,19 +331,32 @@ def get_runner(name: str) -> Runner:
         raise ValueError(f"sweep.runner: expected a runner name, got {name!r}")
     if name in _REGISTERED:
         return _REGISTERED[name]
+    eps = {} if name in BUILTIN_RUNNERS else _entry_points()
     if name in BUILTIN_RUNNERS:
         try:
             runner = _import_ref(BUILTIN_RUNNERS[name])
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"sweep.runner: {name!r} is not available here ({type(exc).__name__}: {exc})") from None
+    elif name in eps:
+        try:
+            runner = eps[name].load()
+        except Exception as exc:  # noqa: BLE001 - an installed plug-in that fails to import
+            raise ValueError(f"sweep.runner: the installed runner {name!r} ({eps[name].value}) failed to load "
+                             f"({type(exc).__name__}: {exc})") from None
     elif ":" in name:
+        if not allow_import:
+            raise ValueError(
+                f"sweep.runner: {name!r} is an import path, and importing a module a config names runs its code; "
+                f"use a registered runner ({ENTRY_POINT_GROUP} entry point, or learndyn.sweep.register), or pass "
+                "--allow-import (allow_import=True) if you trust this config like a script")
         try:
             runner = _import_ref(name)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"sweep.runner: cannot import {name!r} ({type(exc).__name__}: {exc})") from None
     else:
-        allowed = sorted(set(BUILTIN_RUNNERS) | set(_REGISTERED))
-        raise ValueError(f"sweep.runner: unknown runner {name!r}; allowed are {allowed} or an import path "
+        allowed = sorted(set(BUILTIN_RUNNERS) | set(_REGISTERED) | set(eps))
+        raise ValueError(f"sweep.runner: unknown runner {name!r}; allowed are {allowed}, a runner registered "
+                         f"through the {ENTRY_POINT_GROUP!r} entry points, or with --allow-import an import path "
                          "'package.module:attribute'")
     if not isinstance(runner, Runner):
         raise ValueError(f"sweep.runner: {name!r} is a {type(runner).__name__}, not a learndyn.sweep.Runner")
@@ -328,7 +366,7 @@ def get_runner(name: str) -> Runner:
 def available_runners() -> dict[str, str]:
     """Every known runner name -> its description, or why it is unavailable."""
     out = {}
-    for name in sorted(set(BUILTIN_RUNNERS) | set(_REGISTERED)):
+    for name in sorted(set(BUILTIN_RUNNERS) | set(_REGISTERED) | set(_entry_points())):
         try:
             out[name] = get_runner(name).description or "(no description)"
         except ValueError as exc:

@@ -13,11 +13,19 @@ Layout (Zarr format 2, readable with ``xarray.open_zarr``):
   and one entry per invocation in ``runs``.
 
 Exactly once: a point's status is written *after* its values, by the single client process that
-owns the store (an exclusive ``flock`` on the hidden sibling file ``.<store>.lock``). The small
+owns the store (an exclusive ``flock`` on the hidden sibling file ``.<store>.lock`` of the store's
+*resolved* path, so every spelling of one store -- a symlink included -- shares one lock; the file is
+removed when the store is closed). The small
 bookkeeping arrays are kept in memory and flushed (status last) at most once a second and when the
 run ends, so per-point cost stays a few chunk writes. A point whose stored status says done is never
 recomputed; a point whose status was not yet flushed when the process died is recomputed and
 overwrites the same chunks, so nothing is duplicated and nothing half-written is ever marked done.
+
+Verified on every open (resume, :func:`open_store`, :func:`status`): each chunk of a finished point
+must exist (every chunk is written, even one equal to the fill value) and decode to its size; a point
+whose data is missing or unreadable counts as pending again, with a warning naming it, and is
+recomputed by the next run. ``overwrite`` deletes only a store this package wrote
+(:func:`check_deletable`).
 """
 
 from __future__ import annotations
@@ -46,6 +54,11 @@ PENDING, DONE, FLAGGED, ERROR = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FLAGGED: "done (flagged)", ERROR: "error"}
 _MESSAGE_LEN = 240
 _BOOK = ("sweep_status", "sweep_run", "sweep_seconds", "sweep_message")
+_BOOK_FILL = {"sweep_status": (PENDING, np.int8), "sweep_run": (-1, np.int32), "sweep_seconds": (np.nan, np.float64),
+              "sweep_message": ("", f"<U{_MESSAGE_LEN}")}
+#: 2: every written chunk is stored, even one equal to the fill value, so a missing chunk of a finished
+#: point means lost data; the store carries the marker attribute ``learndyn_store = "sweep"``
+_STORE_VERSION = 2
 
 
 def _now() -> str:
@@ -159,10 +172,15 @@ def _fmt_coords(coords: Mapping[str, Any]) -> str:
 
 
 class Store:
-    """A sweep's Zarr store, opened for writing by one process at a time (see the module docstring)."""
+    """A sweep's Zarr store, opened for writing by one process at a time (see the module docstring).
+
+    ``path`` is the path as given (shown in messages); every file operation and the lock use its
+    resolved form ``real`` (symlinks followed), so two spellings of one store share one lock.
+    """
 
     def __init__(self, path: str | os.PathLike, cfg: SweepConfig) -> None:
         self.path = Path(path)
+        self.real = self.path.resolve()
         self.cfg = cfg
         self._group = None
         self._layout: _Layout | None = None
@@ -172,6 +190,8 @@ class Store:
         self._dirty = False
         self._last_flush = 0.0
         self._flush_cost = 0.0
+        self._needs_create = False
+        self._overwrite = False
         #: bookkeeping (status, run, seconds, message) is written at most this often (seconds); a
         #: point finished since the last flush counts as pending after a kill and is recomputed
         self.flush_interval = 1.0
@@ -182,42 +202,92 @@ class Store:
         """Open the store of ``cfg`` at ``path`` (creating it if needed) and take its lock.
 
         An existing store must have been created by the same sweep (identity hash of runner, problem,
-        options with defaults, grid and seeds); otherwise ``ValueError`` says what differs.
-        ``overwrite=True`` deletes an existing store first.
+        options with defaults, grid and seeds); otherwise ``ValueError`` says what differs. Its finished
+        points are verified: one whose data is missing or unreadable is pending again (a warning names
+        it). ``overwrite=True`` deletes an existing store first -- only a store this package wrote, and
+        never the working directory, a parent of it, or the config's folder (:func:`check_deletable`).
         """
-        store = cls(path, cfg)
-        store._acquire()
+        store = cls.prepare(path, cfg, overwrite=overwrite)
         try:
-            if overwrite and store.path.exists():
-                store._clear()
-            if not (store.path / ".zgroup").exists():
-                if store.path.exists() and any(store.path.iterdir()):
-                    raise ValueError(f"store: {store.path} exists and is not a learndyn sweep store")
-                store._create()
-            else:
-                store._check_identity()
-            import zarr
-
-            store._group = zarr.open_group(str(store.path), mode="r+", zarr_format=2)
+            store.materialise()
         except BaseException:
             store.close()
             raise
         return store
 
+    @classmethod
+    def prepare(cls, path: str | os.PathLike, cfg: SweepConfig, *, overwrite: bool = False) -> "Store":
+        """Take the lock and check the path; open (and verify) an existing store of the same sweep.
+        A new store is created, or an old one deleted for ``overwrite``, only by :meth:`materialise`
+        (so a run can connect to its cluster first and leave nothing behind when that fails)."""
+        store = cls(path, cfg)
+        store._overwrite = overwrite
+        if store.real.exists() and not store.real.is_dir():
+            raise ValueError(f"store: {store.path} is a file, not a sweep store directory; choose another store path")
+        store._acquire()
+        try:
+            if overwrite and store.real.exists():
+                check_deletable(store.path, cfg)
+                store._needs_create = True
+            elif (store.real / ".zgroup").exists():
+                store._check_identity()
+                store._open_group()
+                store._repair()
+            elif store.real.exists() and any(store.real.iterdir()):
+                raise ValueError(f"store: {store.path} exists and is not a learndyn sweep store; choose another "
+                                 "store path (--store)")
+            else:
+                store._needs_create = True
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def materialise(self) -> None:
+        """Delete the old store (``overwrite``) and create the new one, if :meth:`prepare` found one due."""
+        if self._needs_create:
+            if self._overwrite and self.real.exists():
+                check_deletable(self.path, self.cfg)
+                self._clear()
+            self._create()
+            self._open_group()
+            self._needs_create = False
+
+    def _open_group(self) -> None:
+        import zarr
+
+        try:
+            self._group = zarr.open_group(str(self.real), mode="r+", zarr_format=2)
+        except Exception as exc:  # noqa: BLE001 - damaged metadata
+            raise ValueError(f"store: {self.path} cannot be opened ({_one_line(exc)}); its metadata is damaged: "
+                             "move it away (or delete it) and run the sweep again") from None
+        self._arrays.clear()
+        self._book = None
+
     @property
     def lock_path(self) -> Path:
-        """The lock file: a hidden sibling of the store (inside it, it would count as store content)."""
-        return self.path.parent / f".{self.path.name}.lock"
+        """The lock file: a hidden sibling of the (resolved) store, removed when the store is closed."""
+        return self.real.parent / f".{self.real.name}.lock"
 
     def _acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        self.real.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ValueError(f"store: {self.path} is in use by another sweep process (lock {self.lock_path}); "
+                                 "wait for it or stop it first") from None
+            # the holder removes the lock file before it unlocks: if the file we locked is no longer
+            # the one at lock_path, another process got in between; lock the current file instead
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.lock_path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise ValueError(f"store: {self.path} is in use by another sweep process (lock {self.lock_path}); "
-                             "wait for it or stop it first") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
@@ -231,6 +301,10 @@ class Store:
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
+            try:
+                os.unlink(self.lock_path)  # while still holding it (see _acquire)
+            except FileNotFoundError:
+                pass
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -242,7 +316,7 @@ class Store:
         self.close()
 
     def _clear(self) -> None:
-        shutil.rmtree(self.path)
+        shutil.rmtree(self.real)
 
     def _create(self) -> None:
         import dask.array as da
@@ -304,12 +378,15 @@ class Store:
             "grid_dims": json.dumps(list(grid_dims)),
             "created": _now(),
             "runs": json.dumps([]),
+            "learndyn_store": "sweep",
+            "learndyn_store_version": _STORE_VERSION,
+            "outputs": json.dumps(list(lay.outputs)),
         }
         ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
         # built in a temporary directory and renamed into place: a store exists whole or not at all
-        for stale in self.path.parent.glob(f".{self.path.name}.creating-*"):
+        for stale in self.real.parent.glob(f".{self.real.name}.creating-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = self.path.parent / f".{self.path.name}.creating-{os.getpid()}"
+        tmp = self.real.parent / f".{self.real.name}.creating-{os.getpid()}"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -317,18 +394,15 @@ class Store:
                            encoding=encoding)
                 # the small bookkeeping arrays and coordinates are written in full now
                 ds[list(_BOOK)].to_zarr(str(tmp), mode="r+", zarr_format=2, consolidated=False)
-            if self.path.exists():
-                self.path.rmdir()  # an empty directory (checked by the caller)
-            os.rename(tmp, self.path)
+            if self.real.exists():
+                self.real.rmdir()  # an empty directory (checked by the caller)
+            os.rename(tmp, self.real)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def _check_identity(self) -> None:
-        import zarr
-
-        g = zarr.open_group(str(self.path), mode="r", zarr_format=2)
-        attrs = dict(g.attrs)
+        attrs = _read_attrs(self.real, self.path)
         if attrs.get("identity_hash") == self.cfg.identity_hash():
             from .. import __version__
 
@@ -358,15 +432,35 @@ class Store:
 
     def _array(self, name: str):
         if name not in self._arrays:
-            self._arrays[name] = self.group[name]
+            arr = self.group[name]
+            if name not in _BOOK:  # store every chunk, so that a missing one means lost data
+                arr = arr.with_config({"write_empty_chunks": True})
+            self._arrays[name] = arr
         return self._arrays[name]
 
     @property
     def book(self) -> dict[str, np.ndarray]:
         """In-memory bookkeeping arrays (flat over the grid), written back by :meth:`flush`."""
         if self._book is None:
-            self._book = {name: np.array(self._array(name)[...]).reshape(-1) for name in _BOOK}
+            self._book, problems = _load_book(self.real, self.cfg.shape, self.group)
+            if problems:
+                self._dirty = True  # rewritten whole at the next flush
+                warnings.warn(f"store {self.path}: {'; '.join(problems)}", RuntimeWarning, stacklevel=2)
         return self._book
+
+    def _repair(self) -> None:
+        """Finished points whose stored data is missing or unreadable become pending again."""
+        book = self.book
+        bad = _damaged(self.real, _read_attrs(self.real, self.path), book["sweep_status"], self.cfg.shape)
+        if not bad:
+            return
+        for flat, why in bad.items():
+            book["sweep_status"][flat] = PENDING
+            book["sweep_message"][flat] = f"data lost ({why}); recomputed"[:_MESSAGE_LEN]
+        self._dirty = True
+        self.flush()
+        warnings.warn(_damage_message(self.path, bad, self.cfg.coords, "they are pending again and will be "
+                                      "recomputed"), RuntimeWarning, stacklevel=3)
 
     def flush(self) -> None:
         """Write the bookkeeping arrays: message, seconds and run first, the status last."""
@@ -382,11 +476,6 @@ class Store:
 
     def statuses(self) -> np.ndarray:
         return self.book["sweep_status"].copy()
-
-    def pending(self) -> list[int]:
-        """Flat indices of the points still to compute (pending or failed)."""
-        st = self.statuses()
-        return [int(i) for i in np.flatnonzero((st == PENDING) | (st == ERROR))]
 
     def start_run(self, **info: Any) -> int:
         runs = json.loads(self.group.attrs.get("runs", "[]"))
@@ -439,6 +528,14 @@ class Store:
             self.flush()
         return code
 
+    def pending(self) -> list[int]:
+        """Flat indices of the points still to compute (pending or failed; every point of a store
+        that :meth:`materialise` has yet to create)."""
+        if self._needs_create:
+            return list(range(self.cfg.size))
+        st = self.statuses()
+        return [int(i) for i in np.flatnonzero((st == PENDING) | (st == ERROR))]
+
     def status(self) -> StoreStatus:
         return status(self.path)
 
@@ -446,42 +543,262 @@ class Store:
         return open_store(self.path)
 
 
-def _open_raw(path: str | os.PathLike) -> xr.Dataset:
-    path = Path(path)
-    if not (path / ".zgroup").exists():
-        raise ValueError(f"store: {path} is not a learndyn sweep store (no .zgroup)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # chunks=None: plain lazily indexed arrays, read here (never by a Dask cluster that may be active)
-        return xr.open_zarr(str(path), consolidated=False, zarr_format=2, chunks=None)
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:200]
+
+
+def _read_attrs(real: Path, shown: Path | None = None) -> dict[str, Any]:
+    """The store's root attributes (``.zattrs``), or a one-line ``ValueError`` when they are damaged."""
+    shown = shown if shown is not None else real
+    try:
+        attrs = json.loads((real / ".zattrs").read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"store: {shown}/.zattrs is damaged ({_one_line(exc)}); the store cannot be identified: "
+                         "restore the file, or move the store away and run the sweep again") from None
+    if not isinstance(attrs, dict):
+        raise ValueError(f"store: {shown}/.zattrs is damaged (not a JSON object); restore the file, or move the "
+                         "store away and run the sweep again")
+    return attrs
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a sweep store this package wrote: a Zarr group whose attributes carry the
+    marker ``learndyn_store = "sweep"`` (or, for stores of older versions, the sweep's identity hash,
+    grid dimensions and run records that only this package writes)."""
+    real = Path(path).resolve()
+    if not real.is_dir() or not (real / ".zgroup").is_file():
+        return False
+    try:
+        attrs = _read_attrs(real)
+    except ValueError:
+        return False
+    if attrs.get("learndyn_store") == "sweep":
+        return True
+    return (all(k in attrs for k in ("identity_hash", "grid_dims", "runs", "learndyn_version"))
+            and str(attrs.get("title", "")).startswith("learndyn sweep"))
+
+
+def check_deletable(path: str | os.PathLike, cfg: SweepConfig | None = None) -> None:
+    """Refuse (``ValueError``) to delete ``path`` for ``overwrite`` unless it is a store this package
+    wrote (:func:`is_store`), and never the working directory, one of its parents, the config's folder
+    or one of its parents, or the home or root directory -- whatever the path names."""
+    shown = Path(path)
+    real = shown.resolve()
+    cwd = Path.cwd().resolve()
+    guarded = {"the working directory": cwd, "the home directory": Path.home().resolve(),
+               "the root directory": Path(real.anchor)}
+    if cfg is not None and cfg.path is not None:
+        guarded["the folder of the config"] = Path(cfg.path).resolve().parent
+    for what, p in guarded.items():
+        if real == p or p.is_relative_to(real):
+            raise ValueError(f"store: refusing to delete {shown} for --overwrite: it is {what}"
+                             f"{'' if real == p else ' or a parent of it'}; give a store path of its own (--store)")
+    if not is_store(real):
+        raise ValueError(f"store: refusing to delete {shown} for --overwrite: it is not a sweep store written by "
+                         "learndyn; choose another store path, or remove it yourself if you mean to")
+
+
+def _load_book(real: Path, shape: tuple[int, ...], group: Any = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The bookkeeping arrays (flat); an unreadable one is replaced by its fill (status: pending) and
+    reported in the list of problems."""
+    import zarr
+
+    size = int(np.prod(shape, dtype=np.int64))
+    book, problems = {}, []
+    try:
+        g = group if group is not None else zarr.open_group(str(real), mode="r", zarr_format=2)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"store: {real} cannot be opened ({_one_line(exc)}); its metadata is damaged") from None
+    for name in _BOOK:
+        fill, dtype = _BOOK_FILL[name]
+        try:
+            arr = np.array(g[name][...]).reshape(-1)
+            if arr.size != size:
+                raise ValueError(f"{arr.size} entries, expected {size}")
+        except Exception as exc:  # noqa: BLE001 - damaged chunk or metadata
+            arr = np.full(size, fill, dtype=dtype)
+            what = "every point counts as pending and is recomputed" if name == "sweep_status" else "reset"
+            problems.append(f"{name} is unreadable ({_one_line(exc)}); {what}")
+        book[name] = arr
+    return book, problems
+
+
+def _output_names(real: Path, attrs: Mapping[str, Any]) -> list[str]:
+    if "outputs" in attrs:
+        return list(json.loads(attrs["outputs"]))
+    # a store of an older version: the arrays on the grid dimensions that are not bookkeeping or coordinates
+    grid_dims = json.loads(attrs.get("grid_dims", "[]"))
+    zipped = set()
+    try:
+        for table in json.loads(attrs.get("config", "{}")).get("zip", {}).values():
+            zipped |= set(table)
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    out = []
+    for child in sorted(real.iterdir()):
+        name = child.name
+        if name in _BOOK or name in grid_dims or name in zipped or name.endswith("_values"):
+            continue
+        try:
+            dims = json.loads((child / ".zattrs").read_text()).get("_ARRAY_DIMENSIONS", [])
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        if list(dims[:len(grid_dims)]) == list(grid_dims):
+            out.append(name)
+    return out
+
+
+def _damaged(real: Path, attrs: Mapping[str, Any], status_flat: np.ndarray, shape: tuple[int, ...]) -> dict[int, str]:
+    """``flat -> what is wrong`` for every finished point whose stored values are missing (a chunk file
+    gone; stores of version >= 2, which store every chunk) or unreadable (a chunk that does not decode
+    to its size). Each chunk is read and decoded on its own, one at a time."""
+    import numcodecs
+
+    done = np.flatnonzero((status_flat == DONE) | (status_flat == FLAGGED))
+    if done.size == 0:
+        return {}
+    check_missing = int(attrs.get("learndyn_store_version", 1)) >= 2
+    bad: dict[int, str] = {}
+    for name in _output_names(real, attrs):
+        try:
+            meta = json.loads((real / name / ".zarray").read_text())
+            codec = numcodecs.get_codec(dict(meta["compressor"])) if meta.get("compressor") else None
+            filters = [numcodecs.get_codec(dict(f)) for f in meta.get("filters") or []]
+            nbytes = int(np.prod(meta["chunks"], dtype=np.int64)) * np.dtype(meta["dtype"]).itemsize
+            sep = meta.get("dimension_separator") or "."
+            n_extra = len(meta["shape"]) - len(shape)
+        except Exception as exc:  # noqa: BLE001 - damaged or missing metadata of the variable
+            for flat in done:
+                bad.setdefault(int(flat), f"{name}: metadata unreadable ({_one_line(exc)})")
+            continue
+        for flat in done:
+            idx = np.unravel_index(int(flat), shape) if shape else ()
+            key = sep.join([str(int(i)) for i in idx] + ["0"] * n_extra) or "0"
+            try:
+                raw = (real / name / key).read_bytes()
+            except FileNotFoundError:
+                if check_missing:
+                    bad.setdefault(int(flat), f"{name}: chunk {key} missing")
+                continue
+            except OSError as exc:
+                bad.setdefault(int(flat), f"{name}: chunk {key} unreadable ({_one_line(exc)})")
+                continue
+            try:
+                data = codec.decode(raw) if codec is not None else raw
+                for flt in reversed(filters):
+                    data = flt.decode(data)
+                got = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8).size
+                if got != nbytes:
+                    raise ValueError(f"{got} bytes, expected {nbytes}")
+            except Exception as exc:  # noqa: BLE001 - any decoding failure
+                bad.setdefault(int(flat), f"{name}: chunk {key} unreadable ({_one_line(exc)})")
+    return bad
+
+
+def _damage_message(shown: Path, bad: Mapping[int, str], coords: Any, consequence: str, limit: int = 5) -> str:
+    items = sorted(bad.items())
+    listed = "; ".join(f"{_fmt_coords(coords(f))} ({why})" for f, why in items[:limit])
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return (f"store {shown}: {len(items)} finished point(s) have missing or unreadable data: {listed}{more}; "
+            f"{consequence}")
+
+
+def _store_dir(path: str | os.PathLike) -> Path:
+    """The resolved store directory, or a one-line ``ValueError`` saying why ``path`` is not a store."""
+    shown = Path(path)
+    real = shown.resolve()
+    if real.exists() and not real.is_dir():
+        raise ValueError(f"store: {shown} is a file, not a sweep store directory")
+    if not (real / ".zgroup").exists():
+        raise ValueError(f"store: {shown} is not a learndyn sweep store (no .zgroup)")
+    return real
+
+
+class _Verified:
+    """A store opened for reading: lazily indexed dataset, bookkeeping and damaged points."""
+
+    def __init__(self, path: str | os.PathLike, consequence: str) -> None:
+        self.shown = Path(path)
+        self.real = _store_dir(path)
+        attrs = _read_attrs(self.real, self.shown)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # chunks=None: plain lazily indexed arrays, read here (never by a Dask cluster that may be active)
+                self.ds = xr.open_zarr(str(self.real), consolidated=False, zarr_format=2, chunks=None)
+        except Exception as exc:  # noqa: BLE001 - damaged metadata
+            raise ValueError(f"store: {self.shown} cannot be opened ({_one_line(exc)}); its metadata is damaged: "
+                             "move it away (or delete it) and run the sweep again") from None
+        self.grid_dims = json.loads(attrs.get("grid_dims", "[]"))
+        self.shape = tuple(int(self.ds.sizes[d]) for d in self.grid_dims)
+        self.book, problems = _load_book(self.real, self.shape)
+        self.bad = _damaged(self.real, attrs, self.book["sweep_status"], self.shape)
+        for flat in self.bad:
+            self.book["sweep_status"][flat] = PENDING
+        if problems:
+            warnings.warn(f"store {self.shown}: {'; '.join(problems)}", RuntimeWarning, stacklevel=3)
+        if self.bad:
+            warnings.warn(_damage_message(self.shown, self.bad, self.coords, consequence), RuntimeWarning,
+                          stacklevel=3)
+
+    def coords(self, flat: int) -> dict[str, Any]:
+        idx = np.unravel_index(flat, self.shape) if self.shape else ()
+        return {d: self.ds[d].values[i].item() for d, i in zip(self.grid_dims, idx)}
 
 
 def open_store(path: str | os.PathLike, *, only_done: bool = True) -> xr.Dataset:
     """Load a sweep store as one ``xarray.Dataset`` (into memory). With ``only_done`` the values of
-    points that are not done are NaN (a failed point may hold part of an earlier attempt)."""
-    ds = _open_raw(path).load()
+    points that are not done are NaN (a failed point may hold part of an earlier attempt).
+
+    Finished points are verified first: one whose data is missing or unreadable counts as pending
+    (``sweep_status`` 0 in the returned dataset, a warning names it; the next run recomputes it), and
+    an unreadable chunk reads as missing values instead of making the whole store unreadable."""
+    v = _Verified(path, "they count as pending (the next run recomputes them)")
+    ds = v.ds
+    gshape = v.shape
+    for name in list(ds.variables):
+        if name in _BOOK:
+            continue
+        var = ds.variables[name]
+        try:
+            var.load()
+        except Exception:  # noqa: BLE001 - a damaged chunk: read the variable point by point
+            if tuple(var.dims[:len(v.grid_dims)]) != tuple(v.grid_dims) or not gshape:
+                raise ValueError(f"store: {v.shown}: variable {name!r} cannot be read; its data is damaged: move "
+                                 "the store away and run the sweep again") from None
+            fill = np.nan if var.dtype.kind == "f" else -1
+            data = np.full(var.shape, fill, dtype=var.dtype)
+            for flat in range(int(np.prod(gshape))):
+                idx = np.unravel_index(flat, gshape)
+                try:
+                    data[idx] = np.asarray(var[idx].values)
+                except Exception:  # noqa: BLE001
+                    if flat not in v.bad and v.book["sweep_status"][flat] in (DONE, FLAGGED):
+                        v.book["sweep_status"][flat] = PENDING
+            ds[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+    for name in _BOOK:
+        ds[name] = xr.Variable(ds[name].dims, v.book[name].reshape(gshape), ds[name].attrs)
     if only_done:
         done = ds["sweep_status"].isin([DONE, FLAGGED])
-        grid_dims = json.loads(ds.attrs.get("grid_dims", "[]"))
         for name in list(ds.data_vars):
-            if name in _BOOK or not set(grid_dims) <= set(ds[name].dims):
+            if name in _BOOK or not set(v.grid_dims) <= set(ds[name].dims):
                 continue
             ds[name] = ds[name].where(done)
     return ds
 
 
 def status(path: str | os.PathLike) -> StoreStatus:
-    """Done / pending / failed counts of the store at ``path`` (the store need not be complete)."""
-    ds = _open_raw(path)
-    st = np.asarray(ds["sweep_status"].values)
-    msg = np.asarray(ds["sweep_message"].values)
-    secs = np.asarray(ds["sweep_seconds"].values)
-    grid_dims = json.loads(ds.attrs.get("grid_dims", "[]"))
-    coords = {d: ds[d].values for d in grid_dims}
-
-    def at(flat: int) -> dict[str, Any]:
-        idx = np.unravel_index(flat, st.shape) if st.shape else ()
-        return {d: coords[d][i].item() for d, i in zip(grid_dims, idx)}
+    """Done / pending / failed counts of the store at ``path`` (the store need not be complete). A
+    finished point whose data is missing or unreadable counts as pending (with a warning)."""
+    v = _Verified(path, "they count as pending (the next run recomputes them)")
+    ds = v.ds
+    st = v.book["sweep_status"].reshape(v.shape)
+    msg = v.book["sweep_message"].reshape(v.shape)
+    secs = v.book["sweep_seconds"]
+    at = v.coords
 
     flat_st = st.reshape(-1)
     flat_msg = msg.reshape(-1)
