@@ -93,7 +93,7 @@ CLI_ONLY = {
     **{f"reproduce {p}": {"figure", "claims", "progress"} for p in _REPRODUCE},
     # the sweep package's commands: a config file and a store, no Python counterparts with defaults
     "sweep": {"config", "dry_run", "calibrate", "store", "scheduler", "workers", "threads_per_worker", "overwrite",
-              "progress"},
+              "progress", "allow_import"},
     "sweep-status": {"store", "limit"},
     "sweep-runners": set(),
     "plot": {"store", "x", "y", "hue", "col", "sel", "logx", "logy", "out"},
