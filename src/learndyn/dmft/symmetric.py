@@ -119,8 +119,12 @@ def step_limits(problem: Problem, a=None, C=None) -> StepLimits:
     ``lambda_edge`` of the population rates ``abar eig(A h'(C) A)/m^2`` (``A = diag(a)``; for the symmetric
     state these are ``lambda^+ = alpha a^2 (h'(1) + (m-1) h'(C_o))/m`` once and ``lambda^- = alpha a^2 (h'(1) -
     h'(C_o))/m`` m-1 times) at ratio ``m d/n = 1/alpha``. Hence ``dt_explicit = 2/lambda_edge``; for ``m = 1``,
-    ``lambda_edge = alpha a^2 h'(1) (1 + 1/sqrt(alpha))^2``. Measured (150-600 steps, bisection): exact for
-    m = 1 (critical ``dt lambda_edge`` = 2.01-2.04), and 2-18 % conservative for m = 4, 16, 64.
+    ``lambda_edge = alpha a^2 h'(1) (1 + 1/sqrt(alpha))^2``. For m > 1 the equal-time rule ``C_o(t+dt, t+dt) =
+    2 C_o(t+dt, t) - C_o(t, t)`` (spec §3.2) is explicit too: linearised, it multiplies ``C_o(t,t)`` by
+    ``1 - 2 dt ((m-1) lambda^+ + lambda^-)/m`` per step, so also ``dt ((m-1) lambda^+ + lambda^-)/m < 1``
+    (non-symmetric states: ``dt max(lambda) < 1``). ``dt_explicit`` is the smaller. Measured (bisection, 150-600
+    steps): m = 1 critical at 1.00-1.02 x the limit, m = 4 at 1.05, m = 16 at 1.06, m = 64 (lazy; the equal-time
+    rule binds) at 1.03-1.08.
 
     **Implicit scheme**: the local rate is implicit, the rest of the spectrum stays explicit, so (i) the
     remaining rates obey ``dt (lambda_edge - 2 lambda^+) < 2``; (ii) the residual's self-response (the Volterra
@@ -141,6 +145,12 @@ def step_limits(problem: Problem, a=None, C=None) -> StepLimits:
     resid = float(np.mean(a * a)) * float(hs.d1(np.array(1.0))) / m
     single = not problem.pure_noise
     dt_exp = 2.0 / edge if edge > 0 else math.inf
+    if m > 1 and local > 0:  # the explicit equal-time rule for C_o(t, t)
+        if np.all(a == a[0]):  # symmetric state: lambda^+ once, lambda^- m-1 times
+            lam_m = float(np.min(pop)) if pop.size > 1 else 0.0
+            dt_exp = min(dt_exp, m / ((m - 1) * local + max(lam_m, 0.0)))
+        else:
+            dt_exp = min(dt_exp, 1.0 / local)
     lims = [1.0 / resid if resid > 0 else math.inf]
     if edge > 2.0 * local:
         lims.append(2.0 / (edge - 2.0 * local))
@@ -170,8 +180,9 @@ def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = 
             other = (f"or scheme='implicit' (stable below dt = {lim.dt_implicit:.4g})" if lim.dt_implicit > dt
                      else "(scheme='implicit' is unstable at this step too)")
             raise ValueError(
-                f"dt: {dt:g} exceeds the explicit-Euler stability limit dt < 2/lambda_edge = {dt_max:.4g} (lambda_edge "
-                f"= {lim.rate_edge:.4g}, the top of the relaxation spectrum; see learndyn.dmft.step_limits); use "
+                f"dt: {dt:g} exceeds the explicit-Euler stability limit {dt_max:.4g} (from the top of the relaxation "
+                f"spectrum, lambda_edge = {lim.rate_edge:.4g}, and the local rate {lim.rate_local:.4g}; see "
+                f"learndyn.dmft.step_limits); use "
                 f"dt <= {min(0.2 / lam, 0.9 * dt_max):.3g} for accuracy {other}, or allow_unstable=True"
             )
         raise ValueError(

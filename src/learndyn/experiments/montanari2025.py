@@ -178,12 +178,13 @@ class RunResult:
     wall_sim: float = 0.0
 
 
-def _solve(run: Run, prob: dmft.Problem):
+def _solve(run: Run, prob: dmft.Problem, progress: bool = True):
+    """The DMFT of ``run``, with a progress bar; Ctrl-C returns the computed part (status "interrupted ...")."""
     method = "auto" if prob.is_symmetric else "general"
     kw = {"scheme": run.scheme} if method == "auto" else {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dmft.StabilityWarning)
-        return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, **kw)
+        warnings.simplefilter("ignore", dmft.StabilityWarning)  # the recipes' steps are chosen for accuracy
+        return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, progress=progress, **kw)
 
 
 def simulate(run: Run, prob: dmft.Problem, seed: int = 0):
@@ -211,7 +212,8 @@ def execute(run: Run, with_sim: bool = True) -> RunResult:
     t0 = time.perf_counter()
     sol = _solve(run, prob)
     t1 = time.perf_counter()
-    sim = simulate(run, prob) if (with_sim and run.sim is not None) else None
+    interrupted = str(sol.status).startswith("interrupted")
+    sim = simulate(run, prob) if (with_sim and run.sim is not None and not interrupted) else None
     return RunResult(run, prob, sol, sim, t1 - t0, time.perf_counter() - t1)
 
 
@@ -467,6 +469,9 @@ def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: 
             msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
                    f"(e_tr) = {z:.1f}"
         log(msg)
+        if str(r.sol.status).startswith("interrupted"):
+            log("  interrupted: the figure shows the runs computed so far")
+            break
     out_dir = Path(out_dir)
     png_path = out_dir / f"montanari2025_fig{name}.png"
     ds = _dataset(spec, results, quick)
