@@ -76,7 +76,7 @@ class StepLimits:
         return self.dt_explicit if scheme == "euler" else self.dt_implicit
 
 
-def _mp_edge(pop: np.ndarray, ratio: float) -> float:
+def _mp_edge(pop: np.ndarray, ratio: float, weights: np.ndarray | None = None) -> float:
     """Upper edge of the spectrum of a sample covariance whose population eigenvalues are ``pop`` (equal weights)
     at dimension/sample ratio ``ratio`` (Silverstein & Choi 1995): the minimum over ``v in (-1/max(pop), 0)`` of
     ``x(v) = -1/v + ratio mean(pop/(1 + pop v))``, a convex function there (golden-section search). For a single
@@ -86,10 +86,11 @@ def _mp_edge(pop: np.ndarray, ratio: float) -> float:
     if tmax <= 0:
         return 0.0
     pos = np.clip(pop, 0.0, None)
+    w = np.full(pop.shape, 1.0 / pop.size) if weights is None else np.asarray(weights, dtype=np.float64)
 
     def x(u):  # v = -u / tmax, u in (0, 1)
         v = -u / tmax
-        return -1.0 / v + ratio * float(np.mean(pos / (1.0 + pos * v)))
+        return -1.0 / v + ratio * float(np.sum(w * pos / (1.0 + pos * v)))
 
     g = (math.sqrt(5.0) - 1.0) / 2.0
     lo, hi = 1e-15, 1.0 - 1e-15
@@ -137,10 +138,17 @@ def step_limits(problem: Problem, a=None, C=None) -> StepLimits:
     a = problem._initial_state[0] if a is None else np.broadcast_to(np.asarray(a, dtype=np.float64), (m,))
     C = problem._initial_state[1] if C is None else np.asarray(C, dtype=np.float64)
     hs = problem.h_series
-    A = np.diag(a)
-    G = A @ hs.d1(C) @ A
-    pop = problem.n_over_d * np.linalg.eigvalsh(0.5 * (G + G.T)) / m**2
-    edge = _mp_edge(pop, 1.0 / problem.alpha)
+    off = C[~np.eye(m, dtype=bool)]
+    if m > 1 and np.all(a == a[0]) and np.all(off == off[0]):  # symmetric: lambda^+ once, lambda^- m-1 times
+        h1, h0 = float(hs.d1(np.array(1.0))), float(hs.d1(np.array(off[0])))
+        pop = problem.alpha * a[0] ** 2 * np.array([h1 + (m - 1) * h0, h1 - h0]) / m
+        weights = np.array([1.0 / m, 1.0 - 1.0 / m])
+    else:
+        A = np.diag(a)
+        G = A @ hs.d1(C) @ A
+        pop = problem.n_over_d * np.linalg.eigvalsh(0.5 * (G + G.T)) / m**2
+        weights = None
+    edge = _mp_edge(pop, 1.0 / problem.alpha, weights)
     local = float(max(pop.max(), 0.0))
     resid = float(np.mean(a * a)) * float(hs.d1(np.array(1.0))) / m
     single = not problem.pure_noise
@@ -334,7 +342,7 @@ def solve_symmetric(
         bar = tqdm(total=N, desc="SymmDMFT", unit="step", mininterval=0.5)
     lim0 = step_limits(problem)
     limits_at = problem.stiffness  # lambda^+ at which the stability limit was last checked
-    limit_warned = False
+    limit_warned = dt >= lim0.dt_max(scheme)  # beyond it from the start (allow_unstable): check_step said so
 
     limiter = _blas_threads(blas_threads)
     n = 0
