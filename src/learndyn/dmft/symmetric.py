@@ -121,9 +121,10 @@ def step_limits(problem: Problem, a=None, C=None) -> StepLimits:
     state these are ``lambda^+ = alpha a^2 (h'(1) + (m-1) h'(C_o))/m`` once and ``lambda^- = alpha a^2 (h'(1) -
     h'(C_o))/m`` m-1 times) at ratio ``m d/n = 1/alpha``. Hence ``dt_explicit = 2/lambda_edge``; for ``m = 1``,
     ``lambda_edge = alpha a^2 h'(1) (1 + 1/sqrt(alpha))^2``. For m > 1 the equal-time rule ``C_o(t+dt, t+dt) =
-    2 C_o(t+dt, t) - C_o(t, t)`` (spec §3.2) is explicit too: linearised, it multiplies ``C_o(t,t)`` by
-    ``1 - 2 dt ((m-1) lambda^+ + lambda^-)/m`` per step, so also ``dt ((m-1) lambda^+ + lambda^-)/m < 1``
-    (non-symmetric states: ``dt max(lambda) < 1``). ``dt_explicit`` is the smaller. Measured (bisection, 150-600
+    2 C_o(t+dt, t) - C_o(t, t)`` (Montanari & Urbani 2025, App. D) is explicit too: linearised, it multiplies
+    ``C_o(t,t)`` by ``1 - 2 dt ((m-1) lambda^+ + lambda^-)/m`` per step, so also
+    ``dt ((m-1) lambda^+ + lambda^-)/m < 1`` (non-symmetric states: ``dt max(lambda) < 1``); ``dt_explicit`` is the
+    smaller. Measured (bisection, 150-600
     steps): m = 1 critical at 1.00-1.02 x the limit, m = 4 at 1.05, m = 16 at 1.06, m = 64 (lazy; the equal-time
     rule binds) at 1.03-1.08.
 
