@@ -159,7 +159,7 @@ def test_step_beyond_stability_bound_is_refused_or_warned():
         dmft.solve(p, t_max=0.2, dt=1.0 / lam)
     with warnings.catch_warnings():
         warnings.simplefilter("error", dmft.StabilityWarning)
-        dmft.solve(p, t_max=0.2, dt=2.5 / lam, scheme="implicit")  # not limited
+        dmft.solve(p, t_max=1.0, dt=2.5 / lam, scheme="implicit")  # below the implicit limit (7.77 / lam)
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from .problem import PowerSeries, Problem, hermite_coefficients
 from .results import GeneralSolution, SymmetricSolution
-from .symmetric import StabilityWarning, richardson, solve_symmetric
+from .symmetric import StabilityWarning, StepLimits, richardson, solve_symmetric, step_limits
 from . import reduced  # noqa: E402  (m -> infinity reduced systems)
 from . import gaussian_model  # noqa: E402  (simulations: Gaussian-model GD)
 from . import networks  # noqa: E402  (simulations: real two-layer networks, GD/SGD)
 
 __all__ = [
     "Problem", "PowerSeries", "hermite_coefficients", "solve", "solve_symmetric", "richardson",
-    "StabilityWarning", "SymmetricSolution", "GeneralSolution",
+    "StabilityWarning", "StepLimits", "step_limits", "SymmetricSolution", "GeneralSolution",
 ]
 
 

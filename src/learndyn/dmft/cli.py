@@ -75,8 +75,10 @@ def dmft_command(
             check_output_path(out.parent / (out.name + "_sim.nc"), name="--out")
         run = mu.Run("cli", {}, t_max=t_max, dt=dt, scheme=scheme,
                      sim=mu.Sim(simulate, d=d, seeds=seeds, batch=batch) if simulate else None)
-        sol = mu._solve(run, prob, progress=progress)
-        sim = mu.simulate(run, prob) if simulate else None
+        method = "auto" if prob.is_symmetric else "general"
+        sol = dmft.solve(prob, t_max=t_max, dt=dt, method=method, progress=progress,
+                         **({"scheme": scheme} if method == "auto" else {}))  # warnings are shown
+        sim = mu.simulate(run, prob) if simulate and not sol.status.startswith("interrupted") else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     nc = sol.save(out.with_suffix(".nc"))
@@ -84,11 +86,15 @@ def dmft_command(
     spec = mu.Figure("cli", f"m={m}, n/d={n_over_d:g}, tau={tau:g}, a0={a0:g}, {prob.label}", "curves", (), (),
                      panels=(("errors", "t"), ("a", "t"), ("v", "t")))
     png = mu._plot_curves(spec, [r], out.with_suffix(".png"))
-    typer.echo(f"DMFT status: {sol.status}; e_tr(t_max) = {sol.train_error[-1]:.6g}, e_ts(t_max) = "
-               f"{sol.test_error[-1]:.6g}, a(t_max) = {np.mean(sol.a[-1]):.6g}")
+    if sol.t.size == 0:
+        typer.echo(f"DMFT status: {sol.status}; no step was computed")
+        raise typer.Exit(code=2)
+    t_end = float(sol.t[-1])
+    typer.echo(f"DMFT status: {sol.status}; at t = {t_end:.6g} (last grid point{' <= t_max' if sol.ok else ''}): "
+               f"e_tr = {sol.train_error[-1]:.6g}, e_ts = {sol.test_error[-1]:.6g}, a = {np.mean(sol.a[-1]):.6g}")
     if sim is not None:
         sim.save(out.parent / (out.name + "_sim.nc"))
-        typer.echo(f"simulation ({sim.kind}, d={sim.d}, {sim.realisations} runs): e_tr(t_max) = "
+        typer.echo(f"simulation ({sim.kind}, d={sim.d}, {sim.realisations} runs): e_tr(t = {float(sim.t[-1]):.6g}) = "
                    f"{sim.mean('train_error')[-1]:.6g} ± {sim.sem('train_error')[-1]:.2g}")
     typer.echo(f"wrote {nc} and {png}")
     if not sol.ok:

@@ -481,8 +481,10 @@ class Problem:
     def stiffness(self) -> float:
         """Initial local relaxation rate ``lambda_fast = alpha a0^2 (h'(1)/m + (1 - 1/m) h'(C_o(0,0)))``
         (``≈ alpha a0^2 h'(0)`` for ``C_o = 0`` and large m; spec §3.3), ``a0 = max |a_i(0)|``: the rate of the
-        stiffest (mean-neuron) mode. Explicit Euler is stable only for ``dt * lambda_fast < 2`` and accurate
-        for ``dt * lambda_fast`` well below 1."""
+        stiffest (mean-neuron) mode. Explicit Euler is accurate for ``dt * lambda_fast`` well below 1; its stability
+        limit is lower than ``2/lambda_fast`` (the spread of the relaxation spectrum and the equal-time rule):
+        see :func:`learndyn.dmft.step_limits`.
+        """
         a, C, _ = self._initial_state
         amax = float(np.max(np.abs(a)))
         m = self.m

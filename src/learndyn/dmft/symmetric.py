@@ -36,14 +36,16 @@ from __future__ import annotations
 import math
 import time as _time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import blas
 
+from ..resources import check_memory
 from .problem import Problem
 from .results import SymmetricSolution
 
-__all__ = ["solve_symmetric", "richardson", "StabilityWarning", "check_step"]
+__all__ = ["solve_symmetric", "richardson", "StabilityWarning", "StepLimits", "check_step", "step_limits"]
 
 _spmv = blas.dspmv
 _tpmv = blas.dtpmv
@@ -51,32 +53,159 @@ _TINY = 1e-250  # flush-to-zero threshold (denormals slow the BLAS down by 100x,
 
 
 class StabilityWarning(UserWarning):
-    """The step exceeds (or approaches) the explicit-Euler stability bound of spec §3.3."""
+    """The step exceeds (or approaches) the stability bound of the chosen scheme (see :func:`step_limits`)."""
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """Step-size limits of the two schemes at one state ``(a, C)`` (see :func:`step_limits`).
+
+    ``rate_local``: the local (delta-part) relaxation rate of the stiff channel, ``lambda^+ = alpha a^2 h'^+/m``
+    (accuracy asks ``dt * rate_local`` well below 1); ``rate_edge``: the top of the Gauss-Newton relaxation
+    spectrum (Marchenko-Pastur edge); ``dt_explicit``, ``dt_implicit``: the largest stable steps.
+    """
+
+    rate_local: float
+    rate_edge: float
+    rate_residual: float
+    dt_explicit: float
+    dt_implicit: float
+    single_index: bool
+
+    def dt_max(self, scheme: str) -> float:
+        return self.dt_explicit if scheme == "euler" else self.dt_implicit
+
+
+def _mp_edge(pop: np.ndarray, ratio: float, weights: np.ndarray | None = None) -> float:
+    """Upper edge of the spectrum of a sample covariance whose population eigenvalues are ``pop`` (equal weights)
+    at dimension/sample ratio ``ratio`` (Silverstein & Choi 1995): the minimum over ``v in (-1/max(pop), 0)`` of
+    ``x(v) = -1/v + ratio mean(pop/(1 + pop v))``, a convex function there (golden-section search). For a single
+    population value ``t`` it is ``t (1 + sqrt(ratio))^2`` (Marchenko-Pastur)."""
+    pop = np.asarray(pop, dtype=np.float64)
+    tmax = float(pop.max()) if pop.size else 0.0
+    if tmax <= 0:
+        return 0.0
+    pos = np.clip(pop, 0.0, None)
+    w = np.full(pop.shape, 1.0 / pop.size) if weights is None else np.asarray(weights, dtype=np.float64)
+
+    def x(u):  # v = -u / tmax, u in (0, 1)
+        v = -u / tmax
+        return -1.0 / v + ratio * float(np.sum(w * pos / (1.0 + pos * v)))
+
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    lo, hi = 1e-15, 1.0 - 1e-15
+    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
+    fc, fd = x(c), x(d)
+    for _ in range(120):
+        if fc < fd:
+            hi, d, fd = d, c, fc
+            c = hi - g * (hi - lo)
+            fc = x(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + g * (hi - lo)
+            fd = x(d)
+    return min(fc, fd)
+
+
+def step_limits(problem: Problem, a=None, C=None) -> StepLimits:
+    r"""Stability limits of the explicit (``"euler"``) and ``"implicit"`` schemes at the state ``(a, C)``
+    (default: the initial state of ``problem``).
+
+    **Explicit Euler** is the large-d limit of projected GD with step ``dt`` on the Gaussian model (paper
+    App. D, Figs 6-7), so it is stable while ``dt`` times the largest relaxation rate stays below 2. Near the
+    start the rates are the eigenvalues of the Gauss-Newton operator ``(1/d) sum_mu g_mu g_mu^T``,
+    ``g_mu = grad_W f_mu``, whose population covariance is ``(a_i a_j h'(C_ij)/m^2) (x) I_d`` (m d dimensions,
+    n samples): a sample covariance, whose spectrum ends at the Marchenko-Pastur (Silverstein) edge
+    ``lambda_edge`` of the population rates ``abar eig(A h'(C) A)/m^2`` (``A = diag(a)``; for the symmetric
+    state these are ``lambda^+ = alpha a^2 (h'(1) + (m-1) h'(C_o))/m`` once and ``lambda^- = alpha a^2 (h'(1) -
+    h'(C_o))/m`` m-1 times) at ratio ``m d/n = 1/alpha``. Hence ``dt_explicit = 2/lambda_edge``; for ``m = 1``,
+    ``lambda_edge = alpha a^2 h'(1) (1 + 1/sqrt(alpha))^2``. For m > 1 the equal-time rule ``C_o(t+dt, t+dt) =
+    2 C_o(t+dt, t) - C_o(t, t)`` (Montanari & Urbani 2025, App. D) is explicit too: linearised, it multiplies
+    ``C_o(t,t)`` by ``1 - 2 dt ((m-1) lambda^+ + lambda^-)/m`` per step, so also
+    ``dt ((m-1) lambda^+ + lambda^-)/m < 1`` (non-symmetric states: ``dt max(lambda) < 1``); ``dt_explicit`` is the
+    smaller. Measured (bisection, 150-600
+    steps): m = 1 critical at 1.00-1.02 x the limit, m = 4 at 1.05, m = 16 at 1.06, m = 64 (lazy; the equal-time
+    rule binds) at 1.03-1.08.
+
+    **Implicit scheme**: the local rate is implicit, the rest of the spectrum stays explicit, so (i) the
+    remaining rates obey ``dt (lambda_edge - 2 lambda^+) < 2``; (ii) the residual's self-response (the Volterra
+    equation (E7) for ``R_A``) is explicit with lag-one kernel ``dt Sigma_R(t + dt, t) ~ dt mean(a^2) h'(1)/m``:
+    measured stable only for ``dt mean(a^2) h'(1)/m < 1.05-1.22`` (six problems); we use ``< 1``; (iii) for a
+    single-index target the latent overlap ``v`` is updated explicitly with the local rate: measured stable for
+    ``dt lambda^+ < 1.64-2.04``; we use ``< 1.6``. ``dt_implicit`` is the smallest of these.
+    """
+    m = problem.m
+    a = problem._initial_state[0] if a is None else np.broadcast_to(np.asarray(a, dtype=np.float64), (m,))
+    C = problem._initial_state[1] if C is None else np.asarray(C, dtype=np.float64)
+    hs = problem.h_series
+    off = C[~np.eye(m, dtype=bool)]
+    if m > 1 and np.all(a == a[0]) and np.all(off == off[0]):  # symmetric: lambda^+ once, lambda^- m-1 times
+        h1, h0 = float(hs.d1(np.array(1.0))), float(hs.d1(np.array(off[0])))
+        pop = problem.alpha * a[0] ** 2 * np.array([h1 + (m - 1) * h0, h1 - h0]) / m
+        weights = np.array([1.0 / m, 1.0 - 1.0 / m])
+    else:
+        A = np.diag(a)
+        G = A @ hs.d1(C) @ A
+        pop = problem.n_over_d * np.linalg.eigvalsh(0.5 * (G + G.T)) / m**2
+        weights = None
+    edge = _mp_edge(pop, 1.0 / problem.alpha, weights)
+    local = float(max(pop.max(), 0.0))
+    resid = float(np.mean(a * a)) * float(hs.d1(np.array(1.0))) / m
+    single = not problem.pure_noise
+    dt_exp = 2.0 / edge if edge > 0 else math.inf
+    if m > 1 and local > 0:  # the explicit equal-time rule for C_o(t, t)
+        if np.all(a == a[0]):  # symmetric state: lambda^+ once, lambda^- m-1 times
+            lam_m = float(np.min(pop)) if pop.size > 1 else 0.0
+            dt_exp = min(dt_exp, m / ((m - 1) * local + max(lam_m, 0.0)))
+        else:
+            dt_exp = min(dt_exp, 1.0 / local)
+    lims = [1.0 / resid if resid > 0 else math.inf]
+    if edge > 2.0 * local:
+        lims.append(2.0 / (edge - 2.0 * local))
+    if single and local > 0:
+        lims.append(1.6 / local)
+    return StepLimits(rate_local=local, rate_edge=edge, rate_residual=resid, dt_explicit=dt_exp,
+                      dt_implicit=min(lims), single_index=single)
+
+
+def _symmetric_C(m: int, co: float) -> np.ndarray:
+    return (1.0 - co) * np.eye(m) + co * np.ones((m, m))
 
 
 def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = False) -> float:
-    """Validate ``dt`` against the explicit-Euler bound; returns ``dt * lambda_fast`` (spec §3.3).
+    """Validate ``dt`` against the stability limit of ``scheme`` (:func:`step_limits`); returns ``dt * lambda_fast``.
 
-    ``lambda_fast = alpha a0^2 (h'(1)/m + (1-1/m) h'(C_o(0,0)))`` is the decay rate of the mean-neuron mode.
-    Explicit Euler diverges for ``dt lambda_fast >= 2`` (refused unless ``allow_unstable``) and is inaccurate
-    above ``~0.5`` (warning). The ``"implicit"`` scheme treats that mode implicitly and is not limited.
+    A step beyond the limit is refused (``ValueError``) unless ``allow_unstable``. Explicit Euler with
+    ``dt * lambda_fast > 0.5`` (``lambda_fast`` = :attr:`Problem.stiffness`, the local rate) is inaccurate:
+    a :class:`StabilityWarning` says so.
     """
     lam = problem.stiffness
     x = dt * lam
-    if scheme == "euler":
-        if x >= 2.0 and not allow_unstable:
+    lim = step_limits(problem)
+    dt_max = lim.dt_max(scheme)
+    if dt >= dt_max and not allow_unstable:
+        if scheme == "euler":
+            other = (f"or scheme='implicit' (stable below dt = {lim.dt_implicit:.4g})" if lim.dt_implicit > dt
+                     else "(scheme='implicit' is unstable at this step too)")
             raise ValueError(
-                f"dt: {dt:g} exceeds the explicit-Euler stability bound 2/lambda_fast = {2.0 / lam:.4g} "
-                f"(lambda_fast = alpha a0^2 h'(0) ≈ {lam:.4g}, spec dmft.md §3.3); use dt <= {0.2 / lam:.3g} for "
-                "accuracy, or scheme='implicit', or allow_unstable=True"
+                f"dt: {dt:g} exceeds the explicit-Euler stability limit {dt_max:.4g} (from the top of the relaxation "
+                f"spectrum, lambda_edge = {lim.rate_edge:.4g}, and the local rate {lim.rate_local:.4g}; see "
+                f"learndyn.dmft.step_limits); use "
+                f"dt <= {min(0.2 / lam, 0.9 * dt_max):.3g} for accuracy {other}, or allow_unstable=True"
             )
-        if x > 0.5:
-            warnings.warn(
-                f"dt * lambda_fast = {x:.3g} > 0.5: explicit Euler is inaccurate (stable only below 2); "
-                f"consider dt <= {0.2 / lam:.3g} or scheme='implicit'",
-                StabilityWarning,
-                stacklevel=3,
-            )
+        raise ValueError(
+            f"dt: {dt:g} exceeds the implicit scheme's stability limit {dt_max:.4g} (see learndyn.dmft.step_limits: "
+            f"the memory terms stay explicit); use dt < {dt_max:.4g}, or allow_unstable=True"
+        )
+    if scheme == "euler" and x > 0.5:
+        warnings.warn(
+            f"dt * lambda_fast = {x:.3g} > 0.5: explicit Euler is inaccurate (it is stable below dt = "
+            f"{lim.dt_explicit:.4g}); consider dt <= {0.2 / lam:.3g}"
+            + (f" or scheme='implicit' (stable below dt = {lim.dt_implicit:.4g})" if lim.dt_implicit > dt else ""),
+            StabilityWarning,
+            stacklevel=3,
+        )
     return x
 
 
@@ -93,6 +222,8 @@ def _blas_threads(n):
 
 
 def _grid(t_max: float, dt: float) -> int:
+    """Number of grid points ``N`` of ``t_n = n dt``, ``n = 0..N-1``: the last point is the largest ``n dt <= t_max``
+    (never past ``t_max``; round-off of ``t_max/dt`` up to 1e-9 is forgiven). At least 2 steps are required."""
     try:
         dt = float(dt)
         t_max = float(t_max)
@@ -102,10 +233,22 @@ def _grid(t_max: float, dt: float) -> int:
         raise ValueError(f"dt: must be finite and > 0, got {dt!r}")
     if not (math.isfinite(t_max) and t_max >= 0):
         raise ValueError(f"t_max: must be finite and >= 0, got {t_max!r}")
-    n = int(round(t_max / dt)) + 1
+    steps = int(math.floor(t_max / dt + 1e-9))
+    if steps < 2:
+        raise ValueError(
+            f"dt: the grid 0, dt, 2 dt, ... <= t_max = {t_max:g} has {steps} step(s) at dt = {dt:g}; at least 2 are "
+            f"needed: take dt <= t_max/2 = {t_max / 2:g} (or a larger t_max)"
+        )
+    n = steps + 1
     if n > 200_000:
-        raise ValueError(f"t_max/dt: {n} steps is too many for a dense two-time solver (memory ~ 36 N^2 bytes)")
+        raise ValueError(f"t_max/dt: {n} steps is too many for a dense two-time solver (memory ~ 28 N^2 bytes)")
     return n
+
+
+def memory_estimate(N: int, keep: bool = True) -> int:
+    """Peak bytes of :func:`solve_symmetric` on ``N`` grid points: ``6 + keep`` packed two-time arrays of
+    ``N (N + 1)/2`` float64 (``C^±, R^±, Sigma_C, R_A`` and, with ``keep``, ``C_A``) plus ``O(N)`` work vectors."""
+    return 8 * (6 + int(bool(keep))) * (N * (N + 1) // 2) + 8 * 40 * N + 4096
 
 
 def solve_symmetric(
@@ -120,7 +263,8 @@ def solve_symmetric(
     progress: bool = False,
     blas_threads: int | None = 1,
 ) -> SymmetricSolution:
-    r"""Integrate SymmDMFT (spec §2.4) on ``t_n = n dt``, ``n = 0..N-1``, ``N = round(t_max/dt) + 1``.
+    r"""Integrate SymmDMFT (spec §2.4) on ``t_n = n dt``, ``n = 0..N-1``, with ``t_{N-1}`` the last grid point
+    ``<= t_max`` (at least 2 steps).
 
     Parameters
     ----------
@@ -136,6 +280,14 @@ def solve_symmetric(
     blowup:
         Stop with a status when ``|C_d|, |C_o|`` or ``|R|`` exceed this (the exact solution has
         ``|C| <= 1``), or anything becomes non-finite; the arrays keep the steps before.
+    progress:
+        Show a tqdm progress bar (off by default in the Python API).
+
+    The memory (:func:`memory_estimate`, ``28 N^2`` bytes with ``keep``) is checked before anything is allocated
+    (:func:`learndyn.resources.check_memory`). Ctrl-C stops the march within one step and returns the steps
+    computed so far with ``status = "interrupted at t = ..."``. A step beyond the scheme's stability limit
+    (:func:`step_limits`) is refused; if the limit is crossed during the run (``a(t)`` grows), a
+    :class:`StabilityWarning` says so.
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem: expected a learndyn.dmft.Problem, got {type(problem).__name__}")
@@ -146,6 +298,8 @@ def solve_symmetric(
     N = _grid(t_max, dt)
     dt = float(dt)
     check_step(problem, dt, scheme, allow_unstable)
+    check_memory(memory_estimate(N, keep), what=f"dmft.solve (SymmDMFT on N = {N} time steps)",
+                 reduce="reduce t_max or increase dt (memory grows as (t_max/dt)^2)")
     implicit = scheme == "implicit"
 
     m = problem.m
@@ -182,163 +336,187 @@ def solve_symmetric(
     status = "ok"
     last = N - 1
     t_start = _time.perf_counter()
-    iterator = range(N)
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, total=N, desc="SymmDMFT")
+        bar = tqdm(total=N, desc="SymmDMFT", unit="step", mininterval=0.5)
+    lim0 = step_limits(problem)
+    limits_at = problem.stiffness  # lambda^+ at which the stability limit was last checked
+    limit_warned = dt >= lim0.dt_max(scheme)  # beyond it from the start (allow_unstable): check_step said so
 
     limiter = _blas_threads(blas_threads)
-    with limiter, np.errstate(over="ignore", invalid="ignore"):
-        for n in iterator:
-            o = n * (n + 1) // 2
-            k = n + 1
-            cp = Cp[o : o + k]
-            cm = Cm[o : o + k]
-            rp = Rp[o : o + k]
-            rm = Rm[o : o + k]
-            cd = (cp + (m - 1) * cm) / mf
-            co = (cp - cm) / mf
-            rd = (rp + (m - 1) * rm) / mf
-            ro = (rp - rm) / mf
-            an = a[n]
-            aa = an * a[:k]
-            vn = v[n]
-            phi_v, dphi, _ = hphi.at(vn)
-            g[n] = an * phi_v
-            hcd, h1cd, h2cd = hs.with_derivatives(cd)
-            hco, h1co, h2co = hs.with_derivatives(co)
-            # 1. row n of Sigma_C and Sigma_R
-            sc = base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
-            SC[o : o + k] = sc
-            sr = aa * (w_d * h1cd * rd + w_o * h1co * ro)  # sr[n] = 0 since R(t,t) = 0
-            # 2. row n of R_A: RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
-            ra = RA[o : o + k]
-            if n > 0:
-                ra[:n] = _tpmv(n, RA[:o], sr[:n], lower=0, trans=0)
-                ra[:n] *= -dt
-            ra[n] = 1.0 / dt
-            # 3. row n of C_A = -dt^2 RA SC RA^T
-            y = _spmv(k, 1.0, SC[: o + k], ra, lower=0)
-            ca = _tpmv(k, RA[: o + k], y, lower=0, trans=1)
-            ca *= -dt * dt
-            if keep:
-                CA[o : o + k] = ca
-            etr[n] = -0.5 * ca[n]
-            ets[n] = 0.5 * sc[n]
-            if not (np.isfinite(etr[n]) and np.isfinite(ets[n])):
-                status = f"diverged at t = {n * dt:.6g} (step {n}): non-finite error"
-                last = n - 1
-                break
-            if n == N - 1:
-                break
-            # 4. kernels on row n
-            pre = alpha * aa
-            mrd = pre * (ra * h1cd + ca * h2cd * rd)
-            mro = pre * (ra * h1co + ca * h2co * ro)
-            mcd = pre * ca * h1cd
-            mco = pre * ca * h1co
-            mrp, mrm = mrd + (m - 1) * mro, mrd - mro
-            mcp, mcm = mcd + (m - 1) * mco, mcd - mco
-            IA = dt * float(np.sum(ra))
-            signal = alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
-            # 5. Lagrange multiplier
-            nu_n = signal * vn - (dt / mf) * (
-                float(mrd @ cd) + (m - 1) * float(mro @ co) + float(mcd @ rd) + (m - 1) * float(mco @ ro)
-            )
-            nu[n] = nu_n
-            # 6. second layer
-            if train:
-                da = phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
-                    ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
+    n = 0
+    try:
+        with limiter, np.errstate(over="ignore", invalid="ignore"):
+            for n in range(N):
+                if bar is not None:
+                    bar.update(1)
+                o = n * (n + 1) // 2
+                k = n + 1
+                cp = Cp[o : o + k]
+                cm = Cm[o : o + k]
+                rp = Rp[o : o + k]
+                rm = Rm[o : o + k]
+                cd = (cp + (m - 1) * cm) / mf
+                co = (cp - cm) / mf
+                rd = (rp + (m - 1) * rm) / mf
+                ro = (rp - rm) / mf
+                an = a[n]
+                aa = an * a[:k]
+                vn = v[n]
+                phi_v, dphi, _ = hphi.at(vn)
+                g[n] = an * phi_v
+                hcd, h1cd, h2cd = hs.with_derivatives(cd)
+                hco, h1co, h2co = hs.with_derivatives(co)
+                # 1. row n of Sigma_C and Sigma_R
+                sc = base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
+                SC[o : o + k] = sc
+                sr = aa * (w_d * h1cd * rd + w_o * h1co * ro)  # sr[n] = 0 since R(t,t) = 0
+                # 2. row n of R_A: RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
+                ra = RA[o : o + k]
+                if n > 0:
+                    ra[:n] = _tpmv(n, RA[:o], sr[:n], lower=0, trans=0)
+                    ra[:n] *= -dt
+                ra[n] = 1.0 / dt
+                # 3. row n of C_A = -dt^2 RA SC RA^T
+                y = _spmv(k, 1.0, SC[: o + k], ra, lower=0)
+                ca = _tpmv(k, RA[: o + k], y, lower=0, trans=1)
+                ca *= -dt * dt
+                if keep:
+                    CA[o : o + k] = ca
+                etr[n] = -0.5 * ca[n]
+                ets[n] = 0.5 * sc[n]
+                if not (np.isfinite(etr[n]) and np.isfinite(ets[n])):
+                    status = f"diverged at t = {n * dt:.6g} (step {n}): non-finite error"
+                    last = n - 1
+                    break
+                if n == N - 1:
+                    break
+                # 4. kernels on row n
+                pre = alpha * aa
+                mrd = pre * (ra * h1cd + ca * h2cd * rd)
+                mro = pre * (ra * h1co + ca * h2co * ro)
+                mcd = pre * ca * h1cd
+                mco = pre * ca * h1co
+                mrp, mrm = mrd + (m - 1) * mro, mrd - mro
+                mcp, mcm = mcd + (m - 1) * mco, mcd - mco
+                IA = dt * float(np.sum(ra))
+                signal = alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
+                # 5. Lagrange multiplier
+                nu_n = signal * vn - (dt / mf) * (
+                    float(mrd @ cd) + (m - 1) * float(mro @ co) + float(mcd @ rd) + (m - 1) * float(mco @ ro)
                 )
-                a[n + 1] = an + dt * alpha * da
-            else:
-                a[n + 1] = an
-            # 7. latent overlap
-            v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / mf) * float(mrp @ v[:k]))
-            # 8./9. rows n+1 of C^± and R^±
-            o1 = o + k
-            lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
-            lam_m = dt * mrm[n] / mf
-            if not implicit and not warned and dt * lam_p > 0.5:
-                warned = True
-                warnings.warn(
-                    f"SymmDMFT: the local rate alpha a(t)^2 h'^+/m = {lam_p:.4g} grew to dt * rate = {dt * lam_p:.3g} at "
-                    f"t = {n * dt:.6g} (a = {an:.4g}); explicit Euler is inaccurate above ~0.5 and unstable above 2 "
-                    "(spec §3.3): reduce dt or use scheme='implicit'",
-                    StabilityWarning,
-                    stacklevel=2,
-                )
-            xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
-            ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
-            zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
-            if implicit:
-                # remove the local (s = n) term from the explicit sums; it is applied at the new time
-                xcp -= mrp[n] * cp
-                zrp -= mrp[n] * rp  # s = n term: M(t_n,t_n) R(t_n, t_j)
-            new_cp = cp + dt * (-nu_n * cp + mf * signal * v[:k] - (dt / mf) * (xcp + ycp))
-            new_rp = rp + dt * (-nu_n * rp - (dt / mf) * zrp)
-            new_rp[n] += 1.0  # the unit jump of R_d: R^±(t_n + dt, t_n) = 1 + ...
-            if implicit:
-                new_cp /= 1.0 + dt * lam_p
-                new_rp /= 1.0 + dt * lam_p
-            if single:
-                new_cm, new_rm = new_cp, new_rp
-            else:
-                xcm = _spmv(k, 1.0, Cm[:o1], mrm, lower=0)
-                ycm = _tpmv(k, Rm[:o1], mcm, lower=0, trans=1)
-                zrm = _tpmv(k, Rm[:o1], mrm, lower=0, trans=0)
-                if implicit:
-                    xcm -= mrm[n] * cm
-                    zrm -= mrm[n] * rm
-                new_cm = cm + dt * (-nu_n * cm - (dt / mf) * (xcm + ycm))
-                new_rm = rm + dt * (-nu_n * rm - (dt / mf) * zrm)
-                new_rm[n] += 1.0
-                if implicit:
-                    new_cm /= 1.0 + dt * lam_m
-                    new_rm /= 1.0 + dt * lam_m
-            # equal-time values: C_d = 1, C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)
-            # (implicit scheme: the local term of d/dt C(t,t) = 2 d_t C(t,t')|_{t'=t} is taken at the new time too,
-            #  Y = (2 X (1 + dt lam) - C(t,t)) / (1 + 2 dt lam) per channel; for lam = 0 this is the rule above)
-            if single:
-                cd_diag, co_diag = 1.0, 0.0
-            else:
-                if implicit:
-                    yp = (2.0 * new_cp[n] * (1.0 + dt * lam_p) - cp[n]) / (1.0 + 2.0 * dt * lam_p)
-                    ym = (2.0 * new_cm[n] * (1.0 + dt * lam_m) - cm[n]) / (1.0 + 2.0 * dt * lam_m)
-                    co_diag = (yp - ym) / mf
+                nu[n] = nu_n
+                # 6. second layer
+                if train:
+                    da = phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
+                        ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
+                    )
+                    a[n + 1] = an + dt * alpha * da
                 else:
-                    co_diag = 2.0 * (new_cp[n] - new_cm[n]) / mf - co[n]
-                cd_diag = 1.0
-            kk = k + 1
-            rowp = Cp[o1 : o1 + kk]
-            rowp[:k] = new_cp
-            rowp[k] = cd_diag + (m - 1) * co_diag
-            Rp[o1 : o1 + k] = new_rp
-            if single:
-                Cm[o1 : o1 + kk] = rowp
-                Rm[o1 : o1 + k] = new_rp
-            else:
-                rowm = Cm[o1 : o1 + kk]
-                rowm[:k] = new_cm
-                rowm[k] = cd_diag - co_diag
-                Rm[o1 : o1 + k] = new_rm
-            # flush denormals; detect blow-up
-            for row in (Cp[o1 : o1 + kk], Cm[o1 : o1 + kk], Rp[o1 : o1 + k], Rm[o1 : o1 + k]):
-                row[np.abs(row) < _TINY] = 0.0
-            big = max(float(np.max(np.abs(Cp[o1 : o1 + kk]))), float(np.max(np.abs(Rp[o1 : o1 + k]))))
-            if not single:
-                big = max(big, float(np.max(np.abs(Cm[o1 : o1 + kk]))), float(np.max(np.abs(Rm[o1 : o1 + k]))))
-            if not (np.isfinite(big) and big <= blowup * mf and np.isfinite(a[n + 1]) and np.isfinite(v[n + 1])):
-                status = (
-                    f"diverged at t = {(n + 1) * dt:.6g} (step {n + 1}): |C| or |R| = {big:.3g} "
-                    f"(dt * lambda_fast = {dt * problem.stiffness:.3g}; reduce dt or use scheme='implicit')"
-                )
-                last = n
-                break
-
-    n_ok = last + 1
+                    a[n + 1] = an
+                # 7. latent overlap
+                v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / mf) * float(mrp @ v[:k]))
+                # 8./9. rows n+1 of C^± and R^±
+                o1 = o + k
+                lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
+                lam_m = dt * mrm[n] / mf
+                if not implicit and not warned and dt * lam_p > 0.5:
+                    warned = True
+                    warnings.warn(
+                        f"SymmDMFT: the local rate alpha a(t)^2 h'^+/m = {lam_p:.4g} grew to dt * rate = {dt * lam_p:.3g} at "
+                        f"t = {n * dt:.6g} (a = {an:.4g}); explicit Euler is inaccurate above ~0.5: reduce dt",
+                        StabilityWarning,
+                        stacklevel=2,
+                    )
+                if not limit_warned and lam_p > 1.05 * limits_at:  # a(t) or C_o(t,t) moved: re-check the limit
+                    limits_at = lam_p
+                    lim = step_limits(problem, a=an, C=_symmetric_C(m, float(co[n])))
+                    if dt >= lim.dt_max(scheme):
+                        limit_warned = True
+                        warnings.warn(
+                            f"SymmDMFT: at t = {n * dt:.6g} (a = {an:.4g}) the step dt = {dt:g} crossed the {scheme} "
+                            f"scheme's stability limit {lim.dt_max(scheme):.4g} (see learndyn.dmft.step_limits): the run "
+                            "will probably diverge; reduce dt",
+                            StabilityWarning,
+                            stacklevel=2,
+                        )
+                xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
+                ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
+                zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
+                if implicit:
+                    # remove the local (s = n) term from the explicit sums; it is applied at the new time
+                    xcp -= mrp[n] * cp
+                    zrp -= mrp[n] * rp  # s = n term: M(t_n,t_n) R(t_n, t_j)
+                new_cp = cp + dt * (-nu_n * cp + mf * signal * v[:k] - (dt / mf) * (xcp + ycp))
+                new_rp = rp + dt * (-nu_n * rp - (dt / mf) * zrp)
+                new_rp[n] += 1.0  # the unit jump of R_d: R^±(t_n + dt, t_n) = 1 + ...
+                if implicit:
+                    new_cp /= 1.0 + dt * lam_p
+                    new_rp /= 1.0 + dt * lam_p
+                if single:
+                    new_cm, new_rm = new_cp, new_rp
+                else:
+                    xcm = _spmv(k, 1.0, Cm[:o1], mrm, lower=0)
+                    ycm = _tpmv(k, Rm[:o1], mcm, lower=0, trans=1)
+                    zrm = _tpmv(k, Rm[:o1], mrm, lower=0, trans=0)
+                    if implicit:
+                        xcm -= mrm[n] * cm
+                        zrm -= mrm[n] * rm
+                    new_cm = cm + dt * (-nu_n * cm - (dt / mf) * (xcm + ycm))
+                    new_rm = rm + dt * (-nu_n * rm - (dt / mf) * zrm)
+                    new_rm[n] += 1.0
+                    if implicit:
+                        new_cm /= 1.0 + dt * lam_m
+                        new_rm /= 1.0 + dt * lam_m
+                # equal-time values: C_d = 1, C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)
+                # (implicit scheme: the local term of d/dt C(t,t) = 2 d_t C(t,t')|_{t'=t} is taken at the new time too,
+                #  Y = (2 X (1 + dt lam) - C(t,t)) / (1 + 2 dt lam) per channel; for lam = 0 this is the rule above)
+                if single:
+                    cd_diag, co_diag = 1.0, 0.0
+                else:
+                    if implicit:
+                        yp = (2.0 * new_cp[n] * (1.0 + dt * lam_p) - cp[n]) / (1.0 + 2.0 * dt * lam_p)
+                        ym = (2.0 * new_cm[n] * (1.0 + dt * lam_m) - cm[n]) / (1.0 + 2.0 * dt * lam_m)
+                        co_diag = (yp - ym) / mf
+                    else:
+                        co_diag = 2.0 * (new_cp[n] - new_cm[n]) / mf - co[n]
+                    cd_diag = 1.0
+                kk = k + 1
+                rowp = Cp[o1 : o1 + kk]
+                rowp[:k] = new_cp
+                rowp[k] = cd_diag + (m - 1) * co_diag
+                Rp[o1 : o1 + k] = new_rp
+                if single:
+                    Cm[o1 : o1 + kk] = rowp
+                    Rm[o1 : o1 + k] = new_rp
+                else:
+                    rowm = Cm[o1 : o1 + kk]
+                    rowm[:k] = new_cm
+                    rowm[k] = cd_diag - co_diag
+                    Rm[o1 : o1 + k] = new_rm
+                # flush denormals; detect blow-up
+                for row in (Cp[o1 : o1 + kk], Cm[o1 : o1 + kk], Rp[o1 : o1 + k], Rm[o1 : o1 + k]):
+                    row[np.abs(row) < _TINY] = 0.0
+                big = max(float(np.max(np.abs(Cp[o1 : o1 + kk]))), float(np.max(np.abs(Rp[o1 : o1 + k]))))
+                if not single:
+                    big = max(big, float(np.max(np.abs(Cm[o1 : o1 + kk]))), float(np.max(np.abs(Rm[o1 : o1 + k]))))
+                if not (np.isfinite(big) and big <= blowup * mf and np.isfinite(a[n + 1]) and np.isfinite(v[n + 1])):
+                    status = (
+                        f"diverged at t = {(n + 1) * dt:.6g} (step {n + 1}): |C| or |R| = {big:.3g} "
+                        f"(dt * lambda_fast = {dt * problem.stiffness:.3g}; reduce dt or use scheme='implicit')"
+                    )
+                    last = n
+                    break
+    except KeyboardInterrupt:
+        # rows 0..n-1 are complete (row n of Sigma/R_A/C_A and row n+1 of C/R may be partial): keep those
+        status = f"interrupted at t = {n * dt:.6g} (step {n} of {N - 1}): Ctrl-C; the steps before are kept"
+        last = n - 1
+    finally:
+        if bar is not None:
+            bar.close()
+    n_ok = max(last + 1, 0)
     if status == "ok":
         # nu at the last point (not needed for the march); fill by the previous value for plotting
         nu[N - 1] = nu[N - 2] if N > 1 else 0.0
