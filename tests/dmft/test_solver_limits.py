@@ -197,12 +197,12 @@ def test_cli_refuses_short_grid_prints_actual_final_time_and_shows_warnings(tmp_
     from learndyn.cli import app
 
     # old code: one step to t = 10 > t_max = 8, reported "ok" as e_tr(t_max)
-    res = CliRunner().invoke(app, ["dmft", "--dt", "10", "--no-progress", "--out", str(tmp_path / "a")])
+    res = CliRunner().invoke(app, ["dmft", "--h", "0,0.1,0.5", "--dt", "10", "--no-progress", "--out", str(tmp_path / "a")])
     assert res.exit_code != 0 and "at least 2" in res.output
-    res = CliRunner().invoke(app, ["dmft", "--dt", "2.5", "--no-progress", "--out", str(tmp_path / "b")])
+    res = CliRunner().invoke(app, ["dmft", "--h", "0,0.1,0.5", "--dt", "2.5", "--no-progress", "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
     assert "at t = 7.5" in res.output
-    res = CliRunner().invoke(app, ["dmft", "--dt", "3", "--no-progress", "--out", str(tmp_path / "c")])
+    res = CliRunner().invoke(app, ["dmft", "--h", "0,0.1,0.5", "--dt", "3", "--no-progress", "--out", str(tmp_path / "c")])
     assert res.exit_code != 0 and "stability limit" in res.output
     lazy = ["dmft", "--m", "64", "--n-over-d", "32", "--a0", "8", "--h", "0,0.3,0.5", "--frozen", "--t-max", "0.5",
             "--dt", "0.07", "--no-progress", "--out", str(tmp_path / "d")]
