@@ -347,7 +347,7 @@ class Problem:
             b = _coeff_array("target", t)
             if b[0] != 0.0:
                 raise ValueError(
-                    f"target: hatphi(0) = {b[0]:g} must be 0 (centred target, E phi(G) = 0, spec §1.1); "
+                    f"target: hatphi(0) = {b[0]:g} must be 0 (centred target, E phi(G) = 0, Montanari & Urbani 2025, Sec. 2); "
                     "drop the constant coefficient"
                 )
             cc = np.zeros(max(b.size, c.size))

@@ -293,7 +293,7 @@ def _fig_spectrum(quick: bool, out: Path, log, progress: bool = False):
             ax.loglog(r.depth, np.abs(r.measured[key]), "o", ms=3, label="computed")
             th = np.where(r.theory[key] > 0, r.theory[key], np.nan)  # asymptotes are positive
             if np.any(np.isfinite(th)):
-                ax.loglog(r.depth, th, "-", **THEORY_STYLE, label="asymptote (spec §2.3)")
+                ax.loglog(r.depth, th, "-", **THEORY_STYLE, label="large-depth asymptote")
             ax.set_ylabel(lab)
             if i == 0:
                 sp = r.signal.scalar()
