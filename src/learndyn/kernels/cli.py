@@ -15,7 +15,8 @@ def signal_command(
     weight_var: float = typer.Option(1.0, help="sigma_w^2"),
     bias_var: float = typer.Option(0.0, help="sigma_b^2"),
 ) -> None:
-    """Print q*, c*, chi_1, chi_c*, xi_1, xi_c, xi_*, p* and the phase (Schoenholz et al. 2017; Xiao, Pennington & Schoenholz 2020, Sec. 2)."""
+    """Print q*, c*, chi_1, chi_c*, xi_1, xi_c, xi_*, p* and the phase (Schoenholz et al. 2017; Xiao,
+    Pennington & Schoenholz 2020, Sec. 2)."""
     from .signal import signal_propagation
 
     try:
