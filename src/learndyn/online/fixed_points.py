@@ -307,13 +307,13 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
 
     best = solve_from(state)
     where = "from the given state"
-    reached = 0.0
+    reached, start = 0.0, state
     for alpha in onward:
         if best[1] <= tol:
             break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            traj = integrate(problem, state, alphas=[0.0, alpha])
+            traj = integrate(problem, start, alphas=[0.0, alpha - reached])
         if not traj.success:
             where += f"; integrating onward stopped ({traj.status}) before alpha = {alpha:g}"
             break
