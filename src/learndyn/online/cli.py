@@ -87,11 +87,10 @@ def plot_trajectory(traj, path: Path, title: str | None = None) -> Path:
     eg = np.where(traj.eg >= floor, traj.eg, np.nan)
     ax1.loglog(traj.alpha[pos], eg[pos], **THEORY_STYLE, label="ODE")
     if floor > 0 and np.any(traj.eg[pos] < floor):
-        ax1.axhline(floor, color="0.5", ls=":", lw=1.0,
-                    label=f"accuracy floor {floor:.0e} (rtol {traj.rtol:.0e}): below it not drawn")
+        ax1.axhline(floor, color="0.5", ls=":", lw=1.0, label=f"accuracy floor ({floor:.0e})")
     ax1.set_xlabel(r"$\alpha$ = steps / N")
     ax1.set_ylabel(r"$\epsilon_g$")
-    ax1.legend()
+    ax1.legend(fontsize=8, loc="lower left")
     K, M = traj.problem.K, traj.problem.M
     for k in range(K):
         for n in range(M):
