@@ -155,8 +155,14 @@ def ode_command(
     if fixed_point and traj.success and traj.alpha[-1] > 0:
         with warnings.catch_warnings():  # not converged: said in the message printed below
             warnings.simplefilter("ignore", RuntimeWarning)
-            fp = fixed_points.fixed_point(problem, traj.final_state, onward=(10 * float(traj.alpha[-1]),))
-        typer.echo(f"fixed point from the final state: eps_g* = {_format_eg(fp.eg, floor)}; {fp.message}")
+            # no onward integration here: the step stays cheap beside the run (ReLU, tanh: minutes per decade)
+            fp = fixed_points.fixed_point(problem, traj.final_state, onward=())
+        if fp.converged:
+            typer.echo(f"fixed point from the final state: eps_g* = {_format_eg(fp.eg, floor)}; {fp.message}")
+        else:
+            typer.echo(f"fixed point: none found near the final state (Newton's best residual {fp.residual:.2g}, "
+                       f"eps_g there {fp.eg:.4g}); the dynamics have not settled by alpha = {traj.alpha[-1]:g} "
+                       f"-- run to a larger --alpha-max")
     if not traj.success:
         raise typer.Exit(code=2)
 
