@@ -160,9 +160,9 @@ def ode_command(
         if fp.converged:
             typer.echo(f"fixed point from the final state: eps_g* = {_format_eg(fp.eg, floor)}; {fp.message}")
         else:
-            typer.echo(f"fixed point: none found near the final state (Newton's best residual {fp.residual:.2g}, "
-                       f"eps_g there {fp.eg:.4g}); the dynamics have not settled by alpha = {traj.alpha[-1]:g} "
-                       f"-- run to a larger --alpha-max")
+            typer.echo(f"fixed point: none found near the final state (smallest residual |d/dalpha| reached "
+                       f"{fp.residual:.2g} > {1e-12:g}); the dynamics have not settled by alpha = "
+                       f"{traj.alpha[-1]:g} -- run to a larger --alpha-max")
     if not traj.success:
         raise typer.Exit(code=2)
 
