@@ -94,7 +94,6 @@ def test_not_converged_warns_and_keeps_the_best_point():
     assert np.isfinite(fp.eg) and fp.residual > 1e-12
 
 
-@pytest.mark.slow
 def test_relu_perfectly_learned_teacher_is_a_fixed_point():
     """ReLU, sigma = 0, student = teacher: a fixed point (eps_g = 0 exactly) where the Jacobian is not finite
     (collinear fields); this raised LinAlgError. Now: converged, stability reported as not classified."""
