@@ -48,3 +48,19 @@ def test_from_weights_overlaps():
     np.testing.assert_allclose(st.R, w @ wt.T / 50)
     np.testing.assert_allclose(st.covariance[:3, 3:], st.R)
     assert st.K == 3 and st.M == 2
+
+
+def test_overlaps_on_the_psd_boundary_off_by_rounding_are_valid():
+    """A student unit equal to a teacher unit puts [[Q, R], [R^T, T]] on the boundary of the PSD cone; an
+    integrated state sits a rounding error (here -1.1e-9 of the scale, as goldt2019 fig1 produced) on
+    either side and is valid. Exact smallest eigenvalue: -eps * lambda_max(T)."""
+    T = np.array([[1.0, 0.1], [0.1, 1.0]])
+    eps = 1e-9
+    st = online.OrderParameters(Q=T, R=T * (1 + eps), T=T)
+    C = st.covariance
+    assert np.linalg.eigvalsh(C)[0] == pytest.approx(-eps * 1.1, rel=1e-3)
+    # a material violation still raises, at any scale (the tolerance is relative to the largest variance)
+    for scale in (1.0, 1e-12):
+        with pytest.raises(ValueError, match="positive semi-definite"):
+            online.OrderParameters(Q=scale * T, R=scale * T * 1.01, T=scale * T)
+        online.OrderParameters(Q=scale * T, R=scale * T * (1 + eps), T=scale * T)

@@ -197,7 +197,7 @@ def _execute(run, quick, progress, fixed_point, ode_seeds, rtol) -> RunResult:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    fp = online.fixed_point(prob, finals[0])
+                    fp = online.fixed_point(prob, finals[0], onward=())  # the run's end, no extra integration
                 if fp.converged:
                     fp_eg, fp_stable = float(fp.eg), bool(fp.stable)
             except (RuntimeError, ValueError):

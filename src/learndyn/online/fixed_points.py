@@ -17,11 +17,13 @@ Closed forms (spec §4.1, §4.2, §6.1, §6.3):
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 import scipy.optimize
 import xarray as xr
 
@@ -39,7 +41,10 @@ class FixedPoint(Result):
     ``stable`` is True when every eigenvalue has a negative real part (below ``-stability_tol``);
     ``marginal`` when the largest real part is within ``stability_tol`` of zero (a continuous family of
     fixed points, e.g. the symmetries of linear networks). ``converged`` tells whether the root finder
-    reached ``residual <= tol``.
+    reached ``residual <= tol``. ``split_unstable`` is True when the fixed point has identical student units
+    and every growing direction separates them: stable within the subspace where they stay identical, which
+    the ODE leaves invariant (e.g. the denoiser start of Goldt et al. 2019 with copies of a teacher unit).
+    ``message`` says how the point was found and why it is classified as it is.
     """
 
     problem: Problem
@@ -51,6 +56,7 @@ class FixedPoint(Result):
     stable: bool
     marginal: bool
     message: str = ""
+    split_unstable: bool = False
 
     def to_xarray(self) -> xr.Dataset:
         K, M = self.problem.K, self.problem.M
@@ -65,6 +71,7 @@ class FixedPoint(Result):
             coords={"k": np.arange(K), "l": np.arange(K), "n": np.arange(M), "m": np.arange(M)},
             attrs=problem_attrs(self.problem, kind="online.fixed_point", stable=int(self.stable),
                                 marginal=int(self.marginal), converged=int(self.converged),
+                                split_unstable=int(self.split_unstable),
                                 residual=float(self.residual), message=self.message),
         )
 
@@ -103,49 +110,281 @@ def _packing(problem: Problem):
     return pack, unpack
 
 
+def _factor_packing(problem: Problem, T: np.ndarray):
+    r"""Coordinates that cannot leave the PSD cone: the weights themselves, in a minimal basis.
+
+    With ``T = L_T L_T^T`` the teacher units are the rows of ``L_T`` (coordinates in their own span),
+    and student unit ``k`` is ``w_k = (a_k, b_k)``: ``a_k`` in the teacher span, ``b_k`` in a
+    K-dimensional orthogonal complement. Then ``R = A L_T^T`` and ``Q = A A^T + B B^T``, so every
+    ``(A, B)`` gives a realisable state and every realisable state has such a factor; ``B`` is taken
+    lower-triangular (the Cholesky factor of the Schur complement ``Q - A A^T``), which removes the
+    rotations of the complement and leaves as many unknowns as equations.
+    """
+    K, M = problem.K, problem.M
+    lam, U = np.linalg.eigh(0.5 * (T + T.T))
+    LT = U * np.sqrt(np.clip(lam, 0.0, None))
+    LT_pinv_T = np.linalg.pinv(LT.T)
+    LTj = jnp.asarray(LT)
+    il = np.tril_indices(K)
+    n_a, n_b = K * M, len(il[0])
+    train_v = problem.train_second_layer
+
+    def to_overlaps(y, v_fixed):
+        A = y[:n_a].reshape(K, M)
+        B = jnp.zeros((K, K)).at[il].set(y[n_a:n_a + n_b])
+        Q = A @ A.T + B @ B.T
+        return 0.5 * (Q + Q.T), A @ LTj.T, (y[n_a + n_b:] if train_v else v_fixed)
+
+    def from_overlaps(Q, R, v, nudge: float) -> np.ndarray:
+        A = np.asarray(R) @ LT_pinv_T
+        S = np.asarray(Q) - A @ A.T
+        mu, V = np.linalg.eigh(0.5 * (S + S.T))
+        B = np.linalg.qr((V * np.sqrt(np.clip(mu, 0.0, None))).T, mode="r").T  # B B^T = S, lower-triangular
+        # on a face of the cone (a unit exactly inside the span of the others) d(B B^T)/dB vanishes and a
+        # Newton step could never move off it: start a hair inside
+        d = np.arange(K)
+        small = np.abs(B[d, d]) < nudge
+        B[d[small], d[small]] = nudge
+        parts = [A.ravel(), B[il]] + ([np.asarray(v)] if train_v else [])
+        return np.concatenate(parts)
+
+    return to_overlaps, from_overlaps
+
+
+def _identical_units(state: OrderParameters, rtol: float = 1e-8) -> list[list[int]]:
+    """Groups (of two or more) of student units that are the same vector with the same ``v_k``."""
+    Q, R, v = np.asarray(state.Q), np.asarray(state.R), np.asarray(state.v)
+    K = Q.shape[0]
+    scale = max(float(np.max(np.abs(np.diag(Q)))), 1e-300)
+    rows = np.concatenate([Q, R, v[:, None]], axis=1)
+    groups: list[list[int]] = []
+    seen: set[int] = set()
+    for k in range(K):
+        if k in seen:
+            continue
+        group = [k]
+        for l in range(k + 1, K):  # |w_k - w_l|^2 = Q_kk + Q_ll - 2 Q_kl = 0 and equal overlaps with the rest
+            same = (abs(Q[k, k] + Q[l, l] - 2 * Q[k, l]) <= rtol * scale
+                    and np.allclose(rows[k], rows[l], rtol=0, atol=rtol * max(scale, float(np.max(np.abs(v))))))
+            if l not in seen and same:
+                group.append(l)
+        if len(group) > 1:
+            groups.append(group)
+            seen.update(group)
+    return groups
+
+
+def _tied_subspace(problem: Problem, groups: list[list[int]]) -> np.ndarray:
+    """Orthonormal basis (columns) of the packed perturbations that keep each group of units identical
+    (``dQ_kj = dQ_lj`` for all ``j``, ``dR_k = dR_l``, ``dv_k = dv_l``). The ODE maps this subspace into
+    itself: identical units (same weights, same ``v``) receive identical updates."""
+    pack, unpack = _packing(problem)
+    K, M = problem.K, problem.M
+    n = np.asarray(pack(jnp.zeros((K, K)), jnp.zeros((K, M)), jnp.zeros(K))).size
+    basis = np.eye(n)
+    cons = []
+    for e in basis:
+        Q, R, v = (np.asarray(a) for a in unpack(jnp.asarray(e), jnp.zeros(K)))
+        row = []
+        for g in groups:
+            for l in g[1:]:
+                k = g[0]
+                row += list(Q[k] - Q[l]) + list(R[k] - R[l])
+                if problem.train_second_layer:
+                    row.append(v[k] - v[l])
+        cons.append(row)
+    A = np.asarray(cons).T  # constraints x variables
+    return scipy.linalg.null_space(A) if A.size else basis
+
+
+def _residual(fun, x) -> float:
+    r = np.asarray(fun(x))
+    return float(np.max(np.abs(r))) if np.all(np.isfinite(r)) else float("inf")
+
+
+def _root(fun, jac, x0, tol: float, max_iter: int) -> tuple[np.ndarray, float]:
+    """MINPACK hybrid Powell, then Levenberg-Marquardt if that did not reach ``tol`` (singular Jacobians:
+    families of fixed points, faces of the cone). Returns the best point found and its max-norm residual.
+    ``jac=None`` (or a Jacobian with inf/NaN at ``x0``): finite differences."""
+    best_x, best_r = np.asarray(x0, dtype=np.float64), _residual(fun, x0)
+    if best_r <= tol:
+        return best_x, best_r
+    if jac is not None and not np.all(np.isfinite(np.asarray(jac(x0)))):
+        jac = None
+    j = (lambda x: np.asarray(jac(x))) if jac is not None else False
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for method, options in (("hybr", {"xtol": 1e-14, "maxfev": max_iter}),
+                                ("lm", {"xtol": 1e-15, "ftol": 1e-15, "maxiter": max_iter})):
+            try:
+                sol = scipy.optimize.root(lambda x: np.asarray(fun(x)), best_x, jac=j, method=method,
+                                          options=options)
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                continue
+            r = _residual(fun, sol.x)
+            if r < best_r:
+                best_x, best_r = np.asarray(sol.x), r
+            if best_r <= tol:
+                break
+    return best_x, best_r
+
+
+def _realisable(Q, R, state: OrderParameters, v) -> OrderParameters | None:
+    try:
+        return OrderParameters(Q=Q, R=R, T=state.T, v=v, v_teacher=state.v_teacher)
+    except ValueError:
+        return None
+
+
 def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12, stability_tol: float = 1e-9,
-                max_iter: int = 2000) -> FixedPoint:
-    """Solve ``d/dalpha (Q, R, v) = 0`` from ``state``; classify stability by the Jacobian's eigenvalues.
+                max_iter: int = 2000, onward: tuple[float, ...] = (1e3, 1e4)) -> FixedPoint:
+    r"""Solve ``d/dalpha (Q, R, v) = 0`` (Goldt et al. 2019, eqs. (6)-(8)) from ``state`` and classify it.
 
     Variables are the upper triangle of ``Q``, ``R`` and (if trained) ``v``; ``T`` and ``v*`` stay fixed.
+    The search never leaves the set of realisable overlaps (``[[Q, R], [R^T, T]]`` positive
+    semi-definite) and never raises on a valid state:
+
+    1. Newton-type root finding (MINPACK ``hybr``, then ``lm``; exact Jacobian by JAX autodiff) in
+       ``(Q, R, v)``; a root outside the PSD cone is rejected;
+    2. otherwise the same in the weight factor ``Q = A A^T + B B^T``, ``R = A L_T^T``
+       (:func:`_factor_packing`), which stays inside the cone by construction;
+    3. otherwise the ODE is integrated onward from ``state`` to each ``alpha`` of ``onward`` in turn and
+       1-2 are retried from there.
+
+    The result's ``converged`` says whether ``max |d/dalpha| <= tol`` was reached (a ``RuntimeWarning``
+    when not), ``message`` how and where. Stability comes from the eigenvalues of the Jacobian in
+    ``(Q, R, v)``: ``stable`` when all real parts are below ``-thr``, ``marginal`` when the largest is
+    within ``thr`` of zero (zero modes: continuous families of fixed points, e.g. moving ``v`` between
+    identical student units or the symmetries of linear networks), unstable otherwise, with
+    ``thr = max(stability_tol, 1e-7 max|eigenvalue|)`` (the accuracy of eigenvalues of a Jacobian
+    evaluated at a root known to ``tol``). Where the Jacobian is not finite (ReLU's Gaussian averages are
+    not differentiable where two fields are collinear, e.g. a perfectly learned unit) the eigenvalues are
+    NaN, ``stable = marginal = False`` and the message says that stability was not classified.
     """
+    from .ode import integrate
+
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem: expected learndyn.online.Problem, got {type(problem).__name__}")
     if not isinstance(state, OrderParameters):
         raise ValueError(f"state: expected OrderParameters, got {type(state).__name__}")
     state.check_problem(problem)
+    if not (tol > 0 and stability_tol >= 0):
+        raise ValueError(f"tol, stability_tol: need tol > 0 and stability_tol >= 0, got {tol}, {stability_tol}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f"max_iter: must be a positive integer, got {max_iter!r}")
+    onward = tuple(float(a) for a in (onward or ()))
+    if any(not (np.isfinite(a) and a > 0) for a in onward) or any(np.diff(onward) <= 0):
+        raise ValueError(f"onward: must be increasing positive times, got {onward}")
+
     pack, unpack = _packing(problem)
+    to_overlaps, from_overlaps = _factor_packing(problem, np.asarray(state.T))
     T, vt, v_fixed = jnp.asarray(state.T), jnp.asarray(state.v_teacher), jnp.asarray(state.v)
 
     def F(x):
         Q, R, v = unpack(x, v_fixed)
         return pack(*rhs(problem, Q, R, v, T, vt))
 
-    F_jit = jax.jit(F)
-    J_jit = jax.jit(jax.jacfwd(F))
-    x0 = np.asarray(pack(jnp.asarray(state.Q), jnp.asarray(state.R), jnp.asarray(state.v)))
-    sol = scipy.optimize.root(lambda x: np.asarray(F_jit(x)), x0, jac=lambda x: np.asarray(J_jit(x)),
-                              method="hybr", options={"xtol": 1e-14, "maxfev": max_iter})
-    x = sol.x
-    residual = float(np.max(np.abs(np.asarray(F_jit(x)))))
-    if residual > tol:  # singular Jacobians (families of fixed points): fall back to Levenberg-Marquardt
-        sol2 = scipy.optimize.root(lambda x: np.asarray(F_jit(x)), x, jac=lambda x: np.asarray(J_jit(x)),
-                                   method="lm", options={"xtol": 1e-15, "ftol": 1e-15, "maxiter": max_iter})
-        res2 = float(np.max(np.abs(np.asarray(F_jit(sol2.x)))))
-        if res2 < residual:
-            x, residual = sol2.x, res2
-    eig = np.linalg.eigvals(np.asarray(J_jit(x)))
-    max_re = float(np.max(eig.real))
-    Q, R, v = (np.asarray(a) for a in unpack(jnp.asarray(x), v_fixed))
-    try:
-        fp_state = OrderParameters(Q=Q, R=R, T=state.T, v=v, v_teacher=state.v_teacher)
-        eg = generalisation_error(problem, fp_state)
-    except ValueError as exc:  # the root left the space of realisable overlaps
-        raise RuntimeError(f"fixed_point: Newton iteration left the PSD cone ({exc}); start closer") from None
+    def G(y):
+        return pack(*rhs(problem, *to_overlaps(y, v_fixed), T, vt))
+
+    F_jit, J_jit = jax.jit(F), jax.jit(jax.jacfwd(F))
+    G_jit, JG_jit = jax.jit(G), jax.jit(jax.jacfwd(G))
+
+    def solve_from(start: OrderParameters):
+        """Best realisable root from ``start``: ``(state, residual, how)``."""
+        x0 = np.asarray(pack(jnp.asarray(start.Q), jnp.asarray(start.R), jnp.asarray(start.v)))
+        best = (start, _residual(F_jit, x0), "the start state")
+        if best[1] <= tol:
+            return best
+        # a right-hand side that is not differentiable here (ReLU at collinear fields) will not be in the
+        # factor coordinates either: finite differences there, and no compilation of their Jacobian
+        smooth = bool(np.all(np.isfinite(np.asarray(J_jit(x0)))))
+        x, res = _root(F_jit, J_jit, x0, tol, max_iter)
+        Q, R, v = (np.asarray(a) for a in unpack(jnp.asarray(x), v_fixed))
+        cand = _realisable(Q, R, start, v)  # None: the root left the cone (rejected)
+        if cand is not None and res < best[1]:
+            best = (cand, res, "Newton in (Q, R, v)")
+            if res <= tol:
+                return best
+        scale = max(float(np.max(np.diag(np.asarray(start.Q)))), float(np.max(np.diag(np.asarray(start.T)))), 1e-300)
+        y0 = from_overlaps(start.Q, start.R, start.v, nudge=1e-4 * np.sqrt(scale))
+        # the exact Jacobian in the factor is a second large program to compile; worth it for the closed
+        # forms only (quadrature activations and ReLU: finite differences of the compiled G, n + 1 calls)
+        exact = smooth and problem.g.name in ("erf", "linear")
+        y, res = _root(G_jit, JG_jit if exact else None, y0, tol, max_iter)
+        Q, R, v = (np.asarray(a) for a in to_overlaps(jnp.asarray(y), v_fixed))
+        cand = _realisable(Q, R, start, v)
+        if cand is not None:  # recompute the residual at the rounded state that is returned
+            res = _residual(F_jit, np.asarray(pack(jnp.asarray(cand.Q), jnp.asarray(cand.R), jnp.asarray(cand.v))))
+            if res < best[1]:
+                best = (cand, res, "Newton in the weight factor (A, B)")
+        return best
+
+    best = solve_from(state)
+    where = "from the given state"
+    reached, start = 0.0, state
+    for alpha in onward:
+        if best[1] <= tol:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            traj = integrate(problem, start, alphas=[0.0, alpha - reached])
+        if not traj.success:
+            where += f"; integrating onward stopped ({traj.status}) before alpha = {alpha:g}"
+            break
+        try:
+            start = traj.final_state
+        except ValueError:
+            break
+        reached = alpha
+        cand = solve_from(start)
+        if cand[1] < best[1]:
+            best = cand
+            where = f"after integrating the ODE onward to alpha = {alpha:g}"
+
+    fp_state, residual, how = best
     converged = residual <= tol
-    return FixedPoint(
-        problem=problem, state=fp_state, eg=eg, eigenvalues=eig, residual=residual, converged=converged,
-        stable=max_re < -stability_tol, marginal=abs(max_re) <= stability_tol,
-        message=f"max Re(eigenvalue) = {max_re:.3g}; residual = {residual:.3g}",
-    )
+    eg = generalisation_error(problem, fp_state)
+    x = np.asarray(pack(jnp.asarray(fp_state.Q), jnp.asarray(fp_state.R), jnp.asarray(fp_state.v)))
+    J = np.asarray(J_jit(x))
+    n = x.size
+    split_unstable = False
+    if np.all(np.isfinite(J)):
+        eig = np.linalg.eigvals(J)
+        max_re = float(np.max(eig.real))
+        thr = max(stability_tol, 1e-7 * float(np.max(np.abs(eig))))
+        stable, marginal = max_re < -thr, abs(max_re) <= thr
+        n_zero = int(np.sum(np.abs(eig.real) <= thr))
+        kind = "stable" if stable else (f"marginal ({n_zero} zero modes: a family of fixed points)" if marginal
+                                        else "unstable")
+        groups = _identical_units(fp_state) if not (stable or marginal) else []
+        if groups:  # is the instability only a splitting of identical units?
+            P = _tied_subspace(problem, groups)
+            tied = np.linalg.eigvals(P.T @ J @ P)
+            if float(np.max(tied.real)) <= thr:
+                split_unstable = True
+                names = ", ".join("{" + ", ".join(str(k + 1) for k in g) + "}" for g in groups)
+                kind = (f"unstable only along directions that split the identical student units {names}: "
+                        f"stable while they stay identical (max Re(eigenvalue) there "
+                        f"{float(np.max(tied.real)):.3g}), which the ODE preserves exactly, so a start with "
+                        f"identical units converges here")
+        verdict = f"{kind}; max Re(eigenvalue) = {max_re:.3g}"
+    else:
+        eig = np.full(n, np.nan + 0j)
+        stable = marginal = False
+        verdict = ("stability not classified: the Jacobian is not finite here (the Gaussian averages are not "
+                   "differentiable where fields are collinear, e.g. a perfectly learned ReLU unit)")
+    if converged:
+        message = f"converged ({how}, {where}); {verdict}; residual = {residual:.3g}"
+    else:
+        tried = f"integrated onward to alpha = {reached:g}" if reached else "no onward integration"
+        message = (f"NOT converged: residual {residual:.3g} > tol {tol:.3g} (best: {how}, {where}; {tried}); "
+                   f"{verdict} at that point")
+        warnings.warn(f"fixed_point: {message}; integrate further (e.g. online.integrate to a larger alpha) or "
+                      f"start closer", RuntimeWarning, stacklevel=2)
+    return FixedPoint(problem=problem, state=fp_state, eg=eg, eigenvalues=eig, residual=residual,
+                      converged=converged, stable=bool(stable), marginal=bool(marginal), message=message,
+                      split_unstable=split_unstable)
 
 
 # ------------------------------------------------------------------------------------------

@@ -333,6 +333,12 @@ class Trajectory(Result):
 # ------------------------------------------------------------------------------------------
 def default_alphas(alpha_max: float = 1000.0, n: int = 200, alpha_min: float = 0.1) -> np.ndarray:
     """``0`` followed by ``n`` log-spaced times from ``alpha_min`` to ``alpha_max``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: the number of output times must be an integer >= 1, got {n!r}")
+    if not (np.isfinite(alpha_min) and alpha_min > 0):
+        raise ValueError(f"alpha_min: must be a finite time > 0, got {alpha_min!r}")
+    if not (np.isfinite(alpha_max) and alpha_max > alpha_min or (n == 1 and alpha_max == alpha_min)):
+        raise ValueError(f"alpha_max: must be a finite time > alpha_min = {alpha_min:g}, got {alpha_max!r}")
     return np.concatenate([[0.0], np.logspace(np.log10(alpha_min), np.log10(alpha_max), n)])
 
 
@@ -465,7 +471,17 @@ _BAR: list = [None]
 def _progress(alpha):
     bar = _BAR[0]
     if bar is not None:
-        bar.update(float(alpha) - bar.n)
+        if bar.n == 0:  # first tick: the clock starts after compilation, or the ETA includes it
+            bar.reset(total=bar.total)
+        bar.set_description_str(f"ode alpha={float(alpha):.3g}/{bar.alpha_max:.3g}", refresh=False)
+        bar.update(_log_fraction(float(alpha), bar.alpha_max) - bar.n)
+
+
+def _log_fraction(alpha: float, alpha_max: float) -> float:
+    """Progress in percent of ``log(1 + alpha)``: adaptive steps grow roughly like alpha as the dynamics
+    relax, so the cost per unit log-time is about even and the bar's rate (and ETA) means something from
+    the first tick (a linear-in-alpha bar showed ETAs of hours for a job of minutes)."""
+    return 100.0 * min(1.0, np.log1p(max(alpha, 0.0)) / np.log1p(alpha_max)) if alpha_max > 0 else 100.0
 
 
 def integrate(
@@ -537,7 +553,11 @@ def integrate(
     args = (jnp.asarray(init.T), jnp.asarray(init.v_teacher), jnp.float64(problem.lr), jnp.float64(problem.eta2),
             jnp.float64(problem.sigma), jnp.float64(problem.weight_decay))
     dt0 = float(dt) if dt is not None else min(0.01, max(float(ts[-1]), 1e-6) / 10)
-    bar = tqdm(total=float(ts[-1]), unit="alpha", desc="ode") if progress else None
+    bar = None
+    if progress:
+        bar = tqdm(total=100.0, desc="ode", bar_format="{desc}: {percentage:3.0f}% of log(1+alpha)|{bar}| "
+                   "[{elapsed}<{remaining}]")
+        bar.alpha_max = float(ts[-1])
     _BAR[0] = bar
     try:
         ys, n_steps, status = rk.solve(_vector_field(key), y0, ts, args, method=method, rtol=rtol, atol=atol,
