@@ -68,7 +68,7 @@ def test_ode_command_reports_eps_g_below_the_accuracy_floor(tmp_path):
     assert res.exit_code == 0, res.output
     assert "eps_g(alpha=1000) = < 1e-09 (below the accuracy floor" in res.output
     assert "eps_g* = < 1e-09" in res.output
-    ds = results.load(tmp_path / "ode.nc")
+    ds = results.load_dataset(tmp_path / "ode.nc")
     prob = online.Problem(M=2, K=2, activation="erf", lr=0.5)
     start = online.OrderParameters(Q=ds["Q"].values[0], R=ds["R"].values[0], T=ds["T"].values)
     traj = online.integrate(prob, start, alphas=ds["alpha"].values, rtol=1e-8, atol=1e-12)
