@@ -140,3 +140,17 @@ def test_near_critical_chaotic_point():
     np.testing.assert_allclose(sp.xi_star[0], 139.74, rtol=1e-4)
     np.testing.assert_allclose(sp.p_star[0], 277.36, rtol=1e-4)
     assert sp.xi_star[1] == pytest.approx(718, rel=2e-3)
+
+
+@pytest.mark.parametrize("c0", [2.0, -1.5, float("nan"), "x"])
+def test_correlation_trajectory_refuses_a_correlation_outside_minus_one_one(c0):
+    # issue 12: c0 = 2 returned correlations above 1 (c^1 = 1.23 for erf), which no pair of inputs can have
+    with pytest.raises(ValueError, match="c0"):
+        correlation_trajectory("erf", 1.5, 0.05, c0, 3)
+
+
+def test_correlation_trajectory_stays_a_correlation_from_the_edges():
+    # |c^l| <= 1 at every layer from c0 = +-1 (Cauchy-Schwarz for the post-activations)
+    for c0 in (1.0, -1.0):
+        _, c = correlation_trajectory("tanh", 1.5, 0.05, c0, 20)
+        assert np.all(np.abs(c) <= 1 + 1e-12)

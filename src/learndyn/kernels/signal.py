@@ -297,12 +297,21 @@ def signal_propagation(activation="erf", weight_var=1.0, bias_var=0.0, *, q0: fl
 
 def correlation_trajectory(activation, weight_var, bias_var, c0: float, depth: int, q0: float | None = None):
     r"""Iterate the (q, c) maps ``depth`` times from ``(q0, c0)`` (q0 defaults to q*): returns the arrays
-    ``q^l`` and ``c^l`` for l = 0..depth (spec §1.4; used for the |c^l - c*| ~ chi_c*^l check)."""
+    ``q^l`` and ``c^l`` for l = 0..depth (the q- and c-maps of Schoenholz et al. 2017, Sec. 2; used for the |c^l - c*| ~ chi_c*^l
+    check). ``c0`` is a correlation, so it must lie in [-1, 1]."""
     act = _activation(activation)
     if int(depth) != depth or depth < 0:
         raise ValueError(f"depth: must be a non-negative integer, got {depth!r}")
+    try:
+        c0 = float(c0)
+    except (TypeError, ValueError):
+        raise ValueError(f"c0: the initial correlation must be a number in [-1, 1], got {c0!r}") from None
+    if not -1.0 <= c0 <= 1.0:
+        raise ValueError(f"c0: a correlation lies in [-1, 1] (Cauchy-Schwarz), got {c0!r}")
     if q0 is None:
         q0 = float(signal_propagation(act, weight_var, bias_var).q_star)
+    elif not (np.isfinite(float(q0)) and float(q0) > 0):
+        raise ValueError(f"q0: the initial variance must be finite and > 0, got {q0!r}")
     qs, cs = [float(q0)], [float(c0)]
     q, c = float(q0), float(c0)
     for _ in range(int(depth)):
