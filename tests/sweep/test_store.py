@@ -145,3 +145,19 @@ def test_plot_and_estimate(tmp_path):
     est2 = sweep.estimate(cfg, n_workers=2)
     assert est2.pending == 6 and "6 to compute" in est2.summary()
     assert isinstance(xr.Dataset, type)
+
+
+def test_a_single_point_sweep_keeps_its_whole_message(tmp_path):
+    # issue 12: with every parameter fixed (a 0-d grid) the message came back cut to one character ('y')
+    cfg = sweep.load_config({**TOY, "problem": {"n": 3, "a": 3.0, "kind": "sin"}, "grid": {}})
+    path = tmp_path / "one.zarr"
+    with Store.create_or_open(path, cfg) as st:
+        compute_into(st, [0])
+    with Store.create_or_open(path, cfg) as st:  # read back from disk, not from the writer's memory
+        assert st.statuses().tolist() == [FLAGGED]
+    problem, options = cfg.point(0)
+    expected = sweep.run_point(cfg.runner, problem, options, cfg.seeds)[0].message
+    assert expected.startswith("y above flag_above")
+    ds = sweep.open_store(path, only_done=False)
+    assert str(ds["sweep_message"].values) == expected
+    assert sweep.status(path).flagged == [({}, expected)]

@@ -615,7 +615,7 @@ def _load_book(real: Path, shape: tuple[int, ...], group: Any = None) -> tuple[d
     for name in _BOOK:
         fill, dtype = _BOOK_FILL[name]
         try:
-            arr = np.array(g[name][...]).reshape(-1)
+            arr = np.array(g[name][...], dtype=dtype).reshape(-1)  # a 0-d grid reads back as a scalar (<U1)
             if arr.size != size:
                 raise ValueError(f"{arr.size} entries, expected {size}")
         except Exception as exc:  # noqa: BLE001 - damaged chunk or metadata
