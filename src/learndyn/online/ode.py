@@ -159,7 +159,7 @@ def _relu_i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
     a 1-3-dimensional Gaussian over the positive orthant: Tallis' closed form
     (:func:`learndyn.gaussian.relu_orthant_moment`). Only tuples of four distinct fields need
     :func:`learndyn.gaussian.relu_i4` (36 of 210 for K=4, M=2): about 5x cheaper, and exact where the
-    1-D integral has ~3e-9 errors on exactly repeated fields.
+    1-D integral has errors up to ~1e-10 on exactly repeated fields.
     """
     K, M = problem.K, problem.M
     r2 = gaussian._base_scale(problem.g) ** 2
