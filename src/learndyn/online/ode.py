@@ -49,7 +49,15 @@ STATUS = {
     "nonfinite": "the integration produced NaN or inf",
     "max_steps": "the adaptive solver hit max_steps before the last requested alpha",
     "step_too_small": "the adaptive step size fell below 1e-14 alpha (singular or very stiff right-hand side)",
+    "not_psd": "the overlap matrix [[Q, R], [R^T, T]] stopped being positive semi-definite (no weights have these "
+               "overlaps: a fixed step dt too large?)",
+    "interrupted": "interrupted by the user (KeyboardInterrupt)",
 }
+
+#: relative tolerance of the positive semi-definiteness check: a state is invalid once the smallest eigenvalue of
+#: ``[[Q, R], [R^T, T]]`` is below ``-PSD_RTOL max_i C_ii`` (rounding and integration errors stay far below; an
+#: exactly singular C -- copies of units, a student unit equal to a teacher unit -- is valid)
+PSD_RTOL = 1e-6
 
 
 # ------------------------------------------------------------------------------------------
@@ -370,13 +378,20 @@ def _vector_field(key: Problem):
 
 @functools.lru_cache(maxsize=64)
 def _divergence_test(K: int, M: int):
-    """``True`` once ``max(|Q_kk|, |v_k|)`` exceeds the threshold (on the flat state)."""
+    """The state check of the solver (:func:`learndyn.online.rk.solve` status codes) on the flat state:
+    1 (``"diverged"``) once any ``|Q_kl|``, ``|R_kn|``, ``|v_k|`` exceeds the threshold, 5 (``"not_psd"``)
+    once ``C = [[Q, R], [R^T, T]]`` has an eigenvalue below ``-PSD_RTOL max_i C_ii``, else 0.
+    ``bounds = (threshold, T)``."""
 
-    def diverged(y, threshold):
-        Q, _, v = _unflatten(y, K, M)
-        return jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(Q))), jnp.max(jnp.abs(v))) > threshold
+    def check(y, bounds):
+        threshold, T = bounds
+        Q, R, _ = _unflatten(y, K, M)
+        C = _covariance(0.5 * (Q + Q.T), R, T)
+        scale = jnp.max(jnp.abs(jnp.diagonal(C)))
+        not_psd = jnp.min(jnp.linalg.eigvalsh(C)) < -PSD_RTOL * scale
+        return jnp.where(jnp.max(jnp.abs(y)) > threshold, 1, jnp.where(not_psd, 5, 0))
 
-    return diverged
+    return check
 
 
 @functools.lru_cache(maxsize=64)
@@ -443,8 +458,14 @@ def integrate(
         SciPy's RK45), or the fixed-step ``"euler"``/``"heun"`` (then ``dt`` is required;
         ``"euler"`` with ``dt=0.01`` is the reference code's scheme). See :mod:`learndyn.online.rk`.
         Default (``None``): :func:`default_method` — ``"dopri8"``, but ``"dopri5"`` for ReLU.
+    max_steps:
+        Stop with ``status="max_steps"`` after this many solver steps (accepted or rejected; >= 1).
     divergence_threshold:
-        Stop with ``status="diverged"`` once ``max(|Q_kk|, |v_k|)`` exceeds it.
+        Stop with ``status="diverged"`` once any ``|Q_kl|``, ``|R_kn|`` or ``|v_k|`` exceeds it (> 0; ``inf``
+        turns the test off). Every method also stops with ``status="not_psd"`` once ``[[Q, R], [R^T, T]]``
+        is no longer positive semi-definite (relative tolerance :data:`PSD_RTOL`), and with
+        ``"nonfinite"`` on NaN/inf; the states before the stop are kept. Ctrl-C stops the integration
+        within about a second with ``status="interrupted"``, keeping the states computed so far.
     progress:
         Show a tqdm progress bar over ``alpha``.
     """
@@ -461,6 +482,15 @@ def integrate(
         raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol, atol: must be > 0, got rtol={rtol}, atol={atol}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps: must be a positive integer, got {max_steps!r}")
+    try:
+        divergence_threshold = float(divergence_threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"divergence_threshold: must be a number > 0 (inf: no test), got "
+                         f"{divergence_threshold!r}") from None
+    if not divergence_threshold > 0:  # also NaN, which would silently turn the test off
+        raise ValueError(f"divergence_threshold: must be > 0 (inf turns the test off), got {divergence_threshold!r}")
     if alphas is None:
         alphas = default_alphas(1000.0 if alpha_max is None else float(alpha_max))
     alphas = _validate_alphas(alphas)
@@ -480,7 +510,8 @@ def integrate(
     try:
         ys, n_steps, status = rk.solve(_vector_field(key), y0, ts, args, method=method, rtol=rtol, atol=atol,
                                        dt0=dt0, max_steps=max_steps, diverged=_divergence_test(K, M),
-                                       threshold=divergence_threshold, progress=_progress if progress else None)
+                                       threshold=(divergence_threshold, args[0]),
+                                       progress=_progress if progress else None)
     finally:
         _BAR[0] = None
         if bar is not None:
