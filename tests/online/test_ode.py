@@ -385,14 +385,13 @@ def test_relu_repeated_units_start_is_as_cheap_as_a_generic_one():
     prob = online.Problem(M=2, K=4, activation="relu", lr=0.5)
     W = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 0.5, 0.5, 0], [0, 0.5, 0.5, 0]])  # teachers e_1, e_2
     v = np.array([0.5, 0.5, 1.0, 1.0])
-    alphas = np.array([0.0, 1.0, 5.0, 10.0, 20.0])
 
-    def run(Wx):
+    def run(Wx):  # the call: default alphas up to alpha_max = 50 (stalled; other save times may not)
         st = online.OrderParameters(Q=Wx @ Wx.T, R=Wx[:, :2], T=np.eye(2), v=v, v_teacher=np.ones(2))
-        return online.integrate(prob, st, alphas, max_steps=1000)
+        return online.integrate(prob, st, alpha_max=50, max_steps=1000)
 
     exact = run(W)
-    assert exact.status == "success" and exact.n_steps < 300
+    assert exact.status == "success" and exact.n_steps < 400
     np.testing.assert_allclose(exact.Q[0], [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
     D = np.random.default_rng(1).normal(size=(4, 4))
     diffs = []
@@ -400,6 +399,6 @@ def test_relu_repeated_units_start_is_as_cheap_as_a_generic_one():
         Wp = W.copy()
         Wp[:, 2:] += eps * D[:, 2:]
         pert = run(Wp)
-        assert pert.status == "success" and pert.n_steps < 300
+        assert pert.status == "success" and pert.n_steps < 400
         diffs.append(np.max(np.abs(pert.eg - exact.eg)))
     assert diffs[0] < 1e-3 * 1e-1 and diffs[1] < diffs[0] / 5, diffs
