@@ -55,9 +55,12 @@ STATUS = {
 }
 
 #: relative tolerance of the positive semi-definiteness check: a state is invalid once the smallest eigenvalue of
-#: ``[[Q, R], [R^T, T]]`` is below ``-PSD_RTOL max_i C_ii`` (rounding and integration errors stay far below; an
-#: exactly singular C -- copies of units, a student unit equal to a teacher unit -- is valid)
-PSD_RTOL = 1e-6
+#: ``[[Q, R], [R^T, T]]`` is below ``-PSD_RTOL max_i C_ii``. An exactly singular C (copies of units, a student unit
+#: equal to a teacher unit) is valid, and errors of the right-hand side push such a state slightly outside: for
+#: tanh at student = teacher the Gauss-Hermite error of the RHS is 1e-4 (default order), 4e-5 (order 16), 4e-6
+#: (order 24) (measured, K = M = 2), which crossed -1e-6 in the first step; 1e-3 leaves room for that while a
+#: blown-up fixed step (eigenvalues of -1e6) is caught at once.
+PSD_RTOL = 1e-3
 
 
 # ------------------------------------------------------------------------------------------
