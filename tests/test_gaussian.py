@@ -514,3 +514,25 @@ def test_relu_orthant_moment_closed_forms():
                                    atol=10 * eps + 1e-12)
     with pytest.raises(ValueError, match="n in"):
         G.relu_orthant_moment(np.eye(4), 0, 1)
+
+
+def test_exact_degeneracy_survives_jit():
+    """Duplicated fields stay exactly duplicated under jit (XLA rewrites x / d as x * (1/d), which made
+    d / d = 1 - 1.1e-16 and put the square-root branch points of ReLU at 1.5e-8): psd_factor rows bitwise
+    equal, and the ReLU closed forms at a repeated unit equal their elementary values
+    (E[relu(u)^2] = c/2, E[Theta(u)^2] = 1/2, E[Theta(u) v relu(u)] = C_uv / 2) to rounding."""
+    rng = np.random.default_rng(RNG_SEED + 71)
+    pats = [[0, 0, 1, 2], [0, 1, 0, 2], [0, 1, 2, 1], [0, 1, 2, 2], [0, 1, 0, 1], [0, 0, 0, 1], [0, 0, 1, 1]]
+    Cs = np.stack([_sub(_wishart(rng, 3, scale=rng.uniform(0.1, 3.0)), p) for _ in range(40) for p in pats])
+    P = pats * 40
+    L = np.asarray(jax.jit(G.psd_factor)(Cs))
+    for Lk, p in zip(L, P):
+        for i, j in itertools.combinations(range(4), 2):
+            if p[i] == p[j]:
+                assert np.array_equal(Lk[i], Lk[j]), (p, Lk)
+    c = rng.uniform(0.1, 3.0, size=100)
+    C2 = c[:, None, None] * np.ones((2, 2))
+    np.testing.assert_allclose(jax.jit(lambda C: G.i2("relu", C))(C2), c / 2, rtol=1e-15)
+    np.testing.assert_allclose(jax.jit(lambda C: G.j2("relu", C))(C2), 0.5, rtol=1e-15)
+    C3 = np.stack([[[x, 0.3, x], [0.3, 1.0, 0.3], [x, 0.3, x]] for x in c])
+    np.testing.assert_allclose(jax.jit(lambda C: G.i3("relu", C))(C3), 0.15, rtol=1e-14)

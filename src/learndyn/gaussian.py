@@ -84,6 +84,30 @@ def _safe_sqrt(x):
     return jnp.sqrt(jnp.maximum(x, 0.0))
 
 
+def _exact_ratio(num, den):
+    """``num / den`` that is exactly ``+-1`` when ``num == +-den`` (and 0 where ``den <= 0``).
+
+    XLA rewrites a division by a broadcast or a square root into a multiplication by a rounded
+    reciprocal (``x * (1/d)``, ``x * rsqrt(y)``; e.g. jax/jaxlib 0.10), so ``d / d`` under ``jit`` can be
+    ``1 - 1.1e-16``. The degenerate index patterns (the same unit twice) rely on these ratios being
+    exactly one: a correlation of ``1 - 1e-16`` puts a square-root branch point at ``sqrt(2e-16) ~ 1.5e-8``.
+    """
+    pos = den > 0
+    q = jnp.where(pos, num / jnp.where(pos, den, 1.0), 0.0)
+    return jnp.where(pos & (num == den), 1.0, jnp.where(pos & (num == -den), -1.0, q))
+
+
+def _corr(c12, c11, c22):
+    """Correlation ``c12 / sqrt(c11 c22)`` clipped to [-1, 1], exactly ``+-1`` for (anti-)collinear fields
+    (``c12^2 >= c11 c22`` in floating point, e.g. the same field twice: see :func:`_exact_ratio`);
+    0 where a variance is 0."""
+    prod = c11 * c22
+    pos = prod > 0
+    rho = jnp.clip(c12 / jnp.sqrt(jnp.where(pos, prod, 1.0)), -1.0, 1.0)
+    rho = jnp.where(c12 * c12 >= prod, jnp.sign(c12), rho)
+    return jnp.where(pos, rho, 0.0)
+
+
 # --------------------------------------------------------------------------------------------
 # erf(x/sqrt 2): Saad & Solla closed forms (spec §3.1)
 # --------------------------------------------------------------------------------------------
@@ -121,15 +145,13 @@ def _erf_i4(C):
 # --------------------------------------------------------------------------------------------
 def _arccos1(c11, c12, c22):
     """E[relu(u) relu(v)] (arc-cosine kernel of order 1)."""
-    norm = jnp.sqrt(c11 * c22)
-    rho = jnp.where(norm > 0, c12 / jnp.where(norm > 0, norm, 1.0), 0.0)
+    rho = _corr(c12, c11, c22)
     return (_safe_sqrt(c11 * c22 - c12 * c12) + c12 * (jnp.pi / 2.0 + _asin(rho))) / _TWO_PI
 
 
 def _orthant2(c11, c12, c22):
     """P(u > 0, v > 0) = 1/4 + arcsin(rho)/(2 pi)."""
-    norm = jnp.sqrt(c11 * c22)
-    rho = jnp.where(norm > 0, c12 / jnp.where(norm > 0, norm, 1.0), 0.0)
+    rho = _corr(c12, c11, c22)
     return 0.25 + _asin(rho) / _TWO_PI
 
 
@@ -208,8 +230,10 @@ def psd_factor(C):
 
     Outer-product LDL^T (Schur complements ``S <- S - (S_{:k}/S_{kk}) S_{k:}``) without pivoting;
     a non-positive pivot gives a zero column. Using the multiplier ``S_{jk}/S_{kk}`` (not a square
-    root) makes exactly duplicated variables (the index patterns ``a = b``, ``c = a`` ... of the ODE)
-    produce bitwise identical rows of ``L`` and exactly zero pivots, so exact degeneracy stays exact.
+    root), set to exactly 1 where ``S_{jk} = S_{kk}`` (:func:`_exact_ratio`: XLA would otherwise compute
+    ``S_{jk} (1/S_{kk})``), makes exactly duplicated variables (the index patterns ``a = b``, ``c = a`` ...
+    of the ODE) produce bitwise identical rows of ``L`` and exactly zero pivots, also under ``jit``, so
+    exact degeneracy stays exact.
     """
     C = jnp.asarray(C, dtype=jnp.float64)
     n = C.shape[-1]
@@ -218,8 +242,7 @@ def psd_factor(C):
     rows = jnp.arange(n)
     for k in range(n):
         d = S[..., k, k]
-        pos = d > 0
-        m = jnp.where(pos[..., None], S[..., :, k] / jnp.where(pos, d, 1.0)[..., None], 0.0)
+        m = _exact_ratio(S[..., :, k], d[..., None])
         m = jnp.where(rows >= k, m, 0.0)
         cols.append(m * _safe_sqrt_grad(d)[..., None])
         S = S - m[..., :, None] * S[..., k, None, :]
@@ -328,8 +351,8 @@ def _correlation_factor(C):
     d = jnp.diagonal(C, axis1=-2, axis2=-1)
     zero = jnp.any(d <= 0, axis=-1)
     dsafe = jnp.where(zero[..., None], 1.0, d)
-    # sqrt(C_ii * C_jj) (not sqrt(C_ii) sqrt(C_jj)): rows of duplicated fields stay bitwise equal
-    R = jnp.clip(C / jnp.sqrt(dsafe[..., :, None] * dsafe[..., None, :]), -1.0, 1.0)
+    # exactly +-1 for duplicated fields, also under jit (see _corr): rows of duplicates stay bitwise equal
+    R = _corr(C, dsafe[..., :, None], dsafe[..., None, :])
     R = jnp.where(zero[..., None, None], jnp.eye(n), R)
     R = jnp.where(jnp.eye(n, dtype=bool), 1.0, R)
     return zero, dsafe, R, psd_factor(R)
@@ -396,9 +419,10 @@ def relu_i4(C, nodes: int = RELU_I4_NODES):
     Measured accuracy (``benchmarks/gaussian.py``, ``tests/test_gaussian.py``), max |error| over 2000
     ODE-like tuples (exact copies and near-copies of units) and 200 random PD ``C``, against 400
     nodes: 24 nodes 4e-5, 32: 2e-6, 40: 8e-8, 48: 4e-9, **64 (default): 1.4e-11**, 96: 3e-13.
-    Against independent references: on exactly repeated fields the error is larger, up to ~3e-9
-    against Tallis' closed forms (:func:`relu_orthant_moment`, confirmed by SciPy ``dblquad`` to 1e-13),
-    which the online ODE therefore uses for those tuples; the spec §3.3 reduction with an
+    Against independent references: on exactly repeated fields up to 1.1e-10 (200 random 3-field
+    covariances, all 4-tuples with a repeated field) against Tallis' closed forms
+    (:func:`relu_orthant_moment`, confirmed by SciPy ``dblquad`` to 1e-13), which the online ODE uses for
+    the tuples with repeated indices (exact and cheaper); the spec §3.3 reduction with an
     Owen-T/adaptive-quadrature ``P4`` <= 1e-11; Monte Carlo (1e7 samples) within 5 standard errors.
     Cost: ``nodes`` evaluations of an elementary integrand (~2000 flops) per covariance.
     """
@@ -553,8 +577,7 @@ def _pivoted_factor(C):
         sel = idx[None, :] == p[:, None]  # (B, n) one-hot
         d = jnp.sum(jnp.where(sel, diag, 0.0), axis=-1)
         col = jnp.sum(jnp.where(sel[:, None, :], S, 0.0), axis=-1)  # S[:, :, p]
-        pos = d > 0
-        m = jnp.where(pos[:, None], col / jnp.where(pos, d, 1.0)[:, None], 0.0)
+        m = _exact_ratio(col, d[:, None])
         m = jnp.where(remaining, m, 0.0)
         cols.append(m * _safe_sqrt_grad(d)[:, None])
         pivots.append(jnp.maximum(d, 0.0))

@@ -338,3 +338,68 @@ def test_relu_rhs_closed_forms_match_the_one_dimensional_integral():
     direct = online.ode.gaussian.i4(prob.g, ode._sub(C, ode._index_tables(K, M)[2]))
     np.testing.assert_allclose(grouped, direct, atol=2e-8)
     assert np.max(np.abs(grouped - direct)) > 0  # the two paths really differ in method
+
+
+def _min_eig_rel(traj):
+    """Smallest eigenvalue of [[Q, R], [R^T, T]] over the kept states, relative to max C_ii (numpy)."""
+    out = []
+    for Q, R in zip(traj.Q, traj.R):
+        C = np.block([[Q, R], [R.T, traj.T]])
+        out.append(np.linalg.eigvalsh(C).min() / np.abs(np.diag(C)).max())
+    return min(out)
+
+
+@pytest.mark.parametrize("dt", [10.0, np.inf])
+def test_fixed_step_blow_up_is_not_success_and_keeps_only_valid_states(dt):
+    """Euler with a far too large step: every state variable and positive semi-definiteness are checked, so the
+    run stops (it used to report "success"/"diverged" with kept states whose overlap matrix had eigenvalue -2e6,
+    or the first step's R = -1.6e9 with eps_g clamped to 0); the kept part is a valid state."""
+    prob = online.Problem(M=2, K=2, activation="linear", lr=0.5)
+    st = online.OrderParameters(Q=[[0.5, 0.1], [0.1, 0.4]], R=[[0.2, 0.1], [0.0, 0.3]], T=np.eye(2))
+    with pytest.warns(RuntimeWarning, match="not_psd|diverged"):
+        traj = online.integrate(prob, st, alphas=np.linspace(0, 200, 21), method="euler", dt=dt)
+    assert traj.status in ("not_psd", "diverged") and not traj.success
+    assert len(traj.alpha) >= 1 and traj.alpha_reached < 200
+    assert _min_eig_rel(traj) > -1e-6
+    np.testing.assert_allclose(traj.eg[0], online.generalisation_error(prob, st))
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(divergence_threshold=float("nan")), "divergence_threshold"),
+    (dict(divergence_threshold=0.0), "divergence_threshold"),
+    (dict(max_steps=0), "max_steps"),
+    (dict(max_steps=2.5), "max_steps"),
+])
+def test_integrate_rejects_bad_stop_criteria(bad, match):
+    prob = online.Problem(M=1, K=1, activation="linear", lr=0.5)
+    st = online.OrderParameters(Q=[[0.5]], R=[[0.1]], T=[[1.0]])
+    with pytest.raises(ValueError, match=match):
+        online.integrate(prob, st, **bad)
+
+
+def test_relu_repeated_units_start_is_as_cheap_as_a_generic_one():
+    """Issue 11: ReLU, M=2, K=4 from exact copies of units (the start used to stall at alpha ~ 4e-5 with steps of
+    ~5e-9: under jit the exactly repeated fields were not exactly repeated, which put the square-root branch
+    points of the ReLU averages at the rounding level). Now it integrates in ~100 steps, and the copies are the
+    limit of slightly separated copies: eps_g of starts perturbed by eps (orthogonal to the teachers) approaches
+    it linearly in eps (measured: 2.2e-4, 2.2e-5, 2.6e-7 for eps = 1e-3, 1e-4, 1e-6)."""
+    prob = online.Problem(M=2, K=4, activation="relu", lr=0.5)
+    W = np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 0.5, 0.5, 0], [0, 0.5, 0.5, 0]])  # teachers e_1, e_2
+    v = np.array([0.5, 0.5, 1.0, 1.0])
+
+    def run(Wx):  # the issue's call: default alphas up to alpha_max = 50 (stalled; other save times may not)
+        st = online.OrderParameters(Q=Wx @ Wx.T, R=Wx[:, :2], T=np.eye(2), v=v, v_teacher=np.ones(2))
+        return online.integrate(prob, st, alpha_max=50, max_steps=1000)
+
+    exact = run(W)
+    assert exact.status == "success" and exact.n_steps < 400
+    np.testing.assert_allclose(exact.Q[0], [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
+    D = np.random.default_rng(1).normal(size=(4, 4))
+    diffs = []
+    for eps in (1e-4, 1e-5):
+        Wp = W.copy()
+        Wp[:, 2:] += eps * D[:, 2:]
+        pert = run(Wp)
+        assert pert.status == "success" and pert.n_steps < 400
+        diffs.append(np.max(np.abs(pert.eg - exact.eg)))
+    assert diffs[0] < 1e-3 * 1e-1 and diffs[1] < diffs[0] / 5, diffs

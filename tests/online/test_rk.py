@@ -76,3 +76,44 @@ def test_divergence_test_and_max_steps():
 
 def _big(y, threshold):
     return jnp.max(jnp.abs(y)) > threshold
+
+
+def test_keyboard_interrupt_stops_within_a_chunk_and_keeps_states():
+    """Ctrl-C (SIGINT) during a long compiled integration returns within ~1 s with status "interrupted" and the
+    states saved so far (checked against the exact solution), instead of being ignored until the loop ends."""
+    import os
+    import signal
+    import threading
+    import time
+
+    ts = np.concatenate([[0.0, 1.0, 2.0], np.linspace(3.0, 1e9, 5)])  # ~1e10 steps: never finishes by itself
+    kw = dict(rtol=1e-12, atol=1e-14, max_steps=2**31 - 1)
+    rk.solve(decay, np.array([1.0]), np.linspace(0.0, 0.1, ts.size), jnp.asarray([1.0]), **kw)  # compile first
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        ys, n_acc, status = rk.solve(decay, np.array([1.0]), ts, jnp.asarray([1.0]), **kw)
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped instead of stopping the integration with a status")
+    finally:
+        timer.cancel()
+    elapsed = time.perf_counter() - t0
+    assert status == "interrupted" and n_acc > 0
+    assert elapsed < 1.0 + 2.0, elapsed
+    np.testing.assert_allclose(ys[:3, 0], exact_decay(ts[:3], 1.0, 1.0), atol=1e-10)
+    assert np.all(np.isnan(ys[-1]))
+
+
+def test_max_steps_must_be_positive_and_check_codes():
+    with pytest.raises(ValueError, match="max_steps"):
+        rk.solve(decay, np.array([1.0]), np.array([0.0, 1.0]), jnp.asarray([1.0]), max_steps=0)
+    # an integer code from the state check is reported as that status and the failing state is not kept
+    ys, _, status = rk.solve(blow_up, np.array([1.0]), np.array([0.0, 0.5, 0.9]), None, diverged=_psd_like,
+                             threshold=1.5)
+    assert status == "not_psd"
+    assert ys[0, 0] == 1.0 and np.all(np.isnan(ys[1:]))
+
+
+def _psd_like(y, threshold):
+    return jnp.where(jnp.max(y) > threshold, 5, 0)

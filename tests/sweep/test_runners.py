@@ -51,3 +51,23 @@ def test_dmft_and_signal_runners_match_direct_calls():
     ref = signal.signal_propagation("erf", 2.0, 0.1).scalar()
     assert error == "" and result.values["chi_1"] == ref["chi_1"] and result.values["q_star"] == ref["q_star"]
     assert signal.PHASES[int(result.values["phase"])] == ref["phase"]
+
+
+def test_online_ode_runner_ctrl_c_stops_the_sweep(monkeypatch):
+    """An ODE run stopped by Ctrl-C (status "interrupted") must not be recorded as a finished point."""
+    import dataclasses
+
+    import pytest
+
+    from learndyn.sweep.runners import online as runner
+
+    prob = online.Problem(M=1, K=1, activation="linear", lr=0.5)
+    st = online.OrderParameters(Q=[[0.5]], R=[[0.1]], T=[[1.0]])
+    real = online.integrate
+
+    def interrupted(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), status="interrupted")
+
+    monkeypatch.setattr(runner.online, "integrate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner._ode_call(prob, st, alpha_max=1.0, n_alpha=3, alpha_min=0.1)

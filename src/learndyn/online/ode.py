@@ -50,7 +50,18 @@ STATUS = {
     "nonfinite": "the integration produced NaN or inf",
     "max_steps": "the adaptive solver hit max_steps before the last requested alpha",
     "step_too_small": "the adaptive step size fell below 1e-14 alpha (singular or very stiff right-hand side)",
+    "not_psd": "the overlap matrix [[Q, R], [R^T, T]] stopped being positive semi-definite (no weights have these "
+               "overlaps: a fixed step dt too large?)",
+    "interrupted": "interrupted by the user (KeyboardInterrupt)",
 }
+
+#: relative tolerance of the positive semi-definiteness check: a state is invalid once the smallest eigenvalue of
+#: ``[[Q, R], [R^T, T]]`` is below ``-PSD_RTOL max_i C_ii``. An exactly singular C (copies of units, a student unit
+#: equal to a teacher unit) is valid, and errors of the right-hand side push such a state slightly outside: for
+#: tanh at student = teacher the Gauss-Hermite error of the RHS is 1e-4 (default order), 4e-5 (order 16), 4e-6
+#: (order 24) (measured, K = M = 2), which crossed -1e-6 in the first step; 1e-3 leaves room for that while a
+#: blown-up fixed step (eigenvalues of -1e6) is caught at once.
+PSD_RTOL = 1e-3
 
 
 # ------------------------------------------------------------------------------------------
@@ -160,7 +171,7 @@ def _relu_i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
     a 1-3-dimensional Gaussian over the positive orthant: Tallis' closed form
     (:func:`learndyn.gaussian.relu_orthant_moment`). Only tuples of four distinct fields need
     :func:`learndyn.gaussian.relu_i4` (36 of 210 for K=4, M=2): about 5x cheaper, and exact where the
-    1-D integral has ~3e-9 errors on exactly repeated fields.
+    1-D integral has errors up to ~1e-10 on exactly repeated fields.
     """
     K, M = problem.K, problem.M
     r2 = gaussian._base_scale(problem.g) ** 2
@@ -432,13 +443,20 @@ def _vector_field(key: Problem):
 
 @functools.lru_cache(maxsize=64)
 def _divergence_test(K: int, M: int):
-    """``True`` once ``max(|Q_kk|, |v_k|)`` exceeds the threshold (on the flat state)."""
+    """The state check of the solver (:func:`learndyn.online.rk.solve` status codes) on the flat state:
+    1 (``"diverged"``) once any ``|Q_kl|``, ``|R_kn|``, ``|v_k|`` exceeds the threshold, 5 (``"not_psd"``)
+    once ``C = [[Q, R], [R^T, T]]`` has an eigenvalue below ``-PSD_RTOL max_i C_ii``, else 0.
+    ``bounds = (threshold, T)``."""
 
-    def diverged(y, threshold):
-        Q, _, v = _unflatten(y, K, M)
-        return jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(Q))), jnp.max(jnp.abs(v))) > threshold
+    def check(y, bounds):
+        threshold, T = bounds
+        Q, R, _ = _unflatten(y, K, M)
+        C = _covariance(0.5 * (Q + Q.T), R, T)
+        scale = jnp.max(jnp.abs(jnp.diagonal(C)))
+        not_psd = jnp.min(jnp.linalg.eigvalsh(C)) < -PSD_RTOL * scale
+        return jnp.where(jnp.max(jnp.abs(y)) > threshold, 1, jnp.where(not_psd, 5, 0))
 
-    return diverged
+    return check
 
 
 @functools.lru_cache(maxsize=64)
@@ -515,10 +533,23 @@ def integrate(
         SciPy's RK45), or the fixed-step ``"euler"``/``"heun"`` (then ``dt`` is required;
         ``"euler"`` with ``dt=0.01`` is the reference code's scheme). See :mod:`learndyn.online.rk`.
         Default (``None``): :func:`default_method` — ``"dopri8"``, but ``"dopri5"`` for ReLU.
+    max_steps:
+        Stop with ``status="max_steps"`` after this many solver steps (accepted or rejected; >= 1).
     divergence_threshold:
-        Stop with ``status="diverged"`` once ``max(|Q_kk|, |v_k|)`` exceeds it.
+        Stop with ``status="diverged"`` once any ``|Q_kl|``, ``|R_kn|`` or ``|v_k|`` exceeds it (> 0; ``inf``
+        turns the test off). Every method also stops with ``status="not_psd"`` once ``[[Q, R], [R^T, T]]``
+        is no longer positive semi-definite (relative tolerance :data:`PSD_RTOL`), and with
+        ``"nonfinite"`` on NaN/inf; the states before the stop are kept. Ctrl-C stops the integration
+        within about a second with ``status="interrupted"``, keeping the states computed so far.
     progress:
         Show a tqdm progress bar over ``alpha``.
+
+    Accuracy: erf, ReLU and linear use closed forms (exact to rounding; the student = teacher state stays
+    at ``eps_g = 0``). Other activations use Gauss-Hermite quadrature, whose error enters the right-hand
+    side: for tanh at student = teacher (where the exact RHS is 0), max |RHS| = 1.1e-4 at the default
+    ``quadrature_order`` (12), 3.8e-5 at 16, 3.6e-6 at 24 (measured, K = M = 2, lr 0.5), so ``eps_g``
+    drifts to ~3e-5 by alpha = 1 and the state leaves the positive semi-definite cone (status
+    ``"not_psd"``) within a few alpha; raise ``quadrature_order`` near such singular states.
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem: expected learndyn.online.Problem, got {type(problem).__name__}")
@@ -533,9 +564,15 @@ def integrate(
         raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
     dt = None if dt is None else _positive_number("dt", dt)
     rtol, atol = _positive_number("rtol", rtol), _positive_number("atol", atol)
-    divergence_threshold = _positive_number("divergence_threshold", divergence_threshold)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps: must be a positive integer, got {max_steps!r}")
+    try:
+        divergence_threshold = float(divergence_threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"divergence_threshold: must be a number > 0 (inf: no test), got "
+                         f"{divergence_threshold!r}") from None
+    if not divergence_threshold > 0:  # also NaN, which would silently turn the test off
+        raise ValueError(f"divergence_threshold: must be > 0 (inf turns the test off), got {divergence_threshold!r}")
     if alphas is None:
         alphas = default_alphas(1000.0 if alpha_max is None else _positive_number("alpha_max", alpha_max))
     alphas = _validate_alphas(alphas)
@@ -562,7 +599,8 @@ def integrate(
     try:
         ys, n_steps, status = rk.solve(_vector_field(key), y0, ts, args, method=method, rtol=rtol, atol=atol,
                                        dt0=dt0, max_steps=max_steps, diverged=_divergence_test(K, M),
-                                       threshold=divergence_threshold, progress=_progress if progress else None)
+                                       threshold=(divergence_threshold, args[0]),
+                                       progress=_progress if progress else None)
     finally:
         _BAR[0] = None
         if bar is not None:

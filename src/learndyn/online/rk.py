@@ -7,7 +7,9 @@ Dopri8 with a divergence event and a trivial right-hand side: 1.1 s tracing + 2.
 ``solve_ivp`` — their Butcher tableaux and error estimators are taken from
 :class:`scipy.integrate.DOP853` (Dormand-Prince 8(5,3), Hairer-Norsett-Wanner's DOP853) and
 :class:`scipy.integrate.RK45` (Dormand-Prince 5(4)), with SciPy's step-size rule — compiled with
-``lax.while_loop``; the right-hand side is traced once (the stages run in a ``fori_loop``).
+``lax.while_loop``; the right-hand side is traced once (the stages run in a ``fori_loop``). The loop
+is run from Python in chunks of about :data:`CHUNK_SECONDS` (a traced iteration limit, no
+recompilation), so Ctrl-C stops a long integration promptly and keeps the states computed so far.
 
 Step-size control (Hairer, Norsett & Wanner, *Solving ODEs I*, II.4; SciPy's ``RkAdaptive``):
 ``err = ||e / (atol + rtol max(|y|, |y_new|))||`` (RMS; DOP853's combined 5th/3rd-order estimate),
@@ -19,6 +21,7 @@ exactly by shortening the step that would pass them (no interpolation error at s
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,8 +33,13 @@ from jax import lax
 
 __all__ = ["Tableau", "TABLEAUX", "STATUS_CODES", "is_adaptive", "solve"]
 
-#: integer status codes of :func:`solve`
-STATUS_CODES = {0: "success", 1: "diverged", 2: "nonfinite", 3: "max_steps", 4: "step_too_small"}
+#: integer status codes of :func:`solve` (``diverged`` may return 1 or 5; 6 is set from Python on Ctrl-C)
+STATUS_CODES = {0: "success", 1: "diverged", 2: "nonfinite", 3: "max_steps", 4: "step_too_small", 5: "not_psd",
+                6: "interrupted"}
+_INTERRUPTED = 6
+
+#: wall-clock target of one compiled chunk of steps: Ctrl-C is honoured between chunks (see :func:`solve`)
+CHUNK_SECONDS = 0.25
 
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
 
@@ -109,6 +117,8 @@ def _error_norm(tab: Tableau, Kst, h, scale):
 
 @functools.lru_cache(maxsize=64)
 def _program(fun: Callable, method: str, max_steps: int, diverged: Callable, progress: Callable | None):
+    """``(start, advance)``: the initial carry, and the compiled loop run until ``n_iter`` reaches a
+    (traced) limit, the last saved time or a stop (so Python regains control between chunks)."""
     tab = TABLEAUX[method]()
     A, C = jnp.asarray(tab.A), jnp.asarray(tab.C)
     S = tab.A.shape[0]
@@ -124,16 +134,20 @@ def _program(fun: Callable, method: str, max_steps: int, diverged: Callable, pro
         return y + h * (A[S - 1] @ Kst), Kst
 
     @jax.jit
-    def run(y0, args, ts, dt0, rtol, atol, threshold):
+    def start(y0, args, ts, dt0):
         n_save = ts.shape[0]
         ys = jnp.full((n_save, y0.size), jnp.nan, y0.dtype).at[0].set(y0)
         f0 = fun(ts[0], y0, args)
         # (t, y, f, h, i_save, ys, n_accepted, n_iter, status, last_rejected)
-        init = (ts[0], y0, f0, jnp.asarray(dt0, y0.dtype), jnp.int32(1), ys, jnp.int32(0), jnp.int32(0),
+        return (ts[0], y0, f0, jnp.asarray(dt0, y0.dtype), jnp.int32(1), ys, jnp.int32(0), jnp.int32(0),
                 jnp.int32(0), jnp.bool_(False))
 
+    @jax.jit
+    def advance(carry, args, ts, rtol, atol, threshold, iter_limit):
+        n_save = ts.shape[0]
+
         def cond(c):
-            return (c[4] < n_save) & (c[8] == 0)
+            return (c[4] < n_save) & (c[8] == 0) & (c[7] < iter_limit)
 
         def body(c):
             t, y, f, h, i, ys, n_acc, n_it, status, last_rej = c
@@ -157,23 +171,24 @@ def _program(fun: Callable, method: str, max_steps: int, diverged: Callable, pro
                 accepted = finite
                 h_next = h
                 too_small = jnp.bool_(False)
+            # a state that fails the problem's check (too large, not a valid state) is reported, not kept
+            bad = jnp.where(accepted, jnp.asarray(diverged(y_new, threshold)).astype(jnp.int32), 0)
             t_new = jnp.where(clipped, target, t + h_try)
-            save = accepted & clipped
+            save = accepted & clipped & (bad == 0)
             ys = ys.at[i].set(jnp.where(save, y_new, ys[i]))
             if progress is not None:
                 lax.cond(save, lambda: jax.debug.callback(progress, t_new), lambda: None)
-            div = accepted & diverged(y_new, threshold)
             n_it = n_it + 1
-            status = jnp.where(div, 1, jnp.where(~finite & ~tab.adaptive, 2, jnp.where(
+            status = jnp.where(bad > 0, bad, jnp.where(~finite & ~tab.adaptive, 2, jnp.where(
                 too_small, jnp.where(finite, 4, 2), jnp.where(n_it >= max_steps, 3, 0))))
-            return (jnp.where(accepted, t_new, t), jnp.where(accepted, y_new, y),
-                    jnp.where(accepted, Kst[S - 1], f), h_next, i + save.astype(jnp.int32), ys,
-                    n_acc + accepted.astype(jnp.int32), n_it, status.astype(jnp.int32), ~accepted)
+            keep = accepted & (bad == 0)
+            return (jnp.where(keep, t_new, t), jnp.where(keep, y_new, y),
+                    jnp.where(keep, Kst[S - 1], f), h_next, i + save.astype(jnp.int32), ys,
+                    n_acc + keep.astype(jnp.int32), n_it, status.astype(jnp.int32), ~accepted)
 
-        out = lax.while_loop(cond, body, init)
-        return out[5], out[6], out[8]
+        return lax.while_loop(cond, body, carry)
 
-    return run
+    return start, advance
 
 
 def solve(fun: Callable, y0, ts, args, *, method: str = "dopri8", rtol: float = 1e-8, atol: float = 1e-12,
@@ -181,17 +196,41 @@ def solve(fun: Callable, y0, ts, args, *, method: str = "dopri8", rtol: float = 
           threshold: float = np.inf, progress: Callable | None = None):
     """Integrate ``dy/dt = fun(t, y, args)`` (flat ``y``) from ``ts[0]`` and return ``y`` at ``ts``.
 
-    ``fun``, ``diverged(y, threshold) -> bool`` and ``progress(t)`` must be hashable (module-level
-    functions or cached closures): the compiled program is cached on them. Fixed-step methods use
-    ``dt0`` as their step (shortened to land on each ``ts``). Returns ``(ys, n_accepted, status)``:
-    ``ys`` ``(len(ts), n)`` with NaN rows after a stop, ``status`` a key of :data:`STATUS_CODES`.
+    ``fun``, ``diverged(y, threshold)`` (``threshold``: any pytree of arrays) and ``progress(t)`` must be hashable (module-level functions or
+    cached closures): the compiled program is cached on them. ``diverged`` returns ``True`` (status
+    ``"diverged"``) or an integer code of :data:`STATUS_CODES` (0: the state is fine); such a state is
+    not kept. Fixed-step methods use ``dt0`` as their step (shortened to land on each ``ts``). Returns
+    ``(ys, n_accepted, status)``: ``ys`` ``(len(ts), n)`` with NaN rows after a stop, ``status`` a value of
+    :data:`STATUS_CODES`.
+
+    The compiled loop runs in chunks of about :data:`CHUNK_SECONDS` of wall time (the number of steps
+    per chunk adapts), so that a ``KeyboardInterrupt`` (Ctrl-C) stops the integration within about one
+    chunk; the states computed so far are returned with status ``"interrupted"``.
     """
+    max_steps = int(max_steps)
+    if max_steps < 1:
+        raise ValueError(f"max_steps: must be a positive integer, got {max_steps}")
     if diverged is None:
         diverged = _never
-    run = _program(fun, method, int(max_steps), diverged, progress)
-    ys, n_acc, status = run(jnp.asarray(y0, jnp.float64), args, jnp.asarray(ts, jnp.float64), dt0,
-                            jnp.float64(rtol), jnp.float64(atol), jnp.float64(threshold))
-    return np.asarray(ys), int(n_acc), STATUS_CODES[int(status)]
+    start, advance = _program(fun, method, max_steps, diverged, progress)
+    ts = jnp.asarray(ts, jnp.float64)
+    n_save = int(ts.shape[0])
+    threshold = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), threshold)
+    consts = (jnp.float64(rtol), jnp.float64(atol), threshold)
+    carry = start(jnp.asarray(y0, jnp.float64), args, ts, dt0)
+    chunk, n_it, status = 64, 0, 0
+    try:
+        while True:
+            t0 = time.perf_counter()
+            carry = advance(carry, args, ts, *consts, jnp.int32(min(n_it + chunk, max_steps)))
+            n_it, i_save, status = int(carry[7]), int(carry[4]), int(carry[8])
+            if status != 0 or i_save >= n_save or n_it >= max_steps:
+                break
+            elapsed = time.perf_counter() - t0
+            chunk = int(min(max(chunk * min(16.0, max(0.125, CHUNK_SECONDS / max(elapsed, 1e-6))), 1), 2**30))
+    except KeyboardInterrupt:
+        status = _INTERRUPTED
+    return np.asarray(carry[5]), int(carry[6]), STATUS_CODES[int(status)]
 
 
 def _never(y, threshold):

@@ -10,7 +10,7 @@
 
 Per-point variables: ``eg`` (seed, alpha), ``eg_final`` (seed; eps_g at ``alpha_max``, NaN if the run
 stopped early), and the per-seed status (``ode_status``: 0 success, 1 diverged, 2 max_steps,
-3 nonfinite; ``diverged_alpha`` for SGD). A diverged run is a result, not an error: the point is done
+3 nonfinite, 4 step_too_small, 5 not_psd; ``diverged_alpha`` for SGD). A diverged run is a result, not an error: the point is done
 and flagged, with the trajectory up to the divergence kept.
 """
 
@@ -28,7 +28,7 @@ from ..registry import Option, Output, PointResult, Runner, options_from, pad
 
 __all__ = ["ODE", "SGD"]
 
-_ODE_CODES = {"success": 0, "diverged": 1, "max_steps": 2, "nonfinite": 3}
+_ODE_CODES = {"success": 0, "diverged": 1, "max_steps": 2, "nonfinite": 3, "step_too_small": 4, "not_psd": 5}
 _Init = Literal[online.INITIALISATIONS]  # type: ignore[valid-type]
 _Method = Literal[tuple(sorted(_ode._SOLVERS))]  # type: ignore[valid-type]
 
@@ -78,7 +78,10 @@ def _ode_call(problem: online.Problem, state: online.OrderParameters, **options:
     kwargs = {k: options[k] for k in _INTEGRATE if k in options}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a divergence is reported through the status
-        return online.integrate(problem, state, _alphas(options), **kwargs)
+        traj = online.integrate(problem, state, _alphas(options), **kwargs)
+    if traj.status == "interrupted":  # Ctrl-C stops the sweep; the point is not recorded as done
+        raise KeyboardInterrupt
+    return traj
 
 
 def _ode_outputs(problem: online.Problem, options: dict[str, Any], n_seeds: int) -> dict[str, Output]:
