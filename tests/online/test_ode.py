@@ -349,7 +349,7 @@ def _min_eig_rel(traj):
     return min(out)
 
 
-@pytest.mark.parametrize("dt", [10.0, np.inf])
+@pytest.mark.parametrize("dt", [10.0, 1e6])
 def test_fixed_step_blow_up_is_not_success_and_keeps_only_valid_states(dt):
     """Euler with a far too large step: every state variable and positive semi-definiteness are checked, so the
     run stops (it used to report "success"/"diverged" with kept states whose overlap matrix had eigenvalue -2e6,
@@ -362,6 +362,14 @@ def test_fixed_step_blow_up_is_not_success_and_keeps_only_valid_states(dt):
     assert len(traj.alpha) >= 1 and traj.alpha_reached < 200
     assert _min_eig_rel(traj) > -1e-6
     np.testing.assert_allclose(traj.eg[0], online.generalisation_error(prob, st))
+
+
+def test_an_infinite_step_is_refused_by_name():
+    # issue 12: dt = inf used to report success with eps_g clamped to 0 and an eigenvalue of -89
+    prob = online.Problem(M=2, K=2, activation="linear", lr=0.5)
+    st = online.OrderParameters(Q=[[0.5, 0.1], [0.1, 0.4]], R=[[0.2, 0.1], [0.0, 0.3]], T=np.eye(2))
+    with pytest.raises(ValueError, match="dt: must be a finite number > 0"):
+        online.integrate(prob, st, alphas=np.linspace(0, 200, 21), method="euler", dt=np.inf)
 
 
 @pytest.mark.parametrize("bad, match", [

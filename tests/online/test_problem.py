@@ -64,3 +64,18 @@ def test_overlaps_on_the_psd_boundary_off_by_rounding_are_valid():
         with pytest.raises(ValueError, match="positive semi-definite"):
             online.OrderParameters(Q=scale * T, R=scale * T * 1.01, T=scale * T)
         online.OrderParameters(Q=scale * T, R=scale * T * (1 + eps), T=scale * T)
+
+
+def test_a_state_the_integrator_accepted_reads_back():
+    # the integrator's PSD test (ode.PSD_RTOL, set by quadrature error) is looser than input validation:
+    # a trajectory state between the two tolerances must still read back (final_state raised before)
+    from learndyn.online import ode
+
+    Q = np.array([[1.0, 1.0], [1.0, 1.0 - 1e-4]])  # eigenvalue ~ -5e-5: within 1e-3, outside 1e-6
+    R, T = np.array([[1.0], [1.0]]), np.eye(1)
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        online.OrderParameters(Q=Q, R=R, T=T)
+    state = online.OrderParameters(Q=Q, R=R, T=T, psd_rtol=ode.PSD_RTOL)
+    assert state.K == 2
+    with pytest.raises(ValueError, match="psd_rtol"):
+        online.OrderParameters(Q=Q, R=R, T=T, psd_rtol=float("nan"))

@@ -304,7 +304,7 @@ class Trajectory(Result):
     def state(self, index: int) -> OrderParameters:
         Q = self.Q[index]
         return OrderParameters(Q=0.5 * (Q + Q.T), R=self.R[index], T=self.T, v=self.v[index],
-                               v_teacher=self.v_teacher)
+                               v_teacher=self.v_teacher, psd_rtol=PSD_RTOL)
 
     def to_xarray(self) -> xr.Dataset:
         K, M = self.problem.K, self.problem.M

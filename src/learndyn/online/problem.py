@@ -8,7 +8,7 @@ finite-N simulation (:func:`learndyn.online.simulate`), so the two can never dis
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -149,7 +149,10 @@ class OrderParameters:
     The joint overlap matrix ``[[Q, R], [R^T, T]]`` is the covariance of the local fields
     ``(lambda, rho)`` and must be symmetric positive semi-definite, up to :data:`PSD_RTOL` times its
     largest variance (states on the boundary -- a unit that equals a teacher unit -- are valid and
-    come out of an integration a rounding error on either side).
+    come out of an integration a rounding error on either side). ``psd_rtol`` overrides that tolerance:
+    states read back from an integration use the integrator's own, looser test
+    (:data:`learndyn.online.ode.PSD_RTOL`, set by the quadrature error of the Gaussian integrals), so a state
+    the integrator accepted is never refused when it is read back.
     """
 
     Q: Any
@@ -157,6 +160,7 @@ class OrderParameters:
     T: Any
     v: Any = None
     v_teacher: Any = None
+    psd_rtol: float = field(default=PSD_RTOL, repr=False)
 
     def __post_init__(self) -> None:
         Q = _numeric("Q", self.Q, "a square K x K matrix") if self.Q is not None else None
@@ -180,10 +184,13 @@ class OrderParameters:
         C = 0.5 * (C + C.T)
         lam_min = float(np.linalg.eigvalsh(C)[0])
         scale = float(np.max(np.abs(np.diag(C))))
-        if lam_min < -PSD_RTOL * scale:
+        rtol = float(self.psd_rtol)
+        if not (0 <= rtol < 1):
+            raise ValueError(f"psd_rtol: must be in [0, 1), got {self.psd_rtol!r}")
+        if lam_min < -rtol * scale:
             raise ValueError(
                 "Q, R, T: the joint overlap matrix [[Q, R], [R^T, T]] must be positive semi-definite "
-                f"(smallest eigenvalue {lam_min:.3g}, below -{PSD_RTOL:g} x its largest variance {scale:.3g}); "
+                f"(smallest eigenvalue {lam_min:.3g}, below -{rtol:g} x its largest variance {scale:.3g}); "
                 "overlaps of real weight vectors always are -- check |R_kn| <= sqrt(Q_kk T_nn)"
             )
         for name, arr in (("Q", Q), ("R", R), ("T", T), ("v", v), ("v_teacher", vt)):
