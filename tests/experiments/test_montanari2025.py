@@ -72,3 +72,19 @@ def test_dmft_command_writes_files_and_refuses_uncentred_h(tmp_path):
     assert out.with_suffix(".png").exists()
     bad = CliRunner().invoke(app, ["dmft", "--h", "1,0.5", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "h(0)" in bad.output
+
+
+def test_figure_file_mixes_runs_with_and_without_a_simulation():
+    # full-size fig3 simulates only m = 4, 8 of m = 4 .. 32: the figure file refused the mixed set
+    # ("'sim_step' not present in all datasets") after all the work was done
+    from learndyn.experiments import montanari2025 as mu
+
+    prob = {"m": 2, "n_over_d": 1.5, "tau": 0.5}
+    runs = [mu.Run("with sim", prob, t_max=0.4, dt=0.1, sim=mu.Sim("gaussian", d=10, seeds=2, points=4)),
+            mu.Run("without", {**prob, "m": 4}, t_max=0.6, dt=0.1)]
+    results = [mu.execute(r) for r in runs]
+    ds = mu._dataset(mu.FIGURES["fig3"], results, quick=True)
+    assert ds["m"].values.tolist() == [2, 4]
+    sim = [v for v in ds.data_vars if str(v).startswith("sim_") and "sim_step" in ds[v].dims][0]
+    assert np.isfinite(ds[sim].isel(run=0)).any() and np.isnan(ds[sim].isel(run=1)).all()
+    assert np.isfinite(ds["t"].isel(run=1)).sum() > np.isfinite(ds["t"].isel(run=0)).sum()

@@ -528,6 +528,10 @@ def _dataset(spec: Figure, results: list[RunResult], quick: bool) -> xr.Dataset:
     with NaN along ``step`` (DMFT grid; the time of each step is ``t``) and ``sim_step`` (simulation records,
     time ``sim_t``); ``seed`` indexes the simulation's realisations."""
     subs = [_run_dataset(r) for r in results]
+    # runs without a simulation (or without neurons) lack those dimensions: give them empty coordinates, so
+    # the outer join pads them with NaN instead of refusing the mixed set
+    dims = sorted({d for sub in subs for d in sub.dims})
+    subs = [sub.assign_coords({d: np.arange(0) for d in dims if d not in sub.coords}) for sub in subs]
     ds = xr.concat(subs, dim="run", join="outer", combine_attrs="drop", data_vars="all")
     p = [r.problem for r in results]
     a0 = [float(np.mean(np.asarray(x.a0, float))) if np.ndim(x.a0) == 0 else float("nan") for x in p]
