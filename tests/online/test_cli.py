@@ -79,3 +79,11 @@ def test_ode_command_reports_eps_g_below_the_accuracy_floor(tmp_path):
     assert shown.sum() > 40 and (~shown).sum() > 5  # the tail is noise, the rest is data
     np.testing.assert_allclose(traj.eg[shown], ref.eg[shown], rtol=1e-2)
     assert np.max(np.abs(traj.eg[~shown] - ref.eg[~shown])) < floor
+
+
+def test_simulate_with_one_seed_prints_no_nan_standard_error(tmp_path):
+    # the CLI default is the Python default, one seed, which has no standard error: it printed "+- nan"
+    res = runner.invoke(app, ["simulate", "--M", "1", "--K", "1", "--N", "50", "--alpha-max", "1", "--n-alphas", "3",
+                              "--no-progress", "--out", str(tmp_path / "sim")])
+    assert res.exit_code == 0, res.output
+    assert "nan" not in res.output and "one seed" in res.output

@@ -85,7 +85,12 @@ def simulate_command(
                    f"online SGD: {problem.activation_name}, M={M}, K={K}, eta={lr:g}, sigma={sigma:g}")
     typer.echo(f"status: {sim.status} ({sim.message}); {sim.wall_time:.1f}s")
     if len(sim.alpha):
-        typer.echo(f"eps_g(alpha={sim.alpha[-1]:g}) = {sim.eg_mean[-1]:.6g} +- {sim.eg_sem[-1]:.2g} (seed mean +- s.e.)")
+        if seeds > 1:
+            typer.echo(f"eps_g(alpha={sim.alpha[-1]:g}) = {sim.eg_mean[-1]:.6g} +- {sim.eg_sem[-1]:.2g} "
+                       "(seed mean +- s.e.)")
+        else:  # one seed has no standard error (it would print as nan)
+            typer.echo(f"eps_g(alpha={sim.alpha[-1]:g}) = {sim.eg_mean[-1]:.6g} (one seed; --seeds S for a "
+                       "seed mean +- s.e.)")
     if sim.save_error:
         typer.echo(f"warning: {sim.save_error}", err=True)
     typer.echo(f"wrote {png}" if sim.save_error else f"wrote {out.with_suffix('.nc')} and {png}")
