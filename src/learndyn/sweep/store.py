@@ -432,9 +432,13 @@ class Store:
 
     def _array(self, name: str):
         if name not in self._arrays:
-            arr = self.group[name]
-            if name not in _BOOK:  # store every chunk, so that a missing one means lost data
-                arr = arr.with_config({"write_empty_chunks": True})
+            if name in _BOOK:
+                arr = self.group[name]
+            else:  # store every chunk, so that a missing one means lost data (the setting is read at opening)
+                import zarr
+
+                with zarr.config.set({"array.write_empty_chunks": True}):
+                    arr = self.group[name]
             self._arrays[name] = arr
         return self._arrays[name]
 
