@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..resources import check_memory
-from .problem import OrderParameters, Problem
+from .problem import OrderParameters, Problem, _numeric
 
 __all__ = ["InitialWeights", "initial_weights", "INITIALISATIONS", "teacher_second_layer"]
 
@@ -52,15 +52,6 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _weights_array(name: str, value: Any) -> np.ndarray:
-    if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name}: must be an array of numbers, got the string {value!r}")
-    try:
-        return np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be an array of numbers, got {type(value).__name__}") from None
-
-
 @dataclass(frozen=True, eq=False)
 class InitialWeights:
     """Microscopic initial state: student ``w`` (K x N), ``v`` (K); teacher ``w_teacher`` (M x N), ``v_teacher`` (M)."""
@@ -71,14 +62,14 @@ class InitialWeights:
     v_teacher: Any
 
     def __post_init__(self) -> None:
-        w = _weights_array("w", self.w)
-        wt = _weights_array("w_teacher", self.w_teacher)
+        w = _numeric("w", self.w, "an array")
+        wt = _numeric("w_teacher", self.w_teacher, "an array")
         if w.ndim != 2 or wt.ndim != 2 or w.shape[1] != wt.shape[1]:
             raise ValueError(f"w, w_teacher: must be K x N and M x N arrays, got shapes {w.shape} and {wt.shape}")
         K, N = w.shape
         M = wt.shape[0]
-        v = _weights_array("v", np.ones(K) if self.v is None else self.v)
-        vt = _weights_array("v_teacher", np.ones(M) if self.v_teacher is None else self.v_teacher)
+        v = _numeric("v", np.ones(K) if self.v is None else self.v, "an array")
+        vt = _numeric("v_teacher", np.ones(M) if self.v_teacher is None else self.v_teacher, "an array")
         if v.shape != (K,):
             raise ValueError(f"v: expected shape ({K},), got {v.shape}")
         if vt.shape != (M,):
@@ -123,7 +114,7 @@ def teacher_second_layer(M: int, v_teacher: Any, rng: np.random.Generator) -> np
             return np.ones(M)
         raise ValueError(f"v_teacher: unknown {v_teacher!r}; allowed are None, 'ones', 'normal', a number or "
                          f"an array of length M={M}")
-    arr = _weights_array("v_teacher", v_teacher)
+    arr = _numeric("v_teacher", v_teacher, "an array")
     if arr.ndim == 0:
         arr = np.full(M, float(arr))
     if arr.shape != (M,) or not np.all(np.isfinite(arr)):

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..resources import check_memory
 from ..results import Result, problem_attrs, rebuild_problem
 from . import rk
-from .problem import OrderParameters, Problem
+from .problem import OrderParameters, Problem, _positive_int, _positive_number
 
 __all__ = ["integrate", "Trajectory", "generalisation_error", "rhs", "default_alphas", "default_method", "STATUS"]
 
@@ -378,19 +378,6 @@ def _validate_alphas(alphas) -> np.ndarray:
     return alphas
 
 
-def _positive_number(name: str, value: Any) -> float:
-    """``value`` as a finite float > 0, else a one-line ``ValueError`` naming ``name``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}") from None
-    if not (np.isfinite(x) and x > 0):
-        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
-    return x
-
-
 #: measured peak memory per evaluated I4 tuple of the compiled right-hand side (erf, bytes), and the
 #: fixed cost of compiling the solver; see :func:`integrate_bytes`
 _BYTES_PER_I4_TUPLE = 480
@@ -564,15 +551,9 @@ def integrate(
         raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
     dt = None if dt is None else _positive_number("dt", dt)
     rtol, atol = _positive_number("rtol", rtol), _positive_number("atol", atol)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps: must be a positive integer, got {max_steps!r}")
-    try:
-        divergence_threshold = float(divergence_threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"divergence_threshold: must be a number > 0 (inf: no test), got "
-                         f"{divergence_threshold!r}") from None
-    if not divergence_threshold > 0:  # also NaN, which would silently turn the test off
-        raise ValueError(f"divergence_threshold: must be > 0 (inf turns the test off), got {divergence_threshold!r}")
+    max_steps = _positive_int("max_steps", max_steps)
+    # inf turns the test off; NaN (which would silently do so too) is refused
+    divergence_threshold = _positive_number("divergence_threshold", divergence_threshold, finite=False)
     if alphas is None:
         alphas = default_alphas(1000.0 if alpha_max is None else _positive_number("alpha_max", alpha_max))
     alphas = _validate_alphas(alphas)

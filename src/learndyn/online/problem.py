@@ -118,6 +118,18 @@ class Problem:
 
 
 
+def _positive_number(name: str, value: Any, *, finite: bool = True, unit: str = "") -> float:
+    """``value`` as a float > 0 (and finite if ``finite``), else a one-line ``ValueError`` naming ``name``."""
+    what = f"a {'finite ' if finite else ''}number{' of ' + unit if unit else ''} > 0"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be {what}, got {value!r}") from None
+    if isinstance(value, bool) or not (x > 0) or np.isnan(x) or (finite and np.isinf(x)):
+        raise ValueError(f"{name}: must be {what}, got {value!r}")
+    return x
+
+
 def _numeric(name: str, value: Any, what: str) -> np.ndarray:
     """``value`` as a float64 array, else a one-line ``ValueError`` naming ``name``."""
     if isinstance(value, (str, bytes)):

@@ -51,7 +51,7 @@ from ..results import Result, atomic_write_netcdf, check_output_path, problem_at
 from . import conventions
 from .initial import InitialWeights, initial_weights
 from .ode import default_alphas, generalisation_error_arrays
-from .problem import OrderParameters, Problem
+from .problem import OrderParameters, Problem, _positive_number
 
 __all__ = ["simulate", "Simulation", "sgd_update", "SEED_STATUS", "generalisation_error_batch", "simulate_bytes"]
 
@@ -660,18 +660,6 @@ def _check_seeds(seeds: Any) -> np.ndarray:
     if np.unique(arr).size != arr.size:
         raise ValueError(f"seeds: contains duplicates: {arr.tolist()}")
     return arr.astype(np.int64)
-
-
-def _positive_number(name: str, value: Any, *, finite: bool = True, unit: str = "") -> float:
-    """``value`` as a float > 0 (and finite if ``finite``), else a one-line ``ValueError`` naming ``name``."""
-    what = f"a {'finite ' if finite else ''}number{' of ' + unit if unit else ''} > 0"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be {what}, got {value!r}") from None
-    if isinstance(value, bool) or not (x > 0) or math.isnan(x) or (finite and math.isinf(x)):
-        raise ValueError(f"{name}: must be {what}, got {value!r}")
-    return x
 
 
 def simulate_bytes(problem: Problem, N: int, n_seeds: int, n_records: int, batch_size: int = 1,
