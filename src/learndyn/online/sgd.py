@@ -47,7 +47,7 @@ import xarray as xr
 from jax import lax
 
 from ..resources import check_memory
-from ..results import Result, atomic_write_netcdf, check_output_path, problem_attrs, rebuild_problem
+from ..results import Result, check_output_path, problem_attrs, rebuild_problem
 from . import conventions
 from .initial import InitialWeights, initial_weights
 from .ode import default_alphas, generalisation_error_arrays
