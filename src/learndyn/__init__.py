@@ -84,15 +84,16 @@ _SUBMODULES = {
     "resources",
 }
 
-__all__ = sorted(_SUBMODULES) + ["__version__", "load"]
+_FROM_RESULTS = ("load", "Status", "InvalidInputError")
+
+__all__ = sorted(_SUBMODULES) + ["__version__", *_FROM_RESULTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load":  # learndyn.load(path): the result object a file was saved from
-        from .results import load
-
-        globals()["load"] = load
-        return load
+    if name in _FROM_RESULTS:  # learndyn.load(path): the result object a file was saved from; the spine
+        value = getattr(importlib.import_module(f"{__name__}.results"), name)
+        globals()[name] = value
+        return value
     if name in _SUBMODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module

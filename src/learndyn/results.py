@@ -9,6 +9,7 @@ interrupted run or a full disk never leaves a half-written file behind or damage
 from __future__ import annotations
 
 import dataclasses
+import enum
 import errno
 import importlib
 import json
@@ -21,7 +22,72 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["Result", "problem_attrs", "atomic_write_netcdf", "check_output_path", "check_output_folder",
+
+# ------------------------------------------------------------------------------------------------
+# the spine shared by every theory: one error class for invalid input, one status vocabulary
+# ------------------------------------------------------------------------------------------------
+class InvalidInputError(ValueError):
+    """A parameter given to learndyn is invalid; the message names it and says what to change.
+
+    Every public function of the three theories raises this (a ``ValueError``) for bad input, before any
+    work is done.
+    """
+
+
+class Status(str, enum.Enum):
+    """How a computation ended: the same vocabulary for every theory and simulation.
+
+    A ``str`` enum, so ``result.status == "success"`` and the value written into netCDF attributes are the
+    plain names. :meth:`describe` gives the standard explanation; results carry their own ``message``
+    with the specifics (where, why, what to change).
+    """
+
+    SUCCESS = "success"
+    DIVERGED = "diverged"
+    NONFINITE = "nonfinite"
+    MAX_STEPS = "max_steps"
+    STEP_TOO_SMALL = "step_too_small"
+    NOT_PSD = "not_psd"
+    NOT_CONVERGED = "not_converged"
+    ILL_CONDITIONED = "ill_conditioned"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def describe(self) -> str:
+        """The standard one-line explanation of this status."""
+        return _STATUS_TEXT[self]
+
+    @classmethod
+    def of(cls, value: "Status | str") -> "Status":
+        """The :class:`Status` named by ``value`` (a member or its name; the legacy ``"ok"`` is success)."""
+        if isinstance(value, cls):
+            return value
+        text = str(value)
+        if text == "ok":
+            return cls.SUCCESS
+        try:
+            return cls(text)
+        except ValueError:
+            raise InvalidInputError(f"status: {text!r} is not one of {', '.join(s.value for s in cls)}") from None
+
+
+_STATUS_TEXT = {
+    Status.SUCCESS: "finished: every requested time / point was computed",
+    Status.DIVERGED: "stopped: the state grew past the divergence threshold (lower the learning rate)",
+    Status.NONFINITE: "stopped: a NaN or infinity appeared (lower the learning rate or the step size)",
+    Status.MAX_STEPS: "stopped: the step budget ran out before the end (raise max_steps)",
+    Status.STEP_TOO_SMALL: "stopped: the adaptive step fell below its minimum (stiff or non-smooth problem)",
+    Status.NOT_PSD: "stopped: an overlap matrix left the positive semi-definite cone",
+    Status.NOT_CONVERGED: "finished without converging to the requested tolerance",
+    Status.ILL_CONDITIONED: "stopped: a kernel / linear system is too ill-conditioned to solve in float64",
+    Status.INTERRUPTED: "stopped by the user (Ctrl-C); what was computed is kept",
+    Status.FAILED: "failed",
+}
+
+__all__ = ["Result", "Status", "InvalidInputError", "problem_attrs", "atomic_write_netcdf", "check_output_path", "check_output_folder",
            "is_netcdf_file", "load",
            "load_dataset", "ResultFormatError"]
 
@@ -234,7 +300,7 @@ def result_class_key(cls: type) -> str:
     return ""
 
 
-class ResultFormatError(ValueError):
+class ResultFormatError(InvalidInputError):
     """A file's contents do not describe a result that can be rebuilt (e.g. a custom activation)."""
 
 
@@ -337,7 +403,17 @@ def json_attr(ds: xr.Dataset, name: str, default: Any = None) -> Any:
 
 
 class Result:
-    """Mixin for result objects: subclasses implement :meth:`to_xarray` and :meth:`from_xarray`."""
+    """Mixin for result objects: subclasses implement :meth:`to_xarray` and :meth:`from_xarray`.
+
+    Every result has a ``status`` (a :class:`Status`, or its name), ``success`` (``status`` is success) and a
+    ``message``; it converts to an ``xarray.Dataset`` (:meth:`to_xarray`), saves atomically as netCDF
+    (:meth:`save`) and :func:`load` gives back the same class.
+    """
+
+    @property
+    def success(self) -> bool:
+        """True when the computation finished (``status == Status.SUCCESS``)."""
+        return Status.of(getattr(self, "status", Status.SUCCESS)) is Status.SUCCESS
 
     def to_xarray(self) -> xr.Dataset:  # pragma: no cover - abstract
         raise NotImplementedError
