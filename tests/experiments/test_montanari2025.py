@@ -78,12 +78,14 @@ def test_figure_file_mixes_runs_with_and_without_a_simulation():
     # full-size fig3 simulates only m = 4, 8 of m = 4 .. 32: the figure file refused the mixed set
     # ("'sim_step' not present in all datasets") after all the work was done
     from learndyn.experiments import montanari2025 as mu
+    from learndyn.experiments.runner import combine_runs
 
     prob = {"n_over_d": 1.5, "tau": 0.5}
     sim = mu.Sim("gaussian", d=10, seeds=2, points=4)
     runs = [mu.Run(f"m={m}", {**prob, "m": m}, t_max=0.2 * m, dt=0.1, sim=sim if m < 4 else None) for m in (1, 2, 4, 8)]
     results = [mu.execute(r) for r in runs]
-    ds = mu._dataset(mu.FIGURES["fig3"], results, quick=True)
+    ds = combine_runs([r.to_xarray() for r in results], labels=[r.run.label for r in results],
+                      parameters={"m": [r.parameters()["m"] for r in results]})
     assert ds["m"].values.tolist() == [1, 2, 4, 8]
     assert np.isfinite(ds["sim_train_error"].isel(run=1)).any() and np.isnan(ds["sim_train_error"].isel(run=3)).all()
     assert np.isfinite(ds["t"].isel(run=3)).sum() > np.isfinite(ds["t"].isel(run=0)).sum()

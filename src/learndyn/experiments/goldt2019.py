@@ -36,9 +36,9 @@ import numpy as np
 import xarray as xr
 
 from .. import online
-from ..online.compare import compare, comparison_from_arrays, deviation_exponent
+from ..online.compare import compare, deviation_exponent
 from ..results import atomic_write_netcdf
-from . import canonical_figure, output_paths, progress_bar
+from . import canonical_figure, output_paths, runner
 
 __all__ = ["FIGURES", "Run", "Figure", "run_figure", "claims", "classify_solution", "final_error", "sweep"]
 
@@ -70,13 +70,22 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Figure:
-    name: str
-    title: str
-    kind: str  # "curves", "sweep", "specialisation"
-    runs: tuple
+class Figure(runner.Figure):
+    """A figure of Goldt et al. 2019: its runs and the plot ``kind`` (``"curves"``: eps_g, R, Q against alpha;
+    ``"sweep"``: final eps_g against ``xlabel``; ``"specialisation"``: final overlaps as heat maps)."""
+
     xlabel: str = ""
     notes: str = ""
+
+    def runs_for(self, quick: bool = False) -> tuple:
+        """The runs to execute: all of them, or in CI (``quick``) the smallest and largest size per activation
+        of a sweep (each run is then shrunk by :meth:`Run.quick`)."""
+        if not (quick and self.kind == "sweep"):
+            return self.runs
+        acts: dict[str, list] = {}
+        for r in self.runs:
+            acts.setdefault(r.problem["activation"], []).append(r)
+        return tuple(x for lst in acts.values() for x in (lst[0], lst[-1]))
 
 
 def _p(activation, M, K, lr, sigma, both):
@@ -124,85 +133,112 @@ def _alphas(run: Run) -> np.ndarray:
     return online.default_alphas(run.alpha_max, n=run.n_alphas, alpha_min=min(0.1, run.alpha_max / 100))
 
 
-def _ode_available(prob: online.Problem) -> bool:
-    """Whether the ODE's Gaussian integrals exist for this activation (ReLU I4 may still be missing)."""
-    import jax.numpy as jnp
-
-    from .. import gaussian
-
-    try:
-        gaussian.i4(prob.g, jnp.eye(4)[None])
-        return True
-    except NotImplementedError:
-        return False
-
-
-@dataclass
+@dataclass(frozen=True, eq=False)
 class RunResult:
+    """One executed :class:`Run`: the SGD simulation, the ODE from each seed's initial overlaps, its fixed point.
+
+    ``eg_ode`` (S, A) is the ODE's eps_g from every seed's exact initial state (NaN where not integrated;
+    None when the ODE is unavailable); ``ode_final`` the ODE's final order parameters per seed (None for a
+    failed integration); ``comparison`` the ODE-vs-SGD statistics of :func:`learndyn.online.compare` (curve
+    figures)."""
+
     run: Run
     problem: online.Problem
     simulation: online.Simulation
     eg_ode: np.ndarray | None  # (S, A) ODE from each seed's initial state
-    ode_final: list  # per seed: final OrderParameters of the ODE (or None)
+    ode_final: tuple  # per seed: final OrderParameters of the ODE (or None)
     fixed_point_eg: float = float("nan")
     fixed_point_stable: bool | None = None
     wall: float = 0.0
+    comparison: online.Comparison | None = None
 
     @property
     def alpha(self) -> np.ndarray:
         return self.simulation.alpha
 
+    def to_xarray(self) -> xr.Dataset:
+        """The variables of :meth:`learndyn.online.Simulation.to_xarray` (``eg``, ``Q``, ``R``, ``v``, ... over
+        ``seed``, ``alpha``, ``k``, ``n``) plus ``eg_ode`` (ODE from each seed's start, over ``seed`` x
+        ``alpha``) and ``fixed_point_eg``."""
+        ds = self.simulation.to_xarray()
+        eg_ode = self.eg_ode if self.eg_ode is not None else np.full(ds["eg"].shape, np.nan)
+        ds["eg_ode"] = (("seed", "alpha"), eg_ode)
+        ds["fixed_point_eg"] = float(self.fixed_point_eg)
+        return ds
+
+    def parameters(self) -> dict:
+        """The run's parameters, as coordinates along the figure file's ``run`` dimension."""
+        p = self.problem
+        return dict(activation=p.activation_name, K=p.K, M=p.M, L=p.K - p.M, lr=float(p.lr), sigma=float(p.sigma),
+                    train_second_layer=int(p.train_second_layer), N=int(self.simulation.N),
+                    n_seeds=len(self.simulation.seeds), init=self.run.init)
+
 
 def execute(run: Run, quick: bool = False, progress: bool = False, fixed_point: bool = False,
             ode_seeds: int | None = None, rtol: float = 1e-8, N: int | None = None,
-            seeds: int | None = None) -> RunResult:
+            seeds: int | None = None, compare: bool = False) -> RunResult:
     """Simulate ``run`` and integrate the ODE from the initial overlaps of every seed (or of the first
-    ``ode_seeds`` seeds; the others' ODE entries are NaN). Results are memoised in-process, so
-    ``--figure all --claims`` runs each recipe once."""
+    ``ode_seeds`` seeds; the others' ODE entries are NaN). ``compare``: through :func:`learndyn.online.compare`
+    (which integrates every seed and adds the deviation statistics; the ODE's final states are then not kept).
+    Results are memoised in-process, so ``--figure all --claims`` runs each recipe once."""
     if N is not None or seeds is not None:
         run = replace(run, N=run.N if N is None else int(N), seeds=run.seeds if seeds is None else int(seeds))
     if run.problem["activation"] == "relu":
         fixed_point = False  # the Jacobian through the 1-D-integral ReLU I4 is too costly; the ODE end is used
-    key = (json.dumps(asdict(run), sort_keys=True), quick, fixed_point, ode_seeds, rtol)
+    compare = compare and ode_seeds is None
+    key = (json.dumps(asdict(run), sort_keys=True), quick, fixed_point, ode_seeds, rtol, compare)
     if key not in _CACHE:
-        _CACHE[key] = _execute(run, quick, progress, fixed_point, ode_seeds, rtol)
+        _CACHE[key] = _execute(run, quick, progress, fixed_point, ode_seeds, rtol, compare)
     return _CACHE[key]
 
 
 _CACHE: dict = {}
 
 
-def _execute(run, quick, progress, fixed_point, ode_seeds, rtol) -> RunResult:
+def _loose_relu(prob: online.Problem, rtol: float) -> bool:
+    # ReLU: each evaluation of I4 is a 1-D integral, so a lower-order solver (integrate's default for ReLU) at
+    # a looser tolerance (final values need ~1e-3 accuracy, far below the SGD error bars)
+    return prob.activation == "relu" and rtol > 1e-8
+
+
+def _ode_options(prob: online.Problem, rtol: float) -> dict:
+    return dict(rtol=max(rtol, 1e-5) if _loose_relu(prob, rtol) else rtol, atol=rtol * 1e-4)
+
+
+def _execute(run, quick, progress, fixed_point, ode_seeds, rtol, compare) -> RunResult:
     t0 = time.perf_counter()
     if quick:
         run = run.quick()
     prob = run.make_problem()
     sim = online.simulate(prob, run.N, seeds=run.seeds, alphas=_alphas(run), init=run.init, progress=progress)
-    eg_ode, finals = None, []
+    eg_ode, finals, comparison = None, [], None
     fp_eg, fp_stable = float("nan"), None
-    if _ode_available(prob):
-        eg_ode = np.full_like(sim.eg, np.nan)
-        for i, s in enumerate(sim.seeds[: ode_seeds]):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if compare:
+                comparison = online.compare(prob, simulation=sim, **_ode_options(prob, rtol))
+                eg_ode = comparison.eg_ode
+            else:
+                eg_ode = np.full_like(sim.eg, np.nan)
+                for i, s in enumerate(sim.seeds[: ode_seeds]):
+                    traj = online.integrate(prob, sim.initial_state(int(s)), alphas=sim.alpha,
+                                            method="dopri5" if _loose_relu(prob, rtol) else "dopri8",
+                                            **_ode_options(prob, rtol))
+                    eg_ode[i, : len(traj.eg)] = traj.eg
+                    finals.append(traj.final_state if traj.success else None)
+    except NotImplementedError:  # the activation lacks a Gaussian integral of the ODE
+        eg_ode, finals, comparison = None, [], None
+    if fixed_point and finals and finals[0] is not None:
+        try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                # ReLU: each evaluation of I4 is a 1-D integral, so a lower-order solver at a looser
-                # tolerance (final values need ~1e-3 accuracy, far below the SGD error bars)
-                relu = prob.activation == "relu" and rtol > 1e-8
-                traj = online.integrate(prob, sim.initial_state(int(s)), alphas=sim.alpha,
-                                        rtol=max(rtol, 1e-5) if relu else rtol, atol=rtol * 1e-4,
-                                        method="dopri5" if relu else "dopri8")
-            eg_ode[i, : len(traj.eg)] = traj.eg
-            finals.append(traj.final_state if traj.success else None)
-        if fixed_point and finals and finals[0] is not None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fp = online.fixed_point(prob, finals[0], onward=())  # the run's end, no extra integration
-                if fp.converged:
-                    fp_eg, fp_stable = float(fp.eg), bool(fp.stable)
-            except (RuntimeError, ValueError):
-                pass
-    return RunResult(run, prob, sim, eg_ode, finals, fp_eg, fp_stable, time.perf_counter() - t0)
+                warnings.simplefilter("ignore")
+                fp = online.fixed_point(prob, finals[0], onward=())  # the run's end, no extra integration
+            if fp.converged:
+                fp_eg, fp_stable = float(fp.eg), bool(fp.stable)
+        except (RuntimeError, ValueError):
+            pass
+    return RunResult(run, prob, sim, eg_ode, tuple(finals), fp_eg, fp_stable, time.perf_counter() - t0, comparison)
 
 
 def final_error(values: np.ndarray, alpha: np.ndarray, fraction: float = 0.1) -> tuple[float, float]:
@@ -436,85 +472,49 @@ def _plot_specialisation(fig_spec: Figure, results: list[RunResult], path: Path)
 _PLOTS: dict[str, Callable] = {"curves": _plot_curves, "sweep": _plot_sweep, "specialisation": _plot_specialisation}
 
 
-def _dataset(fig_spec: Figure, results: list[RunResult]) -> xr.Dataset:
-    """All runs of a figure in one Dataset, along a ``run`` dimension whose coordinates are the runs'
-    parameters (``label``, ``activation``, ``K``, ``M``, ``L = K - M``, ``lr``, ``sigma``, ``N``, ...).
-
-    Each run keeps the variables of :meth:`learndyn.online.Simulation.to_xarray` (``eg``, ``Q``, ``R``,
-    ``v``, ... over ``seed``, ``alpha``, ``k``, ``n``) plus ``eg_ode`` (ODE from each seed's start) and
-    ``fixed_point_eg``; runs with fewer student units are padded with NaN along ``k``/``l``."""
-    subs = []
-    for r in results:
-        sub = r.simulation.to_xarray()
-        if r.eg_ode is not None:
-            sub["eg_ode"] = (("seed", "alpha"), r.eg_ode)
-        else:
-            sub["eg_ode"] = (("seed", "alpha"), np.full(sub["eg"].shape, np.nan))
-        sub["fixed_point_eg"] = float(r.fixed_point_eg)
-        sub["seed_status"] = sub["seed_status"].astype(object)
-        subs.append(sub)
-    ds = xr.concat(subs, dim="run", join="outer", combine_attrs="drop", data_vars="all", coords="different",
-                   compat="equals")
-    p = [r.problem for r in results]
-    ds = ds.assign_coords(
-        run=np.arange(len(results)),
-        label=("run", [r.run.label for r in results]),
-        activation=("run", [x.activation_name for x in p]),
-        K=("run", [x.K for x in p]), M=("run", [x.M for x in p]), L=("run", [x.K - x.M for x in p]),
-        lr=("run", [float(x.lr) for x in p]), sigma=("run", [float(x.sigma) for x in p]),
-        train_second_layer=("run", [int(x.train_second_layer) for x in p]),
-        N=("run", [int(r.simulation.N) for r in results]),
-        n_seeds=("run", [len(r.simulation.seeds) for r in results]),
-        init=("run", [r.run.init for r in results]),
-    )
-    ds["seed_status"] = ds["seed_status"].astype(str)
-    ds.attrs.update({"paper": PAPER, "figure": fig_spec.name, "title": fig_spec.title,
-                     "runs": json.dumps([asdict(r.run) for r in results])})
-    return ds
+def _report(spec: Figure, run: Run, res: RunResult) -> str:
+    """One line per run: the final SGD error, and the ODE beside it (deviation statistics of
+    :func:`learndyn.online.compare` over the trajectory for curves, the final values otherwise)."""
+    sim = res.simulation
+    fin, fin_se = final_error(sim.eg, sim.alpha)
+    if res.eg_ode is None:
+        dev = "; ODE unavailable for this activation (Gaussian integral missing)"
+    elif res.comparison is not None:
+        c = res.comparison
+        dev = (f"; ODE vs SGD over the trajectory: max rel. deviation {c.max_rel_dev:.2e} "
+               f"(s.e. {c.max_rel_dev_sem:.1e}), mean {c.mean_rel_dev:.2e} (s.e. {c.mean_rel_sem:.1e})")
+    else:
+        ode_fin = final_error(res.eg_ode, sim.alpha)[0]
+        dev = f"; ODE {ode_fin:.4e} (SGD/ODE - 1 = {fin / ode_fin - 1:+.3f})"
+    return (f"  {run.label:14s} N={sim.N} seeds={len(sim.seeds)} alpha_max={sim.alpha[-1]:g}: "
+            f"final eps_g (SGD) = {fin:.4e} +- {fin_se:.1e}{dev} [{res.wall:.1f}s]")
 
 
 def run_figure(name: str, out_dir: str | Path = "results/goldt2019", quick: bool = False,
                progress: bool = False, log: Callable[[str], None] = print, N: int | None = None,
                seeds: int | None = None) -> tuple[Path, Path, list[RunResult]]:
     """Run every run of figure ``name`` (``fig1`` .. ``fig4``; ``1`` .. ``4`` also accepted), write
-    ``<out_dir>/goldt2019_<name>.png`` and ``.nc``.
+    ``<out_dir>/goldt2019_<name>.png`` and ``.nc`` (the runs along a ``run`` dimension whose coordinates are
+    their parameters: ``label``, ``activation``, ``K``, ``M``, ``L = K - M``, ``lr``, ``sigma``, ``N``, ...;
+    runs with fewer student units are padded with NaN along ``k``/``l``).
 
     ``N`` and ``seeds`` override the recipe's input dimension and number of seeds (faster runs)."""
     name = canonical_figure(name, FIGURES)
     spec = FIGURES[name]
-    runs = spec.runs
-    if quick and spec.kind == "sweep":  # two sizes per activation in CI
-        acts: dict[str, list] = {}
-        for r in runs:
-            acts.setdefault(r.problem["activation"], []).append(r)
-        runs = tuple(x for lst in acts.values() for x in (lst[0], lst[-1]))
-    results = []
-    bar = progress_bar(len(runs), f"goldt2019 {name}", progress)
-    for run in runs:
-        bar.set_postfix_str(run.label)
-        final = spec.kind != "curves"  # final values: rtol 1e-6 suffices (SGD error bars are ~1e-2)
-        res = execute(run, quick=quick, progress=progress, fixed_point=(spec.kind == "sweep"),
-                      rtol=1e-6 if final else 1e-8, N=N, seeds=seeds)
-        bar.update()
-        results.append(res)
-        sim = res.simulation
-        fin, fin_se = final_error(sim.eg, sim.alpha)
-        if res.eg_ode is None:
-            dev = "; ODE unavailable for this activation (Gaussian integral missing)"
-        elif spec.kind == "curves":
-            c = comparison_from_arrays(res.problem, sim, res.eg_ode)
-            dev = (f"; ODE vs SGD over the trajectory: max rel. deviation {c.max_rel_dev:.2e} "
-                   f"(s.e. {c.max_rel_dev_sem:.1e}), mean {c.mean_rel_dev:.2e} (s.e. {c.mean_rel_sem:.1e})")
-        else:
-            ode_fin = final_error(res.eg_ode, sim.alpha)[0]
-            dev = f"; ODE {ode_fin:.4e} (SGD/ODE - 1 = {fin / ode_fin - 1:+.3f})"
-        log(f"  {run.label:14s} N={sim.N} seeds={len(sim.seeds)} alpha_max={sim.alpha[-1]:g}: "
-            f"final eps_g (SGD) = {fin:.4e} +- {fin_se:.1e}{dev} [{res.wall:.1f}s]")
-    bar.close()
-    png_path, nc_path = output_paths("goldt2019", name, out_dir)
-    png = _PLOTS[spec.kind](spec, results, png_path)
-    nc = atomic_write_netcdf(_dataset(spec, results), nc_path)
-    return png, nc, results
+    curves = spec.kind == "curves"
+
+    def run_one(run: Run) -> RunResult:
+        # final values: rtol 1e-6 suffices (SGD error bars are ~1e-2); curves are compared over the trajectory
+        return execute(run, quick=quick, progress=progress, fixed_point=(spec.kind == "sweep"),
+                       rtol=1e-8 if curves else 1e-6, N=N, seeds=seeds, compare=curves)
+
+    out = runner.run_figure(
+        "goldt2019", spec, out_dir, runs=spec.runs_for(quick), execute=run_one,
+        report=lambda run, res: _report(spec, run, res), parameters=RunResult.parameters,
+        plot=lambda results, ds, path: _PLOTS[spec.kind](spec, results, path),
+        finish=lambda results, ds: ds.assign_attrs(runs=json.dumps([asdict(r.run) for r in results])),
+        attrs={"paper": PAPER}, progress=progress, log=log)
+    return out.png, out.nc, out.results
 
 
 # ------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import xarray as xr
 from .. import dmft
 from ..dmft import gaussian_model, networks
 from ..results import atomic_write_netcdf
-from . import canonical_figure, output_paths, progress_bar
+from . import canonical_figure, output_paths, progress_bar, runner
 
 __all__ = ["FIGURES", "Run", "Sim", "Figure", "run_figure", "claims", "t_rel", "fit_threshold", "first_crossing",
            "gap_vs_d", "NETWORK_GAP_NOTE"]
@@ -80,14 +80,18 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Figure:
-    name: str
-    title: str
-    kind: str  # "curves", "neurons", "threshold"
-    runs: tuple
+class Figure(runner.Figure):
+    """A figure of Montanari & Urbani 2025: its runs (``quick``: the CI-sized ones), the plot ``kind``
+    (``"curves"``, ``"neurons"``, ``"threshold"``) and, for curves, the ``panels`` as (observable, time
+    scaling) with scaling ``"t"``, ``"t*m"`` or ``"t/m"``."""
+
     quick: tuple
-    panels: tuple = ()  # (observable, time scaling) with scaling "t", "t*m", "t/m"
+    panels: tuple = ()
     notes: str = ""
+
+    def runs_for(self, quick: bool = False) -> tuple:
+        """The runs to execute: the full-size ones or the CI-sized ``quick`` ones."""
+        return self.quick if quick else self.runs
 
 
 def _p(m, abar, tau, a0, h, target=None, train=True, **kw) -> dict:
@@ -171,14 +175,40 @@ FIGURES: dict[str, Figure] = {
 # ------------------------------------------------------------------------------------------
 # running
 # ------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True, eq=False)
 class RunResult:
+    """One executed :class:`Run`: the DMFT solution ``sol`` and the simulation ``sim`` (None without one)."""
+
     run: Run
     problem: dmft.Problem
     sol: Any
     sim: Any = None
     wall_dmft: float = 0.0
     wall_sim: float = 0.0
+
+    def to_xarray(self) -> xr.Dataset:
+        """DMFT curves over ``step`` (time ``t``; ``neuron`` for the general solver), the simulation over
+        ``seed`` x ``sim_step`` (time ``sim_t``)."""
+        sol = self.sol
+        data = {"t": (("step",), np.asarray(sol.t, float)), "dmft_status": ((), str(sol.status))}
+        for name in ("train_error", "test_error", "a", "v"):
+            x = np.asarray(getattr(sol, name), float)
+            data[f"dmft_{name}"] = (("step",) if x.ndim == 1 else ("step", "neuron"), x)
+        if self.sim is not None:
+            s = self.sim
+            data["sim_t"] = (("sim_step",), np.asarray(s.t, float))
+            for name in ("train_error", "test_error", "a", "v"):
+                data[f"sim_{name}"] = (("seed", "sim_step"), np.asarray(s.values(name), float))
+            data["sim_info"] = ((), json.dumps(dict(kind=s.kind, d=s.d, n=s.n, dt=s.dt, status=s.status)))
+        coords = {d: np.arange(n) for d, n in xr.Dataset(data).sizes.items()}
+        return xr.Dataset(data, coords=coords)
+
+    def parameters(self) -> dict:
+        """The run's parameters, as coordinates along the figure file's ``run`` dimension."""
+        p = self.problem
+        a0 = float(np.mean(np.asarray(p.a0, float))) if np.ndim(p.a0) == 0 else float("nan")
+        return dict(m=int(p.m), n_over_d=float(p.n_over_d), tau=float(p.tau), a0=a0, dt=float(self.run.dt),
+                    t_max=float(self.run.t_max))
 
 
 def _solve(run: Run, prob: dmft.Problem, progress: bool = False):
@@ -505,101 +535,92 @@ def _plot_threshold(spec: Figure, results: list[RunResult], path: Path, table: d
 # ------------------------------------------------------------------------------------------
 # figure driver
 # ------------------------------------------------------------------------------------------
-def _run_dataset(r: RunResult) -> xr.Dataset:
-    """One run: DMFT curves over ``step`` (time ``t``), simulation over ``seed`` x ``sim_step`` (time ``sim_t``)."""
-    sol = r.sol
-    data = {"t": (("step",), np.asarray(sol.t, float)), "dmft_status": ((), str(sol.status))}
-    for name in ("train_error", "test_error", "a", "v"):
-        x = np.asarray(getattr(sol, name), float)
-        data[f"dmft_{name}"] = (("step",) if x.ndim == 1 else ("step", "neuron"), x)
-    if r.sim is not None:
-        s = r.sim
-        data["sim_t"] = (("sim_step",), np.asarray(s.t, float))
-        for name in ("train_error", "test_error", "a", "v"):
-            data[f"sim_{name}"] = (("seed", "sim_step"), np.asarray(s.values(name), float))
-        data["sim_info"] = ((), json.dumps(dict(kind=s.kind, d=s.d, n=s.n, dt=s.dt, status=s.status)))
-    coords = {d: np.arange(n) for d, n in xr.Dataset(data).sizes.items()}
-    return xr.Dataset(data, coords=coords)
+def _compare(r: RunResult) -> dict | None:
+    """DMFT beside the run's simulation (None without one): the DMFT train error at the simulation's times
+    (``dmft_train_error``), ``z = max_t |mean_sim - DMFT| / s.e.`` with the s.e. pooled over times
+    (:func:`_pooled_sem`), and for a real network with a non-linear ``h`` the final train errors and their gap.
+
+    The one place where this recipe compares theory and simulation (a DMFT counterpart of
+    :func:`learndyn.online.compare` can replace it)."""
+    if r.sim is None:
+        return None
+    tr = np.interp(r.sim.t, r.sol.t, _obs(r.sol, "train_error"))
+    out = dict(dmft_train_error=tr,
+               z=float(np.nanmax(np.abs(r.sim.mean("train_error") - tr) / _pooled_sem(r.sim.values("train_error")))))
+    if r.sim.kind.startswith("network") and _nonlinear(r.problem):
+        out.update(network_final=float(r.sim.mean("train_error")[-1]), network_final_sem=float(
+            r.sim.sem("train_error")[-1]), dmft_final=float(tr[-1]))
+    return out
 
 
-def _dataset(spec: Figure, results: list[RunResult], quick: bool) -> xr.Dataset:
-    """All runs of a figure along a ``run`` dimension whose coordinates are the runs' parameters (``label``,
-    ``m``, ``n_over_d`` = abar, ``tau``, ``a0``, ``dt``, ``t_max``). Runs of different lengths are padded
-    with NaN along ``step`` (DMFT grid; the time of each step is ``t``) and ``sim_step`` (simulation records,
-    time ``sim_t``); ``seed`` indexes the simulation's realisations."""
-    subs = [_run_dataset(r) for r in results]
-    # runs without a simulation (or without neurons) lack those dimensions: give them empty coordinates, so
-    # the outer join pads them with NaN instead of refusing the mixed set
-    dims = sorted({d for sub in subs for d in sub.dims})
-    subs = [sub.assign_coords({d: np.arange(0) for d in dims if d not in sub.coords}) for sub in subs]
-    ds = xr.concat(subs, dim="run", join="outer", combine_attrs="drop", data_vars="all")
-    p = [r.problem for r in results]
-    a0 = [float(np.mean(np.asarray(x.a0, float))) if np.ndim(x.a0) == 0 else float("nan") for x in p]
-    ds = ds.assign_coords(
-        run=np.arange(len(results)),
-        label=("run", [r.run.label for r in results]),
-        m=("run", [int(x.m) for x in p]), n_over_d=("run", [float(x.n_over_d) for x in p]),
-        tau=("run", [float(x.tau) for x in p]), a0=("run", a0),
-        dt=("run", [float(r.run.dt) for r in results]), t_max=("run", [float(r.run.t_max) for r in results]),
-    )
-    for k in ("dmft_status", "sim_info"):  # runs without a simulation: ""
-        if k in ds:
-            ds[k] = ("run", [x if isinstance(x, str) else "" for x in ds[k].values])
-    ds.attrs.update({"paper": PAPER, "figure": spec.name, "title": spec.title, "quick": int(quick),
-                     "runs": json.dumps([asdict(r.run) for r in results], default=str)})
-    return ds
+def _report(run: Run, r: RunResult) -> str:
+    msg = f"  {run.label:18s} DMFT: {len(r.sol.t)} steps (dt={run.dt:.3g}, {run.scheme}) {r.wall_dmft:.1f}s, " \
+          f"status {r.sol.status}"
+    c = _compare(r)
+    if c is not None:
+        msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
+               f"(e_tr; s.e. pooled over times) = {c['z']:.1f}"
+        if "network_final" in c:
+            mu_, se_, tr = c["network_final"], c["network_final_sem"], c["dmft_final"]
+            msg += f"; e_tr(t_max): network {mu_:.4g} ± {se_:.2g} vs DMFT {tr:.4g} (gap {mu_ - tr:+.3g})"
+    return msg
+
+
+def _interrupted(r: RunResult) -> str | None:
+    if str(r.sol.status).startswith("interrupted"):
+        return "  interrupted: the figure shows the runs computed so far"
+    return None
+
+
+def _with_runs(ds: xr.Dataset, results: list[RunResult]) -> xr.Dataset:
+    return ds.assign_attrs(runs=json.dumps([asdict(r.run) for r in results], default=str))
+
+
+def _threshold(results: list[RunResult], ds: xr.Dataset, log: Callable[[str], None] | None) -> tuple[xr.Dataset, dict]:
+    """The threshold figure's fits (App. F.1.3 of the paper): per m, t_rel against abar with ``nu`` free and
+    ``nu = 2``; ``abar_GF(m -> inf)`` by linear extrapolation in 1/m. Printed, and added to the Dataset."""
+    table = _threshold_table(results)
+    for m, d in table["per_m"].items():
+        f, f2 = d["fit"], d["fit2"]
+        log(f"  m={m}: t_rel = {np.array2string(d['t_rel'], precision=1)} at abar = {d['abar']}; "
+            f"fit nu free: abar_GF = {f['abar_gf']:.3f}, nu = {f['nu']:.2f}; nu = 2: abar_GF = {f2['abar_gf']:.3f}")
+    log(f"  abar_GF(m -> inf) by linear extrapolation in 1/m: {table['abar_gf_inf']:.3f} (paper: ≈ 1.18)")
+    ds = ds.assign_coords(threshold_m=("threshold_m", np.asarray(table["ms"])))
+    ds["threshold_abar_gf"] = (("threshold_m",), table["abar_gf"])
+    ds.attrs["abar_gf_inf"] = table["abar_gf_inf"]
+    return ds, table
 
 
 def run_figure(name: str, out_dir: str | Path = "results/montanari2025", quick: bool = False,
                log: Callable[[str], None] = print, progress: bool = False) -> tuple[Path, Path, list[RunResult]]:
     """Run figure ``name`` (``fig2, fig3, fig4, fig6, fig7, threshold``; ``2`` .. ``7`` also accepted); write
-    ``<out_dir>/montanari2025_<name>.png`` and ``.nc``. ``progress``: a bar over the runs."""
+    ``<out_dir>/montanari2025_<name>.png`` and ``.nc`` (the runs along ``run``, see :func:`_dataset`).
+    ``progress``: a bar over the runs."""
     name = canonical_figure(name, FIGURES)
     spec = FIGURES[name]
-    runs = spec.quick if quick else spec.runs
-    results = []
-    bar = progress_bar(len(runs), f"montanari2025 {name}", progress)
-    for run in runs:
-        bar.set_postfix_str(run.label)
-        r = execute(run, progress=progress)
-        bar.update()
-        results.append(r)
-        msg = f"  {run.label:18s} DMFT: {len(r.sol.t)} steps (dt={run.dt:.3g}, {run.scheme}) {r.wall_dmft:.1f}s, " \
-              f"status {r.sol.status}"
-        if r.sim is not None:
-            tr = np.interp(r.sim.t, r.sol.t, _obs(r.sol, "train_error"))
-            z = np.nanmax(np.abs(r.sim.mean("train_error") - tr) / _pooled_sem(r.sim.values("train_error")))
-            msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
-                   f"(e_tr; s.e. pooled over times) = {z:.1f}"
-            if r.sim.kind.startswith("network") and _nonlinear(r.problem):
-                mu_, se_ = r.sim.mean("train_error")[-1], r.sim.sem("train_error")[-1]
-                msg += f"; e_tr(t_max): network {mu_:.4g} ± {se_:.2g} vs DMFT {tr[-1]:.4g} (gap {mu_ - tr[-1]:+.3g})"
-        log(msg)
-        if str(r.sol.status).startswith("interrupted"):
-            log("  interrupted: the figure shows the runs computed so far")
-            break
-    if any(r.sim is not None and r.sim.kind.startswith("network") and _nonlinear(r.problem) for r in results):
-        log("  note: " + NETWORK_GAP_NOTE)
-    bar.close()
-    png_path, nc_path = output_paths("montanari2025", name, out_dir)
-    ds = _dataset(spec, results, quick)
-    if spec.kind == "curves":
-        png = _plot_curves(spec, results, png_path)
-    elif spec.kind == "neurons":
-        png = _plot_neurons(spec, results, png_path)
-    else:
-        table = _threshold_table(results)
-        for m, d in table["per_m"].items():
-            f, f2 = d["fit"], d["fit2"]
-            log(f"  m={m}: t_rel = {np.array2string(d['t_rel'], precision=1)} at abar = {d['abar']}; "
-                f"fit nu free: abar_GF = {f['abar_gf']:.3f}, nu = {f['nu']:.2f}; nu = 2: abar_GF = {f2['abar_gf']:.3f}")
-        log(f"  abar_GF(m -> inf) by linear extrapolation in 1/m: {table['abar_gf_inf']:.3f} (paper: ≈ 1.18)")
-        ds = ds.assign_coords(threshold_m=("threshold_m", np.asarray(table["ms"])))
-        ds["threshold_abar_gf"] = (("threshold_m",), table["abar_gf"])
-        ds.attrs["abar_gf_inf"] = table["abar_gf_inf"]
-        png = _plot_threshold(spec, results, png_path, table)
-    nc = atomic_write_netcdf(ds, nc_path)
-    return png, nc, results
+    table: dict = {}
+
+    def finish(results, ds):
+        if any(r.sim is not None and r.sim.kind.startswith("network") and _nonlinear(r.problem) for r in results):
+            log("  note: " + NETWORK_GAP_NOTE)
+        ds = _with_runs(ds.assign_attrs(quick=int(quick)), results)
+        if spec.kind == "threshold":
+            ds, t = _threshold(results, ds, log)
+            table.update(t)
+        return ds
+
+    def plot(results, ds, path):
+        if spec.kind == "curves":
+            return _plot_curves(spec, results, path)
+        if spec.kind == "neurons":
+            return _plot_neurons(spec, results, path)
+        return _plot_threshold(spec, results, path, table)
+
+    out = runner.run_figure("montanari2025", spec, out_dir, runs=spec.runs_for(quick),
+                            execute=lambda run: execute(run, progress=progress), report=_report, stop=_interrupted,
+                            parameters=RunResult.parameters, finish=finish, plot=plot, attrs={"paper": PAPER},
+                            progress=progress, log=log)
+    return out.png, out.nc, out.results
 
 
 # ------------------------------------------------------------------------------------------

@@ -33,19 +33,11 @@ import xarray as xr
 
 from .. import datasets
 from ..results import atomic_write_netcdf, problem_attrs
-from . import canonical_figure, output_paths, progress_bar
+from . import canonical_figure, output_paths, progress_bar, runner
 
 __all__ = ["FIGURES", "run_figure", "claims", "ntk_phase_diagram", "sgd_phase_diagram", "PhaseConfig"]
 
 PAPER = "Xiao, Pennington & Schoenholz, ICML 2020 (arXiv:1912.13053)"
-FIGURES = {
-    "signal": "critical line and depth scales (erf, tanh)",
-    "spectrum": "NTK spectra vs depth beside the large-depth asymptotes (ordered / critical / chaotic)",
-    "phase": "phase diagrams over (sigma_w^2, depth): infinite-width NTK-GD (a) and finite-width SGD (b)",
-    "cnn": "FCN vs CNN-Flatten vs CNN-GAP: kappa and the mean predictor against depth",
-}
-
-
 def _log(log, msg):
     if log is not None:
         log(msg)
@@ -219,22 +211,37 @@ def _edges(v, log=False):
 # ============================================================================================
 # figures
 # ============================================================================================
-def _fig_signal(quick: bool, out: Path, log, progress: bool = False):
+def _signal_data(quick: bool, log=None, progress: bool = False) -> xr.Dataset:
+    """The critical lines chi_1 = 1 of erf and tanh, and the erf depth scales xi_1, xi_c, xi_* against
+    sigma_w^2 at sigma_b^2 = 0.05 and 0.18 (along ``curve_bias_var``)."""
     from ..kernels.signal import critical_line, signal_propagation
-    from ..plotting import figure, save_figure
 
     bvs = np.linspace(0.0, 0.5, 6 if quick else 21)
     cl_erf = critical_line("erf", bvs)
     cl_tanh = critical_line("tanh", bvs[1:4] if quick else bvs[1:])
     wv = np.linspace(0.3, 3.0, 30 if quick else 120)
     sps = {bv: signal_propagation("erf", wv, bv) for bv in (0.05, 0.18)}
+    return xr.Dataset({"critical_weight_var_erf": ("bias_var", cl_erf.weight_var),
+                       "critical_q_star_erf": ("bias_var", cl_erf.q_star),
+                       "critical_weight_var_tanh": ("bias_var_tanh", cl_tanh.weight_var),
+                       **{n: (("curve_bias_var", "weight_var"), np.stack([np.asarray(getattr(sp, n), float)
+                                                                           for sp in sps.values()]))
+                          for n in ("q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")}},
+                      coords={"bias_var": cl_erf.bias_var, "bias_var_tanh": cl_tanh.bias_var, "weight_var": wv,
+                              "curve_bias_var": list(sps)},
+                      attrs=problem_attrs({"figure": "signal", "quick": quick}, paper=PAPER))
+
+
+def _plot_signal(ds: xr.Dataset, path: Path) -> Path:
+    from ..plotting import figure, save_figure
+
     fig, ax = figure(1, 2, width=4.4, height=3.4)
-    ax[0].plot(cl_erf.bias_var, cl_erf.weight_var, "-", label="erf (bisection on $\\chi_1=1$)")
+    ax[0].plot(ds.bias_var, ds.critical_weight_var_erf, "-", label="erf (bisection on $\\chi_1=1$)")
     qs = np.linspace(0, 2.6, 80)
     w_cf = np.pi / 4 * np.sqrt(1 + 4 * qs)
     b_cf = qs - w_cf * (2 / np.pi) * np.arcsin(2 * qs / (1 + 2 * qs))
-    ax[0].plot(b_cf, w_cf, "k:", lw=1, label="erf closed form (spec §1.5)")
-    ax[0].plot(cl_tanh.bias_var, cl_tanh.weight_var, "s-", ms=3, label="tanh (quadrature)")
+    ax[0].plot(b_cf, w_cf, "k:", lw=1, label="erf closed form")
+    ax[0].plot(ds.bias_var_tanh, ds.critical_weight_var_tanh, "s-", ms=3, label="tanh (quadrature)")
     ax[0].plot([0], [2.0], "r^", label="ReLU critical point (2, 0)")
     ax[0].set_xlabel(r"$\sigma_b^2$")
     ax[0].set_ylabel(r"critical $\sigma_w^2$")
@@ -243,7 +250,10 @@ def _fig_signal(quick: bool, out: Path, log, progress: bool = False):
     ax[0].text(0.7, 0.1, "ordered", transform=ax[0].transAxes)
     ax[0].legend(fontsize=7, loc="center right")
     ax[0].set_title("critical line $\\chi_1 = 1$", fontsize=9)
-    for (bv, sp), c in zip(sps.items(), ("C0", "C1")):
+    wv = ds.weight_var.values
+    for bv, c in zip(ds.curve_bias_var.values, ("C0", "C1")):
+        sp = ds.sel(curve_bias_var=bv)
+        bv = float(bv)
         ax[1].semilogy(wv, sp.xi_1, "-", color=c, label=rf"$\xi_1$, $\sigma_b^2$={bv}")
         ax[1].semilogy(wv, sp.xi_star, "--", color=c, label=rf"$\xi_*$, $\sigma_b^2$={bv}")
         ax[1].semilogy(wv, sp.xi_c, ":", color=c, lw=1, label=rf"$\xi_c$, $\sigma_b^2$={bv}")
@@ -252,17 +262,12 @@ def _fig_signal(quick: bool, out: Path, log, progress: bool = False):
     ax[1].set_ylabel("depth scale")
     ax[1].legend(fontsize=7, ncol=2)
     ax[1].set_title("erf depth scales (diverge on the critical line)", fontsize=9)
-    png = save_figure(fig, output_paths("xiao2020", "signal", out)[0])
-    ds = xr.Dataset({"critical_weight_var_erf": ("bias_var", cl_erf.weight_var),
-                     "critical_q_star_erf": ("bias_var", cl_erf.q_star),
-                     "critical_weight_var_tanh": ("bias_var_tanh", cl_tanh.weight_var),
-                     **{n: (("curve_bias_var", "weight_var"), np.stack([np.asarray(getattr(sp, n), float)
-                                                                         for sp in sps.values()]))
-                        for n in ("q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")}},
-                    coords={"bias_var": cl_erf.bias_var, "bias_var_tanh": cl_tanh.bias_var, "weight_var": wv,
-                            "curve_bias_var": list(sps)},
-                    attrs=problem_attrs({"figure": "signal", "quick": quick}, paper=PAPER))
-    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "signal", out)[1])
+    return save_figure(fig, path)
+
+
+def _fig_signal(quick: bool, log=None, progress: bool = False):
+    ds = _signal_data(quick, log, progress)
+    return ds, lambda path: _plot_signal(ds, path)
 
 
 def _spectrum_runs(quick: bool):
@@ -273,21 +278,34 @@ def _spectrum_runs(quick: bool):
     return [("ordered", 1.25), ("critical", crit), ("chaotic", 1.5)], depths
 
 
-def _fig_spectrum(quick: bool, out: Path, log, progress: bool = False):
+def _spectrum_data(quick: bool, log=None, progress: bool = False) -> tuple[list, xr.Dataset]:
+    """NTK spectra against depth (:func:`learndyn.kernels.spectrum.spectrum_vs_depth`) in the ordered, critical
+    and chaotic phases (sigma_b^2 = 0.05), one run per phase, stacked along ``phase``."""
     from ..kernels.spectrum import spectrum_vs_depth
-    from ..plotting import THEORY_STYLE, figure, save_figure
 
     data = datasets.load("digits", n_train=32 if quick else 64, n_test=16 if quick else 32, seed=1)
     runs, depths = _spectrum_runs(quick)
+
+    def one(run):
+        phase, wv = run
+        _log(log, f"  spectrum {phase} sigma_w^2={wv:.6g}")
+        return spectrum_vs_depth(data.x_train, data.y_train, data.x_test, depths, weight_var=wv, bias_var=0.05)
+
+    results = runner.execute_runs(runs, one, desc="xiao2020 spectrum", progress=progress, log=log)
+    ds = xr.concat([r.to_xarray().expand_dims(phase=[p]) for (p, _), r in zip(runs, results)], dim="phase",
+                   join="outer", combine_attrs="drop")
+    ds.attrs.update(problem_attrs({"figure": "spectrum", "quick": quick, "data": "digits", "bias_var": 0.05,
+                                   "runs": runs}, paper=PAPER))
+    return list(zip(runs, results)), ds
+
+
+def _plot_spectrum(runs: list, path: Path) -> Path:
+    from ..plotting import THEORY_STYLE, figure, save_figure
+
     rows = [("theta_o", r"$\Theta_{o}$ (off-diag)"), ("lambda_max", r"$\lambda_{max}$"),
             ("lambda_bulk", r"$\lambda_{bulk}$"), ("kappa", r"$\kappa$"), ("py_rms", r"$|P(\Theta)Y|$ (rms)")]
     fig, axes = figure(len(rows), 3, width=3.3, height=2.2)
-    dsets = {}
-    bar = progress_bar(len(runs), "xiao2020 spectrum", progress)
-    for c, (phase, wv) in enumerate(runs):
-        _log(log, f"  spectrum {phase} sigma_w^2={wv:.6g}")
-        r = spectrum_vs_depth(data.x_train, data.y_train, data.x_test, depths, weight_var=wv, bias_var=0.05)
-        dsets[phase] = r.to_xarray()
+    for c, ((phase, wv), r) in enumerate(runs):
         for i, (key, lab) in enumerate(rows):
             ax = axes[i, c]
             ax.loglog(r.depth, np.abs(r.measured[key]), "o", ms=3, label="computed")
@@ -301,14 +319,12 @@ def _fig_spectrum(quick: bool, out: Path, log, progress: bool = False):
                 ax.legend(fontsize=7)
             if i == len(rows) - 1:
                 ax.set_xlabel("depth $l$")
-        bar.update()
-    bar.close()
-    png = save_figure(fig, output_paths("xiao2020", "spectrum", out)[0])
-    ds = xr.concat([d.expand_dims(phase=[p]) for p, d in dsets.items()], dim="phase", join="outer",
-                   combine_attrs="drop")
-    ds.attrs.update(problem_attrs({"figure": "spectrum", "quick": quick, "data": "digits", "bias_var": 0.05,
-                                   "runs": runs}, paper=PAPER))
-    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "spectrum", out)[1])
+    return save_figure(fig, path)
+
+
+def _fig_spectrum(quick: bool, log=None, progress: bool = False):
+    runs, ds = _spectrum_data(quick, log, progress)
+    return ds, lambda path: _plot_spectrum(runs, path)
 
 
 def _phase_data(cfg: PhaseConfig, log, progress: bool = False):
@@ -332,14 +348,9 @@ def _merge_ab(a: xr.Dataset, b: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cache: dict | None = None,
-               progress: bool = False):
+def _plot_phase(cfg: PhaseConfig, data, a: xr.Dataset, b: xr.Dataset, path: Path) -> Path:
     from ..plotting import figure, save_figure
 
-    cfg = cfg or (PhaseConfig().quick() if quick else PhaseConfig())
-    data, a, b = _phase_data(cfg, log, progress)
-    if cache is not None:
-        cache["phase"] = (cfg, a, b)
     lines = _depth_lines(cfg.activation, cfg.weight_vars, cfg.bias_var)
     nt = len(cfg.times)
     fig, axes = figure(2, nt + 1, width=3.3, height=2.9, layout="constrained")
@@ -358,10 +369,15 @@ def _fig_phase(quick: bool, out: Path, log, cfg: PhaseConfig | None = None, cach
     fig.colorbar(im, ax=axes, shrink=0.6, label="accuracy")
     fig.suptitle(f"erf FCN, $\\sigma_b^2$={cfg.bias_var}, {data.name} ({cfg.n_train} train / {cfg.n_test} test); "
                  "NNGP initial outputs in (a)", fontsize=9)
-    png = save_figure(fig, output_paths("xiao2020", "phase", out)[0], tight=False, bbox_inches="tight")
+    return save_figure(fig, path, tight=False, bbox_inches="tight")
+
+
+def _fig_phase(quick: bool, log=None, progress: bool = False, cfg: PhaseConfig | None = None):
+    cfg = cfg or (PhaseConfig().quick() if quick else PhaseConfig())
+    data, a, b = _phase_data(cfg, log, progress)
     ds = _merge_ab(a, b)
     ds.attrs.update(problem_attrs(cfg, paper=PAPER, figure="phase", quick=int(quick)))
-    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "phase", out)[1])
+    return ds, lambda path: _plot_phase(cfg, data, a, b, path)
 
 
 #: sizes of the CNN comparison (images of 4x4 pixels, d = 16)
@@ -447,16 +463,20 @@ def cnn_sgd_comparison(quick: bool, log=None, archs=("fcn", "flatten", "gap"),
     return out
 
 
-def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None, progress: bool = False):
-    from ..kernels.signal import signal_propagation
-    from ..plotting import figure, save_figure
-
+def _fig_cnn(quick: bool, log=None, progress: bool = False):
     ds = cnn_comparison(quick, log, progress)
-    if cache is not None:
-        cache["cnn"] = ds
     # finite-width CNN variant of the phase diagram (b): SGD on the pooled digits, Flatten vs GAP
     sz = (CNN_QUICK if quick else CNN_FULL)["sgd"]
     sgd = cnn_sgd_comparison(quick, log, archs=("flatten", "gap"), progress=progress)
+    out = xr.merge([ds, _sgd_by_architecture(sgd)], combine_attrs="drop_conflicts")
+    out.attrs.update(problem_attrs({"figure": "cnn", "quick": quick, "sgd": sz}, paper=PAPER))
+    return out, lambda path: _plot_cnn(ds, sgd, sz, path)
+
+
+def _plot_cnn(ds: xr.Dataset, sgd: dict, sz: dict, path: Path) -> Path:
+    from ..kernels.signal import signal_propagation
+    from ..plotting import figure, save_figure
+
     fig, axes = figure(2, 3, width=3.6, height=3.0, layout="constrained")
     ax = axes[0]
     lines = _depth_lines("erf", sz["weight_vars"], 0.05)
@@ -483,10 +503,26 @@ def _fig_cnn(quick: bool, out: Path, log, cache: dict | None = None, progress: b
     for a_ in ax:
         a_.set_xlabel("depth $l$")
         a_.legend(fontsize=7)
-    png = save_figure(fig, output_paths("xiao2020", "cnn", out)[0], tight=False, bbox_inches="tight")
-    ds = xr.merge([ds, _sgd_by_architecture(sgd)], combine_attrs="drop_conflicts")
-    ds.attrs.update(problem_attrs({"figure": "cnn", "quick": quick, "sgd": sz}, paper=PAPER))
-    return png, atomic_write_netcdf(ds, output_paths("xiao2020", "cnn", out)[1])
+    return save_figure(fig, path, tight=False, bbox_inches="tight")
+
+
+@dataclass(frozen=True)
+class Figure(runner.Figure):
+    """A figure of Xiao, Pennington & Schoenholz 2020 on offline data: ``make(quick, log=, progress=)`` computes
+    its Dataset and returns it with the plot (a function of the PNG path)."""
+
+    make: Callable = None
+
+
+FIGURES: dict[str, Figure] = {
+    "signal": Figure("signal", "critical line and depth scales (erf, tanh)", "signal", (), _fig_signal),
+    "spectrum": Figure("spectrum", "NTK spectra vs depth beside the large-depth asymptotes (ordered / critical / "
+                       "chaotic)", "spectrum", (), _fig_spectrum),
+    "phase": Figure("phase", "phase diagrams over (sigma_w^2, depth): infinite-width NTK-GD (a) and finite-width "
+                    "SGD (b)", "phase", (), _fig_phase),
+    "cnn": Figure("cnn", "FCN vs CNN-Flatten vs CNN-GAP: kappa and the mean predictor against depth", "cnn", (),
+                  _fig_cnn),
+}
 
 
 def run_figure(name: str, out_dir: str | Path = "results/xiao2020", quick: bool = False, log=None,
@@ -496,8 +532,8 @@ def run_figure(name: str, out_dir: str | Path = "results/xiao2020", quick: bool 
     name = canonical_figure(name, FIGURES)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fn = {"signal": _fig_signal, "spectrum": _fig_spectrum, "phase": _fig_phase, "cnn": _fig_cnn}[name]
-    return fn(quick, out, log, progress=progress)
+    ds, plot = FIGURES[name].make(quick, log=log, progress=progress)
+    return runner.write_figure("xiao2020", name, out, ds, plot)
 
 
 # ============================================================================================
