@@ -51,10 +51,12 @@ PAPER = "Goldt, Advani, Saxe, Krzakala & Zdeborova, NeurIPS 2019 (arXiv:1906.086
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Run:
-    """One simulation + ODE run: problem parameters, N, seeds, horizon, initialisation."""
+    """One run of a figure: a frozen :class:`learndyn.online.Problem`, and what to compute -- finite-``N``
+    online SGD over ``seeds`` seeds to ``alpha_max`` (``n_alphas`` log-spaced records, start ``init``; Goldt et
+    al. 2019, eqs. (2)-(3)) beside the ODE from each seed's initial overlaps (Goldt et al. 2019, eqs. (5)-(7))."""
 
     label: str
-    problem: dict
+    problem: online.Problem
     N: int = 500
     seeds: int = 4
     alpha_max: float = 1000.0
@@ -62,7 +64,8 @@ class Run:
     n_alphas: int = 40
 
     def make_problem(self) -> online.Problem:
-        return online.Problem(**self.problem)
+        """The run's Problem (a dict of its parameters is accepted too)."""
+        return online.Problem(**self.problem) if isinstance(self.problem, dict) else self.problem
 
     def quick(self) -> "Run":
         """CI size: N <= 100, 2 seeds, alpha <= 20."""
@@ -84,12 +87,12 @@ class Figure(runner.Figure):
             return self.runs
         acts: dict[str, list] = {}
         for r in self.runs:
-            acts.setdefault(r.problem["activation"], []).append(r)
+            acts.setdefault(r.problem.activation, []).append(r)
         return tuple(x for lst in acts.values() for x in (lst[0], lst[-1]))
 
 
-def _p(activation, M, K, lr, sigma, both):
-    return dict(M=M, K=K, activation=activation, lr=lr, sigma=sigma, train_second_layer=both)
+def _p(activation, M, K, lr, sigma, both) -> online.Problem:
+    return online.Problem(M=M, K=K, activation=activation, lr=lr, sigma=sigma, train_second_layer=both)
 
 
 _FIG2_L = (0, 1, 2, 4)
@@ -183,10 +186,10 @@ def execute(run: Run, quick: bool = False, progress: bool = False, fixed_point: 
     Results are memoised in-process, so ``--figure all --claims`` runs each recipe once."""
     if N is not None or seeds is not None:
         run = replace(run, N=run.N if N is None else int(N), seeds=run.seeds if seeds is None else int(seeds))
-    if run.problem["activation"] == "relu":
+    if run.problem.activation == "relu":
         fixed_point = False  # the Jacobian through the 1-D-integral ReLU I4 is too costly; the ODE end is used
     compare = compare and ode_seeds is None
-    key = (json.dumps(asdict(run), sort_keys=True), quick, fixed_point, ode_seeds, rtol, compare)
+    key = (run, quick, fixed_point, ode_seeds, rtol, compare)
     if key not in _CACHE:
         _CACHE[key] = _execute(run, quick, progress, fixed_point, ode_seeds, rtol, compare)
     return _CACHE[key]
@@ -512,7 +515,7 @@ def run_figure(name: str, out_dir: str | Path = "results/goldt2019", quick: bool
         "goldt2019", spec, out_dir, runs=spec.runs_for(quick), execute=run_one,
         report=lambda run, res: _report(spec, run, res), parameters=RunResult.parameters,
         plot=lambda results, ds, path: _PLOTS[spec.kind](spec, results, path),
-        finish=lambda results, ds: ds.assign_attrs(runs=json.dumps([asdict(r.run) for r in results])),
+        finish=lambda results, ds: ds.assign_attrs(runs=json.dumps([asdict(r.run) for r in results], default=str)),
         attrs={"paper": PAPER}, progress=progress, log=log)
     return out.png, out.nc, out.results
 
@@ -571,9 +574,9 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
     spec2 = FIGURES["fig2"]
     res_b = []
     for run in spec2.runs:
-        if run.problem["activation"] == "relu":
+        if run.problem.activation == "relu":
             continue
-        if quick and run.problem["K"] - run.problem["M"] not in (0, 2):
+        if quick and run.problem.K - run.problem.M not in (0, 2):
             continue
         res_b.append(execute(run, quick=quick, progress=progress, fixed_point=True, rtol=1e-6,
                              N=N, seeds=seeds))
@@ -604,7 +607,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
     spec3 = FIGURES["fig3"]
     res_c = []
     for run in spec3.runs:
-        if quick and run.problem["K"] not in (2, 4):
+        if quick and run.problem.K not in (2, 4):
             continue
         res_c.append(execute(run, quick=quick, progress=progress, fixed_point=True, rtol=1e-6,
                              N=N, seeds=seeds))

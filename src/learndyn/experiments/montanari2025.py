@@ -68,15 +68,19 @@ class Sim:
 
 @dataclass(frozen=True)
 class Run:
+    """One run of a figure: a frozen :class:`learndyn.dmft.Problem`, the DMFT grid (``t_max``, ``dt``, the
+    ``scheme`` of the symmetric solver) and the simulation ``sim`` that gives the points (None: DMFT only)."""
+
     label: str
-    problem: dict
+    problem: dmft.Problem
     t_max: float
     dt: float
     scheme: str = "euler"
     sim: Sim | None = None
 
     def make_problem(self) -> dmft.Problem:
-        return dmft.Problem(**self.problem)
+        """The run's Problem (a dict of its parameters is accepted too)."""
+        return dmft.Problem(**self.problem) if isinstance(self.problem, dict) else self.problem
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,8 @@ class Figure(runner.Figure):
         return self.quick if quick else self.runs
 
 
-def _p(m, abar, tau, a0, h, target=None, train=True, **kw) -> dict:
-    return dict(m=m, n_over_d=abar, tau=tau, a0=a0, h=h, target=target, train_second_layer=train, **kw)
+def _p(m, abar, tau, a0, h, target=None, train=True, **kw) -> dmft.Problem:
+    return dmft.Problem(m=m, n_over_d=abar, tau=tau, a0=a0, h=h, target=target, train_second_layer=train, **kw)
 
 
 def _mf_runs(ms, alpha, tau, target, t_factor, sim_d, seeds, batch, quick=False):
