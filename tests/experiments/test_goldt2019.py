@@ -93,3 +93,20 @@ def test_claims_quick(tmp_path):
     # (b)-(d) run the figure recipes at --quick size, not the last N / seed count of claim (a)
     assert ds.attrs["b_N"] == 100 and ds.attrs["b_seeds"] == 2
     assert ds.attrs["c_N"] == 100 and ds.attrs["c_seeds"] == 2
+
+
+def test_fig1_compares_theory_and_simulation_through_online_compare(tmp_path):
+    """The curve figure's ODE-vs-SGD numbers are those of learndyn.online.compare (no second implementation):
+    the ODE lines written are each seed's ODE from its own initial overlaps."""
+    from learndyn import online
+
+    lines = []
+    png, nc, res = G.run_figure("fig1", tmp_path, quick=True, log=lines.append, N=60, seeds=2)
+    c = res[0].comparison
+    assert isinstance(c, online.Comparison) and c.N == 60 and c.n_seeds == 2
+    ds = results.load_dataset(nc)
+    np.testing.assert_array_equal(ds["eg_ode"].sel(run=0).values, c.eg_ode)
+    sim = res[0].simulation
+    traj = online.integrate(res[0].problem, sim.initial_state(int(sim.seeds[1])), alphas=sim.alpha)
+    np.testing.assert_allclose(ds["eg_ode"].sel(run=0).values[1], traj.eg, rtol=1e-6)
+    assert f"max rel. deviation {c.max_rel_dev:.2e}" in lines[0]

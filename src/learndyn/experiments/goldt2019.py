@@ -1,8 +1,9 @@
 r"""Goldt, Advani, Saxe, Krzakala & Zdeborová (NeurIPS 2019): figures and claims, ODE beside finite-N SGD.
 
-Each figure is a short declarative recipe (problem parameters, which runs, which plot). The paper's exact
-figure parameters could not be read (spec ``teacher_student.md`` §4.4, §7); the values below follow the
-spec's verified settings and the reference code's defaults, and are stated on every figure:
+Each figure is a short declaration -- its runs (a frozen :class:`learndyn.online.Problem` each, with the SGD
+size and horizon) and its plot -- executed by the shared runner (:mod:`learndyn.experiments.runner`). The paper
+does not state every parameter of its figures; the values below follow its setting and the defaults of its
+reference code, and are stated on every figure:
 
 * ``fig1`` -- dynamics: eps_g(alpha), R(alpha), Q(alpha) of an erf student (M = K = 2, first layer,
   eta = 0.5, sigma = 0): the Saad-Solla plateau and its escape, ODE lines from each seed's initial
@@ -10,14 +11,14 @@ spec's verified settings and the reference code's defaults, and are stated on ev
 * ``fig2`` -- first layer only, over-parameterised students: final eps_g against L = K - M for erf, ReLU and
   linear (M = 2, eta = 0.1, sigma = 0.1, informed start with near-zero extra units, alpha = 300), with the
   closed forms eta sigma^2 (L + M/sqrt3)/(2 pi) (+ O(eta^2)) for erf and K eta sigma^2/(2(2 - K eta)) for
-  linear (spec §4.1-4.2), the ODE fixed point, and SGD.
+  linear (the asymptotic errors of the first-layer ODE, Goldt et al. 2019), the ODE fixed point, and SGD.
 * ``fig3`` -- both layers: final eps_g against K for erf, ReLU and linear (M = 2, eta = 0.2, sigma = 0.1,
   "large" start: w, v ~ N(0, 1), alpha = 3000), ODE and SGD. (Linear students converge very
   slowly along their continuum of equivalent solutions: their "final" value is the value at alpha = 3000.)
 * ``fig4`` -- specialisation: final R (normalised), Q and v of erf and ReLU students (M = 2, K = 4, both
   layers) from SGD and from the ODE, as heat maps.
 
-``claims()`` computes the abstract's claims as numbers (spec §4): (a) the SGD-ODE deviation against N and
+``claims()`` computes the claims of the paper's abstract as numbers: (a) the SGD-ODE deviation against N and
 its fitted exponent, (b) the first-layer eps_g* against L and its slope beside eta sigma^2/(2 pi),
 (c) the both-layer eps_g* against K with its trend, (d) the solution SGD finds, read off the final Q, R, v.
 """
@@ -40,7 +41,8 @@ from ..online.compare import compare, deviation_exponent
 from ..results import atomic_write_netcdf
 from . import canonical_figure, output_paths, runner
 
-__all__ = ["FIGURES", "Run", "Figure", "run_figure", "claims", "classify_solution", "final_error", "sweep"]
+__all__ = ["FIGURES", "Run", "Figure", "RunResult", "execute", "run_figure", "claims", "classify_solution",
+           "final_error", "closed_form", "sweep"]
 
 _EG_PLOT_FLOOR = 1e-10  # eps_g below this is integration/rounding noise around 0 (atol of the ODE)
 PAPER = "Goldt, Advani, Saxe, Krzakala & Zdeborova, NeurIPS 2019 (arXiv:1906.08632)"
@@ -260,7 +262,8 @@ def final_error(values: np.ndarray, alpha: np.ndarray, fraction: float = 0.1) ->
 
 
 def closed_form(prob: online.Problem) -> float:
-    """Closed-form eps_g* where the spec has one (first layer, v = v* = 1): erf (order eta^2), linear (exact)."""
+    """Closed-form asymptotic eps_g* where one is known (first layer, v = v* = 1; Goldt et al. 2019): erf (to
+    order eta^2, :func:`learndyn.online.eg_erf_first_layer`), linear (exact, :func:`learndyn.online.eg_linear_first_layer`)."""
     if prob.train_second_layer or prob.sigma == 0:
         return float("nan")
     L = prob.K - prob.M
@@ -539,7 +542,7 @@ def _trend(x: np.ndarray, y: np.ndarray, err: np.ndarray) -> str:
 
 def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progress: bool = False,
            log: Callable[[str], None] = print, N: int | None = None, seeds: int | None = None) -> xr.Dataset:
-    """Compute the abstract's claims (spec §4) as numbers, print tables, write ``goldt2019_claims.nc``.
+    """Compute the claims of Goldt et al. 2019's abstract as numbers, print tables, write ``goldt2019_claims.nc``.
 
     ``N``, ``seeds`` override the recipes of (b)-(d) (claim (a) always sweeps its own N)."""
     out: dict[str, Any] = {}

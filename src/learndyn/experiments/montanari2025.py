@@ -1,8 +1,9 @@
 r"""Montanari & Urbani (NeurIPS 2025, arXiv:2502.21269): figures and claims, DMFT beside finite networks.
 
-Each figure is a short declarative recipe: the problem of each curve, the DMFT grid, the simulation that
-gives the points, the panels. Parameters follow the spec (``dmft.md`` §4.7); where the paper does not state
-them (m values, horizons, grids: flag F11) the values below are ours and are printed on the figure.
+Each figure is a short declaration -- the frozen :class:`learndyn.dmft.Problem` of each curve, the DMFT grid,
+the simulation that gives the points, the panels -- executed by the shared runner
+(:mod:`learndyn.experiments.runner`). Parameters follow the paper's figures; where the paper does not state
+them (m values, horizons, grids) the values below are ours and are printed on the figure.
 
 * ``fig2`` -- pure noise, mean-field init: ``a(t)/sqrt(m)`` and ``e_tr`` against ``t/m``; SGD on real networks.
 * ``fig3`` -- single index, lazy init (``a0 = sqrt(m)``): train/test error against ``t m`` and ``t``;
@@ -10,10 +11,10 @@ them (m values, horizons, grids: flag F11) the values below are ours and are pri
 * ``fig4`` -- single index, mean-field init: ``a(t)/sqrt(m)``, train and test error, ``v``; SGD points.
 * ``fig6``, ``fig7`` -- m = 4, non-symmetric initialisation (general DMFT) against Gaussian-model GD at the same step.
 * ``threshold`` -- fixed ``a = 1`` (frozen second layer), pure noise, ``h = 0.3z + z^2/2``, ``tau = 1``:
-  ``t_rel(abar) = inf{t: e_tr(t) < eps tau^2}``, the fit ``t_rel = c (abar_GF(m) - abar)^(-nu)`` (spec §3.1),
+  ``t_rel(abar) = inf{t: e_tr(t) < eps tau^2}``, the fit ``t_rel = c (abar_GF(m) - abar)^(-nu)`` (App. F.1.3 of the paper),
   and ``abar_GF(m)`` against ``1/m`` extrapolated to ``m -> infinity`` (paper: ``abar_GF(inf) ≈ 1.18``).
 
-``claims()`` prints the abstract's claims as numbers (issue item 5), DMFT beside finite networks:
+``claims()`` prints the claims of the paper's abstract as numbers, DMFT beside finite networks:
 (i) the slow time scale ``t_slow(m)`` (``a/sqrt(m)`` reaches half its value at ``t_max = K m``) and its fitted
 exponent in m; (ii) the inductive bias: final complexity from mean-field versus lazy initial complexity;
 (iii) separation of time scales: the time where train and test error separate beside the end of feature
@@ -38,7 +39,8 @@ from ..dmft import gaussian_model, networks
 from ..results import atomic_write_netcdf
 from . import canonical_figure, output_paths, progress_bar, runner
 
-__all__ = ["FIGURES", "Run", "Sim", "Figure", "run_figure", "claims", "t_rel", "fit_threshold", "first_crossing",
+__all__ = ["FIGURES", "Run", "Sim", "Figure", "RunResult", "execute", "simulate", "run_figure", "claims", "t_rel",
+           "fit_threshold", "first_crossing", "ClaimsRecipe",
            "gap_vs_d", "NETWORK_GAP_NOTE"]
 
 PAPER = "Montanari & Urbani, NeurIPS 2025 (arXiv:2502.21269)"
@@ -238,7 +240,7 @@ def simulate(run: Run, prob: dmft.Problem, seed: int = 0):
     if s.kind == "sgd":
         n = int(round(prob.n_over_d * s.d))
         batch = min(s.batch or n, n)
-        dt = s.lr * s.d / n  # one SGD step of learning rate lr is lr d/n of GF time (spec §5)
+        dt = s.lr * s.d / n  # one SGD step of learning rate lr is lr d/n of the paper's gradient-flow time
         every = max(1, int(round(run.t_max / dt / s.points)))
         return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=dt, seeds=s.seeds, seed=seed, batch=batch,
                                  record_every=every)
@@ -291,13 +293,14 @@ def first_crossing(t: np.ndarray, y: np.ndarray, level: float, above: bool = Tru
 
 
 def t_rel(t: np.ndarray, train_error: np.ndarray, tau: float, eps: float = 1e-7) -> float:
-    """``t_rel = inf{t: e_tr(t) < eps tau^2}`` (spec §3.1, App. F.1.3), log-interpolated; NaN if not reached."""
+    """``t_rel = inf{t: e_tr(t) < eps tau^2}`` (Montanari & Urbani 2025, App. F.1.3), log-interpolated; NaN if not
+    reached."""
     le = np.log(np.clip(np.asarray(train_error, float), 1e-300, None))
     return first_crossing(t, le, math.log(eps * tau**2), above=False)
 
 
 def fit_threshold(abar: np.ndarray, trel: np.ndarray, nu: float | None = None) -> dict:
-    """Fit ``t_rel = c (abar_GF - abar)^(-nu)`` (spec §3.1): for ``nu`` fixed, ``t_rel^(-1/nu)`` is linear in
+    """Fit ``t_rel = c (abar_GF - abar)^(-nu)`` (Montanari & Urbani 2025, App. F.1.3): for ``nu`` fixed, ``t_rel^(-1/nu)`` is linear in
     ``abar`` and vanishes at ``abar_GF``; for ``nu=None``, ``nu`` is scanned to minimise the log-residual."""
     abar, trel = np.asarray(abar, float), np.asarray(trel, float)
     ok = np.isfinite(trel) & (trel > 0)
@@ -328,7 +331,7 @@ def fit_threshold(abar: np.ndarray, trel: np.ndarray, nu: float | None = None) -
 
 
 # ------------------------------------------------------------------------------------------
-# real networks beside the Gaussian-model DMFT (issue 11 item 7)
+# real networks beside the Gaussian-model DMFT
 # ------------------------------------------------------------------------------------------
 NETWORK_GAP_NOTE = (
     "real networks are not the Gaussian model: the DMFT is exact for the Gaussian model and, for a non-linear "

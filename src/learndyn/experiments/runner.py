@@ -76,8 +76,11 @@ def combine_runs(datasets: Sequence[xr.Dataset], *, labels: Sequence[str],
         raise ValueError(f"labels: expected one per run ({len(subs)}), got {len(labels)}")
     strings = _string_variables(subs)
     dims = sorted({d for sub in subs for d in sub.dims})
+    # a dimension whose size differs between runs (or that some runs lack) needs an index to be outer-joined
+    ragged = {d for d in dims if len({sub.sizes.get(d, 0) for sub in subs}) > 1}
     prepared = []
     for sub in subs:
+        sub = sub.assign_coords({d: np.arange(sub.sizes[d]) for d in ragged if d in sub.dims and d not in sub.coords})
         # a dimension this run lacks: an empty coordinate, so that the outer join pads the run with NaN
         sub = sub.assign_coords({d: np.arange(0) for d in dims if d not in sub.dims})
         prepared.append(sub.assign({k: sub[k].astype(object) for k in strings if k in sub.data_vars}))

@@ -1,22 +1,24 @@
 r"""Xiao, Pennington & Schoenholz (ICML 2020), "Disentangling trainability and generalization in deep
-neural networks": figures and claims on offline data (spec ``ntk.md`` §2-4).
+neural networks": figures and claims on offline data.
 
-The paper's experiments use CIFAR-10, whose body/hyper-parameters could not be read (spec §4.2, §7);
-every recipe here runs on sklearn's bundled digits (or MNIST-5k / Fashion-MNIST when requested) and
-states its settings on the figure.  Figures:
+The paper's experiments use CIFAR-10, whose hyper-parameters the paper does not all state; every recipe here
+runs on sklearn's bundled digits (or MNIST-5k / Fashion-MNIST when requested) and states its settings on the
+figure. Each figure is a declaration (:data:`FIGURES`: how to compute its Dataset, how to plot it) whose files
+the shared runner writes (:func:`learndyn.experiments.runner.write_figure`).  Figures:
 
 * ``signal``   -- the erf/tanh critical line sigma_w^2(sigma_b^2) and the depth scales xi_1, xi_c, xi_*
-  against sigma_w^2 (spec §1.5-1.6; colab phase-diagram demo).
+  against sigma_w^2 (the signal-propagation quantities of the paper's background section).
 * ``spectrum`` -- NTK/NNGP spectra against depth (lambda_max, lambda_bulk, kappa, |P(Theta)Y|) in the
-  ordered, critical and chaotic phases, computed beside the spec §2.3 asymptotes (Table 1 of the paper).
+  ordered, critical and chaotic phases, computed beside their large-depth asymptotes (Table 1 of the paper).
 * ``phase``    -- trainability/generalisation phase diagrams over (sigma_w^2, depth) at sigma_b^2 = 0.18:
   (a) infinite-width NTK gradient-descent predictions after t steps with NNGP initialisation noise,
   (b) finite-width FCNs trained with SGD; train and test accuracy heat maps with depth = 8 xi_1 and
-  depth = 8 xi_* (spec §2.6).
+  depth = 8 xi_* (the paper's phase-diagram figures).
 * ``cnn``      -- FCN vs CNN-Flatten vs CNN-GAP on 4x4-pooled digits: kappa (ordered) and |P(Theta)Y|
-  (chaotic) against depth (spec §3.3-3.4), plus NTK-GD test accuracy.
+  (chaotic) against depth (the paper's CNN analysis: CNN-F = FCN, GAP shifts the depth scales by ~xi ln d),
+  plus NTK-GD test accuracy.
 
-:func:`claims` prints the abstract's claims as numbers, theory beside measurement (issue 4 item 4).
+:func:`claims` prints the claims of the paper's abstract as numbers, theory beside measurement.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from .. import datasets
 from ..results import atomic_write_netcdf, problem_attrs
 from . import canonical_figure, output_paths, progress_bar, runner
 
-__all__ = ["FIGURES", "run_figure", "claims", "ntk_phase_diagram", "sgd_phase_diagram", "PhaseConfig"]
+__all__ = ["FIGURES", "Figure", "run_figure", "claims", "ntk_phase_diagram", "sgd_phase_diagram", "PhaseConfig",
+           "cnn_comparison", "cnn_sgd_comparison"]
 
 PAPER = "Xiao, Pennington & Schoenholz, ICML 2020 (arXiv:1912.13053)"
 def _log(log, msg):
@@ -69,6 +72,7 @@ class PhaseConfig:
     seeds: int = 1
 
     def quick(self) -> "PhaseConfig":
+        """The CI-sized configuration (small data, coarse grids, short training)."""
         return replace(self, n_train=64, n_test=100, weight_vars=(0.6, 1.2, 1.75, 2.4, 3.0),
                        depths=(1, 4, 16, 40), times=(64.0, math.inf), n_draws=1,
                        sgd_weight_vars=(0.8, 1.75, 3.0), sgd_depths=(1, 20), width=32, steps=150,
@@ -566,7 +570,7 @@ def _crossing(depths, values, threshold, above: bool):
 
 def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=print,
            progress: bool = False) -> list[dict]:
-    r"""The abstract's claims as numbers on our data (issue 4 item 4), theory beside measurement.
+    r"""The claims of Xiao et al. 2020's abstract as numbers on our data, theory beside measurement.
 
     (a) chaotic phase: depth where networks still train to ~100% but test accuracy falls to chance,
         against 8 xi_*;  (b) ordered phase: depth where training fails within the step budget, against
