@@ -23,7 +23,6 @@ the shared runner writes (:func:`learndyn.experiments.runner.write_figure`).  Fi
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, replace
