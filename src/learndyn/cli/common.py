@@ -15,12 +15,16 @@ import typer
 
 __all__ = ["OptFigure", "OptClaims", "OptQuick", "OptProgress", "run_reproduce", "save_or_report", "fail"]
 
+#: ``--figure/-f``: the figures to make (repeatable or comma-separated)
 OptFigure = Annotated[List[str], typer.Option(
     "--figure", "-f", help="figure to make (repeatable or comma-separated): fig1, fig2, ... or a named figure; "
                            "'all' makes every figure, 'claims' = --claims")]
+#: ``--claims``: print (and write) the paper's claims table
 OptClaims = Annotated[bool, typer.Option("--claims", help="print the table of the paper's claims (and write "
                                                           "<paper>_claims.nc)")]
+#: ``--quick``: CI-sized runs
 OptQuick = Annotated[bool, typer.Option("--quick", help="CI-sized runs (small sizes, short times)")]
+#: ``--progress/--no-progress``: progress bars on stderr (on by default)
 OptProgress = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars (on stderr)")]
 
 

@@ -23,21 +23,32 @@ __all__ = ["register", "ode_command", "simulate_command", "compare_command", "lo
            "plot_trajectory", "problem_from_options", "initial_state_from_options", "accuracy_floor", "Method"]
 
 # The options that describe a Problem, shared by `ode`, `simulate` and `compare`.
+#: ``--M``: teacher hidden units M
 OptM = Annotated[int, typer.Option("--M", help="teacher hidden units")]
+#: ``--K``: student hidden units K
 OptK = Annotated[int, typer.Option("--K", help="student hidden units (K = M + L)")]
+#: ``--activation``: the activation g of teacher and student
 OptActivation = Annotated[str, typer.Option(help="erf (= erf(x/sqrt2)), relu, linear, tanh, sigmoid, leaky_relu, "
                                                           "leaky_relu(slope) or abrelu(a, b)")]
+#: ``--lr``: first-layer learning rate eta
 OptLr = Annotated[float, typer.Option(help="first-layer learning rate eta")]
+#: ``--lr2``: second-layer learning rate
 OptLr2 = Annotated[Optional[float], typer.Option(help="second-layer learning rate (default: lr)")]
+#: ``--sigma``: teacher output-noise standard deviation
 OptSigma = Annotated[float, typer.Option(help="teacher output-noise standard deviation")]
+#: ``--train-second-layer/--first-layer-only``
 OptTrain2 = Annotated[bool, typer.Option("--train-second-layer/--first-layer-only", help="train v too")]
+#: ``--weight-decay``: weight decay kappa
 OptWeightDecay = Annotated[float, typer.Option(help="weight decay kappa")]
 # The options that describe the initial weights, shared by `ode`, `simulate` and `compare`: all three build the
 # start with learndyn.online.initial_weights(problem, N, init, seed, scale=init_scale), so `ode --seed s` starts
 # where seed s of `simulate`/`compare` starts.
+#: ``--init``: the initialisation of :func:`learndyn.online.initial_weights`
 OptInit = Annotated[str, typer.Option(help="initialisation of the weights: large, small, informed, denoise, mixed "
                                            "(learndyn.online.initial_weights)")]
+#: ``--N``: input dimension N
 OptN = Annotated[int, typer.Option("--N", help="input dimension N (of the initial weights, and of the simulation)")]
+#: ``--init-scale``: the ``scale`` of :func:`learndyn.online.initial_weights`
 OptInitScale = Annotated[float, typer.Option(help="size of the 'small' weights and of the extra units of 'informed'")]
 
 
