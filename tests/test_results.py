@@ -212,13 +212,13 @@ def test_failure_during_the_write_removes_the_temporary_file(tmp_path, monkeypat
 def test_dmft_cli_checks_out_before_solving(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    from learndyn import dmft
     from learndyn.cli import app
-    from learndyn.experiments import montanari2025 as mu
 
     def refuse(*a, **k):
         raise AssertionError("solved before checking --out")
 
-    monkeypatch.setattr(mu, "_solve", refuse)
+    monkeypatch.setattr(dmft, "solve", refuse)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     res = CliRunner().invoke(app, ["dmft", "--m", "2", "--t-max", "1", "--dt", "0.05", "--out", str(blocker / "r")])

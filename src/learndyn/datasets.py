@@ -10,8 +10,8 @@ Real data (no network access is ever attempted):
   (``apt-get install dataset-fashion-mnist``; ``LEARNDYN_FASHION_MNIST_DIR`` overrides the folder).
 
 :func:`load` returns a :class:`Dataset` with a deterministic train/test split; :func:`preprocess`
-applies the spec's normalisation (``ntk.md`` §2.1, §4.3: standardise, rescale each row to norm
-``sqrt(n0)``, one-hot labels, mean-centred over the training set).
+applies the normalisation of Xiao, Pennington & Schoenholz (ICML 2020, Sec. 4 and their colab):
+standardise, rescale each row to norm ``sqrt(n0)``, one-hot labels, mean-centred over the training set.
 
 Synthetic: :func:`gaussian_data` (iid Gaussian inputs, random labels or a linear rule) and
 :func:`teacher_data` (labels from a random teacher network of :mod:`learndyn.kernels`).
@@ -177,9 +177,10 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def preprocess(ds: Dataset, *, standardise: bool = True, row_norm: bool = True, center_labels: bool = True
                ) -> Dataset:
-    r"""Spec ``ntk.md`` §4.3: standardise with the training mean/std of all pixels (global, like the
-    colab), rescale every row to norm ``sqrt(n0)`` (so ``x.x/n0 = 1``), one-hot labels, centred over
-    the training set (``1^T Y = 0``, spec §2.1)."""
+    r"""The preprocessing of Xiao, Pennington & Schoenholz (ICML 2020) and their colab: standardise with
+    the training mean/std of all pixels (global), rescale every row to norm ``sqrt(n0)`` (so
+    ``x.x/n0 = 1``), one-hot labels, centred over the training set (``1^T Y = 0``, which removes the
+    constant kernel component from the predictions)."""
     Xtr = ds.x_train.reshape(ds.n_train, -1).astype(np.float64)
     Xte = ds.x_test.reshape(ds.n_test, -1).astype(np.float64)
     if standardise:

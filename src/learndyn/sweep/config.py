@@ -140,6 +140,12 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def describe_type(tp: Any) -> str:
+    """How a value of the config type ``tp`` is named in messages and by ``learndyn sweep-runners`` (e.g. "a
+    number", "one of 'erf', 'relu'")."""
+    return _describe(tp)
+
+
 def config_models(runner: Runner) -> dict[str, type[BaseModel]]:
     """The pydantic models of one runner's config tables, generated from its Problem and options."""
     pf = problem_fields(runner)

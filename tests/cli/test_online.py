@@ -21,7 +21,7 @@ def test_ode_command_writes_netcdf_and_png(tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run.png").stat().st_size > 1000
     ds = results.load_dataset(tmp_path / "run.nc")
-    # first-layer linear student: eps_g* = K eta sigma^2 / (2 (2 - K eta)) (spec §4.2)
+    # first-layer linear student: eps_g* = K eta sigma^2 / (2 (2 - K eta)) (the fixed point of d eps/d alpha = -K eta (2 - K eta) eps + K^2 eta^2 sigma^2 / 2)
     assert ds["eg"].values[-1] == pytest.approx(online.eg_linear_first_layer(0.2, 0.1, 2), rel=1e-6)
     assert "eps_g* =" in res.output
 
@@ -60,7 +60,7 @@ def test_ode_command_reports_eps_g_below_the_accuracy_floor(tmp_path):
     """README main job: K = M = 2, erf, sigma = 0 learns the teacher perfectly; eps_g(1000) printed as 1.57e-12
     (rounding noise). Values under the floor are reported as such; those above it are accurate (checked
     against the same start integrated at rtol 1e-13)."""
-    from learndyn.online import cli as ode_cli
+    from learndyn.cli import online as ode_cli
 
     out = tmp_path / "ode"
     res = runner.invoke(app, ["ode", "--M", "2", "--K", "2", "--activation", "erf", "--lr", "0.5", "--alpha-max", "1000",

@@ -11,7 +11,7 @@ from learndyn import sweep
 from learndyn.cli import app
 from learndyn.sweep.store import Store
 
-from .test_store import TOY, compute_into
+from tests.sweep.test_store import TOY, compute_into
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "sweeps").glob("*.toml"))

@@ -1,18 +1,16 @@
-"""``learndyn sweep``, ``learndyn sweep-status``, ``learndyn sweep-runners`` and ``learndyn plot``."""
+"""``learndyn sweep``, ``learndyn sweep-status`` and ``learndyn sweep-runners``: parameter sweeps of any theory
+(:mod:`learndyn.sweep`: TOML configs, Dask execution, a Zarr store per sweep, resume)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
-__all__ = ["register"]
+from .common import fail
 
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=2)
+__all__ = ["register", "sweep_command", "status_command", "runners_command"]
 
 
 def sweep_command(
@@ -38,19 +36,19 @@ def sweep_command(
 
     A config is code: it names the runner every point executes and where results are written; trust
     it as you would a script."""
-    from . import ConfigError, SweepError, estimate, load_config, run, status
+    from ..sweep import ConfigError, SweepError, estimate, load_config, run, status
 
     try:
         cfg = load_config(config, store=store, allow_import=allow_import)
     except ConfigError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(cfg.summary())
     typer.echo(f"store: {cfg.store}")
     if dry_run:
         try:
             est = estimate(cfg, n_workers=workers, calibrate=calibrate)
         except ValueError as exc:
-            _fail(exc)
+            fail(exc)
         for d, values in cfg.grid.items():
             shown = ", ".join(repr(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
             typer.echo(f"  {d}: {shown}")
@@ -60,7 +58,7 @@ def sweep_command(
         run(cfg, scheduler=scheduler, n_workers=workers, threads_per_worker=threads_per_worker,
             progress=progress, overwrite=overwrite)
     except (ValueError, SweepError, MemoryError) as exc:
-        _fail(exc)
+        fail(exc)
     st = status(cfg.store)
     typer.echo(st.summary())
     if st.counts["error"]:
@@ -72,19 +70,19 @@ def status_command(
     limit: int = typer.Option(10, help="list at most this many pending / failed / flagged points"),
 ) -> None:
     """Show how many points of a sweep are done, pending or failed."""
-    from . import status
+    from ..sweep import status
 
     try:
         st = status(store)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(st.summary(limit=limit))
 
 
 def runners_command() -> None:
     """List the sweep runners and their config keys."""
-    from . import available_runners, get_runner
-    from .config import _describe, problem_fields
+    from ..sweep import available_runners, get_runner
+    from ..sweep.config import describe_type, problem_fields
 
     for name, desc in available_runners().items():
         typer.echo(f"{name}: {desc}")
@@ -94,41 +92,13 @@ def runners_command() -> None:
             continue
         pf = problem_fields(r)
         typer.echo(f"  [problem] ({r.problem.__module__}.{r.problem.__qualname__}): "
-                   + ", ".join(f"{k} ({_describe(t)})" for k, (t, _) in pf.items()))
+                   + ", ".join(f"{k} ({describe_type(t)})" for k, (t, _) in pf.items()))
         typer.echo("  [options]: " + ", ".join(
             f"{k} = {o.default!r}" if not o.required else f"{k} (required)" for k, o in r.options.items()))
 
 
-def plot_command(
-    store: Path = typer.Argument(..., help="results store of a sweep"),
-    x: str = typer.Option(..., "--x", help="dimension on the horizontal axis (e.g. K, alpha)"),
-    y: str = typer.Option(..., "--y", help="variable to plot (e.g. eg_final, eg)"),
-    hue: Optional[str] = typer.Option(None, help="one line per value of this dimension"),
-    col: Optional[str] = typer.Option(None, help="one panel per value of this dimension"),
-    sel: List[str] = typer.Option([], help="fix a dimension: --sel lr=0.5 (repeatable)"),
-    logx: Optional[bool] = typer.Option(None, "--logx/--linx", help="log x axis (default: for alpha)"),
-    logy: Optional[bool] = typer.Option(None, "--logy/--liny", help="log y axis (default: eg over > 1.7 decades)"),
-    out: Optional[Path] = typer.Option(None, help="PNG to write (default: STORE_Y_vs_X.png beside the store)"),
-) -> None:
-    """Plot one variable of a sweep store against one of its dimensions."""
-    from .plot import plot
-
-    selection = {}
-    for item in sel:
-        if "=" not in item:
-            _fail(ValueError(f"sel: expected DIM=VALUE, got {item!r}"))
-        k, v = item.split("=", 1)
-        selection[k.strip()] = v.strip()
-    out = out or store.parent / f"{store.stem}_{y}_vs_{x}.png"
-    try:
-        plot(store, x=x, y=y, hue=hue, col=col, sel=selection, logx=logx, logy=logy, out=out)
-    except ValueError as exc:
-        _fail(exc)
-    typer.echo(f"wrote {out}")
-
-
 def register(app: typer.Typer, reproduce: typer.Typer) -> None:
+    """Add ``sweep``, ``sweep-status`` and ``sweep-runners`` to ``app``."""
     app.command("sweep")(sweep_command)
     app.command("sweep-status")(status_command)
     app.command("sweep-runners")(runners_command)
-    app.command("plot")(plot_command)
