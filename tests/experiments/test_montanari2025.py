@@ -80,9 +80,11 @@ def test_figure_file_mixes_runs_with_and_without_a_simulation():
     from learndyn.experiments import montanari2025 as mu
     from learndyn.experiments.runner import combine_runs
 
-    prob = {"n_over_d": 1.5, "tau": 0.5}
+    from learndyn import dmft
+
     sim = mu.Sim("gaussian", d=10, seeds=2, points=4)
-    runs = [mu.Run(f"m={m}", {**prob, "m": m}, t_max=0.2 * m, dt=0.1, sim=sim if m < 4 else None) for m in (1, 2, 4, 8)]
+    runs = [mu.Run(f"m={m}", dmft.Problem(m=m, n_over_d=1.5, tau=0.5), t_max=0.2 * m, dt=0.1, sim=sim if m < 4 else None)
+            for m in (1, 2, 4, 8)]
     results = [mu.execute(r) for r in runs]
     ds = combine_runs([r.to_xarray() for r in results], labels=[r.run.label for r in results],
                       parameters={"m": [r.parameters()["m"] for r in results]})

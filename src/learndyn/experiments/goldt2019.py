@@ -66,8 +66,8 @@ class Run:
     n_alphas: int = 40
 
     def make_problem(self) -> online.Problem:
-        """The run's Problem (a dict of its parameters is accepted too)."""
-        return online.Problem(**self.problem) if isinstance(self.problem, dict) else self.problem
+        """The run's Problem."""
+        return self.problem
 
     def quick(self) -> "Run":
         """CI size: N <= 100, 2 seeds, alpha <= 20."""

@@ -81,8 +81,8 @@ class Run:
     sim: Sim | None = None
 
     def make_problem(self) -> dmft.Problem:
-        """The run's Problem (a dict of its parameters is accepted too)."""
-        return dmft.Problem(**self.problem) if isinstance(self.problem, dict) else self.problem
+        """The run's Problem."""
+        return self.problem
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,10 @@ class RunResult:
                     t_max=float(self.run.t_max))
 
 
-def _solve(run: Run, prob: dmft.Problem, progress: bool = False):
+def _solve(run: Run, progress: bool = False):
     """The DMFT of ``run``; ``progress``: a bar over its time steps. Ctrl-C returns the computed part (status
     "interrupted ...")."""
+    prob = run.problem
     method = "auto" if prob.is_symmetric else "general"
     kw = {"scheme": run.scheme} if method == "auto" else {}
     with warnings.catch_warnings():
@@ -227,9 +228,11 @@ def _solve(run: Run, prob: dmft.Problem, progress: bool = False):
         return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, progress=progress, **kw)
 
 
-def simulate(run: Run, prob: dmft.Problem, seed: int = 0):
-    """The simulation of ``run`` (see :class:`Sim`), recorded at about ``sim.points`` times."""
-    s = run.sim
+def simulate(run: Run, seed: int = 0):
+    """The simulation of ``run`` (see :class:`Sim`): Gaussian-model projected GD
+    (:func:`learndyn.dmft.gaussian_model.simulate`) or a real two-layer network trained by GD / SGD
+    (:func:`learndyn.dmft.networks.simulate`), recorded at about ``sim.points`` times."""
+    s, prob = run.sim, run.problem
     if s.kind == "gaussian":
         every = max(1, int(round(run.t_max / run.dt / s.points)))
         return gaussian_model.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, realisations=s.seeds, seed=seed,
@@ -250,12 +253,12 @@ def simulate(run: Run, prob: dmft.Problem, seed: int = 0):
 def execute(run: Run, with_sim: bool = True, progress: bool = False) -> RunResult:
     """Solve the DMFT of ``run`` (``progress``: a bar over its time steps) and, unless it was interrupted, its
     simulation."""
-    prob = run.make_problem()
+    prob = run.problem
     t0 = time.perf_counter()
-    sol = _solve(run, prob, progress=progress)
+    sol = _solve(run, progress=progress)
     t1 = time.perf_counter()
     interrupted = str(sol.status).startswith("interrupted")
-    sim = simulate(run, prob) if (with_sim and run.sim is not None and not interrupted) else None
+    sim = simulate(run) if (with_sim and run.sim is not None and not interrupted) else None
     return RunResult(run, prob, sol, sim, t1 - t0, time.perf_counter() - t1)
 
 
@@ -352,7 +355,7 @@ def gap_vs_d(problem: dmft.Problem, ds, t_max: float, dt: float = 0.05, seeds=16
     per ``d``. A ``gap_inf`` many standard errors from 0 says the gap is not a finite-d effect."""
     ds = [int(d) for d in ds]
     seeds = [int(seeds)] * len(ds) if np.ndim(seeds) == 0 else [int(x) for x in seeds]
-    sol = _solve(Run("gap", {}, t_max=t_max, dt=dt), problem, progress=False)
+    sol = _solve(Run("gap", problem, t_max=t_max, dt=dt), progress=False)
     ref = float(np.interp(t_max, sol.t, sol.train_error))
     gap, se = [], []
     for d, R in zip(ds, seeds):
