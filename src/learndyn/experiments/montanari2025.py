@@ -37,7 +37,7 @@ import xarray as xr
 from .. import dmft
 from ..dmft import gaussian_model, networks
 from ..results import atomic_write_netcdf
-from . import canonical_figure, output_paths, progress_bar, runner
+from . import canonical_figure, output_paths, runner
 
 __all__ = ["FIGURES", "Run", "Sim", "Figure", "RunResult", "execute", "simulate", "run_figure", "claims", "t_rel",
            "fit_threshold", "first_crossing", "ClaimsRecipe",
@@ -708,27 +708,19 @@ def claims(quick: bool = False, out_dir: str | Path = "results/montanari2025",
     """The abstract's claims as numbers, DMFT beside SGD on finite networks; writes ``montanari2025_claims.nc``."""
     c = CLAIMS_QUICK if quick else CLAIMS
     mf, lazy = _claim_runs(c)
-    th, sm, th_l, sm_l = [], [], [], []
-    bar = progress_bar(len(mf) + len(lazy), "montanari2025 claims", progress)
-    for run in mf:
-        bar.set_postfix_str(run.label)
-        r = execute(run, progress=progress)
-        bar.update()
-        s = r.sol
-        th.append(_measures(s.t, _obs(s, "gamma"), s.train_error, s.test_error, _obs(s, "v"), c))
-        sm.append(_sim_measures(r.sim, c))
-        log(f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); SGD d={r.sim.d} "
-            f"x{r.sim.realisations} {r.wall_sim:.1f}s")
-    for run in lazy:
-        bar.set_postfix_str(run.label)
-        r = execute(run, progress=progress)
-        bar.update()
-        s = r.sol
-        th_l.append(_measures(s.t, _obs(s, "gamma"), s.train_error, s.test_error, _obs(s, "v"), c))
-        sm_l.append(_sim_measures(r.sim, c))
-        log(f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); SGD {r.wall_sim:.1f}s")
 
-    bar.close()
+    def report(run: Run, r: RunResult) -> str:
+        s = r.sol
+        mean_field = any(run is x for x in mf)
+        sim = f"SGD d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s" if mean_field else f"SGD {r.wall_sim:.1f}s"
+        return f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); {sim}"
+
+    done = runner.execute_runs(mf + lazy, lambda run: execute(run, progress=progress), desc="montanari2025 claims",
+                               progress=progress, log=log, report=report)
+    th = [_measures(r.sol.t, _obs(r.sol, "gamma"), r.sol.train_error, r.sol.test_error, _obs(r.sol, "v"), c)
+          for r in done]
+    sm = [_sim_measures(r.sim, c) for r in done]
+    th, th_l, sm, sm_l = th[: len(mf)], th[len(mf):], sm[: len(mf)], sm[len(mf):]
 
     def fmt(x):
         return f"{x:9.4g}"
