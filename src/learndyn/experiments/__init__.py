@@ -1,6 +1,9 @@
 """Paper-figure recipes: one short declarative module per paper (parameters + runs + plot).
 
-``goldt2019`` (teacher-student online SGD), ``montanari2025`` (DMFT), ``xiao2020`` (NTK depth theory).
+``goldt2019`` (teacher-student online SGD, Goldt et al. 2019), ``montanari2025`` (DMFT, Montanari & Urbani 2025),
+``xiao2020`` (NTK depth theory, Xiao, Pennington & Schoenholz 2020). A figure is a declaration -- runs of frozen
+Problems and a plot -- executed by the one shared :mod:`~learndyn.experiments.runner`, which stacks each run's
+``to_xarray()`` along a named ``run`` dimension and writes the files atomically.
 
 One naming scheme for every paper: figures numbered in the paper are ``fig<N>`` (``fig1``, ``fig2``, ...),
 the others have a name (``threshold``, ``phase``, ``signal``, ...); ``claims`` is the claims table and

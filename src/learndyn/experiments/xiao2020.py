@@ -40,6 +40,8 @@ __all__ = ["FIGURES", "Figure", "run_figure", "claims", "ntk_phase_diagram", "sg
            "cnn_comparison", "cnn_sgd_comparison"]
 
 PAPER = "Xiao, Pennington & Schoenholz, ICML 2020 (arXiv:1912.13053)"
+
+
 def _log(log, msg):
     if log is not None:
         log(msg)
