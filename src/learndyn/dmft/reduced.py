@@ -23,9 +23,9 @@ import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
 
-from ..results import Result, problem_attrs, rebuild_problem
+from ..results import InvalidInputError, Result, Status, problem_attrs, rebuild_problem
+from ._common import blas_threads, check_threshold, status_from_text, time_grid
 from .problem import Problem
-from .symmetric import _blas_threads, _grid
 
 __all__ = [
     "mean_field_ode", "lazy_first_regime", "mf_first_regime", "lazy_second_regime", "mf_second_regime",
@@ -33,16 +33,30 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class ReducedSolution(Result):
-    """One-time observables (dict ``series``) and optional two-time arrays (dict ``two_time``) on grid ``t``."""
+    """Solution of one of the m -> infinity reduced systems (Montanari & Urbani 2025, App. F-H): one-time
+    observables (dict ``series``) and optional two-time arrays (dict ``two_time``) on the grid ``t``.
 
-    problem: Any
+    ``status`` is a :class:`learndyn.Status` (``DIVERGED`` / ``NONFINITE`` when the march stopped, with ``message``
+    saying where; the steps before are kept).
+    """
+
+    problem: Problem
     system: str
     t: np.ndarray
     series: dict
     two_time: dict = field(default_factory=dict, repr=False)
-    status: str = "ok"
+    status: Status = Status.SUCCESS
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status.of(self.status))
+
+    @property
+    def ok(self) -> bool:
+        """Alias of :attr:`success`."""
+        return self.success
 
     def __getattr__(self, name):
         d = self.__dict__
@@ -53,6 +67,8 @@ class ReducedSolution(Result):
         raise AttributeError(name)
 
     def to_xarray(self) -> xr.Dataset:
+        """The series over ``time`` and the two-time arrays over ``(time, time2)``; problem, system, status and
+        message in the attributes."""
         data = {k: ("time", np.asarray(v)) for k, v in self.series.items()}
         for k, v in self.two_time.items():
             data[k] = (("time", "time2"), np.asarray(v))
@@ -60,7 +76,8 @@ class ReducedSolution(Result):
         if self.two_time:
             coords["time2"] = self.t
         ds = xr.Dataset(data, coords=coords)
-        ds.attrs.update(problem_attrs(self.problem, solver=f"dmft.reduced.{self.system}", status=self.status))
+        ds.attrs.update(problem_attrs(self.problem, solver=f"dmft.reduced.{self.system}", status=self.status.value,
+                                      message=self.message))
         return ds
 
     @classmethod
@@ -69,8 +86,9 @@ class ReducedSolution(Result):
         system = str(ds.attrs.get("solver", "")).removeprefix("dmft.reduced.")
         series = {k: ds[k].values for k in ds.data_vars if ds[k].dims == ("time",)}
         two_time = {k: ds[k].values for k in ds.data_vars if ds[k].dims == ("time", "time2")}
+        status, message = status_from_text(ds.attrs.get("status"), ds.attrs.get("message"))
         return cls(problem=rebuild_problem(ds, Problem), system=system, t=ds["time"].values, series=series,
-                   two_time=two_time, status=str(ds.attrs.get("status", "ok")))
+                   two_time=two_time, status=status, message=message)
 
 
 def _h1(problem: Problem) -> tuple[float, float]:
@@ -100,9 +118,9 @@ def mean_field_ode(problem: Problem, t, *, rtol: float = 1e-11, atol: float = 1e
     """
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size == 0 or np.any(np.diff(t) < 0) or t[0] < 0:
-        raise ValueError("t: must be a non-empty, non-decreasing 1-D array of times >= 0")
+        raise InvalidInputError("t: must be a non-empty, non-decreasing 1-D array of times >= 0")
     if not problem.is_symmetric:
-        raise ValueError("problem: the mean-field ODE here is the symmetric one (equal a_i, v_i)")
+        raise InvalidInputError("problem: the mean-field ODE here is the symmetric one (equal a_i, v_i)")
     h, hp = problem.h_series, problem.hatphi
     al = problem.alpha
     train = problem.train_second_layer
@@ -146,7 +164,7 @@ def lazy_first_regime(problem: Problem, t_hat, gamma0: float | None = None) -> R
     g0 = float(problem.a0_vector[0]) / math.sqrt(m) if gamma0 is None else float(gamma0)
     h1, b1 = _h1(problem)
     if h1 <= 0:
-        raise ValueError("h: the lazy first regime needs h'(0) > 0")
+        raise InvalidInputError("h: the lazy first regime needs h'(0) > 0")
     kappa = problem.alpha * g0 * g0 * h1
     h_one = float(problem.h_series(np.array(1.0)))
     v_inf = b1 / (g0 * h1)
@@ -162,10 +180,8 @@ def lazy_first_regime(problem: Problem, t_hat, gamma0: float | None = None) -> R
         two["Cd_hat"] = np.exp(-kappa * (Tm + Sm)) - 0.5 * (np.exp(-2 * kappa * Tm) + np.exp(-2 * kappa * Sm))
         two["Ro_hat"] = np.where(T > S, np.exp(-kappa * (T - S)) - 1, 0.0)
     series = {"train_error": err, "test_error": err, "v_hat": vhat, "Co_hat_tt": co_tt,
-              "weight_displacement": (1 - np.exp(-kappa * t_hat)) ** 2}
-    out = ReducedSolution(problem, "lazy_first_regime", t_hat, series, two)
-    out.series["kappa"] = np.full_like(t_hat, kappa)
-    return out
+              "weight_displacement": (1 - np.exp(-kappa * t_hat)) ** 2, "kappa": np.full_like(t_hat, kappa)}
+    return ReducedSolution(problem, "lazy_first_regime", t_hat, series, two)
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +200,7 @@ def mf_first_regime(problem: Problem, t) -> ReducedSolution:
     a0 = float(problem.a0_vector[0])
     rho = problem.alpha * a0 * a0 * h1
     if rho <= 0:
-        raise ValueError("problem: needs alpha a0^2 h'(0) > 0")
+        raise InvalidInputError("problem: needs alpha a0^2 h'(0) > 0")
     tau2 = problem.tau**2
     mco_tt = (tau2 - rho) / rho - (2 * tau2 / rho) * np.exp(-rho * t) + ((tau2 + rho) / rho) * np.exp(-2 * rho * t)
     T, S = np.meshgrid(t, t, indexing="ij")
@@ -203,12 +219,12 @@ def mf_first_regime(problem: Problem, t) -> ReducedSolution:
 # --------------------------------------------------------------------------------------------
 def _check_reduced_step(rate: float, dt: float, allow_unstable: bool) -> None:
     if dt * rate >= 2.0 and not allow_unstable:
-        raise ValueError(f"dt: {dt:g} exceeds the explicit-Euler bound 2/{rate:.4g} of the reduced system")
+        raise InvalidInputError(f"dt: {dt:g} exceeds the explicit-Euler bound 2/{rate:.4g} of the reduced system")
 
 
 def lazy_second_regime(
     problem: Problem, t_max: float, dt: float, *, gamma0: float | None = None, allow_unstable: bool = False,
-    blowup: float = 1e3,
+    divergence_threshold: float = 1e3,
 ) -> ReducedSolution:
     r"""Lazy second regime, ``t = O(1)``, fixed ``gamma0`` (spec §4.5, flag F5's ``gamma0^2`` included)::
 
@@ -221,7 +237,8 @@ def lazy_second_regime(
     ``h~ = h_tilde``; ``tau'^2`` = :func:`effective_noise` (``tau^2`` for pure noise; spec §4.4 for single
     index). ``e_ts`` is constant, ``(tau'^2 + gamma0^2 (h(1) - h'(0)))/2``. ``gamma0`` defaults to ``a0/sqrt(m)``.
     """
-    N = _grid(t_max, dt)
+    threshold = check_threshold(divergence_threshold)
+    N = time_grid(t_max, dt)
     dt = float(dt)
     g0 = float(problem.a0_vector[0]) / math.sqrt(problem.m) if gamma0 is None else float(gamma0)
     ht = problem.h_tilde()
@@ -232,8 +249,8 @@ def lazy_second_regime(
     C = np.zeros((N, N)); R = np.zeros((N, N)); SC = np.zeros((N, N)); RA = np.zeros((N, N))  # noqa: E702
     CA = np.zeros((N, N)); nu = np.zeros(N); etr = np.zeros(N)  # noqa: E702
     C[0, 0] = 1.0
-    status, last = "ok", N - 1
-    with _blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
+    status, message, last = Status.SUCCESS, "", N - 1
+    with blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
         for n in range(N):
             k = n + 1
             c, r = C[n, :k], R[n, :k]
@@ -249,7 +266,7 @@ def lazy_second_regime(
             CA[:k, n] = CA[n, :k]
             etr[n] = -CA[n, n] / 2
             if not np.isfinite(etr[n]):
-                status, last = f"diverged at t = {n * dt:.6g}", n - 1
+                status, message, last = Status.NONFINITE, f"diverged at t = {n * dt:.6g}", n - 1
                 break
             if n == N - 1:
                 break
@@ -262,23 +279,23 @@ def lazy_second_regime(
             C[n + 1, n + 1] = 1.0
             R[n + 1, :k] = r + dt * (-nu[n] * r - dt * (MR @ R[:k, :k]))
             R[n + 1, n] += 1.0
-            if not (np.all(np.isfinite(C[n + 1, :k])) and np.max(np.abs(C[n + 1, :k])) < blowup):
-                status, last = f"diverged at t = {(n + 1) * dt:.6g}", n
+            if not (np.all(np.isfinite(C[n + 1, :k])) and np.max(np.abs(C[n + 1, :k])) < threshold):
+                status, message, last = Status.DIVERGED, f"diverged at t = {(n + 1) * dt:.6g}", n
                 break
     n_ok = last + 1
-    if N > 1 and status == "ok":
+    if N > 1 and status is Status.SUCCESS:
         nu[-1] = nu[-2]
     ets = 0.5 * (tau2 + g0 * g0 * float(problem.h_series(np.array(1.0)) - problem.h_series.d1(np.array(0.0))))
     t = np.arange(n_ok) * dt
     return ReducedSolution(
         problem, "lazy_second_regime", t,
         {"train_error": etr[:n_ok], "test_error": np.full(n_ok, ets), "nu": nu[:n_ok]},
-        {"C": C[:n_ok, :n_ok], "R": R[:n_ok, :n_ok], "C_A": CA[:n_ok, :n_ok]}, status,
+        {"C": C[:n_ok, :n_ok], "R": R[:n_ok, :n_ok], "C_A": CA[:n_ok, :n_ok]}, status, message,
     )
 
 
 def mf_second_regime(
-    problem: Problem, t_max: float, dt: float, *, allow_unstable: bool = False, blowup: float = 1e3
+    problem: Problem, t_max: float, dt: float, *, allow_unstable: bool = False, divergence_threshold: float = 1e3
 ) -> ReducedSolution:
     r"""Mean-field init, pure noise, second regime ``t = t_hat sqrt(m)`` (spec §4.5)::
 
@@ -296,20 +313,21 @@ def mf_second_regime(
     Returns ``t`` (hat time), ``a``, ``nu``,
     ``energy``, ``clock`` and two-time ``C``, ``R``.
     """
-    N = _grid(t_max, dt)
+    threshold = check_threshold(divergence_threshold)
+    N = time_grid(t_max, dt)
     dt = float(dt)
     h = problem.h_series
     ht = problem.h_tilde()
     al, tau2 = problem.alpha, problem.tau**2
     if not problem.pure_noise:
-        raise ValueError("problem: the mean-field second regime is implemented for pure noise (target=None)")
+        raise InvalidInputError("problem: the mean-field second regime is implemented for pure noise (target=None)")
     a0 = float(problem.a0_vector[0])
     C = np.zeros((N, N)); R = np.zeros((N, N)); a = np.zeros(N); nu = np.zeros(N); en = np.zeros(N)  # noqa: E702
     C[0, 0] = 1.0
     a[0] = a0
     train = problem.train_second_layer
-    status, last = "ok", N - 1
-    with _blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
+    status, message, last = Status.SUCCESS, "", N - 1
+    with blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
         for n in range(N):
             k = n + 1
             c, r = C[n, :k], R[n, :k]
@@ -330,18 +348,18 @@ def mf_second_regime(
             C[n + 1, n + 1] = 1.0
             R[n + 1, :k] = r + dt * (-nu[n] * r + dt * (K1 @ R[:k, :k]))
             R[n + 1, n] += 1.0
-            if not (np.all(np.isfinite(C[n + 1, :k])) and np.max(np.abs(C[n + 1, :k])) < blowup and np.isfinite(a[n + 1])):
-                status, last = f"diverged at t = {(n + 1) * dt:.6g}", n
+            if not (np.all(np.isfinite(C[n + 1, :k])) and np.max(np.abs(C[n + 1, :k])) < threshold and np.isfinite(a[n + 1])):
+                status, message, last = Status.DIVERGED, f"diverged at t = {(n + 1) * dt:.6g}", n
                 break
     n_ok = last + 1
-    if N > 1 and status == "ok":
+    if N > 1 and status is Status.SUCCESS:
         nu[-1] = nu[-2]
     t = np.arange(n_ok) * dt
     clock = math.sqrt(al * tau2) * np.concatenate([[0.0], np.cumsum(a[: n_ok - 1]) * dt])
     return ReducedSolution(
         problem, "mf_second_regime", t,
         {"a": a[:n_ok], "nu": nu[:n_ok], "energy": en[:n_ok], "clock": clock},
-        {"C": C[:n_ok, :n_ok], "R": R[:n_ok, :n_ok]}, status,
+        {"C": C[:n_ok, :n_ok], "R": R[:n_ok, :n_ok]}, status, message,
     )
 
 

@@ -25,7 +25,7 @@ def plain_symmetric(problem: Problem, N: int, eta: float) -> dict[str, np.ndarra
     Cd = np.zeros((N, N)); Co = np.zeros((N, N)); Rd = np.zeros((N, N)); Ro = np.zeros((N, N))  # noqa: E702
     SC = np.zeros((N, N)); SR = np.zeros((N, N)); RA = np.zeros((N, N)); CA = np.zeros((N, N))  # noqa: E702
     a = np.zeros(N); v = np.zeros(N); nu = np.zeros(N); e_tr = np.zeros(N); e_ts = np.zeros(N)  # noqa: E702
-    a0, C0, v0 = problem._initial_state
+    a0, C0, v0 = problem.initial_state
     Cd[0, 0] = 1.0
     Co[0, 0] = C0[0, 1] if m > 1 else 0.0
     a[0] = a0[0]
