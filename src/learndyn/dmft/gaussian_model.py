@@ -1,6 +1,6 @@
 r"""Projected gradient descent on the Gaussian model of Montanari & Urbani (2025), many realisations batched.
 
-The Gaussian model (spec ``dmft.md`` §1.6, paper App. D.4) replaces each hidden unit's output
+The Gaussian model (Montanari & Urbani 2025, App. D.4) replaces each hidden unit's output
 ``sigma(<w, x_mu>)``, viewed as a random function of ``w`` on the sphere, by a Gaussian process with
 covariance ``h(<w, w'>)``. With ``h(z) = sum_k c_k^2 z^k`` (``c_k = sqrt(h_k)``, degrees ``k = 1..3``) and one
 independent set of i.i.d. ``N(0, 1)`` tensors ``J^(k)_mu in (R^d)^{(x)k}`` per sample ``mu``:
@@ -14,7 +14,7 @@ independent set of i.i.d. ``N(0, 1)`` tensors ``J^(k)_mu in (R^d)^{(x)k}`` per s
 with ``b_k = hatphi_k / c_k`` so that ``E[sigma_mu(w) y_mu] = hatphi(<u, w>)``, ``xi_mu ~ N(0, ||phi||^2 -
 sum_k b_k^2)`` independent (zero when the target is the activation itself) and ``u = e_1``. Then
 ``E[sigma_mu(w) sigma_mu(w')] = h(<w, w'>)`` and ``E y_mu^2 = tau^2 + ||phi||^2``: every covariance of the
-spec holds exactly (checked by sampling in the tests). Only the symmetric part of ``J^(k)`` enters, so the
+DMFT holds exactly (checked by sampling in the tests). Only the symmetric part of ``J^(k)`` enters, so the
 tensors are stored symmetrised and ``grad_w <J, w^k> = k J(w, ..., w, .)``.
 
 Training is projected GD (paper Eq. D.9) on ``L = (n/d) Rhat_n = (1/(2d)) sum_mu (y_mu - f^g_mu)^2``:
@@ -26,7 +26,7 @@ Training is projected GD (paper Eq. D.9) on ``L = (n/d) Rhat_n = (1/(2d)) sum_mu
 
 with the explicit gradients ``grad_{a_i} L = -(1/(d m)) sum_mu F_mu sigma_mu(w_i)`` and
 ``grad_{w_i} L = -(a_i/(d m)) sum_k k c_k (sum_mu F_mu J^(k)_mu)(w_i, ..., w_i, .)`` (``F = y - f^g``; tested
-against JAX autodiff). The observables are those of the DMFT (spec §2.3): the train error ``Rhat_n``, the
+against JAX autodiff). The observables are those of the DMFT (Sec. 2 of the paper): the train error ``Rhat_n``, the
 test error (the population risk, exact for given weights)
 
 .. math::
@@ -123,7 +123,7 @@ def unit_outputs(p: ModelParams, tensors, W):
 
 
 def loss(p: ModelParams, tensors, y, a, W):
-    """``L = (n/d) Rhat_n = (1/(2d)) sum_mu (y_mu - f^g_mu(a, W))^2`` (the GF time rescaling of spec §1.2)."""
+    """``L = (n/d) Rhat_n = (1/(2d)) sum_mu (y_mu - f^g_mu(a, W))^2`` (the gradient-flow time rescaling by n/d of Montanari & Urbani 2025, Sec. 2)."""
     d = W.shape[-1]
     F = y - unit_outputs(p, tensors, W) @ a / p.m
     return 0.5 * jnp.sum(F**2) / d

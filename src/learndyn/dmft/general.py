@@ -1,6 +1,11 @@
-r"""General (non-symmetric) m x m DMFT of Montanari & Urbani 2025 -- spec ``dmft.md`` §2.2, Eqs. (E1)-(E9).
+r"""General (non-symmetric) m x m DMFT of Montanari & Urbani 2025 (Sec. 2 and App. C of the paper).
 
-Same discretisation as the symmetric solver (spec §3.2: explicit Euler, left Riemann sums with the
+The closed equations, labelled here (E1) second layer ``a_i``, (E2) latent overlaps ``v_i``, (E3) correlations
+``C_ij(t, t')``, (E4) responses ``R_ij(t, t')``, (E5) memory kernels ``M^R, M^C``, (E6) residual self-energies
+``Sigma_C, Sigma_R``, (E7) the residual's Volterra equations for ``R_A, C_A``, (E8) Lagrange multipliers ``nu_i``
+(from ``C_ii(t, t) = 1``), (E9) initial data ``a_i(0), v_i(0), C_ij(0, 0)``; the comments below name them.
+
+Same discretisation as the symmetric solver (App. D: explicit Euler, left Riemann sums with the
 diagonal point, ``(I + dt Sigma_R) R_A = I/dt``, ``C_A = -dt^2 R_A Sigma_C R_A^T``), with m x m blocks:
 ``C[t, s, i, j] = C_ij(t, s)`` (stored for both time orders, ``C_ij(t,s) = C_ji(s,t)``), ``R[t, s, i, j] =
 R_ij(t, s)`` (zero for ``s >= t``, jump ``R_ij(t_n + dt, t_n) = delta_ij``). Equal times:

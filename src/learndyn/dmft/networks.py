@@ -1,6 +1,6 @@
-r"""Real two-layer networks with unit-norm first-layer rows, trained by GD/SGD in JAX (spec ``dmft.md`` §1, §5).
+r"""Real two-layer networks with unit-norm first-layer rows, trained by GD/SGD in JAX (Montanari & Urbani 2025, Sec. 2, App. I).
 
-Network and data (spec §1.1, §1.4): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
+Network and data (their Sec. 2): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
 ``x ~ N(0, I_d)``, ``y = phi(<u, x>) + tau eps`` (``u = e_1``; pure noise: ``phi = 0``), ``n = round(abar d)``.
 The activation is the one whose kernel is the problem's ``h``: with normalised Hermite polynomials
 ``He_k / sqrt(k!)``,
@@ -10,11 +10,11 @@ The activation is the one whose kernel is the problem's ``h``: with normalised H
     \sigma(x) = \sum_{k\ge1} \sqrt{h_k}\, \frac{He_k(x)}{\sqrt{k!}}, \qquad
     \phi(x) = \sum_{k\ge1} \frac{\hat\phi_k}{\sqrt{h_k}}\, \frac{He_k(x)}{\sqrt{k!}}
 
-so that ``E sigma(G_1) sigma(G_q) = h(q)`` and ``E phi(G_1) sigma(G_q) = hatphi(q)`` (spec §1.5; e.g.
+so that ``E sigma(G_1) sigma(G_q) = h(q)`` and ``E phi(G_1) sigma(G_q) = hatphi(q)`` (the paper's kernel functions; e.g.
 ``h = 0.9z + z^3/6`` gives ``sigma(x) = sqrt(0.9) x + (x^3 - 3x)/6``). A target variance ``||phi||^2`` beyond
 ``sum_k hatphi_k^2/h_k`` is added as independent Gaussian noise (it is invisible to every hidden unit).
 
-Training (spec §1.2, App. D.2 / App. I): one step of size ``dt`` in GF time,
+Training (App. D.2 / App. I): one step of size ``dt`` in GF time,
 
 .. math::
 
@@ -25,7 +25,7 @@ Training (spec §1.2, App. D.2 / App. I): one step of size ``dt`` in GF time,
 ``batch`` samples drawn uniformly with replacement (SGD; the SGD learning rate is ``eta = dt n/d``, the
 paper's mapping ``t = k eta d/n``). Data, initial weights and mini-batches of seed ``s`` come from NumPy's
 ``default_rng([0, s])`` on the host (no PRNG inside the compiled program). Observables on the DMFT time axis: train error ``Rhat_n`` on the full
-training set, test error = population risk (exact for given weights, spec §2.3), ``a``, ``v`` and ``C_d``,
+training set, test error = population risk (exact for given weights), ``a``, ``v`` and ``C_d``,
 ``C_o`` as for :mod:`learndyn.dmft.gaussian_model`. Seeds are ``jax.vmap``-ed, the step loop is a
 ``lax.scan``.
 """

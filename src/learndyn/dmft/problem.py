@@ -4,14 +4,14 @@ One frozen :class:`Problem` goes to every DMFT solver (:func:`learndyn.dmft.solv
 systems of :mod:`learndyn.dmft.reduced`) and to the simulations (Gaussian-model GD, real networks),
 so theory and simulation can never disagree on conventions.
 
-Model (spec ``dmft.md`` §1): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
+Model (Montanari & Urbani 2025, Sec. 1-2): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
 ``n = abar d`` samples (``abar = n_over_d``), ``alpha = abar/m`` samples per parameter, targets
 ``y = phi(<u, x>) + eps`` with ``eps ~ N(0, tau^2)`` (pure noise: ``phi = 0``).
 The activation enters only through ``h(q) = E[sigma(G1) sigma(Gq)] = sum_k s_k^2 q^k`` and the target
 through ``hatphi(q) = E[phi(G1) sigma(Gq)] = sum_k s_k f_k q^k`` and ``||phi||^2 = sum_k f_k^2``
-(spec §1.5), with ``s_k, f_k`` the normalised Hermite coefficients of ``sigma`` and ``phi``.
+(their kernel functions), with ``s_k, f_k`` the normalised Hermite coefficients of ``sigma`` and ``phi``.
 
-Centring (spec §1.1): the model assumes ``E sigma(G) = 0`` and ``E phi(G) = 0``; then ``h(0) =
+Centring (their App. A-B): the model assumes ``E sigma(G) = 0`` and ``E phi(G) = 0``; then ``h(0) =
 s_0^2 = 0`` and ``hatphi(0) = s_0 f_0 = 0``. An activation given as a function is centred here
 (its mean ``s_0`` is subtracted, i.e. its constant Hermite term is dropped); power-series
 coefficients with a non-zero constant are refused, because ``h(0) = (E sigma(G))^2 > 0`` would
@@ -220,7 +220,10 @@ def _is_coefficients(value: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
-    r"""A two-layer-network learning problem in the DMFT scaling (spec ``dmft.md`` §1, §2).
+    r"""A two-layer-network learning problem in the DMFT scaling (Montanari & Urbani 2025, Sec. 2).
+
+    Frozen and hashable: sequences are stored as tuples (``h``, ``target``, ``a0``, ``v0``, ``C0`` as nested
+    tuples), so equal problems are equal cache keys; activations are compared by identity of their callable.
 
     Parameters
     ----------
@@ -331,7 +334,7 @@ class Problem:
             if c[0] != 0.0:
                 raise InvalidInputError(
                     f"h: h(0) = c_0 = {c[0]:g} must be 0. The model assumes a centred activation, "
-                    "E sigma(G) = 0 (spec dmft.md §1.1), and h(0) = (E sigma(G))^2. Subtract the mean of "
+                    "E sigma(G) = 0 (Montanari & Urbani 2025, App. A), and h(0) = (E sigma(G))^2. Subtract the mean of "
                     "sigma, i.e. drop the constant coefficient (or pass the activation itself: it is "
                     "centred automatically)."
                 )
@@ -503,7 +506,7 @@ class Problem:
     @property
     def is_symmetric(self) -> bool:
         """Permutation-symmetric initial state (equal ``a_i``, equal ``v_i``, ``C0`` = (1-c) I + c 11^T):
-        solvable by the symmetric DMFT (spec §2.4)."""
+        solvable by the symmetric DMFT (SymmDMFT, Montanari & Urbani 2025, App. C-D)."""
         a, C, v = self.initial_state
         if self.m == 1:
             return True
@@ -513,7 +516,7 @@ class Problem:
     @property
     def stiffness(self) -> float:
         """Initial local relaxation rate ``lambda_fast = alpha a0^2 (h'(1)/m + (1 - 1/m) h'(C_o(0,0)))``
-        (``≈ alpha a0^2 h'(0)`` for ``C_o = 0`` and large m; spec §3.3), ``a0 = max |a_i(0)|``: the rate of the
+        (``≈ alpha a0^2 h'(0)`` for ``C_o = 0`` and large m), ``a0 = max |a_i(0)|``: the rate of the
         stiffest (mean-neuron) mode. Explicit Euler is accurate for ``dt * lambda_fast`` well below 1; its stability
         limit is lower than ``2/lambda_fast`` (the spread of the relaxation spectrum and the equal-time rule):
         see :func:`learndyn.dmft.step_limits`.

@@ -1,16 +1,18 @@
-r"""Reduced m -> infinity systems of the DMFT (spec ``dmft.md`` §4.3, §4.5).
+r"""Reduced m -> infinity systems of the DMFT (Montanari & Urbani 2025, Sec. 2.2-2.4 and App. F-H).
 
-* :func:`mean_field_ode` -- mean-field ODE for ``(a, v)`` at ``t = O(1)`` (spec §4.3);
-* :func:`lazy_first_regime` -- closed forms at ``t = t_hat/m`` under lazy init ``a0 = gamma0 sqrt(m)`` (spec §4.5,
-  with the corrected ``C_d`` of flag F4 and the single-index ``C_o`` that I integrate in closed form below);
-* :func:`mf_first_regime` -- closed forms of the mean-field-init pure-noise first regime (spec §4.5);
-* :func:`lazy_second_regime` -- the m-independent reduced DMFT at ``t = O(1)``, fixed ``gamma0``
-  (spec §4.5, with the ``gamma0^2`` of flag F5; single index through ``tau'`` of spec §4.4);
+* :func:`mean_field_ode` -- mean-field ODE for ``(a, v)`` at ``t = O(1)`` (Sec. 2.4, App. G.2);
+* :func:`lazy_first_regime` -- closed forms at ``t = t_hat/m`` under lazy init ``a0 = gamma0 sqrt(m)`` (App. F,
+  Eqs. (F.5)-(F.6): the paper's ``C_d`` carries a spurious ``1 +`` that violates ``C_d(t, t) = 1``, dropped here;
+  the single-index ``C_o`` is integrated in closed form below);
+* :func:`mf_first_regime` -- closed forms of the mean-field-init pure-noise first regime (App. G.1);
+* :func:`lazy_second_regime` -- the m-independent reduced DMFT at ``t = O(1)``, fixed ``gamma0`` (App. F.1,
+  with the ``gamma0^2`` prefactor of Eq. (F.65) that Eq. (F.23) lacks; single index through ``tau'``, App. F.2);
 * :func:`mf_second_regime` -- the mean-field pure-noise second regime at ``t = t_hat sqrt(m)``: the
   zero-temperature Cugliandolo-Kurchan equations of the spherical mixed p-spin model with covariance
-  ``h_tilde`` (spec §4.5).
+  ``h_tilde`` (App. G.1).
 
-The two reduced DMFTs are integrated by the same explicit scheme as spec §3.2 (one scalar channel).
+The two reduced DMFTs are integrated by the same explicit scheme as the full DMFT (App. D; one scalar channel),
+on the time grid ``t_n = n dt <= t_max``; ``divergence_threshold`` is an absolute bound on ``|C(t, t')|``.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _h1(problem: Problem) -> tuple[float, float]:
 
 
 def effective_noise(problem: Problem) -> float:
-    r"""``tau'^2 = tau^2 + ||phi||^2 - hatphi'(0)^2/h'(0)`` (spec §4.4): the noise the lazy dynamics sees after
+    r"""``tau'^2 = tau^2 + ||phi||^2 - hatphi'(0)^2/h'(0)`` (App. F.2): the noise the lazy dynamics sees after
     the linear part of the target has been fitted."""
     h1, b1 = _h1(problem)
     lin = b1 * b1 / h1 if h1 > 0 else 0.0
@@ -105,10 +107,10 @@ def effective_noise(problem: Problem) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# mean-field ODE (spec §4.3)
+# mean-field ODE (Sec. 2.4, App. G.2)
 # --------------------------------------------------------------------------------------------
 def mean_field_ode(problem: Problem, t, *, rtol: float = 1e-11, atol: float = 1e-13) -> ReducedSolution:
-    r"""Mean-field ODE (spec §4.3, k = 1), ``v(0) = v0``, ``a(0) = a0``::
+    r"""Mean-field ODE (Montanari & Urbani 2025, Sec. 2.4 / App. G.2, k = 1), ``v(0) = v0``, ``a(0) = a0``::
 
         dv/dt = alpha a (1 - v^2) (hatphi'(v) - a h'(v^2) v)
         da/dt = alpha (hatphi(v) - a h(v^2))          (0 if the second layer is frozen)
@@ -143,21 +145,23 @@ def mean_field_ode(problem: Problem, t, *, rtol: float = 1e-11, atol: float = 1e
 
 
 # --------------------------------------------------------------------------------------------
-# lazy first regime (spec §4.5), t = t_hat / m
+# lazy first regime (App. F), t = t_hat / m
 # --------------------------------------------------------------------------------------------
 def lazy_first_regime(problem: Problem, t_hat, gamma0: float | None = None) -> ReducedSolution:
-    r"""Closed forms of the lazy first regime, ``t = t_hat/m``, ``a0 = gamma0 sqrt(m)``, m -> infinity (spec §4.5).
+    r"""Closed forms of the lazy first regime, ``t = t_hat/m``, ``a0 = gamma0 sqrt(m)``, m -> infinity (Montanari & Urbani 2025,
+    App. F, Eqs. (F.5)-(F.6)).
 
     With ``kappa = alpha gamma0^2 h'(0)``, ``b1 = hatphi'(0)``, ``v_inf = b1/(gamma0 h'(0))``:
     ``v_hat(t) = v_inf (1 - e^{-kappa t})`` (``v = v_hat/sqrt m``) and, integrating
     ``d/dt Co_hat(t,t) = 2[alpha gamma0 b1 v_hat - kappa (1 + Co_hat)]`` from 0,
-    ``Co_hat(t,t) = v_hat(t)^2 + e^{-2 kappa t} - 1`` (pure noise: ``e^{-2 kappa t} - 1``, as in the spec), so
+    ``Co_hat(t,t) = v_hat(t)^2 + e^{-2 kappa t} - 1`` (pure noise: ``e^{-2 kappa t} - 1``), so
 
     ``e_tr = e_ts = (tau^2 + ||phi||^2 - 2 gamma0 b1 v_hat + gamma0^2 (h(1) + h'(0) Co_hat(t,t)))/2``
     ``-> (tau^2 + ||phi||^2 - b1^2/h'(0) + gamma0^2 (h(1) - h'(0)))/2``.
 
     Two-time closed forms (pure noise, ``t >= t'``): ``Co_hat = e^{-kappa(t+t')} - 1``,
-    ``Cd_hat = e^{-kappa(t+t')} - (e^{-2 kappa t} + e^{-2 kappa t'})/2`` (flag F4), ``Ro_hat = e^{-kappa(t-t')} - 1``.
+    ``Cd_hat = e^{-kappa(t+t')} - (e^{-2 kappa t} + e^{-2 kappa t'})/2`` (Eq. (F.6) without its spurious ``1 +``),
+    ``Ro_hat = e^{-kappa(t-t')} - 1``.
     """
     t_hat = np.asarray(t_hat, dtype=np.float64)
     m = problem.m
@@ -185,10 +189,11 @@ def lazy_first_regime(problem: Problem, t_hat, gamma0: float | None = None) -> R
 
 
 # --------------------------------------------------------------------------------------------
-# MF pure-noise first regime (spec §4.5)
+# MF pure-noise first regime (App. G.1)
 # --------------------------------------------------------------------------------------------
 def mf_first_regime(problem: Problem, t) -> ReducedSolution:
-    r"""Mean-field init, pure noise, ``t = O(1)``, m -> infinity (spec §4.5), ``rho0 = alpha a0^2 h'(0)``::
+    r"""Mean-field init, pure noise, ``t = O(1)``, m -> infinity (Montanari & Urbani 2025, App. G.1),
+    ``rho0 = alpha a0^2 h'(0)``::
 
         m C_o(t,t)  -> (tau^2 - rho0)/rho0 - (2 tau^2/rho0) e^{-rho0 t} + ((tau^2 + rho0)/rho0) e^{-2 rho0 t}
         m C_o(t,t') -> [((tau^2+rho0)/rho0) e^{-2 rho0 t'} - (tau^2/rho0) e^{-rho0 t'}] e^{-rho0 (t-t')}
@@ -226,7 +231,9 @@ def lazy_second_regime(
     problem: Problem, t_max: float, dt: float, *, gamma0: float | None = None, allow_unstable: bool = False,
     divergence_threshold: float = 1e3,
 ) -> ReducedSolution:
-    r"""Lazy second regime, ``t = O(1)``, fixed ``gamma0`` (spec §4.5, flag F5's ``gamma0^2`` included)::
+    r"""Lazy second regime, ``t = O(1)``, fixed ``gamma0`` (Montanari & Urbani 2025, App. F.1,
+    Eq. (F.65); Eq. (F.23) lacks the ``gamma0^2`` prefactor, without which the system does not match SymmDMFT at
+    large m)::
 
         Sigma_R = gamma0^2 h~'(C) R,   Sigma_C = tau'^2 + gamma0^2 h~(C),   R_A, C_A from (E7)
         M_R = alpha gamma0^2 [R_A h~'(C) + C_A h~''(C) R],   M_C = alpha gamma0^2 h~'(C) C_A
@@ -234,7 +241,7 @@ def lazy_second_regime(
         d_t R(t,t') = delta(t-t') - nu R - int_t'^t M_R(t,s) R(s,t') ds
         nu = -int_0^t [M_R C + M_C R](t,s) ds,   C(t,t) = 1,   e_tr = -C_A(t,t)/2
 
-    ``h~ = h_tilde``; ``tau'^2`` = :func:`effective_noise` (``tau^2`` for pure noise; spec §4.4 for single
+    ``h~ = h_tilde``; ``tau'^2`` = :func:`effective_noise` (``tau^2`` for pure noise; App. F.2 for single
     index). ``e_ts`` is constant, ``(tau'^2 + gamma0^2 (h(1) - h'(0)))/2``. ``gamma0`` defaults to ``a0/sqrt(m)``.
     """
     threshold = check_threshold(divergence_threshold)
@@ -297,7 +304,8 @@ def lazy_second_regime(
 def mf_second_regime(
     problem: Problem, t_max: float, dt: float, *, allow_unstable: bool = False, divergence_threshold: float = 1e3
 ) -> ReducedSolution:
-    r"""Mean-field init, pure noise, second regime ``t = t_hat sqrt(m)`` (spec §4.5)::
+    r"""Mean-field init, pure noise, second regime ``t = t_hat sqrt(m)`` (Montanari & Urbani 2025,
+    App. G.1)::
 
         d_t C(t,t') = -nu C + alpha tau^2 a(t) int_0^t a(s) h''(C(t,s)) R(t,s) C(t',s) ds
                       + alpha tau^2 a(t) int_0^t' a(s) h~'(C(t,s)) R(t',s) ds
@@ -309,7 +317,7 @@ def mf_second_regime(
     spherical mixed p-spin model with covariance ``h~``. ``energy`` is ``E(t) = -tau sqrt(alpha) int_0^t a(s) h~'(C(t,s))
     R(t,s) ds``: for a frozen second layer it is exactly the p-spin energy ``-int h~'(C) R ds~`` in the clock ``t~``
     (``R`` takes the same values in both clocks), and by the a-equation ``da/dt = -tau sqrt(alpha) E``, so
-    ``a(t)/t -> A_inf = -tau sqrt(alpha) E_inf`` (flag F6; for ``h~ = c^2 z^p``, ``E_inf = -2 c sqrt((p-1)/p)``).
+    ``a(t)/t -> A_inf = -tau sqrt(alpha) E_inf`` (our reading of the paper's garbled Eq. (G.29); for ``h~ = c^2 z^p``, ``E_inf = -2 c sqrt((p-1)/p)``).
     Returns ``t`` (hat time), ``a``, ``nu``,
     ``energy``, ``clock`` and two-time ``C``, ``R``.
     """
@@ -365,7 +373,7 @@ def mf_second_regime(
 
 def pspin_threshold_energy(c: float, p: int) -> float:
     """Asymptotic zero-temperature GF energy of the pure spherical p-spin, ``h~ = c^2 z^p``: ``-2 c sqrt((p-1)/p)``
-    (spec §4.2)."""
+    (the threshold energy of the spherical p-spin model)."""
     return -2.0 * c * math.sqrt((p - 1) / p)
 
 

@@ -1,14 +1,18 @@
-r"""Symmetric DMFT (SymmDMFT) of Montanari & Urbani 2025 -- spec ``dmft.md`` §2.4 and §3.2.
+r"""Symmetric DMFT (SymmDMFT) of Montanari & Urbani 2025 (their App. C for the equations, App. D for the scheme).
 
-The discrete algorithm is the causal forward march of spec §3.2 (explicit Euler, left Riemann sums
-including the diagonal point, the Volterra equations (E7) as triangular matrix identities
-``(I + dt Sigma_R) R_A = I/dt`` and ``C_A = -dt^2 R_A Sigma_C R_A^T`` -- transpose per flag F1).
+The discrete algorithm is the paper's causal forward march (App. D, Eq. (D.1)): explicit Euler, left Riemann sums
+including the diagonal point, the Volterra equations of the residual as triangular matrix identities
+``(I + dt Sigma_R) R_A = I/dt`` and ``C_A = -dt^2 R_A Sigma_C R_A^T`` (the paper's Eq. (D.6) prints the right
+factor without the transpose, which gives wrong train errors; the transpose follows from ``C_A = -R_A Sigma_C
+R_A^T`` in continuous time). Per step ``n``: (1) row ``n`` of ``Sigma_C, Sigma_R``; (2) of ``R_A``; (3) of
+``C_A`` and the errors ``e_tr = -C_A(t,t)/2``, ``e_ts = Sigma_C(t,t)/2``; (4) the memory kernels ``M^R, M^C``;
+(5) the Lagrange multiplier ``nu``; (6) ``a``; (7) ``v``; (8) row ``n + 1`` of ``C``; (9) of ``R``.
 
 Implementation (same arithmetic, cheaper):
 
 * **Eigen-channels of the neuron permutation symmetry.** An m x m matrix ``X_d I + X_o (J - I)`` has
   eigenvalues ``X^+ = X_d + (m-1) X_o`` and ``X^- = X_d - X_o``, and products of such matrices multiply
-  channel-wise: ``(XY)^± = X^± Y^±``. The memory sums of §3.2 step 8/9 are such products
+  channel-wise: ``(XY)^± = X^± Y^±``. The memory sums of steps 8/9 are such products
   (``sum_l M_il C_lj``), so the solver stores ``C^±`` and ``R^±`` and needs 4 matrix-vector products for
   the C and R updates instead of the 8 (matrix, vector) pairs of the d/o form; ``C_d, C_o`` are
   recovered per row as ``C_d = (C^+ + (m-1) C^-)/m``, ``C_o = (C^+ - C^-)/m``.
@@ -20,11 +24,11 @@ Implementation (same arithmetic, cheaper):
 
 Schemes:
 
-* ``"euler"``: the spec's algorithm.
+* ``"euler"``: the paper's explicit Euler (App. D).
 * ``"implicit"``: identical except that the local (delta) part of ``M^R`` -- the term
   ``dt M^R(t_n, t_n) X(t_n, t_j) = lambda^± X`` with ``lambda^± = alpha a^2 h'^±(C(t,t))/m`` -- is taken at the new
   time (``X[n+1, j] = (X[n, j] + dt * rest)/(1 + dt lambda^±)``). This removes the explicit-Euler limit set by
-  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, spec §3.3) and stays first order. The
+  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, :attr:`Problem.stiffness`) and stays first order. The
   equal-time rule ``C_o(t+dt,t+dt) = 2 C_o(t+dt,t) - C_o(t,t)`` is made implicit in the same way (its explicit form
   has amplification ``(1 - x)/(1 + x) -> -1`` for ``x = dt lambda -> infinity``: undamped oscillations).
 
@@ -51,7 +55,7 @@ __all__ = ["solve_symmetric", "richardson", "StabilityWarning", "StepLimits", "c
 
 _spmv = blas.dspmv
 _tpmv = blas.dtpmv
-_TINY = 1e-250  # flush-to-zero threshold (denormals slow the BLAS down by 100x, spec §3.3)
+_TINY = 1e-250  # flush-to-zero threshold (denormals slow the BLAS down by 100x when e_tr decays to ~1e-300)
 
 
 class StabilityWarning(UserWarning):
@@ -75,6 +79,7 @@ class StepLimits:
     single_index: bool
 
     def dt_max(self, scheme: str) -> float:
+        """The largest stable step of ``scheme`` (``"euler"`` or ``"implicit"``)."""
         return self.dt_explicit if scheme == "euler" else self.dt_implicit
 
 
