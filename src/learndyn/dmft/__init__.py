@@ -15,6 +15,7 @@ and ``save()``; :func:`learndyn.load` gives it back.
 from __future__ import annotations
 
 from ..results import InvalidInputError
+from ._common import time_grid
 from .problem import PowerSeries, Problem, hermite_coefficients
 from .results import GeneralSolution, SymmetricSolution
 from .symmetric import StabilityWarning, StepLimits, richardson, solve_symmetric, step_limits
@@ -27,7 +28,7 @@ from .compare import Comparison, compare, gap_vs_d, pooled_sem  # noqa: E402
 __all__ = [
     "Problem", "PowerSeries", "hermite_coefficients", "solve", "solve_symmetric", "richardson",
     "StabilityWarning", "StepLimits", "step_limits", "SymmetricSolution", "GeneralSolution", "Simulation",
-    "compare", "Comparison", "pooled_sem", "gap_vs_d",
+    "compare", "Comparison", "pooled_sem", "gap_vs_d", "time_grid",
 ]
 
 

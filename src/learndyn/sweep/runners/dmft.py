@@ -17,14 +17,14 @@ import numpy as np
 
 from ... import dmft
 from ...dmft import symmetric as _symmetric
-from ...dmft._common import time_grid
+from ...results import InvalidInputError
 from ..registry import Option, Output, PointResult, Runner, options_from, pad
 
 __all__ = ["DMFT"]
 
 
 def _n_steps(options: dict[str, Any]) -> int:
-    return time_grid(options["t_max"], options["dt"])
+    return dmft.time_grid(options["t_max"], options["dt"])
 
 
 def _stored(options: dict[str, Any]) -> np.ndarray:
@@ -84,13 +84,13 @@ def _reduce(sol, problem: dmft.Problem, options: dict[str, Any], seeds: list[int
 def _check(problem: dmft.Problem, options: dict[str, Any]) -> None:
     N = _n_steps(options)  # validates t_max, dt
     if options["t_max"] <= 0:
-        raise ValueError(f"t_max: must be > 0, got {options['t_max']!r}")
+        raise InvalidInputError(f"t_max: must be > 0, got {options['t_max']!r}")
     if not 2 <= options["n_out"] <= N:
-        raise ValueError(f"n_out: must be between 2 and the number of time steps {N}, got {options['n_out']!r}")
+        raise InvalidInputError(f"n_out: must be between 2 and the number of time steps {N}, got {options['n_out']!r}")
     if options["method"] == "symmetric" and not problem.is_symmetric:
-        raise ValueError("method: 'symmetric' needs a permutation-symmetric initial state (scalar a0, v0)")
+        raise InvalidInputError("method: 'symmetric' needs a permutation-symmetric initial state (scalar a0, v0)")
     if not _symmetric_path(problem, options) and options["scheme"] != "euler":
-        raise ValueError("scheme: the general (non-symmetric) solver implements 'euler' only")
+        raise InvalidInputError("scheme: the general (non-symmetric) solver implements 'euler' only")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _symmetric.check_step(problem, float(options["dt"]), options["scheme"], options["allow_unstable"])
