@@ -206,3 +206,18 @@ def test_compare_validates_and_reports_a_failed_dmft():
 def test_pooled_sem_uses_the_relative_spread_of_all_times():
     x = np.array([[1.0, 10.0], [3.0, 30.0]])  # relative sd sqrt(2)/2 at both times
     np.testing.assert_allclose(dmft.pooled_sem(x), np.array([2.0, 20.0]) * (np.sqrt(2) / 2) / np.sqrt(2))
+
+
+def test_the_old_seed_keywords_still_work_with_a_deprecation_warning():
+    """Transitional: `realisations=R, seed=0` (the old spelling) is seeds 0..R-1, the same runs; other bases do not
+    map onto the new streams and are refused."""
+    p = dmft.Problem(m=2, n_over_d=2.0, h=[0.0, 1.0])
+    kw = dict(d=10, t_max=0.2, dt=0.05)
+    new = gm.simulate(p, seeds=2, **kw)
+    with pytest.warns(DeprecationWarning, match="seeds"):
+        old = gm.simulate(p, realisations=2, seed=0, **kw)
+    np.testing.assert_array_equal(old.train_error, new.train_error)
+    with pytest.warns(DeprecationWarning), pytest.raises(InvalidInputError, match="seed"):
+        nw.simulate(p, seeds=2, seed=3, **kw)
+    with pytest.raises(TypeError, match="realisation"):
+        nw.simulate(p, realisation=2, **kw)

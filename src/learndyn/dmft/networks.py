@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,7 @@ import numpy as np
 from jax import lax
 
 from ..results import InvalidInputError
-from ._common import check_problem, check_seeds, check_size, check_threshold
+from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
 from .problem import Problem
 from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, record, record_plan,
                          seed_rng, two_time)
@@ -140,7 +141,7 @@ def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int,
 
 def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tuple = 10, *, batch: int | None = None,
              init: str = "uniform", record_every: int | None = None, max_records: int = 201,
-             memory_gb: float = 1.0, divergence_threshold: float = 1e8) -> Simulation:
+             memory_gb: float = 1.0, divergence_threshold: float = 1e8, **legacy: Any) -> Simulation:
     """Train one network of ``problem`` in dimension ``d`` per seed (``seeds``: a number ``S``, seeds ``0..S-1``,
     or a sequence of ints; seed ``s`` draws from NumPy's ``default_rng([0, s])``), up to ``t_max`` on the DMFT
     time grid ``t = k dt``.
@@ -154,7 +155,7 @@ def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tup
     check_problem(problem, "networks.simulate")
     p = model_params(problem)
     d = check_size("d", d, 2)
-    seeds = check_seeds(seeds)
+    seeds = check_seeds(legacy_seeds(seeds, legacy, "networks.simulate"))
     threshold = check_threshold(divergence_threshold)
     if batch is not None:
         batch = check_size("batch", batch, 1)
