@@ -183,7 +183,7 @@ def _symmetric_C(m: int, co: float) -> np.ndarray:
 def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = False) -> float:
     """Validate ``dt`` against the stability limit of ``scheme`` (:func:`step_limits`); returns ``dt * lambda_fast``.
 
-    A step beyond the limit is refused (``ValueError``) unless ``allow_unstable``. Explicit Euler with
+    A step beyond the limit is refused (``InvalidInputError``) unless ``allow_unstable``. Explicit Euler with
     ``dt * lambda_fast > 0.5`` (``lambda_fast`` = :attr:`Problem.stiffness`, the local rate) is inaccurate:
     a :class:`StabilityWarning` says so.
     """
@@ -195,13 +195,13 @@ def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = 
         if scheme == "euler":
             other = (f"or scheme='implicit' (stable below dt = {lim.dt_implicit:.4g})" if lim.dt_implicit > dt
                      else "(scheme='implicit' is unstable at this step too)")
-            raise ValueError(
+            raise InvalidInputError(
                 f"dt: {dt:g} exceeds the explicit-Euler stability limit {dt_max:.4g} (from the top of the relaxation "
                 f"spectrum, lambda_edge = {lim.rate_edge:.4g}, and the local rate {lim.rate_local:.4g}; see "
                 f"learndyn.dmft.step_limits); use "
                 f"dt <= {min(0.2 / lam, 0.9 * dt_max):.3g} for accuracy {other}, or allow_unstable=True"
             )
-        raise ValueError(
+        raise InvalidInputError(
             f"dt: {dt:g} exceeds the implicit scheme's stability limit {dt_max:.4g} (see learndyn.dmft.step_limits: "
             f"the memory terms stay explicit); use dt < {dt_max:.4g}, or allow_unstable=True"
         )
