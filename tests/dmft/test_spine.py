@@ -93,8 +93,8 @@ def test_files_with_the_old_free_text_status_load(tmp_path):
     for text, status, message in (("ok", Status.SUCCESS, ""), ("diverged at t = 0.3 (step 6): |C| or |R| = 2e3",
                                                                 Status.DIVERGED, "diverged at t = 0.3 (step 6)"),
                                   ("interrupted at t = 0.2 (step 4 of 10): Ctrl-C", Status.INTERRUPTED, "interrupted")):
-        ds = sol._file_dataset()
-        ds.attrs["status"] = text
+        ds = sol.to_xarray()
+        ds.attrs.update(result_class="dmft.SymmetricSolution", status=text)
         del ds.attrs["message"]
         ds.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
         back = learndyn.load(tmp_path / "old.nc")
@@ -105,8 +105,8 @@ def test_files_with_the_old_free_text_status_load(tmp_path):
 
 def test_old_simulation_files_with_a_realisation_dimension_load(tmp_path):
     sim = gm.simulate(dmft.Problem(m=2, n_over_d=2.0, target=[0, 0.5]), d=12, t_max=0.2, dt=0.05, seeds=2)
-    ds = sim._file_dataset().rename({"seed": "realisation"})
-    ds.attrs["status"] = "ok"
+    ds = sim.to_xarray().rename({"seed": "realisation"})
+    ds.attrs.update(result_class="dmft.Simulation", status="ok")
     ds.attrs["seed"] = 0
     ds.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
     back = learndyn.load(tmp_path / "old.nc")
