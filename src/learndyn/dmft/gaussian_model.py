@@ -57,7 +57,7 @@ from ..results import InvalidInputError
 from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
 from .problem import Problem
 from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, population_risk, record,
-                         record_plan, seed_rng, two_time)
+                         record_plan, run_seeds, two_time)
 
 __all__ = ["simulate", "Simulation", "ModelParams", "model_params", "sample_features", "unit_outputs", "loss",
            "gradients", "population_risk", "initial_weights"]
@@ -227,21 +227,12 @@ def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tup
     S = len(seeds)
     chunk = int(max(1, min(S, memory_gb * 2**30 // per)))
     fn = _compiled(p, n, d, float(dt), every, n_rec, keep_C)
-    recs = []
-    for start in range(0, S, chunk):
-        idx = list(seeds[start : start + chunk])
-        take = len(idx)
-        idx += [idx[-1]] * (chunk - take)  # pad to the compiled chunk size
-        feats, ys, W0s = [], [], []
-        for s in idx:
-            rng = seed_rng(s)
-            tensors, y = sample_features(p, rng, n, d)
-            feats.append(tensors)
-            ys.append(y)
-            W0s.append(initial_weights(p, rng, d, init))
-        tensors = tuple(None if feats[0][k] is None else jnp.asarray(np.stack([f[k] for f in feats]))
-                        for k in range(MAX_TENSOR_DEGREE))
-        out = fn(tensors, jnp.asarray(np.stack(ys)), jnp.asarray(np.stack(W0s)))
-        recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
+
+    def draw(rng):  # seed s: its tensors, labels and initial weights, in this order, from default_rng([0, s])
+        tensors, y = sample_features(p, rng, n, d)
+        return (*tensors, y, initial_weights(p, rng, d, init))
+
+    K = MAX_TENSOR_DEGREE
+    recs = run_seeds(seeds, chunk, draw, lambda *x: fn(tuple(x[:K]), x[K], x[K + 1]))
     settings = dict(init=init, record_every=every, abar_effective=n / d)
     return finish(problem, "gaussian_model", recs, every, dt, d, n, seeds, settings, n_rec, threshold)

@@ -45,7 +45,7 @@ from ..results import InvalidInputError
 from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
 from .problem import Problem
 from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, record, record_plan,
-                         seed_rng, two_time)
+                         run_seeds, two_time)
 
 __all__ = ["simulate", "hermite_function", "activation_function", "target_function", "loss", "training_data",
            "Simulation"]
@@ -175,22 +175,14 @@ def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tup
     S = len(seeds)
     chunk = int(max(1, min(S, memory_gb * 2**30 // per)))
     fn = _compiled(p, n, d, float(dt), every, n_rec, batch, keep_C)
-    recs = []
-    for start in range(0, S, chunk):
-        idx = list(seeds[start : start + chunk])
-        take = len(idx)
-        idx += [idx[-1]] * (chunk - take)  # pad to the compiled chunk size
-        Xs, ys, W0s, bs = [], [], [], []
-        for s in idx:  # seed s draws its data, initial weights and mini-batches from default_rng([0, s])
-            rng = seed_rng(s)
-            X, y = training_data(p, rng, n, d)
-            Xs.append(X)
-            ys.append(y)
-            W0s.append(initial_weights(p, rng, d, init))
-            shape = (n_rec, every, batch if batch is not None else 0)
-            bs.append(rng.integers(0, n, size=shape, dtype=np.int32))
-        out = fn(*(jnp.asarray(np.stack(x)) for x in (Xs, ys, W0s, bs)))
-        recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
+
+    def draw(rng):  # seed s: its data, initial weights and mini-batches, in this order, from default_rng([0, s])
+        X, y = training_data(p, rng, n, d)
+        W0 = initial_weights(p, rng, d, init)
+        batches = rng.integers(0, n, size=(n_rec, every, batch if batch is not None else 0), dtype=np.int32)
+        return X, y, W0, batches
+
+    recs = run_seeds(seeds, chunk, draw, fn)
     settings = dict(init=init, record_every=every, batch=batch, abar_effective=n / d,
                     sgd_learning_rate=dt * n / d)
     return finish(problem, "network_gd" if batch is None else "network_sgd", recs, every, dt, d, n, seeds, settings,

@@ -28,7 +28,7 @@ from ._common import check_problem, status_from_text
 from .problem import Problem
 
 __all__ = ["Simulation", "ModelParams", "model_params", "population_risk", "initial_weights", "seed_rng",
-           "record_plan", "poly"]
+           "record_plan", "poly", "run_seeds"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -147,6 +147,24 @@ def initial_weights(p: ModelParams, rng, d: int, init: str = "orthogonal") -> np
     W = L @ Q.T
     W[:, 0] = v0
     return W
+
+
+def run_seeds(seeds: Sequence[int], chunk: int, draw, run) -> list[dict]:
+    """Run the compiled program ``run`` over ``seeds`` in chunks of ``chunk`` seeds (the last chunk padded to the
+    compiled size by repeating its last seed, whose extra rows are dropped). ``draw(rng)`` gives one seed's inputs,
+    a tuple of arrays (or ``None`` for an absent input), from :func:`seed_rng`; they are stacked position by
+    position and passed to ``run``, which returns a dict of per-seed records."""
+    recs = []
+    for start in range(0, len(seeds), chunk):
+        idx = list(seeds[start : start + chunk])
+        take = len(idx)
+        idx += [idx[-1]] * (chunk - take)
+        inputs = [draw(seed_rng(s)) for s in idx]
+        stacked = [None if inputs[0][k] is None else jnp.asarray(np.stack([x[k] for x in inputs]))
+                   for k in range(len(inputs[0]))]
+        out = run(*stacked)
+        recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
+    return recs
 
 
 # ------------------------------------------------------------------------------------------
