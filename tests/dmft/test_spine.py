@@ -221,3 +221,15 @@ def test_the_old_seed_keywords_still_work_with_a_deprecation_warning():
         nw.simulate(p, seeds=2, seed=3, **kw)
     with pytest.raises(TypeError, match="realisation"):
         nw.simulate(p, realisation=2, **kw)
+
+
+def test_comparison_of_a_general_solution_uses_the_neuron_mean():
+    p = dmft.Problem(m=2, n_over_d=1.5, a0=[1.0, -0.5], h=[0.0, 0.1, 0.5])
+    sol = dmft.solve(p, 0.6, 0.05)
+    assert isinstance(sol, dmft.GeneralSolution)
+    sim = gm.simulate(p, d=16, t_max=0.6, dt=0.05, seeds=3, record_every=4)
+    c = dmft.comparison_of(p, sol, sim)
+    np.testing.assert_allclose(c.dmft_at("a"), sol.a.mean(axis=1)[::4], rtol=1e-12)
+    np.testing.assert_allclose(c.mean("a")[0], 0.25, rtol=1e-12)  # mean of a_i(0) = (1 - 0.5)/2
+    with pytest.raises(InvalidInputError, match="simulation"):
+        dmft.comparison_of(p, sol, sol)

@@ -31,7 +31,7 @@ from ._common import check_problem, check_seeds, check_size, status_from_text
 from .problem import Problem
 from .simulation import Simulation
 
-__all__ = ["Comparison", "compare", "pooled_sem", "gap_vs_d", "OBSERVABLES"]
+__all__ = ["Comparison", "compare", "comparison_of", "pooled_sem", "gap_vs_d", "OBSERVABLES"]
 
 #: the one-time observables compared
 OBSERVABLES = ("train_error", "test_error", "a")
@@ -182,9 +182,9 @@ class Comparison(Result):
                    simulation=sim, status=status, message=message)
 
 
-def comparison(problem: Problem, solution: Any, simulation: Simulation) -> Comparison:
+def comparison_of(problem: Problem, solution: Any, simulation: Simulation) -> Comparison:
     """A :class:`Comparison` of a finished DMFT solution (:func:`learndyn.dmft.solve`) and simulation."""
-    check_problem(problem, "dmft.comparison")
+    check_problem(problem, "dmft.comparison_of")
     if not isinstance(simulation, Simulation):
         raise InvalidInputError(f"simulation: expected a learndyn.dmft.Simulation, got {type(simulation).__name__}")
     dmft = {name: _one_time(solution, name) for name in OBSERVABLES}
@@ -244,7 +244,7 @@ def compare(problem: Problem, t_max: float, dt: float, *, d: int, seeds: int | S
             kw["batch"] = min(check_size("batch", batch, 1), n)
         sim = networks.simulate(problem, d, t_max, sim_dt, seeds, record_every=record_every, max_records=max_records,
                                 **kw)
-    return comparison(problem, solution, sim)
+    return comparison_of(problem, solution, sim)
 
 
 def gap_vs_d(problem: Problem, ds: Sequence[int], t_max: float, dt: float = 0.05, seeds: Any = 16, *,
