@@ -1,7 +1,7 @@
 """Benchmark of the symmetric DMFT solver (issue 5 item 6) and of the ways past the explicit-Euler wall (item 2).
 
-Table 1: N time steps, N in {500, 1500, 4000}: our solver (eigen-channels + packed BLAS, spec §3.2 arithmetic)
-beside the plain NumPy transcription of spec §3.2 (full N x N arrays, the d/o form, vectorised over j per row:
+Table 1: N time steps, N in {500, 1500, 4000}: our solver (eigen-channels + packed BLAS, the arithmetic of the
+paper's App. D) beside the plain NumPy transcription of App. D (full N x N arrays, the d/o form, vectorised over j per row:
 ``learndyn.dmft.reference.plain_symmetric``). The plain version is run at N <= --plain-max (default 500) and
 extrapolated as N^3 above (marked "~"). Each solve runs in a fresh process; peak memory is the increase of
 the peak RSS over the post-import baseline.

@@ -39,7 +39,7 @@ def _dmft():
     gen = dmft.solve(p, t_max=0.3, dt=0.05, method="general")
     q = dmft.Problem(m=2, n_over_d=2.0, h="tanh", target="activation")
     red = dmft.reduced.mean_field_ode(q, np.linspace(0, 1, 5))
-    sim = dmft.gaussian_model.simulate(dmft.Problem(m=2, n_over_d=2.0, target=[0, 0.5]), d=20, t_max=0.3, dt=0.05, realisations=2, seed=1)
+    sim = dmft.gaussian_model.simulate(dmft.Problem(m=2, n_over_d=2.0, target=[0, 0.5]), d=20, t_max=0.3, dt=0.05, seeds=(1, 2))
     return [sym, gen, red, sim]
 
 

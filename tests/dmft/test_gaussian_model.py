@@ -35,7 +35,7 @@ def test_construction_covariances_by_sampling():
     w3 /= np.linalg.norm(w3)
     W = jnp.asarray(np.stack([w1, w2, w3]))
     tensors, y = gm.sample_features(p, 1, n, d)
-    S = np.asarray(gm._unit_outputs(p, tensors, W))  # (n, 3)
+    S = np.asarray(gm.unit_outputs(p, tensors, W))  # (n, 3)
     y = np.asarray(y)
     h = prob.h_series
     checks = [
@@ -78,7 +78,7 @@ def test_population_risk_against_fresh_samples():
     W /= np.linalg.norm(W, axis=1, keepdims=True)
     a = jnp.asarray([1.5, -0.3, 0.8])
     tensors, y = gm.sample_features(p, 7, n, d)
-    F = np.asarray(y - gm._unit_outputs(p, tensors, jnp.asarray(W)) @ a / 3)
+    F = np.asarray(y - gm.unit_outputs(p, tensors, jnp.asarray(W)) @ a / 3)
     x = 0.5 * F**2
     risk = float(gm.population_risk(p, a, jnp.asarray(W)))
     assert abs(x.mean() - risk) < 4.5 * x.std(ddof=1) / math.sqrt(n)
@@ -96,20 +96,20 @@ def test_initial_weights_exact_and_validation():
     np.testing.assert_allclose(Wv[:, 0], [0.3, -0.2], atol=1e-14)
     np.testing.assert_allclose(np.linalg.norm(Wv, axis=1), 1.0, atol=1e-14)
     with pytest.raises(ValueError, match="init"):
-        gm.simulate(prob, d=20, t_max=1.0, dt=0.1, realisations=2, init="uniform")
+        gm.simulate(prob, d=20, t_max=1.0, dt=0.1, seeds=2, init="uniform")
     with pytest.raises(ValueError, match="dt"):
-        gm.simulate(prob, d=20, t_max=1.0, dt=0.0, realisations=2)
-    with pytest.raises(ValueError, match="realisations"):
-        gm.simulate(prob, d=20, t_max=1.0, dt=0.1, realisations=0)
+        gm.simulate(prob, d=20, t_max=1.0, dt=0.0, seeds=2)
+    with pytest.raises(ValueError, match="seeds"):
+        gm.simulate(prob, d=20, t_max=1.0, dt=0.1, seeds=0)
     with pytest.raises(ValueError, match="degree"):
-        gm.simulate(dmft.Problem(m=2, n_over_d=1.0, h=[0, 1, 0, 0, 1.0]), d=4, t_max=1.0, dt=0.1, realisations=1)
+        gm.simulate(dmft.Problem(m=2, n_over_d=1.0, h=[0, 1, 0, 0, 1.0]), d=4, t_max=1.0, dt=0.1, seeds=1)
 
 
 def test_simulation_initial_values_and_xarray():
     """t = 0: e_ts = (tau^2 + a0^2 h(1)/m)/2 exactly (spec §6.2 item 4); e_tr its unbiased sample estimate;
-    the Dataset has realisation x time variables."""
+    the Dataset has seed x time variables."""
     prob = dmft.Problem(m=4, n_over_d=1.5, tau=1.0, a0=1.0, h=[0.0, 0.1, 0.5])
-    sim = gm.simulate(prob, d=30, t_max=0.5, dt=0.05, realisations=48, seed=3)
+    sim = gm.simulate(prob, d=30, t_max=0.5, dt=0.05, seeds=range(300, 348))
     e0 = 0.5 * (1.0 + 0.6 / 4)
     np.testing.assert_allclose(sim.test_error[:, 0], e0, rtol=1e-12)
     assert abs(sim.mean("train_error")[0] - e0) < 4 * sim.sem("train_error")[0]
@@ -117,24 +117,25 @@ def test_simulation_initial_values_and_xarray():
     np.testing.assert_allclose(sim.C_d, sim.C_d.T, atol=1e-12)
     np.testing.assert_allclose(sim.t, np.arange(11) * 0.05)
     ds = sim.to_xarray()
-    assert ds["train_error"].dims == ("realisation", "time") and ds.sizes["realisation"] == 48
-    assert ds.attrs["kind"] == "gaussian_model" and ds.attrs["status"] == "ok"
+    assert ds["train_error"].dims == ("seed", "time") and ds.sizes["seed"] == 48
+    assert ds["seed"].values.tolist() == list(range(300, 348))
+    assert ds.attrs["kind"] == "gaussian_model" and ds.attrs["status"] == "success"
 
 
 def test_divergence_is_reported_with_data_kept():
     prob = dmft.Problem(m=2, n_over_d=2.0, tau=1.0, a0=30.0, h=[0.0, 1.0, 0.5])
-    sim = gm.simulate(prob, d=10, t_max=50.0, dt=5.0, realisations=2)
+    sim = gm.simulate(prob, d=10, t_max=50.0, dt=5.0, seeds=2)
     assert sim.status == "diverged" and 0 <= sim.t_reached < 50.0
     assert np.isfinite(sim.train_error[:, 0]).all() and np.isnan(sim.train_error[:, -1]).all()
     assert sim.to_xarray().attrs["status"] == "diverged"
 
 
-def _extrapolated(prob, t_max, dt, every, ds=(20, 40), realisations=(300, 150), seed=11):
+def _extrapolated(prob, t_max, dt, every, ds=(20, 40), seeds=(range(1100, 1400), range(1400, 1550))):
     """Gaussian-model GD means at d1 < d2, extrapolated to d -> infinity linearly in 1/d (the finite-d bias is
     O(1/d): measured 0.014 -> 0.0056 for e_tr(t=4) between d = 40 and 80 at m = 4); returns t, mean, s.e."""
     d1, d2 = ds
-    s1 = gm.simulate(prob, d=d1, t_max=t_max, dt=dt, realisations=realisations[0], seed=seed, record_every=every)
-    s2 = gm.simulate(prob, d=d2, t_max=t_max, dt=dt, realisations=realisations[1], seed=seed + 1, record_every=every)
+    s1 = gm.simulate(prob, d=d1, t_max=t_max, dt=dt, seeds=seeds[0], record_every=every)
+    s2 = gm.simulate(prob, d=d2, t_max=t_max, dt=dt, seeds=seeds[1], record_every=every)
     w = d2 / (d2 - d1)  # mu_inf = w mu_2 - (w - 1) mu_1
     out = {}
     for name in ("train_error", "test_error", "a", "v"):

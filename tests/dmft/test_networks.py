@@ -41,7 +41,7 @@ def test_population_risk_against_fresh_data():
     W[0, 0] += 2.0
     W /= np.linalg.norm(W, axis=1, keepdims=True)
     a = np.array([1.3, -0.4, 0.9])
-    X, y = nw._data(p, 2, N, d)
+    X, y = nw.training_data(p, 2, N, d)
     f = nw.activation_function(p)(X @ W.T) @ a / 3
     x = 0.5 * np.asarray(y - f) ** 2
     risk = float(gm.population_risk(p, jnp.asarray(a), jnp.asarray(W)))
@@ -54,7 +54,7 @@ def test_linear_network_matches_gaussian_model():
     prob = dmft.Problem(m=3, n_over_d=2.0, tau=0.5, a0=0.8, h=[0.0, 1.0], target="activation")
     kw = dict(d=12, t_max=2.0, dt=0.1, record_every=5)
     net = nw.simulate(prob, seeds=150, init="orthogonal", **kw)
-    gmod = gm.simulate(prob, realisations=150, seed=99, **kw)
+    gmod = gm.simulate(prob, seeds=range(9900, 10050), **kw)
     assert net.success and gmod.success and net.kind == "network_gd"
     np.testing.assert_allclose(net.t, gmod.t)
     for name in ("train_error", "test_error", "a", "v"):
@@ -71,7 +71,7 @@ def test_sgd_runs_and_validates():
     assert sim.kind == "network_sgd" and sim.success
     assert sim.settings["sgd_learning_rate"] == pytest.approx(0.05 * 20 / 10)
     ds = sim.to_xarray()
-    assert ds["test_error"].dims == ("realisation", "time") and ds.attrs["kind"] == "network_sgd"
+    assert ds["test_error"].dims == ("seed", "time") and ds.attrs["kind"] == "network_sgd"
     with pytest.raises(ValueError, match="batch"):
         nw.simulate(prob, d=10, t_max=1.0, dt=0.05, seeds=3, batch=100)
     with pytest.raises(ValueError, match="seeds"):

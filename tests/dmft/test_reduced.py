@@ -136,7 +136,7 @@ def test_mf_second_regime_clock_invariance():
         p = dmft.Problem(m=1, n_over_d=al, tau=0.6, a0=a0, h=[0, 0.9, 0, 1 / 6], train_second_layer=False)
         s = 0.6 * math.sqrt(al) * a0
         r = reduced.mf_second_regime(p, t_max=6.0 / s, dt=0.02 / s)
-        assert np.allclose(np.diag(r.C), 1.0) and r.status == "ok"
+        assert np.allclose(np.diag(r.C), 1.0) and r.status == "success"
         curves.append(r.energy)
     assert np.allclose(curves[0], curves[1], atol=1e-12) and np.allclose(curves[0], curves[2], atol=1e-12)
     assert curves[0][-1] < -0.5

@@ -1,6 +1,6 @@
 r"""Projected gradient descent on the Gaussian model of Montanari & Urbani (2025), many realisations batched.
 
-The Gaussian model (spec ``dmft.md`` §1.6, paper App. D.4) replaces each hidden unit's output
+The Gaussian model (Montanari & Urbani 2025, App. D.4) replaces each hidden unit's output
 ``sigma(<w, x_mu>)``, viewed as a random function of ``w`` on the sphere, by a Gaussian process with
 covariance ``h(<w, w'>)``. With ``h(z) = sum_k c_k^2 z^k`` (``c_k = sqrt(h_k)``, degrees ``k = 1..3``) and one
 independent set of i.i.d. ``N(0, 1)`` tensors ``J^(k)_mu in (R^d)^{(x)k}`` per sample ``mu``:
@@ -14,7 +14,7 @@ independent set of i.i.d. ``N(0, 1)`` tensors ``J^(k)_mu in (R^d)^{(x)k}`` per s
 with ``b_k = hatphi_k / c_k`` so that ``E[sigma_mu(w) y_mu] = hatphi(<u, w>)``, ``xi_mu ~ N(0, ||phi||^2 -
 sum_k b_k^2)`` independent (zero when the target is the activation itself) and ``u = e_1``. Then
 ``E[sigma_mu(w) sigma_mu(w')] = h(<w, w'>)`` and ``E y_mu^2 = tau^2 + ||phi||^2``: every covariance of the
-spec holds exactly (checked by sampling in the tests). Only the symmetric part of ``J^(k)`` enters, so the
+DMFT holds exactly (checked by sampling in the tests). Only the symmetric part of ``J^(k)`` enters, so the
 tensors are stored symmetrised and ``grad_w <J, w^k> = k J(w, ..., w, .)``.
 
 Training is projected GD (paper Eq. D.9) on ``L = (n/d) Rhat_n = (1/(2d)) sum_mu (y_mu - f^g_mu)^2``:
@@ -26,7 +26,7 @@ Training is projected GD (paper Eq. D.9) on ``L = (n/d) Rhat_n = (1/(2d)) sum_mu
 
 with the explicit gradients ``grad_{a_i} L = -(1/(d m)) sum_mu F_mu sigma_mu(w_i)`` and
 ``grad_{w_i} L = -(a_i/(d m)) sum_k k c_k (sum_mu F_mu J^(k)_mu)(w_i, ..., w_i, .)`` (``F = y - f^g``; tested
-against JAX autodiff). The observables are those of the DMFT (spec §2.3): the train error ``Rhat_n``, the
+against JAX autodiff). The observables are those of the DMFT (Sec. 2 of the paper): the train error ``Rhat_n``, the
 test error (the population risk, exact for given weights)
 
 .. math::
@@ -37,8 +37,8 @@ test error (the population risk, exact for given weights)
 ``C_o(t, s) = mean_{i != j} <w_i(t), w_j(s)>``.
 
 Implementation: one realisation is a pure JAX function of its tensors, labels and initial weights (time loop
-in ``lax.scan``); realisations are ``jax.vmap``-ed in chunks that fit the memory budget. The random numbers
-are drawn on the host by NumPy, realisation ``r`` from ``default_rng([seed, r])`` (so results do not depend on
+in ``lax.scan``); seeds are ``jax.vmap``-ed in chunks that fit the memory budget. The random numbers
+are drawn on the host by NumPy, seed ``s`` from ``default_rng([0, s])`` (so results do not depend on
 the chunking, and the compiled program holds no PRNG: XLA compiles it several times faster).
 """
 
@@ -46,104 +46,30 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 from jax import lax
 
-from ..results import Result, json_attr, problem_attrs, rebuild_problem
+from ..results import InvalidInputError
+from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
+from .problem import Problem
+from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, population_risk, record,
+                         record_plan, run_seeds, two_time)
 
-__all__ = ["simulate", "Simulation", "ModelParams", "model_params", "sample_features", "loss", "gradients",
-           "population_risk", "initial_weights"]
+__all__ = ["simulate", "Simulation", "ModelParams", "model_params", "sample_features", "unit_outputs", "loss",
+           "gradients", "population_risk", "initial_weights"]
 
 MAX_TENSOR_DEGREE = 3
-
-
-# ------------------------------------------------------------------------------------------
-# parameters read off a dmft.Problem
-# ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelParams:
-    """The numbers a simulation needs, read off a :class:`learndyn.dmft.Problem`.
-
-    ``h[k]``, ``hatphi[k]`` are power-series coefficients (index = degree), ``c = sqrt(h)`` the hidden
-    unit's normalised Hermite coefficients, ``b = hatphi / c`` the target's, ``extra_var = ||phi||^2 -
-    sum b_k^2 >= 0`` the target variance no hidden unit can see (added as independent noise).
-    """
-
-    m: int
-    abar: float
-    tau: float
-    a0: tuple  # (m,)
-    C0: tuple  # (m, m) as nested tuples
-    h: tuple
-    hatphi: tuple
-    phi_norm2: float
-    train_second_layer: bool
-    c: tuple = field(repr=False)
-    b: tuple = field(repr=False)
-    extra_var: float = 0.0
-    v0: tuple = ()
-
-    @property
-    def degree(self) -> int:
-        nz = np.flatnonzero(np.asarray(self.h))
-        return int(nz[-1]) if nz.size else 0
-
-    @property
-    def single_index(self) -> bool:
-        return bool(np.any(np.asarray(self.hatphi) != 0) or self.phi_norm2 > 0)
-
-
-def model_params(problem: Any) -> ModelParams:
-    """Extract :class:`ModelParams` from a :class:`learndyn.dmft.Problem` (already validated there).
-
-    ``c_k`` are the activation's normalised Hermite coefficients (``sqrt(h_k)``), ``b_k = hatphi_k / c_k`` the
-    target's components seen by the hidden units, ``extra_var = ||phi||^2 - sum_k b_k^2``.
-    """
-    m = int(problem.m)
-    h = np.asarray(problem.h_coeffs, dtype=float)
-    hatphi = np.asarray(problem.hatphi_coeffs, dtype=float)
-    K = max(len(h), len(hatphi))
-    h = np.pad(h, (0, K - len(h)))
-    hatphi = np.pad(hatphi, (0, K - len(hatphi)))
-    c = np.sqrt(np.clip(h, 0.0, None))
-    b = np.divide(hatphi, c, out=np.zeros_like(hatphi), where=c > 0)
-    phi_norm2 = float(problem.phi_norm2)
-    extra = phi_norm2 - float(np.sum(b**2))
-    tup = lambda x: tuple(float(v) for v in x)
-    return ModelParams(m=m, abar=float(problem.n_over_d), tau=float(problem.tau), a0=tup(problem.a0_vector),
-                       C0=tuple(tup(r) for r in problem.C0_matrix), h=tup(h), hatphi=tup(hatphi),
-                       phi_norm2=phi_norm2, train_second_layer=bool(problem.train_second_layer),
-                       c=tup(c), b=tup(b), extra_var=max(extra, 0.0), v0=tup(problem.v0_vector))
-
-
-def _poly(coef, x):
-    """sum_k coef[k] x^k (Horner), elementwise."""
-    out = jnp.zeros_like(x) + coef[-1]
-    for ck in coef[-2::-1]:
-        out = out * x + ck
-    return out
-
-
-def population_risk(p: ModelParams, a, W, u_index: int = 0):
-    """Test error (population risk, spec §1.5) of weights ``a`` (..., m), ``W`` (..., m, d), ``u = e_{u_index}``."""
-    m = p.m
-    C = jnp.einsum("...id,...jd->...ij", W, W)
-    v = W[..., u_index]
-    risk = 0.5 * (p.tau**2 + p.phi_norm2) - jnp.sum(a * _poly(p.hatphi, v), -1) / m
-    return risk + 0.5 * jnp.einsum("...i,...ij,...j->...", a, _poly(p.h, C), a) / m**2
 
 
 # ------------------------------------------------------------------------------------------
 # one realisation: features, loss, gradients
 # ------------------------------------------------------------------------------------------
 def _symmetrise_np(J: np.ndarray, k: int) -> np.ndarray:
+    """The symmetric part of each sample's order-``k`` tensor ``J[mu]`` (axes 1..k)."""
     if k == 1:
         return J
     if k == 2:
@@ -162,7 +88,7 @@ def sample_features(p: ModelParams, rng, n: int, d: int):
     tuple indexed by degree - 1 (``None`` for absent degrees)."""
     K = p.degree
     if K > MAX_TENSOR_DEGREE:
-        raise ValueError(f"h: degree {K} > {MAX_TENSOR_DEGREE} is not supported by the Gaussian-model simulator "
+        raise InvalidInputError(f"h: degree {K} > {MAX_TENSOR_DEGREE} is not supported by the Gaussian-model simulator "
                          "(it stores n d^k numbers per realisation)")
     rng = _rng(rng)
     y = p.tau * rng.standard_normal(n)
@@ -180,8 +106,9 @@ def sample_features(p: ModelParams, rng, n: int, d: int):
     return tuple(tensors), y
 
 
-def _unit_outputs(p: ModelParams, tensors, W):
-    """sigma_mu(w_i) for all samples and neurons: (n, m)."""
+def unit_outputs(p: ModelParams, tensors, W):
+    """``sigma_mu(w_i) = sum_k c_k <J^(k)_mu, w_i^(x)k>`` for all samples and neurons: (n, m) (Gaussian model,
+    Montanari & Urbani 2025, App. D.4)."""
     out = 0.0
     for k, J in enumerate(tensors, start=1):
         if J is None:
@@ -197,9 +124,9 @@ def _unit_outputs(p: ModelParams, tensors, W):
 
 
 def loss(p: ModelParams, tensors, y, a, W):
-    """``L = (n/d) Rhat_n = (1/(2d)) sum_mu (y_mu - f^g_mu(a, W))^2`` (the GF time rescaling of spec §1.2)."""
+    """``L = (n/d) Rhat_n = (1/(2d)) sum_mu (y_mu - f^g_mu(a, W))^2`` (the gradient-flow time rescaling by n/d of Montanari & Urbani 2025, Sec. 2)."""
     d = W.shape[-1]
-    F = y - _unit_outputs(p, tensors, W) @ a / p.m
+    F = y - unit_outputs(p, tensors, W) @ a / p.m
     return 0.5 * jnp.sum(F**2) / d
 
 
@@ -207,7 +134,7 @@ def gradients(p: ModelParams, tensors, y, a, W):
     """Explicit ``(grad_a L, grad_W L, F, sigma)`` with ``F = y - f^g`` (n,) and ``sigma`` (n, m)."""
     m = p.m
     d = W.shape[-1]
-    S = _unit_outputs(p, tensors, W)
+    S = unit_outputs(p, tensors, W)
     F = y - S @ a / m
     grad_a = -(F @ S) / (d * m)
     gW = jnp.zeros_like(W)
@@ -227,52 +154,10 @@ def gradients(p: ModelParams, tensors, y, a, W):
     return grad_a, grad_W, F, S
 
 
-def initial_weights(p: ModelParams, rng, d: int, init: str = "orthogonal") -> np.ndarray:
-    """First-layer rows at t = 0 (u = e_1 is the latent direction), drawn with the NumPy generator ``rng``.
-
-    ``"orthogonal"``: ``W0 = v0 u^T + L Q^T`` with ``L L^T = C0 - v0 v0^T`` and ``Q`` ``m`` orthonormal random
-    vectors orthogonal to ``u``: the DMFT's initial data ``C(0,0) = C0``, ``v(0) = v0`` hold exactly.
-    ``"uniform"``: i.i.d. uniform on the sphere (``C0 = I`` and ``v = 0`` only as d -> infinity)."""
-    m = p.m
-    G = _rng(rng).standard_normal((d, m))
-    if init == "uniform":
-        W = G.T
-        return W / np.linalg.norm(W, axis=1, keepdims=True)
-    if init != "orthogonal":
-        raise ValueError(f"init: must be 'orthogonal' or 'uniform', got {init!r}")
-    G[0] = 0.0  # orthogonal to u = e_1
-    Q, _ = np.linalg.qr(G)  # (d, m), orthonormal columns
-    v0 = np.asarray(p.v0) if len(p.v0) else np.zeros(m)
-    lam, V = np.linalg.eigh(np.asarray(p.C0) - np.outer(v0, v0))
-    L = V * np.sqrt(np.clip(lam, 0.0, None))
-    W = L @ Q.T
-    W[:, 0] = v0
-    return W
-
 
 # ------------------------------------------------------------------------------------------
 # the batched simulation
 # ------------------------------------------------------------------------------------------
-def _record(p: ModelParams, a, W, F, keep_C: bool):
-    m = p.m
-    e_tr = 0.5 * jnp.sum(F**2) / F.shape[0]
-    e_ts = population_risk(p, a, W)
-    C = W @ W.T
-    v = W[:, 0]
-    co = (jnp.sum(C) - jnp.trace(C)) / max(m * (m - 1), 1)
-    out = dict(train_error=e_tr, test_error=e_ts, a_i=a, v_i=v, C_o_tt=co, W=W)
-    if keep_C:
-        out["C"] = C
-    return out
-
-
-def _two_time(Ws, m: int) -> dict:
-    """``C_d(t,s) = mean_i <w_i(t), w_i(s)>``, ``C_o(t,s) = mean_{i != j} <w_i(t), w_j(s)>`` from rows (T, m, d)."""
-    diag = jnp.einsum("tid,sid->ts", Ws, Ws)
-    tot = Ws.sum(1)
-    return {"C_d": diag / m, "C_o": (tot @ tot.T - diag) / max(m * (m - 1), 1)}
-
-
 @functools.lru_cache(maxsize=16)
 def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int, keep_C: bool):
     def one(tensors, y, W0):
@@ -289,13 +174,13 @@ def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int,
 
         def rec(state, _):
             a, W = state
-            F = y - _unit_outputs(p, tensors, W) @ a / p.m
-            out = _record(p, a, W, F, keep_C)
+            F = y - unit_outputs(p, tensors, W) @ a / p.m
+            out = record(p, a, W, F, keep_C)
             state, _ = lax.scan(step, state, None, length=every)
             return state, out
 
         _, recs = lax.scan(rec, (a0, W0), None, length=n_rec)
-        recs.update(_two_time(recs.pop("W"), p.m))
+        recs.update(two_time(recs.pop("W"), p.m))
         return recs
 
     return jax.jit(jax.vmap(one))
@@ -306,196 +191,48 @@ def _bytes_per_realisation(p: ModelParams, n: int, d: int, n_rec: int) -> int:
     return 8 * (3 * tensor + 2 * n_rec * (n_rec + p.m * d + p.m * p.m) + 4 * n * p.m)
 
 
-@dataclass
-class Simulation(Result):
-    """Observables of a batch of simulations (Gaussian-model GD or real networks) on the DMFT time axis.
-
-    Per-realisation arrays have shape ``(R, T)`` (``a_i``, ``v_i``: ``(R, T, m)``; ``C``: ``(R, T, m, m)``
-    equal-time overlaps, kept only for small m). ``C_d``, ``C_o`` (T, T) are realisation means with standard
-    errors ``C_d_sem``, ``C_o_sem``. ``status`` is ``"ok"`` or ``"diverged"`` (then ``t_reached`` says where
-    the first realisation became non-finite; the data before it are kept).
-    """
-
-    problem: Any
-    kind: str
-    t: np.ndarray
-    data: dict
-    C_d: np.ndarray
-    C_o: np.ndarray
-    C_d_sem: np.ndarray
-    C_o_sem: np.ndarray
-    d: int
-    n: int
-    dt: float
-    seed: int
-    settings: dict = field(default_factory=dict)
-    status: str = "ok"
-    t_reached: float = float("nan")
-
-    @property
-    def realisations(self) -> int:
-        return self.data["train_error"].shape[0]
-
-    @property
-    def success(self) -> bool:
-        return self.status == "ok"
-
-    def __getattr__(self, name: str):
-        data = self.__dict__.get("data", {})
-        if name in data:
-            return data[name]
-        if name in ("a", "v") and f"{name}_i" in data:
-            return data[f"{name}_i"].mean(-1)
-        raise AttributeError(name)
-
-    def values(self, name: str) -> np.ndarray:
-        """Per-realisation values of an observable: train_error, test_error, a, v, C_o_tt, a_i, v_i, C."""
-        return np.asarray(getattr(self, name))
-
-    def mean(self, name: str) -> np.ndarray:
-        """Realisation mean (diverged realisations are NaN from their divergence on and left out)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(self.values(name), axis=0)
-
-    def sem(self, name: str) -> np.ndarray:
-        """Standard error of the realisation mean."""
-        x = self.values(name)
-        R = np.sum(np.isfinite(x), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanstd(x, axis=0, ddof=1) / np.sqrt(R)
-
-    def at(self, name: str, times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard error of ``name`` at the recorded times nearest to ``times``."""
-        idx = np.array([int(np.argmin(np.abs(self.t - t))) for t in np.atleast_1d(times)])
-        return self.mean(name)[idx], self.sem(name)[idx]
-
-    def to_xarray(self) -> xr.Dataset:
-        R, m = self.realisations, self.values("a_i").shape[-1]
-        dims = {1: ("realisation",), 2: ("realisation", "time"), 3: ("realisation", "time", "neuron"),
-                4: ("realisation", "time", "neuron", "neuron2")}
-        ds = xr.Dataset(coords={"time": self.t, "realisation": np.arange(R), "neuron": np.arange(m)})
-        for name in ("train_error", "test_error", "a", "v", "C_o_tt"):
-            ds[name] = (dims[2], self.values(name))
-            ds[f"{name}_mean"] = (("time",), self.mean(name))
-            ds[f"{name}_sem"] = (("time",), self.sem(name))
-        for name in ("a_i", "v_i", "C"):
-            if name in self.data:
-                ds[name] = (dims[self.data[name].ndim], self.data[name])
-        for name in ("C_d", "C_o", "C_d_sem", "C_o_sem"):
-            ds[name] = (("time", "time2"), getattr(self, name))
-        ds.attrs.update(problem_attrs(self.problem, kind=self.kind, d=self.d, n=self.n, dt=self.dt, seed=self.seed,
-                                      status=self.status, t_reached=self.t_reached, settings=self.settings))
-        return ds
-
-    @classmethod
-    def from_xarray(cls, ds: xr.Dataset) -> "Simulation":
-        """The simulation stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
-        from .problem import Problem
-
-        names = ("train_error", "test_error", "a", "v", "C_o_tt", "a_i", "v_i", "C")
-        data = {k: ds[k].values for k in names if k in ds}
-        a = ds.attrs
-        return cls(problem=rebuild_problem(ds, Problem), kind=str(a["kind"]), t=ds["time"].values, data=data,
-                   C_d=ds["C_d"].values, C_o=ds["C_o"].values, C_d_sem=ds["C_d_sem"].values,
-                   C_o_sem=ds["C_o_sem"].values, d=int(a["d"]), n=int(a["n"]), dt=float(a["dt"]), seed=int(a["seed"]),
-                   settings=json_attr(ds, "settings", {}), status=str(a.get("status", "ok")),
-                   t_reached=float(a.get("t_reached", np.nan)))
-
-
-def _record_plan(t_max: float, dt: float, every: int | None, max_records: int) -> tuple[int, int]:
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt: must be finite and > 0, got {dt!r}")
-    if not (np.isfinite(t_max) and t_max >= 0):
-        raise ValueError(f"t_max: must be finite and >= 0, got {t_max!r}")
-    n_steps = int(round(t_max / dt))
-    if every is None:
-        every = max(1, math.ceil(n_steps / max(max_records - 1, 1)))
-    if every < 1:
-        raise ValueError(f"record_every: must be >= 1, got {every!r}")
-    return every, n_steps // every + 1
-
-
-def _finish(problem, kind, recs: list[dict], every, dt, d, n, seed, settings, n_rec, blowup: float = 1e8) -> Simulation:
-    """Assemble a :class:`Simulation`; a realisation whose errors become non-finite or exceed ``blowup`` times
-    the initial test error has diverged: its records from there on are set to NaN, the rest is kept."""
-    data = {k: np.concatenate([np.asarray(r[k]) for r in recs]) for k in recs[0]}
-    cd, co = data.pop("C_d"), data.pop("C_o")
-    t = np.arange(n_rec) * every * dt
-    scale = blowup * np.maximum(np.abs(data["test_error"][:, :1]), 1e-300)
-    bad = np.zeros(data["train_error"].shape, dtype=bool)
-    for name in ("train_error", "test_error"):
-        x = data[name]
-        bad |= ~np.isfinite(x) | (np.abs(np.nan_to_num(x, nan=np.inf)) > scale)
-    bad = np.cumsum(bad, axis=1) > 0  # from the first bad record on
-    status, t_reached = "ok", float(t[-1])
-    if bad.any():
-        first = int(np.min(np.argmax(bad, axis=1)[bad.any(axis=1)]))
-        status, t_reached = "diverged", float(t[max(first - 1, 0)])
-        for k in data:
-            x = data[k]
-            mask = bad.reshape(bad.shape + (1,) * (x.ndim - 2))
-            data[k] = np.where(mask, np.nan, x)
-        badt = bad[:, :, None] | bad[:, None, :]
-        cd, co = np.where(badt, np.nan, cd), np.where(badt, np.nan, co)
-    R = cd.shape[0]
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sem = lambda x: np.nanstd(x, axis=0, ddof=1) / np.sqrt(R) if R > 1 else np.full(x.shape[1:], np.nan)
-        return Simulation(problem=problem, kind=kind, t=t, data=data, C_d=np.nanmean(cd, 0), C_o=np.nanmean(co, 0),
-                          C_d_sem=sem(cd), C_o_sem=sem(co), d=d, n=n, dt=float(dt), seed=int(seed), settings=settings,
-                          status=status, t_reached=t_reached)
-
-
-def _check_size(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def simulate(problem: Any, d: int, t_max: float, dt: float, realisations: int = 100, seed: int = 0,
+def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tuple = 100, *,
              init: str = "orthogonal", record_every: int | None = None, max_records: int = 201,
-             memory_gb: float = 1.0, blowup: float = 1e8) -> Simulation:
-    """Projected GD on the Gaussian model of ``problem`` (a ``dmft.Problem``) in dimension ``d`` with
-    ``n = round(n_over_d * d)`` samples, step ``dt`` up to ``t_max``, for ``realisations`` independent draws
-    of the random tensors, labels and initial weights.
+             memory_gb: float = 1.0, divergence_threshold: float = 1e8, **legacy: Any) -> Simulation:
+    """Projected GD on the Gaussian model of ``problem`` (Montanari & Urbani 2025, App. D.2-D.4, Eq. (D.9)) in
+    dimension ``d`` with ``n = round(n_over_d * d)`` samples, step ``dt`` up to ``t_max``, for each of ``seeds``
+    (a number ``S``: seeds ``0..S-1``; or a sequence of ints), each an independent draw of the random tensors,
+    labels and initial weights (seed ``s`` from NumPy's ``default_rng([0, s])``).
 
-    Records every ``record_every``-th step (default: at most ``max_records`` records), i.e. on the DMFT grid
-    ``t = k dt`` (``sol.t``). Realisations run ``jax.vmap``-ed in chunks of at most ``memory_gb``. A realisation
-    whose error exceeds ``blowup`` times its initial value has diverged (status, data before it kept).
+    Records every ``record_every``-th step (default: at most ``max_records`` records), i.e. on the DMFT time grid
+    ``t = k dt`` (``sim.t``). Seeds run ``jax.vmap``-ed in chunks of at most ``memory_gb``. Divergence is relative:
+    a seed whose error exceeds ``divergence_threshold`` times its initial test error has diverged (status
+    ``DIVERGED``, data before it kept).
     """
+    check_problem(problem, "gaussian_model.simulate")
     p = model_params(problem)
-    d = _check_size("d", d, 2)
-    realisations = _check_size("realisations", realisations, 1)
+    d = check_size("d", d, 2)
+    seeds = check_seeds(legacy_seeds(seeds, legacy, "gaussian_model.simulate"))
+    threshold = check_threshold(divergence_threshold)
+    if init not in ("orthogonal", "uniform"):
+        raise InvalidInputError(f"init: must be 'orthogonal' or 'uniform', got {init!r}")
     if init == "uniform" and (not np.allclose(np.asarray(p.C0), np.eye(p.m)) or np.any(np.asarray(p.v0) != 0)):
-        raise ValueError("init: 'uniform' gives C(0,0) = I, v(0) = 0; use init='orthogonal' for other C0, v0")
+        raise InvalidInputError("init: 'uniform' gives C(0,0) = I, v(0) = 0; use init='orthogonal' for other C0, v0")
     if p.m > d - 1 and init == "orthogonal":
-        raise ValueError(f"d: need d > m = {p.m} for orthonormal initial rows orthogonal to u")
+        raise InvalidInputError(f"d: need d > m = {p.m} for orthonormal initial rows orthogonal to u")
+    if p.degree > MAX_TENSOR_DEGREE:
+        raise InvalidInputError(f"h: degree {p.degree} > {MAX_TENSOR_DEGREE} is not supported by the Gaussian-model "
+                                "simulator (it stores n d^k numbers per seed)")
     n = int(round(p.abar * d))
     if n < 1:
-        raise ValueError(f"d: n = round(n_over_d * d) = {n}; take a larger d")
-    every, n_rec = _record_plan(t_max, dt, record_every, max_records)
+        raise InvalidInputError(f"d: n = round(n_over_d * d) = {n}; take a larger d")
+    every, n_rec = record_plan(t_max, dt, record_every, max_records)
     keep_C = p.m <= 8
     per = _bytes_per_realisation(p, n, d, n_rec)
-    chunk = int(max(1, min(realisations, memory_gb * 2**30 // per)))
+    S = len(seeds)
+    chunk = int(max(1, min(S, memory_gb * 2**30 // per)))
     fn = _compiled(p, n, d, float(dt), every, n_rec, keep_C)
-    recs = []
-    for start in range(0, realisations, chunk):
-        idx = np.arange(start, min(start + chunk, realisations))
-        if len(idx) < chunk:  # pad to the compiled chunk size
-            idx = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])
-        feats, ys, W0s = [], [], []
-        for r in idx:
-            rng = np.random.default_rng([int(seed), int(r)])
-            tensors, y = sample_features(p, rng, n, d)
-            feats.append(tensors)
-            ys.append(y)
-            W0s.append(initial_weights(p, rng, d, init))
-        tensors = tuple(None if feats[0][k] is None else jnp.asarray(np.stack([f[k] for f in feats]))
-                        for k in range(MAX_TENSOR_DEGREE))
-        out = fn(tensors, jnp.asarray(np.stack(ys)), jnp.asarray(np.stack(W0s)))
-        take = min(chunk, realisations - start)
-        recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
+
+    def draw(rng):  # seed s: its tensors, labels and initial weights, in this order, from default_rng([0, s])
+        tensors, y = sample_features(p, rng, n, d)
+        return (*tensors, y, initial_weights(p, rng, d, init))
+
+    K = MAX_TENSOR_DEGREE
+    recs = run_seeds(seeds, chunk, draw, lambda *x: fn(tuple(x[:K]), x[K], x[K + 1]))
     settings = dict(init=init, record_every=every, abar_effective=n / d)
-    return _finish(problem, "gaussian_model", recs, every, dt, d, n, seed, settings, n_rec, blowup)
+    return finish(problem, "gaussian_model", recs, every, dt, d, n, seeds, settings, n_rec, threshold)

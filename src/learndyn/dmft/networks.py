@@ -1,6 +1,6 @@
-r"""Real two-layer networks with unit-norm first-layer rows, trained by GD/SGD in JAX (spec ``dmft.md`` §1, §5).
+r"""Real two-layer networks with unit-norm first-layer rows, trained by GD/SGD in JAX (Montanari & Urbani 2025, Sec. 2, App. I).
 
-Network and data (spec §1.1, §1.4): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
+Network and data (their Sec. 2): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
 ``x ~ N(0, I_d)``, ``y = phi(<u, x>) + tau eps`` (``u = e_1``; pure noise: ``phi = 0``), ``n = round(abar d)``.
 The activation is the one whose kernel is the problem's ``h``: with normalised Hermite polynomials
 ``He_k / sqrt(k!)``,
@@ -10,11 +10,11 @@ The activation is the one whose kernel is the problem's ``h``: with normalised H
     \sigma(x) = \sum_{k\ge1} \sqrt{h_k}\, \frac{He_k(x)}{\sqrt{k!}}, \qquad
     \phi(x) = \sum_{k\ge1} \frac{\hat\phi_k}{\sqrt{h_k}}\, \frac{He_k(x)}{\sqrt{k!}}
 
-so that ``E sigma(G_1) sigma(G_q) = h(q)`` and ``E phi(G_1) sigma(G_q) = hatphi(q)`` (spec §1.5; e.g.
+so that ``E sigma(G_1) sigma(G_q) = h(q)`` and ``E phi(G_1) sigma(G_q) = hatphi(q)`` (the paper's kernel functions; e.g.
 ``h = 0.9z + z^3/6`` gives ``sigma(x) = sqrt(0.9) x + (x^3 - 3x)/6``). A target variance ``||phi||^2`` beyond
 ``sum_k hatphi_k^2/h_k`` is added as independent Gaussian noise (it is invisible to every hidden unit).
 
-Training (spec §1.2, App. D.2 / App. I): one step of size ``dt`` in GF time,
+Training (App. D.2 / App. I): one step of size ``dt`` in GF time,
 
 .. math::
 
@@ -23,9 +23,9 @@ Training (spec §1.2, App. D.2 / App. I): one step of size ``dt`` in GF time,
 
 ``Rhat_B = (1/(2|B|)) sum_{mu in B} (y_mu - f(x_mu))^2`` over the full training set (GD) or a mini-batch of
 ``batch`` samples drawn uniformly with replacement (SGD; the SGD learning rate is ``eta = dt n/d``, the
-paper's mapping ``t = k eta d/n``). Data, initial weights and mini-batches of seed ``r`` come from NumPy's
-``default_rng([seed, r])`` on the host (no PRNG inside the compiled program). Observables on the DMFT time axis: train error ``Rhat_n`` on the full
-training set, test error = population risk (exact for given weights, spec §2.3), ``a``, ``v`` and ``C_d``,
+paper's mapping ``t = k eta d/n``). Data, initial weights and mini-batches of seed ``s`` come from NumPy's
+``default_rng([0, s])`` on the host (no PRNG inside the compiled program). Observables on the DMFT time axis: train error ``Rhat_n`` on the full
+training set, test error = population risk (exact for given weights), ``a``, ``v`` and ``C_d``,
 ``C_o`` as for :mod:`learndyn.dmft.gaussian_model`. Seeds are ``jax.vmap``-ed, the step loop is a
 ``lax.scan``.
 """
@@ -41,10 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .gaussian_model import (ModelParams, Simulation, _check_size, _finish, _poly, _record, _record_plan, _two_time,
-                             initial_weights, model_params)
+from ..results import InvalidInputError
+from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
+from .problem import Problem
+from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, record, record_plan,
+                         run_seeds, two_time)
 
-__all__ = ["simulate", "hermite_function", "activation_function", "target_function", "loss"]
+__all__ = ["simulate", "hermite_function", "activation_function", "target_function", "loss", "training_data",
+           "Simulation"]
 
 
 def hermite_function(coef, x):
@@ -78,8 +82,9 @@ def loss(p: ModelParams, X, y, a, W):
     return 0.5 * jnp.sum(F**2) / W.shape[-1]
 
 
-def _data(p: ModelParams, rng, n: int, d: int):
-    """Training set ``(X, y)`` drawn with the NumPy generator ``rng`` (or a seed)."""
+def training_data(p: ModelParams, rng, n: int, d: int):
+    """Training set ``(X, y)``: ``x ~ N(0, I_d)``, ``y = phi(x_1) + tau eps`` (+ the target variance no hidden unit
+    sees, as independent noise), drawn with the NumPy generator ``rng`` (or a seed)."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     X = rng.standard_normal((n, d))
     y = p.tau * rng.standard_normal(n)
@@ -123,62 +128,62 @@ def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int,
         def rec(state, idx):
             a, W = state
             F = y - sigma(X @ W.T) @ a / m
-            out = _record(p, a, W, F, keep_C)
+            out = record(p, a, W, F, keep_C)
             state, _ = lax.scan(step, state, idx)
             return state, out
 
         _, recs = lax.scan(rec, (a0, W0), batches)
-        recs.update(_two_time(recs.pop("W"), m))
+        recs.update(two_time(recs.pop("W"), m))
         return recs
 
     return jax.jit(jax.vmap(one))
 
 
-def simulate(problem: Any, d: int, t_max: float, dt: float, seeds: int = 10, seed: int = 0, batch: int | None = None,
+def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tuple = 10, *, batch: int | None = None,
              init: str = "uniform", record_every: int | None = None, max_records: int = 201,
-             memory_gb: float = 1.0, blowup: float = 1e8) -> Simulation:
-    """Train ``seeds`` independent networks of ``problem`` (a ``dmft.Problem``) in dimension ``d``.
+             memory_gb: float = 1.0, divergence_threshold: float = 1e8, **legacy: Any) -> Simulation:
+    """Train one network of ``problem`` in dimension ``d`` per seed (``seeds``: a number ``S``, seeds ``0..S-1``,
+    or a sequence of ints; seed ``s`` draws from NumPy's ``default_rng([0, s])``), up to ``t_max`` on the DMFT
+    time grid ``t = k dt``.
 
     ``batch=None``: full-batch projected GD with step ``dt`` (GF time); an integer: SGD with that mini-batch
-    size and learning rate ``dt * n/d``. ``init="uniform"`` draws rows i.i.d. on the sphere (the paper's SGD
-    runs); ``"orthogonal"`` imposes ``C(0,0) = C0`` and ``v(0) = 0`` exactly.
+    size and learning rate ``dt * n/d`` (Montanari & Urbani 2025, App. I). ``init="uniform"`` draws rows i.i.d. on
+    the sphere (the paper's SGD runs); ``"orthogonal"`` imposes ``C(0,0) = C0`` and ``v(0) = v0`` exactly.
+    Divergence is relative: a seed whose error exceeds ``divergence_threshold`` times its initial test error has
+    diverged (status ``DIVERGED``, data before it kept).
     """
+    check_problem(problem, "networks.simulate")
     p = model_params(problem)
-    d = _check_size("d", d, 2)
-    seeds = _check_size("seeds", seeds, 1)
+    d = check_size("d", d, 2)
+    seeds = check_seeds(legacy_seeds(seeds, legacy, "networks.simulate"))
+    threshold = check_threshold(divergence_threshold)
     if batch is not None:
-        batch = _check_size("batch", batch, 1)
+        batch = check_size("batch", batch, 1)
+    if init not in ("orthogonal", "uniform"):
+        raise InvalidInputError(f"init: must be 'orthogonal' or 'uniform', got {init!r}")
     if init == "uniform" and (not np.allclose(np.asarray(p.C0), np.eye(p.m)) or np.any(np.asarray(p.v0) != 0)):
-        raise ValueError("init: 'uniform' gives C(0,0) = I, v(0) = 0; use init='orthogonal' for other C0, v0")
+        raise InvalidInputError("init: 'uniform' gives C(0,0) = I, v(0) = 0; use init='orthogonal' for other C0, v0")
     n = int(round(p.abar * d))
     if n < 1:
-        raise ValueError(f"d: n = round(n_over_d * d) = {n}; take a larger d")
+        raise InvalidInputError(f"d: n = round(n_over_d * d) = {n}; take a larger d")
     if batch is not None and batch > n:
-        raise ValueError(f"batch: must be <= n = {n}, got {batch}")
-    every, n_rec = _record_plan(t_max, dt, record_every, max_records)
+        raise InvalidInputError(f"batch: must be <= n = {n}, got {batch}")
+    every, n_rec = record_plan(t_max, dt, record_every, max_records)
     keep_C = p.m <= 8
     per = 8 * (3 * n * d + 4 * n * p.m + 2 * n_rec * (n_rec + p.m * d) + (batch or n) * (d + 2 * p.m) * 3
                + n_rec * every * (batch or 0))
-    chunk = int(max(1, min(seeds, memory_gb * 2**30 // per)))
+    S = len(seeds)
+    chunk = int(max(1, min(S, memory_gb * 2**30 // per)))
     fn = _compiled(p, n, d, float(dt), every, n_rec, batch, keep_C)
-    recs = []
-    for start in range(0, seeds, chunk):
-        idx = np.arange(start, min(start + chunk, seeds))
-        if len(idx) < chunk:
-            idx = np.concatenate([idx, np.full(chunk - len(idx), idx[-1])])
-        Xs, ys, W0s, bs = [], [], [], []
-        for r in idx:  # seed r draws its data, initial weights and mini-batches from default_rng([seed, r])
-            rng = np.random.default_rng([int(seed), int(r)])
-            X, y = _data(p, rng, n, d)
-            Xs.append(X)
-            ys.append(y)
-            W0s.append(initial_weights(p, rng, d, init))
-            shape = (n_rec, every, batch if batch is not None else 0)
-            bs.append(rng.integers(0, n, size=shape, dtype=np.int32))
-        out = fn(*(jnp.asarray(np.stack(x)) for x in (Xs, ys, W0s, bs)))
-        take = min(chunk, seeds - start)
-        recs.append({k: np.asarray(v)[:take] for k, v in out.items()})
+
+    def draw(rng):  # seed s: its data, initial weights and mini-batches, in this order, from default_rng([0, s])
+        X, y = training_data(p, rng, n, d)
+        W0 = initial_weights(p, rng, d, init)
+        batches = rng.integers(0, n, size=(n_rec, every, batch if batch is not None else 0), dtype=np.int32)
+        return X, y, W0, batches
+
+    recs = run_seeds(seeds, chunk, draw, fn)
     settings = dict(init=init, record_every=every, batch=batch, abar_effective=n / d,
                     sgd_learning_rate=dt * n / d)
-    return _finish(problem, "network_gd" if batch is None else "network_sgd", recs, every, dt, d, n, seed, settings,
-                   n_rec, blowup)
+    return finish(problem, "network_gd" if batch is None else "network_sgd", recs, every, dt, d, n, seeds, settings,
+                  n_rec, threshold)

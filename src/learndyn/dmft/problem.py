@@ -4,14 +4,14 @@ One frozen :class:`Problem` goes to every DMFT solver (:func:`learndyn.dmft.solv
 systems of :mod:`learndyn.dmft.reduced`) and to the simulations (Gaussian-model GD, real networks),
 so theory and simulation can never disagree on conventions.
 
-Model (spec ``dmft.md`` §1): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
+Model (Montanari & Urbani 2025, Sec. 1-2): ``f(x) = (1/m) sum_i a_i sigma(<w_i, x>)`` with ``||w_i|| = 1``,
 ``n = abar d`` samples (``abar = n_over_d``), ``alpha = abar/m`` samples per parameter, targets
 ``y = phi(<u, x>) + eps`` with ``eps ~ N(0, tau^2)`` (pure noise: ``phi = 0``).
 The activation enters only through ``h(q) = E[sigma(G1) sigma(Gq)] = sum_k s_k^2 q^k`` and the target
 through ``hatphi(q) = E[phi(G1) sigma(Gq)] = sum_k s_k f_k q^k`` and ``||phi||^2 = sum_k f_k^2``
-(spec §1.5), with ``s_k, f_k`` the normalised Hermite coefficients of ``sigma`` and ``phi``.
+(their kernel functions), with ``s_k, f_k`` the normalised Hermite coefficients of ``sigma`` and ``phi``.
 
-Centring (spec §1.1): the model assumes ``E sigma(G) = 0`` and ``E phi(G) = 0``; then ``h(0) =
+Centring (their App. A-B): the model assumes ``E sigma(G) = 0`` and ``E phi(G) = 0``; then ``h(0) =
 s_0^2 = 0`` and ``hatphi(0) = s_0 f_0 = 0``. An activation given as a function is centred here
 (its mean ``s_0`` is subtracted, i.e. its constant Hermite term is dropped); power-series
 coefficients with a non-zero constant are refused, because ``h(0) = (E sigma(G))^2 > 0`` would
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
+from ..results import InvalidInputError
 
 __all__ = ["Problem", "PowerSeries", "hermite_coefficients"]
 
@@ -59,6 +61,7 @@ class PowerSeries:
         return out
 
     def __call__(self, x):
+        """``p(x)`` elementwise."""
         return self._horner(self.c, x)
 
     def at(self, x: float) -> tuple[float, float, float]:
@@ -88,17 +91,21 @@ class PowerSeries:
         return p, d1, d2
 
     def d1(self, x):
+        """``p'(x)`` elementwise."""
         return self._horner(self.c1, x)
 
     def d2(self, x):
+        """``p''(x)`` elementwise."""
         return self._horner(self.c2, x)
 
     @property
     def degree(self) -> int:
+        """The degree (index of the last non-zero coefficient)."""
         return self.c.size - 1
 
     @property
     def is_zero(self) -> bool:
+        """True for the zero series."""
         return not np.any(self.c)
 
     def __repr__(self) -> str:
@@ -126,7 +133,7 @@ def hermite_coefficients(fn, degree: int = 20, order: int = 16, panel: float = 0
     w = np.tile(0.5 * panel * wg, mid.size) * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     fx = np.asarray(fn(x), dtype=np.float64)
     if fx.shape != x.shape or not np.all(np.isfinite(fx)):
-        raise ValueError("activation: must map arrays elementwise to finite reals")
+        raise InvalidInputError("activation: must map arrays elementwise to finite reals")
     coeffs = np.empty(degree + 1)
     p_prev = np.zeros_like(x)
     p = np.ones_like(x)
@@ -148,7 +155,7 @@ def _as_function(spec: Any, param: str):
     try:
         act = activations.get(spec)
     except ValueError as exc:
-        raise ValueError(f"{param}: {str(exc).removeprefix('activation: ')}") from None
+        raise InvalidInputError(f"{param}: {str(exc).removeprefix('activation: ')}") from None
     what = f"{param}: activation {str(act)!r}" + ("" if act.fn is None else f" ({activations.qualified_name(act.fn)})")
 
     def f(x):
@@ -160,7 +167,7 @@ def _as_function(spec: Any, param: str):
             arr = np.asarray(None)
         if arr.dtype.kind not in "biuf" or arr.shape != x.shape:
             got = f"shape {arr.shape} dtype {arr.dtype}" if arr.dtype.kind in "biufc" else f"a {type(out).__name__}"
-            raise ValueError(f"{what}: must map an array elementwise to real numbers of the same shape "
+            raise InvalidInputError(f"{what}: must map an array elementwise to real numbers of the same shape "
                              f"(input shape {x.shape}); it returned {got}")
         return arr.astype(np.float64)
 
@@ -172,21 +179,21 @@ def _as_function(spec: Any, param: str):
 # --------------------------------------------------------------------------------------------
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        raise InvalidInputError(f"{name}: must be a positive integer, got {value!r}")
     return int(value)
 
 
 def _float(name: str, value: Any, *, minimum: float | None = None, strict: bool = False) -> float:
     if isinstance(value, bool):
-        raise ValueError(f"{name}: must be a real number, got {value!r}")
+        raise InvalidInputError(f"{name}: must be a real number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a real number, got {value!r}") from None
+        raise InvalidInputError(f"{name}: must be a real number, got {value!r}") from None
     if not np.isfinite(x):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
+        raise InvalidInputError(f"{name}: must be finite, got {value!r}")
     if minimum is not None and (x < minimum or (strict and x == minimum)):
-        raise ValueError(f"{name}: must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        raise InvalidInputError(f"{name}: must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
     return x
 
 
@@ -194,11 +201,11 @@ def _coeff_array(name: str, value: Any) -> np.ndarray:
     try:
         c = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a sequence of power-series coefficients, got {value!r}") from None
+        raise InvalidInputError(f"{name}: must be a sequence of power-series coefficients, got {value!r}") from None
     if c.ndim != 1 or c.size == 0:
-        raise ValueError(f"{name}: must be a non-empty 1-D sequence of coefficients, got shape {c.shape}")
+        raise InvalidInputError(f"{name}: must be a non-empty 1-D sequence of coefficients, got shape {c.shape}")
     if not np.all(np.isfinite(c)):
-        raise ValueError(f"{name}: coefficients must be finite")
+        raise InvalidInputError(f"{name}: coefficients must be finite")
     return c
 
 
@@ -213,7 +220,10 @@ def _is_coefficients(value: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Problem:
-    r"""A two-layer-network learning problem in the DMFT scaling (spec ``dmft.md`` §1, §2).
+    r"""A two-layer-network learning problem in the DMFT scaling (Montanari & Urbani 2025, Sec. 2).
+
+    Frozen and hashable: sequences are stored as tuples (``h``, ``target``, ``a0``, ``v0``, ``C0`` as nested
+    tuples), so equal problems are equal cache keys; activations are compared by identity of their callable.
 
     Parameters
     ----------
@@ -275,7 +285,7 @@ class Problem:
         set_("hermite_degree", _positive_int("hermite_degree", self.hermite_degree))
         set_("quadrature_order", _positive_int("quadrature_order", self.quadrature_order))
         if not isinstance(self.train_second_layer, (bool, np.bool_)):
-            raise ValueError(f"train_second_layer: must be True or False, got {self.train_second_layer!r}")
+            raise InvalidInputError(f"train_second_layer: must be True or False, got {self.train_second_layer!r}")
         set_("train_second_layer", bool(self.train_second_layer))
         # a0: scalar or length-m
         if np.ndim(self.a0) == 0:
@@ -283,13 +293,25 @@ class Problem:
         else:
             a = np.asarray(self.a0, dtype=np.float64)
             if a.shape != (self.m,) or not np.all(np.isfinite(a)):
-                raise ValueError(f"a0: must be one finite number or {self.m} finite numbers, got shape {a.shape}")
+                raise InvalidInputError(f"a0: must be one finite number or {self.m} finite numbers, got shape {a.shape}")
             set_("a0", tuple(float(x) for x in a))
+        # sequences are stored as tuples (the problem is hashable: equal problems are one cache key)
+        if _is_coefficients(self.h):
+            set_("h", tuple(float(x) for x in _coeff_array("h", self.h)))
+        if _is_coefficients(self.target):
+            set_("target", tuple(float(x) for x in _coeff_array("target", self.target)))
+        if self.target_norm2 is not None:
+            set_("target_norm2", _float("target_norm2", self.target_norm2))
         # h and the target are resolved once here, so errors surface at construction
         self._kernels  # noqa: B018  (validates)
-        self._initial_state  # noqa: B018
+        _, C, v = self.initial_state
+        if self.C0 is not None:
+            set_("C0", tuple(tuple(float(x) for x in row) for row in C))
+        if self.v0 is not None:
+            set_("v0", float(self.v0) if np.ndim(self.v0) == 0 else tuple(float(x) for x in v))
 
     def replace(self, **changes: Any) -> "Problem":
+        """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     # ---------------------------------------------------------------------------------------
@@ -300,6 +322,7 @@ class Problem:
 
     @property
     def pure_noise(self) -> bool:
+        """True for the pure-noise problem, ``phi = 0`` (``hatphi = 0`` and ``||phi||^2 = 0``)."""
         return self.hatphi.is_zero and self.phi_norm2 == 0.0
 
     @functools.cached_property
@@ -309,19 +332,19 @@ class Problem:
         if _is_coefficients(self.h):
             c = _coeff_array("h", self.h)
             if c[0] != 0.0:
-                raise ValueError(
+                raise InvalidInputError(
                     f"h: h(0) = c_0 = {c[0]:g} must be 0. The model assumes a centred activation, "
-                    "E sigma(G) = 0 (spec dmft.md §1.1), and h(0) = (E sigma(G))^2. Subtract the mean of "
+                    "E sigma(G) = 0 (Montanari & Urbani 2025, App. A), and h(0) = (E sigma(G))^2. Subtract the mean of "
                     "sigma, i.e. drop the constant coefficient (or pass the activation itself: it is "
                     "centred automatically)."
                 )
             if np.any(c < 0):
-                raise ValueError(
+                raise InvalidInputError(
                     "h: coefficients must be >= 0 (h(q) = sum_k s_k^2 q^k is a covariance kernel), got "
                     f"{c.tolist()}"
                 )
             if not np.any(c > 0):
-                raise ValueError("h: must not be identically zero")
+                raise InvalidInputError("h: must not be identically zero")
             s = np.sqrt(c)
             label = "h=" + "+".join(f"{x:g}z^{k}" for k, x in enumerate(c) if x)
         else:
@@ -331,22 +354,22 @@ class Problem:
             s[0] = 0.0  # centring: sigma -> sigma - E sigma(G)
             c = s * s
             if not np.any(c > 0):
-                raise ValueError("h: the centred activation is identically zero")
+                raise InvalidInputError("h: the centred activation is identically zero")
             label = f"sigma={name}"
         # ---- target ----
         t = self.target
         if t is None:
             if self.target_norm2 not in (None, 0, 0.0):
-                raise ValueError("target_norm2: must be None (or 0) for pure noise (target=None)")
+                raise InvalidInputError("target_norm2: must be None (or 0) for pure noise (target=None)")
             b, norm2 = np.zeros(1), 0.0
         elif isinstance(t, str) and t == "activation":
             if self.target_norm2 is not None:
-                raise ValueError("target_norm2: must be None for target='activation' (||phi||^2 = h(1))")
+                raise InvalidInputError("target_norm2: must be None for target='activation' (||phi||^2 = h(1))")
             b, norm2 = c.copy(), float(np.sum(c))
         elif _is_coefficients(t):
             b = _coeff_array("target", t)
             if b[0] != 0.0:
-                raise ValueError(
+                raise InvalidInputError(
                     f"target: hatphi(0) = {b[0]:g} must be 0 (centred target, E phi(G) = 0, Montanari & Urbani 2025, Sec. 2); "
                     "drop the constant coefficient"
                 )
@@ -355,7 +378,7 @@ class Problem:
             bb = np.zeros_like(cc)
             bb[: b.size] = b
             if np.any((bb != 0) & (cc == 0)):
-                raise ValueError(
+                raise InvalidInputError(
                     "target: hatphi has a term q^k where h has none (s_k = 0 forces s_k f_k = 0)"
                 )
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -365,7 +388,7 @@ class Problem:
             else:
                 norm2 = _float("target_norm2", self.target_norm2, minimum=0.0)
                 if norm2 < minimal * (1 - 1e-12):
-                    raise ValueError(
+                    raise InvalidInputError(
                         f"target_norm2: must be >= sum_k b_k^2/c_k = {minimal:.6g} (Cauchy-Schwarz), got {norm2:g}"
                     )
         else:
@@ -373,7 +396,7 @@ class Problem:
             f, ef2 = hermite_coefficients(fn, deg, order)
             norm2 = max(ef2 - f[0] ** 2, 0.0)  # centred phi
             if self.target_norm2 is not None:
-                raise ValueError("target_norm2: must be None when the target is a function")
+                raise InvalidInputError("target_norm2: must be None when the target is a function")
             n = min(f.size, s.size)
             b = np.zeros(n)
             b[1:n] = s[1:n] * f[1:n]
@@ -401,10 +424,12 @@ class Problem:
 
     @property
     def h_coeffs(self) -> np.ndarray:
+        """Power-series coefficients ``c_k`` of ``h(q) = sum_k c_k q^k`` (Montanari & Urbani 2025, Eq. (6))."""
         return self.h_series.c
 
     @property
     def hatphi_coeffs(self) -> np.ndarray:
+        """Power-series coefficients of ``hatphi(q) = E[phi(G_1) sigma(G_q)]``."""
         return self.hatphi.c
 
     def h_tilde(self) -> PowerSeries:
@@ -425,53 +450,64 @@ class Problem:
             try:
                 C = np.array(self.C0, dtype=np.float64)
             except (TypeError, ValueError):
-                raise ValueError(f"C0: must be a numeric {m}x{m} matrix") from None
+                raise InvalidInputError(f"C0: must be a numeric {m}x{m} matrix") from None
             if C.shape != (m, m):
-                raise ValueError(f"C0: expected shape ({m}, {m}), got {C.shape}")
+                raise InvalidInputError(f"C0: expected shape ({m}, {m}), got {C.shape}")
             if not np.all(np.isfinite(C)):
-                raise ValueError("C0: contains NaN or infinite entries")
+                raise InvalidInputError("C0: contains NaN or infinite entries")
             if not np.allclose(C, C.T, atol=1e-12):
-                raise ValueError("C0: must be symmetric (C_ij(0,0) = <w_i, w_j>)")
+                raise InvalidInputError("C0: must be symmetric (C_ij(0,0) = <w_i, w_j>)")
             if not np.allclose(np.diag(C), 1.0, atol=1e-12):
-                raise ValueError("C0: diagonal must be 1 (unit-norm first-layer rows)")
+                raise InvalidInputError("C0: diagonal must be 1 (unit-norm first-layer rows)")
         if self.v0 is None:
             v = np.zeros(m)
         else:
             v = np.asarray(self.v0, dtype=np.float64)
             v = np.full(m, float(v)) if v.ndim == 0 else v
             if v.shape != (m,) or not np.all(np.isfinite(v)):
-                raise ValueError(f"v0: must be one number or {m} numbers")
+                raise InvalidInputError(f"v0: must be one number or {m} numbers")
             if np.any(np.abs(v) > 1):
-                raise ValueError("v0: overlaps with the unit target direction must lie in [-1, 1]")
+                raise InvalidInputError("v0: overlaps with the unit target direction must lie in [-1, 1]")
             if self.target is None and np.any(v != 0):
-                raise ValueError("v0: must be 0 for pure noise (there is no target direction)")
+                raise InvalidInputError("v0: must be 0 for pure noise (there is no target direction)")
         gram = C - np.outer(v, v)
         lam = np.linalg.eigvalsh(0.5 * (gram + gram.T))
         if lam.min() < -1e-10:
             what = "C0" if self.v0 is None else "C0 - v0 v0^T"
-            raise ValueError(
+            raise InvalidInputError(
                 f"{what}: must be positive semi-definite (a Gram matrix of unit vectors), smallest eigenvalue "
                 f"{lam.min():.3g}"
             )
+        for x in (a, C, v):
+            x.flags.writeable = False
         return a, C, v
 
     @property
+    def initial_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The initial condition ``(a_i(0), C_ij(0, 0), v_i(0))`` of the DMFT (Montanari & Urbani 2025, Sec. 2.2),
+        as read-only arrays of shapes ``(m,)``, ``(m, m)``, ``(m,)`` (validated at construction)."""
+        return self._initial_state
+
+    @property
     def a0_vector(self) -> np.ndarray:
-        return self._initial_state[0].copy()
+        """``a_i(0)``, a writable copy, shape ``(m,)``."""
+        return self.initial_state[0].copy()
 
     @property
     def C0_matrix(self) -> np.ndarray:
-        return self._initial_state[1].copy()
+        """``C_ij(0, 0) = <w_i(0), w_j(0)>``, a writable copy, shape ``(m, m)``."""
+        return self.initial_state[1].copy()
 
     @property
     def v0_vector(self) -> np.ndarray:
-        return self._initial_state[2].copy()
+        """``v_i(0) = <u, w_i(0)>``, a writable copy, shape ``(m,)``."""
+        return self.initial_state[2].copy()
 
     @property
     def is_symmetric(self) -> bool:
         """Permutation-symmetric initial state (equal ``a_i``, equal ``v_i``, ``C0`` = (1-c) I + c 11^T):
-        solvable by the symmetric DMFT (spec §2.4)."""
-        a, C, v = self._initial_state
+        solvable by the symmetric DMFT (SymmDMFT, Montanari & Urbani 2025, App. C-D)."""
+        a, C, v = self.initial_state
         if self.m == 1:
             return True
         off = C[~np.eye(self.m, dtype=bool)]
@@ -480,12 +516,12 @@ class Problem:
     @property
     def stiffness(self) -> float:
         """Initial local relaxation rate ``lambda_fast = alpha a0^2 (h'(1)/m + (1 - 1/m) h'(C_o(0,0)))``
-        (``≈ alpha a0^2 h'(0)`` for ``C_o = 0`` and large m; spec §3.3), ``a0 = max |a_i(0)|``: the rate of the
+        (``≈ alpha a0^2 h'(0)`` for ``C_o = 0`` and large m), ``a0 = max |a_i(0)|``: the rate of the
         stiffest (mean-neuron) mode. Explicit Euler is accurate for ``dt * lambda_fast`` well below 1; its stability
         limit is lower than ``2/lambda_fast`` (the spread of the relaxation spectrum and the equal-time rule):
         see :func:`learndyn.dmft.step_limits`.
         """
-        a, C, _ = self._initial_state
+        a, C, _ = self.initial_state
         amax = float(np.max(np.abs(a)))
         m = self.m
         co = float(np.max(np.abs(C[~np.eye(m, dtype=bool)]))) if m > 1 else 0.0
@@ -495,4 +531,5 @@ class Problem:
 
     @property
     def label(self) -> str:
+        """A short text naming the activation (``h=...`` or ``sigma=...``)."""
         return self._kernels[4]

@@ -1,6 +1,6 @@
-r"""Plain NumPy transcription of the discrete SymmDMFT algorithm of spec ``dmft.md`` §3.2, row by row.
+r"""Plain NumPy transcription of the discrete SymmDMFT algorithm (Montanari & Urbani 2025, App. D), row by row.
 
-Written to be read next to the spec (same array names, same steps 1-9, full ``N x N`` storage, the
+Written to be read next to the equations (steps 1-9 of :mod:`learndyn.dmft.symmetric`, full ``N x N`` storage, the
 d/o form with ``m-1`` and ``m-2`` multiplicities). It is the reference that the fast solver
 (:mod:`learndyn.dmft.symmetric`: eigen-channels, packed BLAS) is checked against, and the baseline of
 ``benchmarks/dmft.py``. Not meant for production runs.
@@ -16,7 +16,7 @@ __all__ = ["plain_symmetric"]
 
 
 def plain_symmetric(problem: Problem, N: int, eta: float) -> dict[str, np.ndarray]:
-    """Run spec §3.2 for ``N`` grid points; returns a dict of the arrays (``Cd, Co, Rd, Ro, CA, RA, SC, a, v, nu,
+    """Run the SymmDMFT march (App. D, with the transposed Eq. (D.6)) for ``N`` grid points; returns a dict of the arrays (``Cd, Co, Rd, Ro, CA, RA, SC, a, v, nu,
     e_tr, e_ts``)."""
     m = problem.m
     alpha = problem.alpha
@@ -25,7 +25,7 @@ def plain_symmetric(problem: Problem, N: int, eta: float) -> dict[str, np.ndarra
     Cd = np.zeros((N, N)); Co = np.zeros((N, N)); Rd = np.zeros((N, N)); Ro = np.zeros((N, N))  # noqa: E702
     SC = np.zeros((N, N)); SR = np.zeros((N, N)); RA = np.zeros((N, N)); CA = np.zeros((N, N))  # noqa: E702
     a = np.zeros(N); v = np.zeros(N); nu = np.zeros(N); e_tr = np.zeros(N); e_ts = np.zeros(N)  # noqa: E702
-    a0, C0, v0 = problem._initial_state
+    a0, C0, v0 = problem.initial_state
     Cd[0, 0] = 1.0
     Co[0, 0] = C0[0, 1] if m > 1 else 0.0
     a[0] = a0[0]

@@ -1,4 +1,7 @@
-"""Result objects of the DMFT solvers (symmetric and general), with ``.to_xarray()``.
+"""Result objects of the DMFT solvers (symmetric and general; Montanari & Urbani 2025), with ``.to_xarray()``.
+
+Both are frozen; ``status`` is a :class:`learndyn.Status` (``SUCCESS``, ``DIVERGED``, ``NONFINITE``,
+``INTERRUPTED``), ``message`` says where and why a run stopped, and the arrays keep the steps computed before.
 
 Two-time functions of the symmetric solver are kept in packed lower-triangular storage (row ``n``
 holds ``X(t_n, t_s)``, ``s <= n``; see :mod:`learndyn.dmft.symmetric`) and expanded to ``(time, time)``
@@ -8,12 +11,13 @@ arrays on access.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ..results import Result, json_attr, problem_attrs, rebuild_problem
+from ..results import Result, Status, json_attr, problem_attrs, rebuild_problem
+from ._common import status_from_text
+from .problem import Problem
 
 __all__ = ["SymmetricSolution", "GeneralSolution", "unpack"]
 
@@ -30,20 +34,21 @@ def unpack(packed: np.ndarray, n: int, symmetric: bool) -> np.ndarray:
     return out
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class SymmetricSolution(Result):
-    r"""Solution of the symmetric DMFT (spec ``dmft.md`` §2.4) on the grid ``t_n = n dt``.
+    r"""Solution of the symmetric DMFT (SymmDMFT, Montanari & Urbani 2025, App. D) on the grid ``t_n = n dt``.
 
     One-time observables (length ``len(t)``): ``a``, ``v``, ``nu``, ``train_error`` (``-C_A(t,t)/2``),
     ``test_error`` (``Sigma_C(t,t)/2``). Two-time functions (``(time, time)`` arrays, row = first time):
     ``C_d``, ``C_o``, ``R_d``, ``R_o`` (causal: zero on and above the diagonal), ``C_A``, ``R_A`` (with the
     ``1/dt`` diagonal of the discretised delta), ``Sigma_C``.
 
-    ``status`` is ``"ok"`` or a message saying where the integration stopped (blow-up); the arrays then
+    ``status`` is :attr:`Status.SUCCESS` or says why the march stopped (``DIVERGED``: ``|C|`` or ``|R|`` past the
+    divergence threshold; ``NONFINITE``; ``INTERRUPTED``: Ctrl-C), with ``message`` saying where; the arrays then
     hold the steps computed before it.
     """
 
-    problem: Any
+    problem: Problem
     dt: float
     scheme: str
     t: np.ndarray
@@ -52,16 +57,22 @@ class SymmetricSolution(Result):
     nu: np.ndarray
     train_error: np.ndarray
     test_error: np.ndarray
-    status: str = "ok"
+    status: Status = Status.SUCCESS
     packed: dict = field(default_factory=dict, repr=False)
     stats: dict = field(default_factory=dict)
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status.of(self.status))
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        """Alias of :attr:`success`."""
+        return self.success
 
     @property
     def n_steps(self) -> int:
+        """Number of computed grid points (``len(t)``)."""
         return int(self.t.size)
 
     def _two_time(self, name: str, symmetric: bool) -> np.ndarray:
@@ -97,22 +108,27 @@ class SymmetricSolution(Result):
 
     @property
     def R_d(self) -> np.ndarray:
+        """``R_d(t, s) = R_ii(t, s)``, the diagonal response (causal)."""
         return self._two_time("R_d", False)
 
     @property
     def R_o(self) -> np.ndarray:
+        """``R_o(t, s) = R_ij(t, s)``, ``i != j`` (causal)."""
         return self._two_time("R_o", False)
 
     @property
     def C_A(self) -> np.ndarray:
+        """``C_A(t, s)``, minus the residual correlation (``e_tr = -C_A(t, t)/2``); kept with ``keep=True``."""
         return self._two_time("CA", True)
 
     @property
     def R_A(self) -> np.ndarray:
+        """``R_A(t, s)``, the residual resolvent, with the ``1/dt`` diagonal of the discretised delta."""
         return self._two_time("RA", False)
 
     @property
     def Sigma_C(self) -> np.ndarray:
+        """``Sigma_C(t, s)``, the residual covariance (``e_ts = Sigma_C(t, t)/2``); kept with ``keep=True``."""
         return self._two_time("SC", True)
 
     @property
@@ -121,6 +137,8 @@ class SymmetricSolution(Result):
         return self.a / np.sqrt(self.problem.m)
 
     def to_xarray(self, two_time: bool = True) -> xr.Dataset:
+        """The one-time observables over ``time`` and (``two_time``) the two-time functions over ``(time, time2)``;
+        the problem, ``dt``, ``scheme``, ``status``, ``message`` and run statistics in the attributes."""
         t = self.t
         data = {
             "train_error": ("time", self.train_error),
@@ -135,7 +153,7 @@ class SymmetricSolution(Result):
                 data[name] = (("time", "time2"), getattr(self, name))
         ds = xr.Dataset(data, coords={"time": t, "time2": t} if two_time else {"time": t})
         ds.attrs.update(problem_attrs(self.problem, solver="dmft.symmetric", dt=self.dt, scheme=self.scheme,
-                                      status=self.status, stats=self.stats))
+                                      status=self.status.value, message=self.message, stats=self.stats))
         return ds
 
     @classmethod
@@ -143,8 +161,6 @@ class SymmetricSolution(Result):
         """The solution stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`); the packed
         two-time functions are rebuilt from the stored ``(time, time)`` arrays
         (``C+ = C_d + (m-1) C_o``, ``C- = C_d - C_o``, the same for ``R``)."""
-        from .problem import Problem
-
         problem = rebuild_problem(ds, Problem)
         m = problem.m
         rows, cols = np.tril_indices(ds.sizes["time"])
@@ -158,19 +174,20 @@ class SymmetricSolution(Result):
                     packed[key] = ds[name].values[rows, cols]
         return cls(problem=problem, dt=float(ds.attrs["dt"]), scheme=str(ds.attrs["scheme"]), t=ds["time"].values,
                    a=ds["a"].values, v=ds["v"].values, nu=ds["nu"].values, train_error=ds["train_error"].values,
-                   test_error=ds["test_error"].values, status=str(ds.attrs.get("status", "ok")), packed=packed,
-                   stats=json_attr(ds, "stats", {}))
+                   test_error=ds["test_error"].values, packed=packed, stats=json_attr(ds, "stats", {}),
+                   **_status(ds))
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class GeneralSolution(Result):
-    r"""Solution of the general m x m DMFT (spec ``dmft.md`` §2.2).
+    r"""Solution of the general m x m DMFT (Montanari & Urbani 2025, Sec. 2 and App. C) on ``t_n = n dt``.
 
     ``a``, ``v``, ``nu``: ``(time, m)``; ``C``, ``R``: ``(time, time, m, m)`` with ``C[t, s, i, j] = C_ij(t, s)``
-    and ``R`` causal (zero for ``s >= t``); ``C_A``, ``R_A``, ``Sigma_C``: ``(time, time)``.
+    and ``R`` causal (zero for ``s >= t``); ``C_A``, ``R_A``: ``(time, time)``. ``status`` and ``message`` as for
+    :class:`SymmetricSolution`.
     """
 
-    problem: Any
+    problem: Problem
     dt: float
     scheme: str
     t: np.ndarray
@@ -183,12 +200,17 @@ class GeneralSolution(Result):
     R: np.ndarray = field(repr=False)
     C_A: np.ndarray = field(repr=False)
     R_A: np.ndarray = field(repr=False)
-    status: str = "ok"
+    status: Status = Status.SUCCESS
     stats: dict = field(default_factory=dict)
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status.of(self.status))
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        """Alias of :attr:`success`."""
+        return self.success
 
     @property
     def C_d(self) -> np.ndarray:
@@ -205,16 +227,20 @@ class GeneralSolution(Result):
 
     @property
     def R_d(self) -> np.ndarray:
+        """Neuron-averaged ``R_ii(t, s)``."""
         return np.einsum("tsii->ts", self.R) / self.problem.m
 
     @property
     def R_o(self) -> np.ndarray:
+        """Average of ``R_ij(t, s)`` over ``i != j`` (0 for m = 1)."""
         m = self.problem.m
         if m == 1:
             return np.zeros(self.R.shape[:2])
         return (self.R.sum(axis=(2, 3)) - np.einsum("tsii->ts", self.R)) / (m * (m - 1))
 
     def to_xarray(self, two_time: bool = True) -> xr.Dataset:
+        """One-time observables over ``(time, neuron)``, two-time ``C``, ``R`` over ``(time, time2, neuron,
+        neuron2)`` and ``C_A``, ``R_A`` over ``(time, time2)``; problem, status and message in the attributes."""
         t = self.t
         data = {
             "train_error": ("time", self.train_error),
@@ -233,19 +259,23 @@ class GeneralSolution(Result):
             data["R_A"] = (("time", "time2"), self.R_A)
         ds = xr.Dataset(data, coords=coords)
         ds.attrs.update(problem_attrs(self.problem, solver="dmft.general", dt=self.dt, scheme=self.scheme,
-                                      status=self.status, stats=self.stats))
+                                      status=self.status.value, message=self.message, stats=self.stats))
         return ds
 
     @classmethod
     def from_xarray(cls, ds: xr.Dataset) -> "GeneralSolution":
         """The solution stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
-        from .problem import Problem
-
         def two(name):
             return ds[name].values if name in ds else None
 
         return cls(problem=rebuild_problem(ds, Problem), dt=float(ds.attrs["dt"]), scheme=str(ds.attrs["scheme"]),
                    t=ds["time"].values, a=ds["a"].values, v=ds["v"].values, nu=ds["nu"].values,
                    train_error=ds["train_error"].values, test_error=ds["test_error"].values, C=two("C"),
-                   R=two("R"), C_A=two("C_A"), R_A=two("R_A"), status=str(ds.attrs.get("status", "ok")),
-                   stats=json_attr(ds, "stats", {}))
+                   R=two("R"), C_A=two("C_A"), R_A=two("R_A"), stats=json_attr(ds, "stats", {}), **_status(ds))
+
+
+def _status(ds: xr.Dataset) -> dict:
+    """``status`` and ``message`` stored in ``ds`` (files written before the statuses were unified hold free text,
+    e.g. ``"ok"`` or ``"diverged at t = ..."``)."""
+    status, message = status_from_text(ds.attrs.get("status"), ds.attrs.get("message"))
+    return {"status": status, "message": message}

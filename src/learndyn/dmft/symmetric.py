@@ -1,14 +1,18 @@
-r"""Symmetric DMFT (SymmDMFT) of Montanari & Urbani 2025 -- spec ``dmft.md`` §2.4 and §3.2.
+r"""Symmetric DMFT (SymmDMFT) of Montanari & Urbani 2025 (their App. C for the equations, App. D for the scheme).
 
-The discrete algorithm is the causal forward march of spec §3.2 (explicit Euler, left Riemann sums
-including the diagonal point, the Volterra equations (E7) as triangular matrix identities
-``(I + dt Sigma_R) R_A = I/dt`` and ``C_A = -dt^2 R_A Sigma_C R_A^T`` -- transpose per flag F1).
+The discrete algorithm is the paper's causal forward march (App. D, Eq. (D.1)): explicit Euler, left Riemann sums
+including the diagonal point, the Volterra equations of the residual as triangular matrix identities
+``(I + dt Sigma_R) R_A = I/dt`` and ``C_A = -dt^2 R_A Sigma_C R_A^T`` (the paper's Eq. (D.6) prints the right
+factor without the transpose, which gives wrong train errors; the transpose follows from ``C_A = -R_A Sigma_C
+R_A^T`` in continuous time). Per step ``n``: (1) row ``n`` of ``Sigma_C, Sigma_R``; (2) of ``R_A``; (3) of
+``C_A`` and the errors ``e_tr = -C_A(t,t)/2``, ``e_ts = Sigma_C(t,t)/2``; (4) the memory kernels ``M^R, M^C``;
+(5) the Lagrange multiplier ``nu``; (6) ``a``; (7) ``v``; (8) row ``n + 1`` of ``C``; (9) of ``R``.
 
 Implementation (same arithmetic, cheaper):
 
 * **Eigen-channels of the neuron permutation symmetry.** An m x m matrix ``X_d I + X_o (J - I)`` has
   eigenvalues ``X^+ = X_d + (m-1) X_o`` and ``X^- = X_d - X_o``, and products of such matrices multiply
-  channel-wise: ``(XY)^± = X^± Y^±``. The memory sums of §3.2 step 8/9 are such products
+  channel-wise: ``(XY)^± = X^± Y^±``. The memory sums of steps 8/9 are such products
   (``sum_l M_il C_lj``), so the solver stores ``C^±`` and ``R^±`` and needs 4 matrix-vector products for
   the C and R updates instead of the 8 (matrix, vector) pairs of the d/o form; ``C_d, C_o`` are
   recovered per row as ``C_d = (C^+ + (m-1) C^-)/m``, ``C_o = (C^+ - C^-)/m``.
@@ -20,11 +24,11 @@ Implementation (same arithmetic, cheaper):
 
 Schemes:
 
-* ``"euler"``: the spec's algorithm.
+* ``"euler"``: the paper's explicit Euler (App. D).
 * ``"implicit"``: identical except that the local (delta) part of ``M^R`` -- the term
   ``dt M^R(t_n, t_n) X(t_n, t_j) = lambda^± X`` with ``lambda^± = alpha a^2 h'^±(C(t,t))/m`` -- is taken at the new
   time (``X[n+1, j] = (X[n, j] + dt * rest)/(1 + dt lambda^±)``). This removes the explicit-Euler limit set by
-  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, spec §3.3) and stays first order. The
+  the stiff mean-neuron mode (rate ``≈ alpha a^2 h'(0)``, :attr:`Problem.stiffness`) and stays first order. The
   equal-time rule ``C_o(t+dt,t+dt) = 2 C_o(t+dt,t) - C_o(t,t)`` is made implicit in the same way (its explicit form
   has amplification ``(1 - x)/(1 + x) -> -1`` for ``x = dt lambda -> infinity``: undamped oscillations).
 
@@ -42,6 +46,8 @@ import numpy as np
 from scipy.linalg import blas
 
 from ..resources import check_memory
+from ..results import InvalidInputError, Status
+from ._common import Stop, check_problem, check_threshold, march, time_grid
 from .problem import Problem
 from .results import SymmetricSolution
 
@@ -49,7 +55,7 @@ __all__ = ["solve_symmetric", "richardson", "StabilityWarning", "StepLimits", "c
 
 _spmv = blas.dspmv
 _tpmv = blas.dtpmv
-_TINY = 1e-250  # flush-to-zero threshold (denormals slow the BLAS down by 100x, spec §3.3)
+_TINY = 1e-250  # flush-to-zero threshold (denormals slow the BLAS down by 100x when e_tr decays to ~1e-300)
 
 
 class StabilityWarning(UserWarning):
@@ -73,6 +79,7 @@ class StepLimits:
     single_index: bool
 
     def dt_max(self, scheme: str) -> float:
+        """The largest stable step of ``scheme`` (``"euler"`` or ``"implicit"``)."""
         return self.dt_explicit if scheme == "euler" else self.dt_implicit
 
 
@@ -136,8 +143,8 @@ def step_limits(problem: Problem, a=None, C=None) -> StepLimits:
     ``dt lambda^+ < 1.64-2.04``; we use ``< 1.6``. ``dt_implicit`` is the smallest of these.
     """
     m = problem.m
-    a = problem._initial_state[0] if a is None else np.broadcast_to(np.asarray(a, dtype=np.float64), (m,))
-    C = problem._initial_state[1] if C is None else np.asarray(C, dtype=np.float64)
+    a = problem.initial_state[0] if a is None else np.broadcast_to(np.asarray(a, dtype=np.float64), (m,))
+    C = problem.initial_state[1] if C is None else np.asarray(C, dtype=np.float64)
     hs = problem.h_series
     off = C[~np.eye(m, dtype=bool)]
     if m > 1 and np.all(a == a[0]) and np.all(off == off[0]):  # symmetric: lambda^+ once, lambda^- m-1 times
@@ -176,7 +183,7 @@ def _symmetric_C(m: int, co: float) -> np.ndarray:
 def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = False) -> float:
     """Validate ``dt`` against the stability limit of ``scheme`` (:func:`step_limits`); returns ``dt * lambda_fast``.
 
-    A step beyond the limit is refused (``ValueError``) unless ``allow_unstable``. Explicit Euler with
+    A step beyond the limit is refused (``InvalidInputError``) unless ``allow_unstable``. Explicit Euler with
     ``dt * lambda_fast > 0.5`` (``lambda_fast`` = :attr:`Problem.stiffness`, the local rate) is inaccurate:
     a :class:`StabilityWarning` says so.
     """
@@ -188,13 +195,13 @@ def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = 
         if scheme == "euler":
             other = (f"or scheme='implicit' (stable below dt = {lim.dt_implicit:.4g})" if lim.dt_implicit > dt
                      else "(scheme='implicit' is unstable at this step too)")
-            raise ValueError(
+            raise InvalidInputError(
                 f"dt: {dt:g} exceeds the explicit-Euler stability limit {dt_max:.4g} (from the top of the relaxation "
                 f"spectrum, lambda_edge = {lim.rate_edge:.4g}, and the local rate {lim.rate_local:.4g}; see "
                 f"learndyn.dmft.step_limits); use "
                 f"dt <= {min(0.2 / lam, 0.9 * dt_max):.3g} for accuracy {other}, or allow_unstable=True"
             )
-        raise ValueError(
+        raise InvalidInputError(
             f"dt: {dt:g} exceeds the implicit scheme's stability limit {dt_max:.4g} (see learndyn.dmft.step_limits: "
             f"the memory terms stay explicit); use dt < {dt_max:.4g}, or allow_unstable=True"
         )
@@ -209,46 +216,242 @@ def check_step(problem: Problem, dt: float, scheme: str, allow_unstable: bool = 
     return x
 
 
-def _blas_threads(n):
-    import contextlib
-
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(n), user_api="blas")
-
-
-def _grid(t_max: float, dt: float) -> int:
-    """Number of grid points ``N`` of ``t_n = n dt``, ``n = 0..N-1``: the last point is the largest ``n dt <= t_max``
-    (never past ``t_max``; round-off of ``t_max/dt`` up to 1e-9 is forgiven). At least 2 steps are required."""
-    try:
-        dt = float(dt)
-        t_max = float(t_max)
-    except (TypeError, ValueError):
-        raise ValueError("dt, t_max: must be real numbers") from None
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt: must be finite and > 0, got {dt!r}")
-    if not (math.isfinite(t_max) and t_max >= 0):
-        raise ValueError(f"t_max: must be finite and >= 0, got {t_max!r}")
-    steps = int(math.floor(t_max / dt + 1e-9))
-    if steps < 2:
-        raise ValueError(
-            f"dt: the grid 0, dt, 2 dt, ... <= t_max = {t_max:g} has {steps} step(s) at dt = {dt:g}; at least 2 are "
-            f"needed: take dt <= t_max/2 = {t_max / 2:g} (or a larger t_max)"
-        )
-    n = steps + 1
-    if n > 200_000:
-        raise ValueError(f"t_max/dt: {n} steps is too many for a dense two-time solver (memory ~ 28 N^2 bytes)")
-    return n
-
-
 def memory_estimate(N: int, keep: bool = True) -> int:
     """Peak bytes of :func:`solve_symmetric` on ``N`` grid points: ``6 + keep`` packed two-time arrays of
     ``N (N + 1)/2`` float64 (``C^±, R^±, Sigma_C, R_A`` and, with ``keep``, ``C_A``) plus ``O(N)`` work vectors."""
     return 8 * (6 + int(bool(keep))) * (N * (N + 1) // 2) + 8 * 40 * N + 4096
+
+
+class _SymmetricMarch:
+    """The state of the SymmDMFT march on ``N`` grid points: packed two-time arrays, one-time series and the
+    stability bookkeeping. :meth:`step` computes row ``n`` of the residual kernels and rows ``n + 1`` of
+    ``C^±, R^±``; :meth:`solution` packs the rows computed so far into a :class:`SymmetricSolution`."""
+
+    def __init__(self, problem: Problem, N: int, dt: float, scheme: str, keep: bool, threshold: float):
+        self.problem, self.N, self.dt, self.scheme, self.keep = problem, N, dt, scheme, keep
+        self.implicit = scheme == "implicit"
+        self.threshold = threshold
+        m = problem.m
+        self.m, self.mf = m, float(m)
+        self.w_d, self.w_o = 1.0 / m, 1.0 - 1.0 / m
+        self.alpha = problem.alpha
+        self.hs, self.hphi = problem.h_series, problem.hatphi
+        self.base = problem.tau**2 + problem.phi_norm2
+        a0, C0, v0 = problem.initial_state
+        c0 = float(C0[0, 1]) if m > 1 else 0.0
+        self.single = m == 1
+        size = N * (N + 1) // 2
+        self.Cp = np.zeros(size)  # C^+ = C_d + (m-1) C_o
+        self.Cm = np.zeros(size)  # C^- = C_d - C_o
+        self.Rp = np.zeros(size)
+        self.Rm = np.zeros(size)
+        self.SC = np.zeros(size)
+        self.RA = np.zeros(size)
+        self.CA = np.zeros(size) if keep else None
+        self.a = np.zeros(N)
+        self.v = np.zeros(N)
+        self.nu = np.zeros(N)
+        self.etr = np.zeros(N)
+        self.ets = np.zeros(N)
+        self.g = np.zeros(N)  # a_s hatphi(v_s)
+        self.Cp[0] = 1.0 + (m - 1) * c0
+        self.Cm[0] = self.Cp[0] if self.single else 1.0 - c0
+        self.a[0] = a0[0]
+        self.v[0] = v0[0]
+        self.train = problem.train_second_layer
+        self.warned = dt * problem.stiffness > 0.5  # check_step already warned
+        self.limits_at = problem.stiffness  # lambda^+ at which the stability limit was last checked
+        self.limit_warned = dt >= step_limits(problem).dt_max(scheme)  # beyond it from the start: check_step said so
+
+    def step(self, n: int) -> Stop | None:
+        """One step of the forward march (Montanari & Urbani 2025, App. D; steps 1-9 of the module docstring):
+        row ``n`` of ``Sigma_C, Sigma_R, R_A, C_A``, the errors at ``t_n``, then (unless ``n`` is the last point)
+        ``nu(t_n)``, ``a(t_{n+1})``, ``v(t_{n+1})`` and rows ``n + 1`` of ``C^±, R^±``. A ``Stop`` ends the march."""
+        Cp, Cm, Rp, Rm, SC, RA, CA = self.Cp, self.Cm, self.Rp, self.Rm, self.SC, self.RA, self.CA
+        a, v, g = self.a, self.v, self.g
+        m, mf, dt, w_d, w_o = self.m, self.mf, self.dt, self.w_d, self.w_o
+        hs, single, implicit = self.hs, self.single, self.implicit
+        o = n * (n + 1) // 2
+        k = n + 1
+        cp = Cp[o : o + k]
+        cm = Cm[o : o + k]
+        rp = Rp[o : o + k]
+        rm = Rm[o : o + k]
+        cd = (cp + (m - 1) * cm) / mf
+        co = (cp - cm) / mf
+        rd = (rp + (m - 1) * rm) / mf
+        ro = (rp - rm) / mf
+        an = a[n]
+        aa = an * a[:k]
+        vn = v[n]
+        phi_v, dphi, _ = self.hphi.at(vn)
+        g[n] = an * phi_v
+        hcd, h1cd, h2cd = hs.with_derivatives(cd)
+        hco, h1co, h2co = hs.with_derivatives(co)
+        # 1. row n of Sigma_C and Sigma_R
+        sc = self.base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
+        SC[o : o + k] = sc
+        sr = aa * (w_d * h1cd * rd + w_o * h1co * ro)  # sr[n] = 0 since R(t,t) = 0
+        # 2. row n of R_A: RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
+        ra = RA[o : o + k]
+        if n > 0:
+            ra[:n] = _tpmv(n, RA[:o], sr[:n], lower=0, trans=0)
+            ra[:n] *= -dt
+        ra[n] = 1.0 / dt
+        # 3. row n of C_A = -dt^2 RA SC RA^T
+        y = _spmv(k, 1.0, SC[: o + k], ra, lower=0)
+        ca = _tpmv(k, RA[: o + k], y, lower=0, trans=1)
+        ca *= -dt * dt
+        if self.keep:
+            CA[o : o + k] = ca
+        self.etr[n] = -0.5 * ca[n]
+        self.ets[n] = 0.5 * sc[n]
+        if not (np.isfinite(self.etr[n]) and np.isfinite(self.ets[n])):
+            return Stop(Status.NONFINITE, f"diverged at t = {n * dt:.6g} (step {n}): non-finite error", n - 1)
+        if n == self.N - 1:
+            return None
+        # 4. kernels on row n
+        pre = self.alpha * aa
+        mrd = pre * (ra * h1cd + ca * h2cd * rd)
+        mro = pre * (ra * h1co + ca * h2co * ro)
+        mcd = pre * ca * h1cd
+        mco = pre * ca * h1co
+        mrp, mrm = mrd + (m - 1) * mro, mrd - mro
+        mcp, mcm = mcd + (m - 1) * mco, mcd - mco
+        IA = dt * float(np.sum(ra))
+        signal = self.alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
+        # 5. Lagrange multiplier
+        nu_n = signal * vn - (dt / mf) * (
+            float(mrd @ cd) + (m - 1) * float(mro @ co) + float(mcd @ rd) + (m - 1) * float(mco @ ro)
+        )
+        self.nu[n] = nu_n
+        # 6. second layer
+        if self.train:
+            da = phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
+                ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
+            )
+            a[n + 1] = an + dt * self.alpha * da
+        else:
+            a[n + 1] = an
+        # 7. latent overlap
+        v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / mf) * float(mrp @ v[:k]))
+        # 8./9. rows n+1 of C^± and R^±
+        o1 = o + k
+        lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
+        lam_m = dt * mrm[n] / mf
+        self._check_stability(n, an, lam_p, float(co[n]))
+        xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
+        ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
+        zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
+        if implicit:
+            # remove the local (s = n) term from the explicit sums; it is applied at the new time
+            xcp -= mrp[n] * cp
+            zrp -= mrp[n] * rp  # s = n term: M(t_n,t_n) R(t_n, t_j)
+        new_cp = cp + dt * (-nu_n * cp + mf * signal * v[:k] - (dt / mf) * (xcp + ycp))
+        new_rp = rp + dt * (-nu_n * rp - (dt / mf) * zrp)
+        new_rp[n] += 1.0  # the unit jump of R_d: R^±(t_n + dt, t_n) = 1 + ...
+        if implicit:
+            new_cp /= 1.0 + dt * lam_p
+            new_rp /= 1.0 + dt * lam_p
+        if single:
+            new_cm, new_rm = new_cp, new_rp
+        else:
+            xcm = _spmv(k, 1.0, Cm[:o1], mrm, lower=0)
+            ycm = _tpmv(k, Rm[:o1], mcm, lower=0, trans=1)
+            zrm = _tpmv(k, Rm[:o1], mrm, lower=0, trans=0)
+            if implicit:
+                xcm -= mrm[n] * cm
+                zrm -= mrm[n] * rm
+            new_cm = cm + dt * (-nu_n * cm - (dt / mf) * (xcm + ycm))
+            new_rm = rm + dt * (-nu_n * rm - (dt / mf) * zrm)
+            new_rm[n] += 1.0
+            if implicit:
+                new_cm /= 1.0 + dt * lam_m
+                new_rm /= 1.0 + dt * lam_m
+        # equal-time values: C_d = 1, C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)
+        # (implicit scheme: the local term of d/dt C(t,t) = 2 d_t C(t,t')|_{t'=t} is taken at the new time too,
+        #  Y = (2 X (1 + dt lam) - C(t,t)) / (1 + 2 dt lam) per channel; for lam = 0 this is the rule above)
+        if single:
+            cd_diag, co_diag = 1.0, 0.0
+        else:
+            if implicit:
+                yp = (2.0 * new_cp[n] * (1.0 + dt * lam_p) - cp[n]) / (1.0 + 2.0 * dt * lam_p)
+                ym = (2.0 * new_cm[n] * (1.0 + dt * lam_m) - cm[n]) / (1.0 + 2.0 * dt * lam_m)
+                co_diag = (yp - ym) / mf
+            else:
+                co_diag = 2.0 * (new_cp[n] - new_cm[n]) / mf - co[n]
+            cd_diag = 1.0
+        kk = k + 1
+        rowp = Cp[o1 : o1 + kk]
+        rowp[:k] = new_cp
+        rowp[k] = cd_diag + (m - 1) * co_diag
+        Rp[o1 : o1 + k] = new_rp
+        if single:
+            Cm[o1 : o1 + kk] = rowp
+            Rm[o1 : o1 + k] = new_rp
+        else:
+            rowm = Cm[o1 : o1 + kk]
+            rowm[:k] = new_cm
+            rowm[k] = cd_diag - co_diag
+            Rm[o1 : o1 + k] = new_rm
+        # flush denormals; detect blow-up
+        for row in (Cp[o1 : o1 + kk], Cm[o1 : o1 + kk], Rp[o1 : o1 + k], Rm[o1 : o1 + k]):
+            row[np.abs(row) < _TINY] = 0.0
+        big = max(float(np.max(np.abs(Cp[o1 : o1 + kk]))), float(np.max(np.abs(Rp[o1 : o1 + k]))))
+        if not single:
+            big = max(big, float(np.max(np.abs(Cm[o1 : o1 + kk]))), float(np.max(np.abs(Rm[o1 : o1 + k]))))
+        finite = np.isfinite(big) and np.isfinite(a[n + 1]) and np.isfinite(v[n + 1])
+        if not (finite and big <= self.threshold * mf):
+            return Stop(Status.DIVERGED if finite else Status.NONFINITE,
+                        f"diverged at t = {(n + 1) * dt:.6g} (step {n + 1}): |C| or |R| = {big:.3g} "
+                        f"(dt * lambda_fast = {dt * self.problem.stiffness:.3g}; reduce dt or use scheme='implicit')",
+                        n)
+        return None
+
+    def _check_stability(self, n: int, an: float, lam_p: float, co_nn: float) -> None:
+        """Warn once when explicit Euler becomes inaccurate, and once when the step crosses the scheme's stability
+        limit (:func:`step_limits`) as ``a(t)`` or ``C_o(t, t)`` move."""
+        dt, scheme = self.dt, self.scheme
+        if not self.implicit and not self.warned and dt * lam_p > 0.5:
+            self.warned = True
+            warnings.warn(
+                f"SymmDMFT: the local rate alpha a(t)^2 h'^+/m = {lam_p:.4g} grew to dt * rate = {dt * lam_p:.3g} at "
+                f"t = {n * dt:.6g} (a = {an:.4g}); explicit Euler is inaccurate above ~0.5: reduce dt",
+                StabilityWarning,
+                stacklevel=5,
+            )
+        if not self.limit_warned and lam_p > 1.05 * self.limits_at:  # a(t) or C_o(t,t) moved: re-check the limit
+            self.limits_at = lam_p
+            lim = step_limits(self.problem, a=an, C=_symmetric_C(self.m, co_nn))
+            if dt >= lim.dt_max(scheme):
+                self.limit_warned = True
+                warnings.warn(
+                    f"SymmDMFT: at t = {n * dt:.6g} (a = {an:.4g}) the step dt = {dt:g} crossed the {scheme} "
+                    f"scheme's stability limit {lim.dt_max(scheme):.4g} (see learndyn.dmft.step_limits): the run "
+                    "will probably diverge; reduce dt",
+                    StabilityWarning,
+                    stacklevel=5,
+                )
+
+    def solution(self, stop: Stop, seconds: float) -> SymmetricSolution:
+        """The rows ``0..stop.last`` as a :class:`SymmetricSolution` (``nu`` at the last point repeats the one
+        before: the march does not need it)."""
+        N, dt = self.N, self.dt
+        n_ok = max(stop.last + 1, 0)
+        if stop.status is Status.SUCCESS:
+            self.nu[N - 1] = self.nu[N - 2] if N > 1 else 0.0
+        size_ok = n_ok * (n_ok + 1) // 2
+        packed = {"C+": self.Cp[:size_ok], "C-": self.Cm[:size_ok], "R+": self.Rp[:size_ok], "R-": self.Rm[:size_ok],
+                  "RA": self.RA[:size_ok]}
+        if self.keep:
+            packed["SC"] = self.SC[:size_ok]
+            packed["CA"] = self.CA[:size_ok]
+        return SymmetricSolution(
+            problem=self.problem, dt=dt, scheme=self.scheme, t=np.arange(n_ok) * dt, a=self.a[:n_ok].copy(),
+            v=self.v[:n_ok].copy(), nu=self.nu[:n_ok].copy(), train_error=self.etr[:n_ok].copy(),
+            test_error=self.ets[:n_ok].copy(), status=stop.status, message=stop.message, packed=packed,
+            stats={"seconds": seconds, "steps": n_ok},
+        )
 
 
 def solve_symmetric(
@@ -259,17 +462,17 @@ def solve_symmetric(
     scheme: str = "euler",
     allow_unstable: bool = False,
     keep: bool = True,
-    blowup: float = 1e3,
+    divergence_threshold: float = 1e3,
     progress: bool = False,
     blas_threads: int | None = 1,
 ) -> SymmetricSolution:
-    r"""Integrate SymmDMFT (spec §2.4) on ``t_n = n dt``, ``n = 0..N-1``, with ``t_{N-1}`` the last grid point
-    ``<= t_max`` (at least 2 steps).
+    r"""Integrate SymmDMFT (Montanari & Urbani 2025, App. D) on the time grid ``t_n = n dt``, ``n = 0..N-1``, with
+    ``t_{N-1}`` the last grid point ``<= t_max`` (at least 2 steps).
 
     Parameters
     ----------
     scheme:
-        ``"euler"`` (spec §3.2) or ``"implicit"`` (local memory term implicit; see module docstring).
+        ``"euler"`` (the paper's explicit Euler) or ``"implicit"`` (local memory term implicit; see module docstring).
     allow_unstable:
         Do not refuse a step beyond the explicit-Euler bound.
     keep:
@@ -277,270 +480,37 @@ def solve_symmetric(
     blas_threads:
         BLAS threads during the march (default 1: the level-2 products are memory bound and threads only
         add synchronisation, measured in ``benchmarks/dmft.py``); ``None`` leaves the setting alone.
-    blowup:
-        Stop with a status when ``|C_d|, |C_o|`` or ``|R|`` exceed this (the exact solution has
-        ``|C| <= 1``), or anything becomes non-finite; the arrays keep the steps before.
+    divergence_threshold:
+        Absolute bound on the two-time functions: the march stops with status ``DIVERGED`` when ``|C_d|, |C_o|`` or
+        ``|R|`` exceed it (the exact solution has ``|C| <= 1``; checked on the channels ``C^±, R^±`` against
+        ``m`` times it), ``NONFINITE`` when anything becomes non-finite; the arrays keep the steps before.
     progress:
         Show a tqdm progress bar (off by default in the Python API).
 
     The memory (:func:`memory_estimate`, ``28 N^2`` bytes with ``keep``) is checked before anything is allocated
     (:func:`learndyn.resources.check_memory`). Ctrl-C stops the march within one step and returns the steps
-    computed so far with ``status = "interrupted at t = ..."``. A step beyond the scheme's stability limit
-    (:func:`step_limits`) is refused; if the limit is crossed during the run (``a(t)`` grows), a
-    :class:`StabilityWarning` says so.
+    computed so far with status ``INTERRUPTED`` (``message``: ``"interrupted at t = ..."``). A step beyond the
+    scheme's stability limit (:func:`step_limits`) is refused; if the limit is crossed during the run (``a(t)``
+    grows), a :class:`StabilityWarning` says so.
     """
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem: expected a learndyn.dmft.Problem, got {type(problem).__name__}")
+    check_problem(problem, "dmft.solve_symmetric")
     if scheme not in ("euler", "implicit"):
-        raise ValueError(f"scheme: must be 'euler' or 'implicit', got {scheme!r}")
+        raise InvalidInputError(f"scheme: must be 'euler' or 'implicit', got {scheme!r}")
     if not problem.is_symmetric:
-        raise ValueError("problem: initial state is not permutation symmetric; use learndyn.dmft.general.solve_general")
-    N = _grid(t_max, dt)
+        raise InvalidInputError("problem: initial state is not permutation symmetric; use "
+                                "learndyn.dmft.general.solve_general")
+    threshold = check_threshold(divergence_threshold)
+    N = time_grid(t_max, dt)
     dt = float(dt)
     check_step(problem, dt, scheme, allow_unstable)
     check_memory(memory_estimate(N, keep), what=f"dmft.solve (SymmDMFT on N = {N} time steps)",
                  reduce="reduce t_max or increase dt (memory grows as (t_max/dt)^2)")
-    implicit = scheme == "implicit"
-
-    m = problem.m
-    mf = float(m)
-    w_d, w_o = 1.0 / mf, 1.0 - 1.0 / mf
-    alpha = problem.alpha
-    hs, hphi = problem.h_series, problem.hatphi
-    base = problem.tau**2 + problem.phi_norm2
-    a0, C0, v0 = problem._initial_state
-    c0 = float(C0[0, 1]) if m > 1 else 0.0
-    single = m == 1
-
-    size = N * (N + 1) // 2
-    Cp = np.zeros(size)  # C^+ = C_d + (m-1) C_o
-    Cm = np.zeros(size)  # C^- = C_d - C_o
-    Rp = np.zeros(size)
-    Rm = np.zeros(size)
-    SC = np.zeros(size)
-    RA = np.zeros(size)
-    CA = np.zeros(size) if keep else None
-    a = np.zeros(N)
-    v = np.zeros(N)
-    nu = np.zeros(N)
-    etr = np.zeros(N)
-    ets = np.zeros(N)
-    g = np.zeros(N)  # a_s hatphi(v_s)
-
-    Cp[0] = 1.0 + (m - 1) * c0
-    Cm[0] = Cp[0] if single else 1.0 - c0
-    a[0] = a0[0]
-    v[0] = v0[0]
-    train = problem.train_second_layer
-    warned = dt * problem.stiffness > 0.5  # check_step already warned
-    status = "ok"
-    last = N - 1
     t_start = _time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=N, desc="SymmDMFT", unit="step", mininterval=0.5)
-    lim0 = step_limits(problem)
-    limits_at = problem.stiffness  # lambda^+ at which the stability limit was last checked
-    limit_warned = dt >= lim0.dt_max(scheme)  # beyond it from the start (allow_unstable): check_step said so
-
-    limiter = _blas_threads(blas_threads)
-    n = 0
-    try:
-        with limiter, np.errstate(over="ignore", invalid="ignore"):
-            for n in range(N):
-                if bar is not None:
-                    bar.update(1)
-                o = n * (n + 1) // 2
-                k = n + 1
-                cp = Cp[o : o + k]
-                cm = Cm[o : o + k]
-                rp = Rp[o : o + k]
-                rm = Rm[o : o + k]
-                cd = (cp + (m - 1) * cm) / mf
-                co = (cp - cm) / mf
-                rd = (rp + (m - 1) * rm) / mf
-                ro = (rp - rm) / mf
-                an = a[n]
-                aa = an * a[:k]
-                vn = v[n]
-                phi_v, dphi, _ = hphi.at(vn)
-                g[n] = an * phi_v
-                hcd, h1cd, h2cd = hs.with_derivatives(cd)
-                hco, h1co, h2co = hs.with_derivatives(co)
-                # 1. row n of Sigma_C and Sigma_R
-                sc = base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
-                SC[o : o + k] = sc
-                sr = aa * (w_d * h1cd * rd + w_o * h1co * ro)  # sr[n] = 0 since R(t,t) = 0
-                # 2. row n of R_A: RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
-                ra = RA[o : o + k]
-                if n > 0:
-                    ra[:n] = _tpmv(n, RA[:o], sr[:n], lower=0, trans=0)
-                    ra[:n] *= -dt
-                ra[n] = 1.0 / dt
-                # 3. row n of C_A = -dt^2 RA SC RA^T
-                y = _spmv(k, 1.0, SC[: o + k], ra, lower=0)
-                ca = _tpmv(k, RA[: o + k], y, lower=0, trans=1)
-                ca *= -dt * dt
-                if keep:
-                    CA[o : o + k] = ca
-                etr[n] = -0.5 * ca[n]
-                ets[n] = 0.5 * sc[n]
-                if not (np.isfinite(etr[n]) and np.isfinite(ets[n])):
-                    status = f"diverged at t = {n * dt:.6g} (step {n}): non-finite error"
-                    last = n - 1
-                    break
-                if n == N - 1:
-                    break
-                # 4. kernels on row n
-                pre = alpha * aa
-                mrd = pre * (ra * h1cd + ca * h2cd * rd)
-                mro = pre * (ra * h1co + ca * h2co * ro)
-                mcd = pre * ca * h1cd
-                mco = pre * ca * h1co
-                mrp, mrm = mrd + (m - 1) * mro, mrd - mro
-                mcp, mcm = mcd + (m - 1) * mco, mcd - mco
-                IA = dt * float(np.sum(ra))
-                signal = alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
-                # 5. Lagrange multiplier
-                nu_n = signal * vn - (dt / mf) * (
-                    float(mrd @ cd) + (m - 1) * float(mro @ co) + float(mcd @ rd) + (m - 1) * float(mco @ ro)
-                )
-                nu[n] = nu_n
-                # 6. second layer
-                if train:
-                    da = phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
-                        ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
-                    )
-                    a[n + 1] = an + dt * alpha * da
-                else:
-                    a[n + 1] = an
-                # 7. latent overlap
-                v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / mf) * float(mrp @ v[:k]))
-                # 8./9. rows n+1 of C^± and R^±
-                o1 = o + k
-                lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
-                lam_m = dt * mrm[n] / mf
-                if not implicit and not warned and dt * lam_p > 0.5:
-                    warned = True
-                    warnings.warn(
-                        f"SymmDMFT: the local rate alpha a(t)^2 h'^+/m = {lam_p:.4g} grew to dt * rate = {dt * lam_p:.3g} at "
-                        f"t = {n * dt:.6g} (a = {an:.4g}); explicit Euler is inaccurate above ~0.5: reduce dt",
-                        StabilityWarning,
-                        stacklevel=2,
-                    )
-                if not limit_warned and lam_p > 1.05 * limits_at:  # a(t) or C_o(t,t) moved: re-check the limit
-                    limits_at = lam_p
-                    lim = step_limits(problem, a=an, C=_symmetric_C(m, float(co[n])))
-                    if dt >= lim.dt_max(scheme):
-                        limit_warned = True
-                        warnings.warn(
-                            f"SymmDMFT: at t = {n * dt:.6g} (a = {an:.4g}) the step dt = {dt:g} crossed the {scheme} "
-                            f"scheme's stability limit {lim.dt_max(scheme):.4g} (see learndyn.dmft.step_limits): the run "
-                            "will probably diverge; reduce dt",
-                            StabilityWarning,
-                            stacklevel=2,
-                        )
-                xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
-                ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
-                zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
-                if implicit:
-                    # remove the local (s = n) term from the explicit sums; it is applied at the new time
-                    xcp -= mrp[n] * cp
-                    zrp -= mrp[n] * rp  # s = n term: M(t_n,t_n) R(t_n, t_j)
-                new_cp = cp + dt * (-nu_n * cp + mf * signal * v[:k] - (dt / mf) * (xcp + ycp))
-                new_rp = rp + dt * (-nu_n * rp - (dt / mf) * zrp)
-                new_rp[n] += 1.0  # the unit jump of R_d: R^±(t_n + dt, t_n) = 1 + ...
-                if implicit:
-                    new_cp /= 1.0 + dt * lam_p
-                    new_rp /= 1.0 + dt * lam_p
-                if single:
-                    new_cm, new_rm = new_cp, new_rp
-                else:
-                    xcm = _spmv(k, 1.0, Cm[:o1], mrm, lower=0)
-                    ycm = _tpmv(k, Rm[:o1], mcm, lower=0, trans=1)
-                    zrm = _tpmv(k, Rm[:o1], mrm, lower=0, trans=0)
-                    if implicit:
-                        xcm -= mrm[n] * cm
-                        zrm -= mrm[n] * rm
-                    new_cm = cm + dt * (-nu_n * cm - (dt / mf) * (xcm + ycm))
-                    new_rm = rm + dt * (-nu_n * rm - (dt / mf) * zrm)
-                    new_rm[n] += 1.0
-                    if implicit:
-                        new_cm /= 1.0 + dt * lam_m
-                        new_rm /= 1.0 + dt * lam_m
-                # equal-time values: C_d = 1, C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)
-                # (implicit scheme: the local term of d/dt C(t,t) = 2 d_t C(t,t')|_{t'=t} is taken at the new time too,
-                #  Y = (2 X (1 + dt lam) - C(t,t)) / (1 + 2 dt lam) per channel; for lam = 0 this is the rule above)
-                if single:
-                    cd_diag, co_diag = 1.0, 0.0
-                else:
-                    if implicit:
-                        yp = (2.0 * new_cp[n] * (1.0 + dt * lam_p) - cp[n]) / (1.0 + 2.0 * dt * lam_p)
-                        ym = (2.0 * new_cm[n] * (1.0 + dt * lam_m) - cm[n]) / (1.0 + 2.0 * dt * lam_m)
-                        co_diag = (yp - ym) / mf
-                    else:
-                        co_diag = 2.0 * (new_cp[n] - new_cm[n]) / mf - co[n]
-                    cd_diag = 1.0
-                kk = k + 1
-                rowp = Cp[o1 : o1 + kk]
-                rowp[:k] = new_cp
-                rowp[k] = cd_diag + (m - 1) * co_diag
-                Rp[o1 : o1 + k] = new_rp
-                if single:
-                    Cm[o1 : o1 + kk] = rowp
-                    Rm[o1 : o1 + k] = new_rp
-                else:
-                    rowm = Cm[o1 : o1 + kk]
-                    rowm[:k] = new_cm
-                    rowm[k] = cd_diag - co_diag
-                    Rm[o1 : o1 + k] = new_rm
-                # flush denormals; detect blow-up
-                for row in (Cp[o1 : o1 + kk], Cm[o1 : o1 + kk], Rp[o1 : o1 + k], Rm[o1 : o1 + k]):
-                    row[np.abs(row) < _TINY] = 0.0
-                big = max(float(np.max(np.abs(Cp[o1 : o1 + kk]))), float(np.max(np.abs(Rp[o1 : o1 + k]))))
-                if not single:
-                    big = max(big, float(np.max(np.abs(Cm[o1 : o1 + kk]))), float(np.max(np.abs(Rm[o1 : o1 + k]))))
-                if not (np.isfinite(big) and big <= blowup * mf and np.isfinite(a[n + 1]) and np.isfinite(v[n + 1])):
-                    status = (
-                        f"diverged at t = {(n + 1) * dt:.6g} (step {n + 1}): |C| or |R| = {big:.3g} "
-                        f"(dt * lambda_fast = {dt * problem.stiffness:.3g}; reduce dt or use scheme='implicit')"
-                    )
-                    last = n
-                    break
-    except KeyboardInterrupt:
-        # rows 0..n-1 are complete (row n of Sigma/R_A/C_A and row n+1 of C/R may be partial): keep those
-        status = f"interrupted at t = {n * dt:.6g} (step {n} of {N - 1}): Ctrl-C; the steps before are kept"
-        last = n - 1
-    finally:
-        if bar is not None:
-            bar.close()
-    n_ok = max(last + 1, 0)
-    if status == "ok":
-        # nu at the last point (not needed for the march); fill by the previous value for plotting
-        nu[N - 1] = nu[N - 2] if N > 1 else 0.0
-    else:
-        warnings.warn(f"SymmDMFT: {status}", RuntimeWarning, stacklevel=2)
-    size_ok = n_ok * (n_ok + 1) // 2
-    packed = {"C+": Cp[:size_ok], "C-": Cm[:size_ok], "R+": Rp[:size_ok], "R-": Rm[:size_ok], "RA": RA[:size_ok]}
-    if keep:
-        packed["SC"] = SC[:size_ok]
-        packed["CA"] = CA[:size_ok]
-    return SymmetricSolution(
-        problem=problem,
-        dt=dt,
-        scheme=scheme,
-        t=np.arange(n_ok) * dt,
-        a=a[:n_ok].copy(),
-        v=v[:n_ok].copy(),
-        nu=nu[:n_ok].copy(),
-        train_error=etr[:n_ok].copy(),
-        test_error=ets[:n_ok].copy(),
-        status=status,
-        packed=packed,
-        stats={"seconds": _time.perf_counter() - t_start, "steps": n_ok},
-    )
+    state = _SymmetricMarch(problem, N, dt, scheme, keep, threshold)
+    stop = march(N, dt, state.step, desc="SymmDMFT", progress=progress, threads=blas_threads)
+    if stop.status is not Status.SUCCESS:
+        warnings.warn(f"SymmDMFT: {stop.message}", RuntimeWarning, stacklevel=2)
+    return state.solution(stop, _time.perf_counter() - t_start)
 
 
 def richardson(problem: Problem, t_max: float, dt: float, **kwargs) -> dict[str, np.ndarray]:
@@ -554,7 +524,7 @@ def richardson(problem: Problem, t_max: float, dt: float, **kwargs) -> dict[str,
     coarse = solve_symmetric(problem, t_max, dt, **kwargs)
     fine = solve_symmetric(problem, t_max, dt / 2.0, **kwargs)
     if not (coarse.ok and fine.ok):
-        raise RuntimeError(f"richardson: a solve failed: {coarse.status} / {fine.status}")
+        raise RuntimeError(f"richardson: a solve failed: {coarse.message or coarse.status} / {fine.message or fine.status}")
     out: dict = {"t": coarse.t, "coarse": coarse, "fine": fine}
     for name in ("train_error", "test_error", "a", "v"):
         xc = getattr(coarse, name)

@@ -1,7 +1,7 @@
 """Sweep runner of the DMFT of large two-layer networks (:mod:`learndyn.dmft`, Montanari & Urbani 2025).
 
-``dmft``: :func:`learndyn.dmft.solve` (SymmDMFT, spec ``dmft.md`` §2.4 and §3.2, for a symmetric
-initial state; the general m x m DMFT of §2.2 otherwise) on ``t_n = n dt`` up to ``t_max``. The theory is
+``dmft``: :func:`learndyn.dmft.solve` (SymmDMFT, Montanari & Urbani 2025, App. D, for a symmetric
+initial state; the general m x m DMFT of their Sec. 2 / App. C otherwise) on ``t_n = n dt`` up to ``t_max``. The theory is
 deterministic: a point is one solve (no seeds). Per-point variables on ``n_out`` evenly spaced stored
 times (every ``(N-1)/(n_out-1)``-th step, rounded): ``test_error``, ``train_error``, ``a`` (second-layer
 weight, averaged over neurons for a non-symmetric state), and at ``t_max``: ``test_error_final``,
@@ -17,13 +17,14 @@ import numpy as np
 
 from ... import dmft
 from ...dmft import symmetric as _symmetric
+from ...results import InvalidInputError
 from ..registry import Option, Output, PointResult, Runner, options_from, pad
 
 __all__ = ["DMFT"]
 
 
 def _n_steps(options: dict[str, Any]) -> int:
-    return _symmetric._grid(options["t_max"], options["dt"])
+    return dmft.time_grid(options["t_max"], options["dt"])
 
 
 def _stored(options: dict[str, Any]) -> np.ndarray:
@@ -37,7 +38,8 @@ def _symmetric_path(problem: dmft.Problem, options: dict[str, Any]) -> bool:
 
 
 def _call(problem: dmft.Problem, **options: Any):
-    kwargs = {"scheme": options["scheme"], "allow_unstable": options["allow_unstable"], "blowup": options["blowup"]}
+    kwargs = {"scheme": options["scheme"], "allow_unstable": options["allow_unstable"],
+              "divergence_threshold": options["divergence_threshold"]}
     if _symmetric_path(problem, options):
         kwargs["keep"] = False  # the two-time Sigma_C, C_A arrays are not needed for the observables
     with warnings.catch_warnings():
@@ -70,24 +72,25 @@ def _reduce(sol, problem: dmft.Problem, options: dict[str, Any], seeds: list[int
         return full[idx]
 
     te, tr, a = series(sol.test_error), series(sol.train_error), series(sol.a)
-    done = sol.t.size == N and sol.ok
+    done = sol.t.size == N and sol.success
     te_f = float(te[-1]) if done else np.nan
     tr_f = float(tr[-1]) if done else np.nan
     values = {"test_error": te, "train_error": tr, "a": pad(a, (n,)), "test_error_final": np.array(te_f),
               "train_error_final": np.array(tr_f), "gap_final": np.array(te_f - tr_f)}
-    return PointResult(values, ok=bool(sol.ok), message="" if sol.ok else f"status {sol.status}")
+    return PointResult(values, ok=bool(sol.success),
+                       message="" if sol.success else f"status {sol.status}: {sol.message}")
 
 
 def _check(problem: dmft.Problem, options: dict[str, Any]) -> None:
     N = _n_steps(options)  # validates t_max, dt
     if options["t_max"] <= 0:
-        raise ValueError(f"t_max: must be > 0, got {options['t_max']!r}")
+        raise InvalidInputError(f"t_max: must be > 0, got {options['t_max']!r}")
     if not 2 <= options["n_out"] <= N:
-        raise ValueError(f"n_out: must be between 2 and the number of time steps {N}, got {options['n_out']!r}")
+        raise InvalidInputError(f"n_out: must be between 2 and the number of time steps {N}, got {options['n_out']!r}")
     if options["method"] == "symmetric" and not problem.is_symmetric:
-        raise ValueError("method: 'symmetric' needs a permutation-symmetric initial state (scalar a0, v0)")
+        raise InvalidInputError("method: 'symmetric' needs a permutation-symmetric initial state (scalar a0, v0)")
     if not _symmetric_path(problem, options) and options["scheme"] != "euler":
-        raise ValueError("scheme: the general (non-symmetric) solver implements 'euler' only")
+        raise InvalidInputError("scheme: the general (non-symmetric) solver implements 'euler' only")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _symmetric.check_step(problem, float(options["dt"]), options["scheme"], options["allow_unstable"])
@@ -97,7 +100,7 @@ def _cost(problem: dmft.Problem, options: dict[str, Any], n_seeds: int) -> float
     # measured SymmDMFT (m = 4, explicit Euler, keep=False): 1.4 s for N = 201 steps, 4.0 s for N = 401
     N = _n_steps(options)
     base = 0.3 + 2.5e-5 * N**2
-    if not _symmetric_path(problem, options):  # general m x m solver: O(m^3 N^3) (spec §3.3)
+    if not _symmetric_path(problem, options):  # general m x m solver: O(m^3 N^3) time
         base *= max(1.0, problem.m**3 * N / 200.0)
     return base
 
@@ -117,10 +120,10 @@ DMFT = Runner(
     seeded=False,
     options={
         "t_max": Option(float, 10.0, "final time"),
-        "dt": Option(float, 0.05, "time step (explicit Euler needs dt * lambda_fast < 2; see dmft.md §3.3)"),
+        "dt": Option(float, 0.05, "time step (explicit Euler: dt below dmft.step_limits(problem).dt_explicit)"),
         "n_out": Option(int, 101, "number of stored times (evenly spaced steps, including 0 and t_max)"),
         "method": Option(Literal["auto", "symmetric", "general"], "auto", "solver"),
-        **options_from(dmft.solve_symmetric, ("allow_unstable", "blowup"),
+        **options_from(dmft.solve_symmetric, ("allow_unstable", "divergence_threshold"),
                        scheme=Option(Literal["euler", "implicit"], "euler", "time-stepping scheme")),
     },
     call=_call,
