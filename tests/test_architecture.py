@@ -36,10 +36,6 @@ FORBIDDEN = {
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
     # activations helper (activations own their integrals; gaussian becomes a package):
     ("learndyn.online.ode", "learndyn.gaussian._base_scale"),
-    # lead (results.py / plotting.py): the atomic publish of a written file, shared by figures and netCDF
-    ("learndyn.plotting", "learndyn.results._publish"),
-    # dmft helper: the dmft sweep runner's time grid
-    ("learndyn.sweep.runners.dmft", "learndyn.dmft.symmetric._grid"),
     # kernels helper: the kernels sweep runner builds its problem from signal-propagation internals
     ("learndyn.sweep.runners.kernels", "learndyn.kernels.signal._activation"),
     ("learndyn.sweep.runners.kernels", "learndyn.kernels.signal._check_var"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import matplotlib
 
-from .results import _publish
+from .results import publish_file
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -48,7 +48,7 @@ def save_figure(fig, path: str | os.PathLike, tight: bool = True, **savefig_kw) 
         if tight:
             fig.tight_layout()
         fig.savefig(tmp, **savefig_kw)
-        _publish(tmp, path)
+        publish_file(tmp, path)
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

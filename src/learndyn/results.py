@@ -87,7 +87,7 @@ _STATUS_TEXT = {
     Status.FAILED: "failed",
 }
 
-__all__ = ["Result", "Status", "InvalidInputError", "problem_attrs", "atomic_write_netcdf", "check_output_path", "check_output_folder",
+__all__ = ["Result", "Status", "InvalidInputError", "problem_attrs", "publish_file", "atomic_write_netcdf", "check_output_path", "check_output_folder",
            "is_netcdf_file", "load",
            "load_dataset", "ResultFormatError"]
 
@@ -141,7 +141,7 @@ def _umask() -> int:
     return 0o022
 
 
-def _publish(tmp: str, path: Path) -> None:
+def publish_file(tmp: str, path: Path) -> None:
     """Give a finished temporary file the ordinary permissions (mkstemp makes it 0600) and move it
     into place atomically."""
     os.chmod(tmp, 0o666 & ~_umask())
@@ -262,7 +262,7 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: b
                 os.fsync(fh.fileno())
         if not in_memory:
             ds.to_netcdf(tmp, engine="h5netcdf")
-        _publish(tmp, path)
+        publish_file(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -4,7 +4,6 @@ simulators :func:`learndyn.dmft.gaussian_model.simulate` and :func:`learndyn.dmf
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -37,15 +36,8 @@ def _coeffs(text: str, name: str):
                                  "or an activation name") from None
 
 
-def _seeds_keyword(fn) -> str:
-    """The name ``fn`` gives its number of independent runs: ``seeds``, or ``realisations`` (the Gaussian-model
-    simulator's older name for it)."""
-    params = inspect.signature(fn).parameters
-    return "seeds" if "seeds" in params else "realisations"
-
-
 def simulate_beside(problem, kind: str, t_max: float, dt: float, d: int, seeds: Optional[int] = None,
-                    batch: int = 100, seed: int = 0):
+                    batch: int = 100):
     """The simulation of ``problem`` whose points go beside its DMFT solution on ``[0, t_max]``.
 
     ``kind``: ``"gaussian"`` (Gaussian-model projected GD with the DMFT step ``dt``, Montanari & Urbani 2025,
@@ -58,7 +50,7 @@ def simulate_beside(problem, kind: str, t_max: float, dt: float, d: int, seeds: 
     if kind not in SIMULATIONS:
         raise ValueError(f"simulate: must be one of {', '.join(SIMULATIONS)}, got {kind!r}")
     fn = gaussian_model.simulate if kind == "gaussian" else networks.simulate
-    kw = {} if seeds is None else {_seeds_keyword(fn): seeds}
+    kw = {} if seeds is None else {"seeds": seeds}
     if kind == "sgd":
         n = int(round(problem.n_over_d * d))
         step = SGD_LR * d / n
@@ -66,7 +58,7 @@ def simulate_beside(problem, kind: str, t_max: float, dt: float, d: int, seeds: 
     else:
         step = dt
     every = max(1, int(round(t_max / step / SIM_POINTS)))
-    return fn(problem, d=d, t_max=t_max, dt=step, seed=seed, record_every=every, **kw)
+    return fn(problem, d=d, t_max=t_max, dt=step, record_every=every, **kw)
 
 
 def _neuron_mean(x) -> np.ndarray:
@@ -75,7 +67,7 @@ def _neuron_mean(x) -> np.ndarray:
 
 
 def _finished(result) -> bool:
-    return result.status == "ok" or result.status == "success"
+    return result.success
 
 
 def plot_solution(sol, sim, path: Path, title: str) -> Path:
@@ -129,8 +121,8 @@ def dmft_command(
     simulate: Optional[str] = typer.Option(None, help="also simulate: 'gaussian' (Gaussian-model GD), 'gd' or "
                                                       "'sgd' (real network)"),
     d: int = typer.Option(50, help="input dimension of the simulation"),
-    seeds: Optional[int] = typer.Option(None, help="realisations / seeds of the simulation (default: the "
-                                                   "simulator's, 100 Gaussian-model realisations or 10 seeds)"),
+    seeds: Optional[int] = typer.Option(None, help="seeds of the simulation (default: the simulator's, "
+                                                   "100 for the Gaussian model, 10 for the networks)"),
     batch: int = typer.Option(100, help="SGD mini-batch"),
     out: Path = typer.Option(Path("results/dmft"), help="output prefix: OUT.nc (DMFT), OUT_sim.nc, OUT.png"),
     progress: OptProgress = True,
@@ -152,7 +144,7 @@ def dmft_command(
         method = "auto" if prob.is_symmetric else "general"
         sol = dmft.solve(prob, t_max=t_max, dt=dt, method=method, progress=progress,
                          **({"scheme": scheme} if method == "auto" else {}))  # warnings are shown
-        interrupted = str(sol.status).startswith("interrupted")
+        interrupted = sol.status == "interrupted"
         sim = (simulate_beside(prob, simulate, t_max=t_max, dt=dt, d=d, seeds=seeds, batch=batch)
                if simulate and not interrupted else None)
     except ValueError as exc:
@@ -162,11 +154,11 @@ def dmft_command(
                         f"DMFT (Montanari & Urbani 2025): m={m}, n/d={n_over_d:g}, tau={tau:g}, a0={a0:g}, "
                         f"{prob.label}")
     if sol.t.size == 0:
-        typer.echo(f"DMFT status: {sol.status}; no step was computed")
+        typer.echo(f"DMFT status: {sol.status} ({sol.message}); no step was computed")
         raise typer.Exit(code=2)
     t_end = float(sol.t[-1])
     ok = _finished(sol)
-    typer.echo(f"DMFT status: {sol.status}; at t = {t_end:.6g} (last grid point{' <= t_max' if ok else ''}): "
+    typer.echo(f"DMFT status: {sol.status}{f' ({sol.message})' if sol.message else ''}; at t = {t_end:.6g} (last grid point{' <= t_max' if ok else ''}): "
                f"e_tr = {sol.train_error[-1]:.6g}, e_ts = {sol.test_error[-1]:.6g}, "
                f"a = {np.mean(sol.a[-1]):.6g}")
     if sim is not None:
