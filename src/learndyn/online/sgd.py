@@ -41,6 +41,9 @@ from .streams import seed_offset
 __all__ = ["simulate", "Simulation", "sgd_update", "SEED_STATUS", "generalisation_error_batch", "simulate_bytes",
            "record_steps"]
 
+# former private names of the engine's compiled-program caches (now public in sgd_engine)
+_compiled, _compiled_test_error = sgd_engine.compiled, sgd_engine.compiled_test_error
+
 #: what each per-seed status of :attr:`Simulation.seed_status` means (keys: :class:`learndyn.Status` values)
 SEED_STATUS = {
     Status.SUCCESS.value: "simulated to the last requested alpha",
