@@ -14,7 +14,7 @@ from .sgd import Simulation, record_steps, sgd_update, simulate
 from .compare import Comparison, compare
 from .fixed_points import FixedPoint, fixed_point, eg_erf_first_layer, eg_linear_first_layer, plateau_erf
 
-__all__ = ["conventions", "Problem", "OrderParameters", "integrate", "Trajectory", "generalisation_error", "default_alphas",
-           "static_key", "FixedPoint", "fixed_point", "eg_erf_first_layer", "eg_linear_first_layer", "plateau_erf",
+__all__ = ["conventions", "Problem", "OrderParameters", "integrate", "Trajectory", "generalisation_error",
+           "default_alphas", "static_key", "FixedPoint", "fixed_point", "eg_erf_first_layer", "eg_linear_first_layer", "plateau_erf",
            "InitialWeights", "initial_weights", "INITIALISATIONS", "simulate", "Simulation", "sgd_update",
            "record_steps", "compare", "Comparison"]

@@ -54,7 +54,8 @@ def numeric(name: str, value: Any, what: str) -> np.ndarray:
     try:
         return np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{name}: must be {what} of numbers, got {type(value).__name__} {value!r:.60}") from None
+        raise InvalidInputError(f"{name}: must be {what} of numbers, got {type(value).__name__} "
+                                f"{value!r:.60}") from None
 
 
 def as_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -64,7 +65,8 @@ def as_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{name}: must be a numeric array of shape {shape}, got {type(value).__name__}") from None
+        raise InvalidInputError(f"{name}: must be a numeric array of shape {shape}, "
+                                f"got {type(value).__name__}") from None
     if arr.shape != shape:
         raise InvalidInputError(f"{name}: expected shape {shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -82,7 +84,8 @@ def check_seeds(seeds: Any) -> np.ndarray:
     try:
         arr = np.asarray(list(seeds))
     except TypeError:
-        raise InvalidInputError(f"seeds: expected a number of seeds or a sequence of integer seeds, got {seeds!r}") from None
+        raise InvalidInputError("seeds: expected a number of seeds or a sequence of integer seeds, "
+                                f"got {seeds!r}") from None
     if arr.size == 0 or arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or np.any(arr < 0):
         raise InvalidInputError(f"seeds: expected a non-empty sequence of non-negative integers, got {seeds!r}")
     if np.any(arr > np.iinfo(np.int64).max):

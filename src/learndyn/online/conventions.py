@@ -31,7 +31,8 @@ ERF_SCALE = 1.0 / math.sqrt(2.0)
 
 
 def activation(spec) -> activations.Activation:
-    """Resolve an activation in the online-learning convention (``"erf"`` means ``erf(x/sqrt 2)``, Goldt et al. 2019)."""
+    """Resolve an activation in the online-learning convention of Goldt et al. 2019 (``"erf"`` means
+    ``erf(x/sqrt 2)``)."""
     if isinstance(spec, str) and spec.lower() == "erf":
         return activations.erf(scale=ERF_SCALE)
     return activations.get(spec)

@@ -67,7 +67,8 @@ class InitialWeights:
         w = _numeric("w", self.w, "an array")
         wt = _numeric("w_teacher", self.w_teacher, "an array")
         if w.ndim != 2 or wt.ndim != 2 or w.shape[1] != wt.shape[1]:
-            raise InvalidInputError(f"w, w_teacher: must be K x N and M x N arrays, got shapes {w.shape} and {wt.shape}")
+            raise InvalidInputError(f"w, w_teacher: must be K x N and M x N arrays, got shapes {w.shape} and "
+                                    f"{wt.shape}")
         K, N = w.shape
         M = wt.shape[0]
         v = _numeric("v", np.ones(K) if self.v is None else self.v, "an array")
@@ -100,12 +101,13 @@ class InitialWeights:
         """Refuse (:class:`learndyn.InvalidInputError`) weights whose ``K``, ``M`` (or ``N``) do not fit."""
         if (self.K, self.M) != (problem.K, problem.M):
             raise InvalidInputError(f"init: weights have K={self.K}, M={self.M} but the problem has "
-                             f"K={problem.K}, M={problem.M}")
+                                    f"K={problem.K}, M={problem.M}")
         if N is not None and self.N != N:
             raise InvalidInputError(f"init: weights have N={self.N} but N={N} was requested")
 
     def order_parameters(self) -> OrderParameters:
-        """Exact overlaps of these weights: ``Q = w w^T/N``, ``R = w w*^T/N``, ``T = w* w*^T/N`` (Goldt et al. 2019, eq. (5))."""
+        """Exact overlaps of these weights (Goldt et al. 2019, eq. (5)): ``Q = w w^T/N``, ``R = w w*^T/N``,
+        ``T = w* w*^T/N``."""
         return OrderParameters.from_weights(self.w, self.w_teacher, v=self.v, v_teacher=self.v_teacher)
 
 
@@ -119,7 +121,7 @@ def teacher_second_layer(M: int, v_teacher: Any, rng: np.random.Generator) -> np
         if v_teacher == "ones":
             return np.ones(M)
         raise InvalidInputError(f"v_teacher: unknown {v_teacher!r}; allowed are None, 'ones', 'normal', a number or "
-                         f"an array of length M={M}")
+                                f"an array of length M={M}")
     arr = _numeric("v_teacher", v_teacher, "an array")
     if arr.ndim == 0:
         arr = np.full(M, float(arr))
@@ -162,7 +164,7 @@ def initial_weights(
         missing = {"w", "w_teacher"} - set(init)
         if missing:
             raise InvalidInputError(f"init: a dict of user weights needs keys w, v, w_teacher, v_teacher (missing "
-                             f"{sorted(missing)})")
+                                    f"{sorted(missing)})")
         iw = InitialWeights(w=init["w"], v=init.get("v"), w_teacher=init["w_teacher"],
                             v_teacher=init.get("v_teacher"))
         iw.check_problem(problem, N)
@@ -176,7 +178,7 @@ def initial_weights(
         return iw
     if not isinstance(init, str) or init not in INITIALISATIONS:
         raise InvalidInputError(f"init: unknown initialisation {init!r}; allowed are {list(INITIALISATIONS)}, "
-                         "InitialWeights, a dict of weights or a callable")
+                                "InitialWeights, a dict of weights or a callable")
     try:
         scale_ok = not isinstance(scale, bool) and np.isfinite(float(scale)) and float(scale) >= 0
     except (TypeError, ValueError):
@@ -212,7 +214,7 @@ def initial_weights(
     else:  # denoise
         if not both:
             raise InvalidInputError("init: 'denoise' splits the teacher's second-layer weights among copies and needs "
-                             "train_second_layer=True")
+                                    "train_second_layer=True")
         if K < M:
             raise InvalidInputError(f"init: 'denoise' needs K >= M, got K={K}, M={M}")
         owner = np.arange(K) % M

@@ -149,7 +149,7 @@ class OrderParameters:
         for name, mat in (("Q", Q), ("T", T)):
             if not np.allclose(mat, mat.T, rtol=1e-10, atol=1e-12):
                 raise InvalidInputError(f"{name}: must be symmetric (max |{name} - {name}^T| = "
-                                 f"{np.max(np.abs(mat - mat.T)):.3g})")
+                                        f"{np.max(np.abs(mat - mat.T)):.3g})")
         C = np.block([[Q, R], [R.T, T]])
         C = 0.5 * (C + C.T)
         lam_min = float(np.linalg.eigvalsh(C)[0])
