@@ -2,7 +2,7 @@
 
 erf, M = 2, K = 4, both layers trained, eta = 0.5, alpha in [0, 1000], rtol = 1e-6. Prints our steady-state time,
 our JIT time (cold: persistent compilation cache disabled; warm: cache filled), a fixed-step Euler integrator with
-dt = 0.01 written plainly in NumPy (an independent transcription of spec §2.2 -- its final eps_g is also compared with
+dt = 0.01 written plainly in NumPy (an independent transcription of Goldt et al. 2019, eqs. (6)-(8) -- its final eps_g is also compared with
 ours), and the compiled C++ reference integrator of the paper (~2.7 s for this run on this machine, from the issue).
 
     python benchmarks/ode.py [--numpy-alpha 100]
@@ -34,7 +34,7 @@ def initial_state(seed: int = 0):
 
 
 # ----------------------------------------------------------------------------------------------
-# plain NumPy Euler (spec §2.6 recipe, erf closed forms of spec §3.1)
+# plain NumPy Euler (erf closed forms of Saad & Solla 1995)
 # ----------------------------------------------------------------------------------------------
 def _i3(C):
     c11, c12, c13, c23, c33 = C[..., 0, 0], C[..., 0, 1], C[..., 0, 2], C[..., 1, 2], C[..., 2, 2]

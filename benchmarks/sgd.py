@@ -2,10 +2,10 @@
 
 Setting: erf activation, M=2, K=4, both layers trained, eta=0.5, sigma=0.1, N in {500, 5000}, with one seed
 and with 16 seeds batched (``jax.vmap`` over seeds inside one compiled loop over blocks of steps, see
-``learndyn.online.sgd._make_block``). Reported: steady-state microseconds per SGD step per seed (after
+``learndyn.online.sgd_engine.compiled``). Reported: steady-state microseconds per SGD step per seed (after
 compilation; the best of ``--repeats`` rounds over all rows, since the machine may be shared), beside a plain
 NumPy loop (one seed, ``numpy`` normals, the same update rule) and the paper's compiled C++ code (nn2pp, about
-50 us/step at N=500 on this machine, spec teacher_student.md §5.1 / issue 3).
+50 us/step at N=500 on this machine, issue 3).
 
 Targets: <= 5 us/step for one seed at N=500; with 16 seeds batched >= 20x the C++ throughput (<= 2.5 us per
 step per seed).
@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from learndyn import online
-from learndyn.online import sgd as _sgd
+from learndyn.online import sgd_engine
+from learndyn.online.streams import seed_offset
 
 CPP_US_PER_STEP_N500 = 50.0  # reference C++ (nn2pp) at N=500, M=2, K=4, erf, both layers
 
@@ -38,12 +39,12 @@ def jax_timer(N: int, n_seeds: int, steps: int):
     """Compile and warm up the simulator's loop; returns a function timing one call of ``steps`` steps
     (wall time per step per seed, us)."""
     prob = _problem()
-    st, advance, _, place = _sgd._program(prob, N, n_seeds, 1)  # the program simulate() runs
+    st, advance, _, place = sgd_engine.program(prob, N, n_seeds, 1)  # the program simulate() runs
     inits = [online.initial_weights(prob, N, "large", s) for s in range(n_seeds)]
     state = [place((
         jnp.asarray(np.stack([i.w for i in inits])), jnp.asarray(np.stack([i.v for i in inits])),
         jnp.asarray(np.stack([i.w_teacher for i in inits])), jnp.asarray(np.stack([i.v_teacher for i in inits])),
-        jnp.asarray(np.array([_sgd._seed_offset(s) for s in range(n_seeds)], dtype=np.uint64)),
+        jnp.asarray(np.array([seed_offset(s) for s in range(n_seeds)], dtype=np.uint64)),
         jnp.zeros(n_seeds, jnp.int64), jnp.full(n_seeds, -1, jnp.int64),
     ))]
     params = tuple(jnp.float64(p) for p in (prob.lr, prob.eta2, prob.sigma, 0.0))

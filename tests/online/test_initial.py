@@ -1,4 +1,4 @@
-"""Initialisations of the simulator (spec teacher_student.md §1.5): overlaps of the drawn weights."""
+"""Initialisations of the simulator (the --init options of the reference code of Goldt et al. 2019): overlaps of the drawn weights."""
 
 import numpy as np
 import pytest

@@ -16,7 +16,7 @@ import learndyn
 from learndyn import online, results
 from learndyn.cli import app
 from learndyn.online import ode as ode_mod
-from learndyn.online import sgd as sgd_mod
+from learndyn.online import sgd_engine
 from learndyn.resources import InsufficientMemoryError
 
 runner = CliRunner()
@@ -33,7 +33,7 @@ def _no_compute(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the simulation started before the check")
 
-    monkeypatch.setattr(sgd_mod, "_program", refuse)
+    monkeypatch.setattr(sgd_engine, "program", refuse)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """ODE theory of online SGD (Goldt et al. 2019) against independent references.
 
-References used: the reference C++ right-hand side (spec §2.8 test vector), the exact solution of the linear
-network (spec §4.2), autodiff of the closed-form generalisation error (gradient-flow structure of the O(eta)
-terms), the Saad-Solla plateau (spec §6.1) and the notebook's closed-form asymptotic errors (spec §4.1).
+References used: the reference C++ right-hand side (its published test vector), the exact solution of the linear
+network, autodiff of the closed-form generalisation error (gradient-flow structure of the O(eta)
+terms), the Saad-Solla plateau (Saad & Solla 1995) and the notebook's closed-form asymptotic errors (Goldt et al. 2019, Sec. 4).
 """
 
 import functools
@@ -22,7 +22,7 @@ R_REF = np.array([[0.6, 0.1], [0.0, 0.5], [0.2, -0.3]])
 V_REF = np.array([0.9, 1.1, -0.4])
 VT_REF = np.array([1.0, 0.7])
 
-# spec §2.8, reproduced by the reference C++ integrator to 6 decimals
+# the reference test vector, reproduced by the reference C++ integrator to 6 decimals
 EXPECTED = {
     "erf": dict(
         eg=0.3214812813,
@@ -89,7 +89,7 @@ def test_first_order_terms_are_gradient_flow_of_eg(activation):
 
 def test_linear_first_layer_matches_exact_regression_dynamics():
     """Linear student, first layer only, v = v* = 1: eps obeys d eps/d alpha = -K eta (2 - K eta) eps
-    + K^2 eta^2 sigma^2 / 2 (spec §4.2), solved exactly."""
+    + K^2 eta^2 sigma^2 / 2, solved exactly."""
     K, M, lr, sigma = 3, 2, 0.2, 0.3
     rng = np.random.default_rng(3)
     N = 400
@@ -106,7 +106,7 @@ def test_linear_first_layer_matches_exact_regression_dynamics():
 
 @pytest.fixture(scope="module")
 def plateau_trajectory():
-    """K = M = 2 erf, eta = 0.5, initial overlaps 1e-9 (reference code's init 1, spec §6.1)."""
+    """K = M = 2 erf, eta = 0.5, initial overlaps 1e-9 (reference code's init 1; Saad & Solla 1995)."""
     rng = np.random.default_rng(0)
     eps0 = 1e-9
     Q = np.eye(2) + eps0 * rng.standard_normal((2, 2))
@@ -120,7 +120,7 @@ def test_saad_solla_plateau_and_escape(plateau_trajectory):
     prob, traj = plateau_trajectory
     assert traj.success and traj.alpha[-1] == pytest.approx(3000.0)
     on_plateau = (traj.alpha > 200) & (traj.alpha < 450)
-    # full-ODE symmetric fixed point at eta = 0.5: eps = 0.014677 (spec §6.1; C++ sits at 0.01464-0.01472)
+    # full-ODE symmetric fixed point at eta = 0.5: eps = 0.014677 (C++ sits at 0.01464-0.01472)
     np.testing.assert_allclose(traj.eg[on_plateau], 0.014677, rtol=5e-3)
     assert traj.eg[-1] < 1e-8  # escapes and learns the teacher perfectly (sigma = 0, K = M)
     R = traj.R[-1]
@@ -130,12 +130,12 @@ def test_saad_solla_plateau_and_escape(plateau_trajectory):
 def test_plateau_fixed_point_matches_saad_solla():
     K = 2
     q, r, eps = online.plateau_erf(K)
-    assert eps == pytest.approx(0.011611, abs=1e-6)  # spec §6.1 table
+    assert eps == pytest.approx(0.011611, abs=1e-6)  # Saad & Solla 1995 plateau
     prob = online.Problem(M=K, K=K, activation="erf", lr=0.5)
     start = online.OrderParameters(Q=np.full((K, K), 0.34), R=np.full((K, K), 0.41), T=np.eye(K))
     fp = online.fixed_point(prob, start)
     assert fp.converged and not fp.stable  # the plateau is a saddle
-    np.testing.assert_allclose(fp.state.Q, 0.33958, atol=2e-5)  # spec §6.1, eta = 0.5
+    np.testing.assert_allclose(fp.state.Q, 0.33958, atol=2e-5)  # eta = 0.5
     np.testing.assert_allclose(fp.state.R, 0.41016, atol=2e-5)
     assert fp.eg == pytest.approx(0.014677, abs=2e-6)
     # eta -> 0: the Saad-Solla closed form
@@ -159,7 +159,7 @@ def _informed_state(M, L, extra_norm):
 @pytest.mark.parametrize("L, expected", [(0, 0.01920), (1, 0.03695)])
 def test_fixed_point_matches_notebook_asymptotic_error(L, expected):
     """erf, first layer only, M = 2, eta = 0.1: eps*/sigma^2 from the closed form of the authors' notebook
-    (spec §4.1 table), reached from an informed start and refined by Newton."""
+    (Goldt et al. 2019, Sec. 4), reached from an informed start and refined by Newton."""
     M, lr, sigma = 2, 0.1, 0.01
     prob = online.Problem(M=M, K=M + L, activation="erf", lr=lr, sigma=sigma)
     traj = online.integrate(prob, _informed_state(M, L, 1e-4), alphas=[0.0, 2e4, 1e5])
@@ -172,7 +172,7 @@ def test_fixed_point_matches_notebook_asymptotic_error(L, expected):
 
 
 def test_fixed_point_small_lr_expansion():
-    """At eta = 0.01 the second-order expansion of spec §4.1 must hold to ~eta^2 relative."""
+    """At eta = 0.01 the second-order expansion of Goldt et al. 2019, Sec. 4, must hold to ~eta^2 relative."""
     M, L, lr, sigma = 2, 1, 0.01, 0.01
     prob = online.Problem(M=M, K=M + L, activation="erf", lr=lr, sigma=sigma)
     fp = online.fixed_point(prob, _informed_state(M, L, 1e-5))
@@ -188,14 +188,14 @@ def test_linear_fixed_point_matches_closed_form():
     prob = online.Problem(M=M, K=K, activation="linear", lr=lr, sigma=sigma)
     traj = online.integrate(prob, st, alphas=[0.0, 200.0])
     fp = online.fixed_point(prob, traj.final_state)
-    # spec §4.2: K=3, eta=0.1, sigma=0.1 -> 8.82353e-4 (also the C++ reference value)
+    # linear first-layer fixed point: K=3, eta=0.1, sigma=0.1 -> 8.82353e-4 (also the C++ reference value)
     assert fp.eg == pytest.approx(8.82353e-4, rel=1e-5)
     assert fp.eg == pytest.approx(online.eg_linear_first_layer(lr, sigma, K), rel=1e-9)
     assert fp.stable or fp.marginal  # directions that leave sum_k w_k unchanged are neutral
 
 
 def test_divergence_is_reported_and_partial_trajectory_kept():
-    """Linear K = M = 1 perceptron is unstable for eta > 2 (spec §6.3)."""
+    """Linear K = M = 1 perceptron is unstable for eta > 2 (online Adaline)."""
     prob = online.Problem(M=1, K=1, activation="linear", lr=2.5, sigma=0.1)
     st = online.OrderParameters(Q=[[0.5]], R=[[0.1]], T=[[1.0]])
     with pytest.warns(RuntimeWarning, match="diverged"):
@@ -292,7 +292,7 @@ def test_dense_output_agrees_with_independent_integrator(activation, K, M, train
 
 
 def _monte_carlo_drift(prob, st, n_samples=2_000_000, seed=0):
-    """The ODE drift estimated directly from its definition (spec §2.4) by sampling the local fields,
+    """The ODE drift estimated directly from its definition (Goldt et al. 2019, eqs. (6)-(8)) by sampling the local fields,
     with no Gaussian-integral formula: returns (mean, standard error) of dQ, dR, dv."""
     K, M = prob.K, prob.M
     rng = np.random.default_rng(seed)

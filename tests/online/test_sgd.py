@@ -1,6 +1,5 @@
 """Finite-N online SGD (issue 3): update rule vs autodiff, agreement with the ODE, faults, bad input."""
 
-import dataclasses
 import math
 
 import jax
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from learndyn import gaussian, online, results
-from learndyn.online import sgd as sgd_mod
+from learndyn.online import sgd_engine, streams
 from learndyn.online.compare import compare
 
 ALPHAS = np.array([0.0, 1.0, 2.0, 4.0, 6.0, 10.0])
@@ -53,7 +52,7 @@ def test_update_matches_autodiff_of_the_loss(activation, both, kappa, B):
 
 
 def _numpy_reference(prob, w, v, wt, vt, xs, zetas):
-    """Plain step-by-step SGD in NumPy (conventions, spec §1.2): ``xs`` (T, B, N), ``zetas`` (T, B)."""
+    """Plain step-by-step SGD in NumPy (Goldt et al. 2019, eqs. (2)-(3)): ``xs`` (T, B, N), ``zetas`` (T, B)."""
     from scipy.special import erf
 
     g = {"erf": lambda z: erf(z / math.sqrt(2)), "relu": lambda z: np.maximum(z, 0.0)}[prob.g.name]
@@ -74,26 +73,22 @@ def _numpy_reference(prob, w, v, wt, vt, xs, zetas):
     return out
 
 
-@pytest.mark.parametrize("mode", ["step", "step-nopipe", "gram"])
 @pytest.mark.parametrize("activation,both,kappa,B", [("erf", True, 0.0, 1), ("erf", False, 0.5, 1),
                                                       ("relu", True, 0.3, 3)])
-def test_simulator_equals_step_by_step_reference(activation, both, kappa, B, mode, monkeypatch):
-    """The simulator draws blocks of inputs ahead and applies them step by step (mode "step") or through
-    the blocks' Gram matrices (mode "gram", sgd._make_block); a plain NumPy loop over the same inputs must
-    give the same weights to rounding. Records fall inside blocks (partial blocks)."""
+def test_simulator_equals_step_by_step_reference(activation, both, kappa, B):
+    """The simulator draws blocks of inputs ahead and applies them step by step; a plain NumPy loop over the
+    same inputs must give the same weights to rounding. Records fall inside blocks (partial blocks)."""
     N, K, M, seeds = 60, 3, 2, [3, 11]
     prob = online.Problem(M=M, K=K, activation=activation, lr=0.8, lr2=0.6, sigma=0.4, train_second_layer=both,
                           weight_decay=kappa)
     steps = np.array([0, 1, 37, 100, 101, 250, 333])
-    real = sgd_mod._static_for
-    monkeypatch.setattr(sgd_mod, "_static_for", lambda *a, **k: dataclasses.replace(
-        real(*a, **k, mode=mode.split("-")[0]), pipeline=not mode.endswith("nopipe")))
-    sim = online.simulate(prob, N, seeds=seeds, alphas=steps / N, batch_size=B)
-    assert sim.success and sgd_mod._static_for(prob, N, len(seeds), B).block > 1
-    st = sgd_mod._Static(g=prob.g, K=K, M=M, N=N, batch=B, train_v=both, decay=kappa > 0, rng="splitmix", block=1)
-    offs = jnp.asarray(np.array([sgd_mod._seed_offset(s) for s in seeds], dtype=np.uint64))
+    sim = online.simulate(prob, N, seeds=seeds, times=steps / N, batch_size=B)
+    assert sim.success and sgd_engine.engine_shape(prob, N, len(seeds), B).block > 1
+    st = sgd_engine.EngineShape(g=prob.g, K=K, M=M, N=N, batch=B, train_v=both, decay=kappa > 0, rng="splitmix",
+                                block=1)
+    offs = jnp.asarray(np.array([streams.seed_offset(s) for s in seeds], dtype=np.uint64))
     # compiled like the simulator's draw (op-by-op float32 evaluation would round differently)
-    z = np.asarray(jax.jit(jax.vmap(lambda t: sgd_mod._draw(st, offs, jnp.full(len(seeds), t, jnp.int64))))(
+    z = np.asarray(jax.jit(jax.vmap(lambda t: sgd_engine.draw(st, offs, jnp.full(len(seeds), t, jnp.int64))))(
         jnp.arange(steps[-1])))  # (T, S, 2 words)
     for i, s in enumerate(seeds):
         iw = online.initial_weights(prob, N, "large", s)
@@ -107,29 +102,6 @@ def test_simulator_equals_step_by_step_reference(activation, both, kappa, B, mod
         assert np.abs(ref[-1][0] - iw.w).max() > 0.1  # the weights did move
 
 
-def test_long_block_equals_step_by_step_reference():
-    """One block of 64 steps (mini-batch 2, decay, both layers) with only its first 50 steps applied."""
-    N, K, M, B, L, m = 80, 4, 2, 2, 64, 50
-    prob = online.Problem(M=M, K=K, activation="erf", lr=1.0, sigma=0.5, train_second_layer=True, weight_decay=0.4)
-    rng = np.random.default_rng(7)
-    w, wt, v, vt = rng.standard_normal((K, N)), rng.standard_normal((M, N)), rng.standard_normal(K), np.ones(M)
-    xs, zetas = rng.standard_normal((L, B, N)), rng.standard_normal((L, B))
-    st = sgd_mod._Static(g=prob.g, K=K, M=M, N=N, batch=B, train_v=True, decay=True, rng="splitmix", block=L)
-    params = tuple(jnp.float64(p) for p in (prob.lr, prob.eta2, prob.sigma, prob.weight_decay))
-    xs[m + 3] *= 1e3  # a masked step must not leak into the result
-    w_b, v_b, bad = jax.jit(sgd_mod._make_block(st))(w, v, wt, vt, xs.reshape(L * B, N), zetas, jnp.int64(1000),
-                                                   jnp.int64(-1), jnp.int64(m), params)
-    w_ref, v_ref = _numpy_reference(prob, w, v, wt, vt, xs[:m], zetas[:m])[-1]
-    np.testing.assert_allclose(np.asarray(w_b), w_ref, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(v_b), v_ref, rtol=1e-10, atol=1e-12)
-    assert int(bad) == -1
-    # a non-finite error inside the applied steps is flagged with its step
-    xs[10, 1, 5] = np.inf
-    *_, bad = jax.jit(sgd_mod._make_block(st))(w, v, wt, vt, xs.reshape(L * B, N), zetas, jnp.int64(1000),
-                                               jnp.int64(-1), jnp.int64(m), params)
-    assert int(bad) == 1010
-
-
 def test_box_muller_transform_against_float64():
     """The float32 Box-Muller of the simulator against float64 Box-Muller of the same 64 random bits,
     including the extremes (radius from q -> 1 via the series branch, and q = 2^-32)."""
@@ -139,7 +111,7 @@ def test_box_muller_transform_against_float64():
     lo = rng.integers(0, 2**32, hi.size)
     lo[:4] = [0, 2**30 - 1, 2**30, 2**32 - 1]  # quadrant edges
     z = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
-    got = np.asarray(jax.jit(sgd_mod._normals_from_words)(jnp.asarray(z)))
+    got = np.asarray(jax.jit(streams.normals_from_words)(jnp.asarray(z)))
     q = ((hi >> 1).astype(np.float64) + 0.5) * 2.0**-31
     r = np.sqrt(-2 * np.log1p(-(((2**31 - 1 - (hi >> 1)).astype(np.float64) + 0.5) * 2.0**-31)))
     assert np.allclose(r, np.sqrt(-2 * np.log(q)), rtol=1e-6, atol=0)
@@ -155,10 +127,10 @@ def test_box_muller_transform_against_float64():
 
 
 def test_random_inputs_are_standard_normal_and_independent():
-    st = sgd_mod._Static(g=online.conventions.activation("erf"), K=1, M=1, N=999, batch=1, train_v=False,
-                         decay=False, rng="splitmix", block=1)
-    offs = jnp.asarray(np.array([sgd_mod._seed_offset(s) for s in range(4)], dtype=np.uint64))
-    draw = jax.jit(jax.vmap(lambda t: sgd_mod._draw(st, offs, jnp.full(4, t, jnp.int64))))
+    st = sgd_engine.EngineShape(g=online.conventions.activation("erf"), K=1, M=1, N=999, batch=1, train_v=False,
+                                decay=False, rng="splitmix", block=1)
+    offs = jnp.asarray(np.array([streams.seed_offset(s) for s in range(4)], dtype=np.uint64))
+    draw = jax.jit(jax.vmap(lambda t: sgd_engine.draw(st, offs, jnp.full(4, t, jnp.int64))))
     z = np.asarray(draw(jnp.arange(200)))  # (t, s, n)
     x = z[..., :1000]
     n = x.size
@@ -233,7 +205,7 @@ def test_test_set_error_agrees_with_order_parameter_error():
 
 def test_minibatch_linear_asymptotic_error():
     """Mini-batch B divides the eta^2 terms by B: for linear first-layer training (v = v* = 1)
-    eps* = K eta sigma^2 / (2 (2B - K eta)) (spec §4.2 with the batch average)."""
+    eps* = K eta sigma^2 / (2 (2B - K eta)) (the linear first-layer fixed point with the batch average)."""
     K, eta, sigma = 2, 0.8, 0.5
     prob = online.Problem(M=1, K=K, activation="linear", lr=eta, sigma=sigma, train_second_layer=False)
     for B in (1, 4):
@@ -261,7 +233,7 @@ def test_divergence_reports_seed_and_alpha_and_keeps_data():
 
 def test_ctrl_c_leaves_readable_partial_file(tmp_path, monkeypatch):
     prob = online.Problem(M=2, K=2, activation="erf", lr=0.5, train_second_layer=False)
-    real = sgd_mod._compiled
+    real = sgd_engine.compiled
     calls = {"n": 0}
 
     def patched(st, shards=1):
@@ -275,7 +247,7 @@ def test_ctrl_c_leaves_readable_partial_file(tmp_path, monkeypatch):
 
         return interrupting, overlaps, place
 
-    monkeypatch.setattr(sgd_mod, "_compiled", patched)
+    monkeypatch.setattr(sgd_engine, "compiled", patched)
     path = tmp_path / "partial.nc"
     with pytest.warns(RuntimeWarning, match="interrupted"):
         sim = online.simulate(prob, 100, seeds=2, alphas=np.arange(0, 10.0), save_path=path)
@@ -308,12 +280,12 @@ def test_seeds_split_over_cpu_devices_give_the_same_run(monkeypatch):
     """Seeds split over several CPU devices (one shard per core) follow exactly the single-program run."""
     import jax
 
-    if sgd_mod._seed_shards(4) < 2:
+    if sgd_engine.seed_shards(4) < 2:
         pytest.skip("one CPU device only (LEARNDYN_CPU_DEVICES=1 or a single core)")
     prob = online.Problem(M=2, K=3, activation="erf", lr=0.6, sigma=0.2, train_second_layer=True)
     alphas = np.array([0.0, 0.5, 1.3, 2.0])
     split = online.simulate(prob, 80, seeds=[1, 2, 5, 9], alphas=alphas)
-    monkeypatch.setattr(sgd_mod, "_seed_shards", lambda S: 1)
+    monkeypatch.setattr(sgd_engine, "seed_shards", lambda S: 1)
     whole = online.simulate(prob, 80, seeds=[1, 2, 5, 9], alphas=alphas)
     assert len(jax.devices("cpu")) >= 2
     np.testing.assert_allclose(split.Q, whole.Q, rtol=1e-12, atol=1e-14)

@@ -24,7 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import xarray as xr
 
-from ..results import Result, ResultFormatError, json_attr, problem_attrs
+from ..results import InvalidInputError, Result, ResultFormatError, Status, json_attr, problem_attrs
+from ._util import save_times
 from .ode import integrate
 from .problem import Problem
 from .sgd import Simulation, simulate
@@ -34,7 +35,12 @@ __all__ = ["Comparison", "compare", "comparison_from_arrays", "deviation_exponen
 
 @dataclass(frozen=True, eq=False)
 class Comparison(Result):
-    """ODE vs SGD: per-seed curves ``eg_sgd``, ``eg_ode`` (S, A) and the deviation statistics."""
+    """ODE (Goldt et al. 2019, eqs. (6)-(8)) vs SGD (eqs. (2)-(3)): per-seed generalisation errors (eq. (4))
+    ``eg_sgd``, ``eg_ode`` (S, A) and the deviation statistics.
+
+    ``status`` is the simulation's when it did not succeed, else the first ODE status that is not success,
+    else success; ``message`` says which run stopped and why (default: derived from the two).
+    """
 
     problem: Problem
     N: int
@@ -44,22 +50,43 @@ class Comparison(Result):
     mask: np.ndarray
     simulation: Simulation
     ode_status: tuple
+    status: Status | None = None
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        ode_status = tuple(Status.of(s) for s in self.ode_status)
+        object.__setattr__(self, "ode_status", ode_status)
+        failed = [(int(seed), st) for seed, st in zip(self.simulation.seeds, ode_status) if st is not Status.SUCCESS]
+        if self.status is None:
+            status = (self.simulation.status if not self.simulation.success
+                      else failed[0][1] if failed else Status.SUCCESS)
+            object.__setattr__(self, "status", status)
+        object.__setattr__(self, "status", Status.of(self.status))
+        if self.message is None:
+            parts = [] if self.simulation.success else [f"simulation: {self.simulation.message}"]
+            parts += [f"ODE of seed {seed}: {st.value}" for seed, st in failed]
+            object.__setattr__(self, "message", "; ".join(parts) if parts else
+                               "the ODE was integrated from every simulated seed's initial state")
 
     # -- per-time statistics -------------------------------------------------------------------
     @property
     def n_seeds(self) -> int:
+        """Number of seeds compared."""
         return self.eg_sgd.shape[0]
 
     @property
     def sgd_mean(self) -> np.ndarray:
+        """Seed mean of the simulated ``eps_g`` per time."""
         return np.nanmean(self.eg_sgd, axis=0)
 
     @property
     def sgd_sem(self) -> np.ndarray:
+        """Standard error of :attr:`sgd_mean` over seeds."""
         return _sem(self.eg_sgd)
 
     @property
     def ode_mean(self) -> np.ndarray:
+        """Seed mean of the ODE's ``eps_g`` per time."""
         return np.nanmean(self.eg_ode, axis=0)
 
     @property
@@ -69,17 +96,20 @@ class Comparison(Result):
 
     @property
     def rel_dev(self) -> np.ndarray:
+        """``|mean_s (eg_sgd - eg_ode)| / mean_s eg_ode`` per time."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.abs(np.nanmean(self.eg_sgd - self.eg_ode, axis=0)) / self.ode_mean
 
     @property
     def rel_sem(self) -> np.ndarray:
+        """Standard error of :attr:`rel_dev` (of the paired differences, over seeds) per time."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.diff_sem / self.ode_mean
 
     # -- summaries -----------------------------------------------------------------------------
     @property
     def max_rel_dev(self) -> float:
+        """Largest :attr:`rel_dev` over the times used."""
         return float(np.nanmax(self.rel_dev[self.mask])) if self.mask.any() else float("nan")
 
     @property
@@ -92,10 +122,12 @@ class Comparison(Result):
 
     @property
     def mean_rel_dev(self) -> float:
+        """Mean :attr:`rel_dev` over the times used."""
         return float(np.nanmean(self.rel_dev[self.mask])) if self.mask.any() else float("nan")
 
     @property
     def mean_rel_sem(self) -> float:
+        """Mean :attr:`rel_sem` over the times used."""
         return float(np.nanmean(self.rel_sem[self.mask])) if self.mask.any() else float("nan")
 
     @property
@@ -122,6 +154,7 @@ class Comparison(Result):
         return float(_sem(sq[:, None])[0] / (2.0 * self.rms_dev)) if sq.size > 1 else float("nan")
 
     def summary(self) -> str:
+        """A few lines with the deviation statistics."""
         p = self.problem
         return (
             f"ODE vs SGD: {p.activation_name}, M={p.M}, K={p.K}, lr={p.lr:g}, sigma={p.sigma:g}, "
@@ -135,6 +168,7 @@ class Comparison(Result):
         )
 
     def to_xarray(self) -> xr.Dataset:
+        """Curves and statistics over ``(seed, alpha)``, with the compared simulation under ``sim_`` names."""
         ds = xr.Dataset(
             {
                 "eg_sgd": (("seed", "alpha"), self.eg_sgd),
@@ -151,7 +185,8 @@ class Comparison(Result):
                                 max_rel_dev=self.max_rel_dev, max_rel_dev_sem=self.max_rel_dev_sem,
                                 mean_rel_dev=self.mean_rel_dev, mean_rel_sem=self.mean_rel_sem, z_max=self.z_max,
                                 rms_dev=self.rms_dev, rms_dev_sem=self.rms_dev_sem,
-                                ode_status=list(self.ode_status)),
+                                ode_status=[s.value for s in self.ode_status], status=self.status.value,
+                                message=self.message),
         )
         # the simulation compared, under "sim_" names (its variables, dimensions and attributes), so that
         # the file holds the whole comparison (from_xarray)
@@ -175,7 +210,9 @@ class Comparison(Result):
         status = json_attr(ds, "ode_status", [])
         return cls(problem=sim.problem, N=int(ds.attrs["N"]), alpha=ds["alpha"].values,
                    eg_sgd=ds["eg_sgd"].values, eg_ode=ds["eg_ode"].values, mask=ds["used"].values.astype(bool),
-                   simulation=sim, ode_status=tuple(status if isinstance(status, list) else [status]))
+                   simulation=sim, ode_status=tuple(status if isinstance(status, list) else [status]),
+                   status=Status.of(str(ds.attrs["status"])) if "status" in ds.attrs else None,
+                   message=str(ds.attrs["message"]) if "message" in ds.attrs else None)
 
 
 def _attr_value(v):
@@ -195,6 +232,7 @@ def compare(
     seeds: int | Sequence[int] = 8,
     alphas: Sequence[float] | np.ndarray | None = None,
     *,
+    times: Sequence[float] | np.ndarray | None = None,
     simulation: Simulation | None = None,
     eg_floor: float = 1e-8,
     rtol: float = 1e-8,
@@ -204,17 +242,18 @@ def compare(
     """Run (or take) a simulation and the ODE from each seed's initial state; return a :class:`Comparison`.
 
     Either give ``simulation`` (a finished :class:`Simulation` of ``problem``) or the arguments of
-    :func:`learndyn.online.simulate` (``N``, ``alpha_max``/``alphas``, ``seeds``, ``init=...``, ...).
+    :func:`learndyn.online.simulate` (``N``, ``alpha_max``/``times`` (alias ``alphas``), ``seeds``, ``init=...``, ...).
     Times ``alpha = 0`` (identical by construction) and where the ODE error is below ``eg_floor`` are
     left out of the statistics (in the exponential convergence to ``eps_g = 0`` without noise, O(1/sqrt N)
     shifts in time make relative deviations of tiny errors meaningless).
     """
+    times = save_times(times, alphas)
     if simulation is None:
         if N is None:
-            raise ValueError("N: give N (and alpha_max or alphas) or a finished simulation")
-        simulation = simulate(problem, N, alpha_max=alpha_max, seeds=seeds, alphas=alphas, **simulate_kwargs)
+            raise InvalidInputError("N: give N (and alpha_max or times) or a finished simulation")
+        simulation = simulate(problem, N, alpha_max=alpha_max, seeds=seeds, times=times, **simulate_kwargs)
     elif not isinstance(simulation, Simulation):
-        raise ValueError(f"simulation: expected an online.Simulation, got {type(simulation).__name__}")
+        raise InvalidInputError(f"simulation: expected an online.Simulation, got {type(simulation).__name__}")
     if simulation.batch_size != 1:
         warnings.warn("online.compare: the ODE describes batch size 1; with mini-batches its eta^2 and sigma^2 "
                       "terms are too large by the batch size", RuntimeWarning, stacklevel=2)
@@ -224,7 +263,7 @@ def compare(
     eg_ode = np.full_like(eg_sgd, np.nan)
     statuses = []
     for i, seed in enumerate(sim.seeds):
-        traj = integrate(problem, sim.initial_state(int(seed)), alphas=alpha, rtol=rtol, atol=atol)
+        traj = integrate(problem, sim.initial_state(int(seed)), times=alpha, rtol=rtol, atol=atol)
         eg_ode[i, : len(traj.eg)] = traj.eg
         statuses.append(traj.status)
     return comparison_from_arrays(problem, sim, eg_ode, tuple(statuses), eg_floor)
@@ -232,12 +271,13 @@ def compare(
 
 def comparison_from_arrays(problem: Problem, simulation: Simulation, eg_ode: np.ndarray,
                            ode_status: tuple = (), eg_floor: float = 1e-8) -> Comparison:
-    """A :class:`Comparison` from a simulation and already integrated per-seed ODE errors ``eg_ode`` (S, A)."""
+    """A :class:`Comparison` from a simulation and already integrated per-seed ODE errors ``eg_ode`` (S, A)
+    (``ode_status``: the per-seed ODE statuses)."""
     sim = simulation
     eg_sgd = sim.eg if not np.all(np.isnan(sim.eg)) or sim.eg_test is None else sim.eg_test
     eg_ode = np.asarray(eg_ode, dtype=float)
     if eg_ode.shape != eg_sgd.shape:
-        raise ValueError(f"eg_ode: expected shape {eg_sgd.shape}, got {eg_ode.shape}")
+        raise InvalidInputError(f"eg_ode: expected shape {eg_sgd.shape}, got {eg_ode.shape}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ode_mean = np.nanmean(eg_ode, axis=0)
@@ -249,7 +289,8 @@ def comparison_from_arrays(problem: Problem, simulation: Simulation, eg_ode: np.
 
 
 def deviation_exponent(Ns: Sequence[float], deviations: Sequence[float], errors: Sequence[float] | None = None):
-    """Least-squares fit ``log dev = a + b log N``; returns ``(b, standard error of b)``.
+    """Least-squares fit ``log dev = a + b log N`` of deviations against the input dimension; returns
+    ``(b, standard error of b)``.
 
     Weighted by the relative errors of the deviations when ``errors`` are given (Goldt et al.: b = -1/2).
     """

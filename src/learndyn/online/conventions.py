@@ -1,6 +1,8 @@
 r"""Conventions of teacher-student online learning (Goldt et al. 2019, eqs. (1)-(5); Saad & Solla 1995).
 
-Every module of :mod:`learndyn.online` imports its scalings from here.
+Every module of :mod:`learndyn.online` imports its scalings from here; the simulator's step
+(:func:`learndyn.online.sgd_engine.make_step`) uses :func:`first_layer_step`, :func:`second_layer_step`,
+:func:`decay_factor` and :func:`steps_per_unit_time`.
 
 * Inputs ``x ~ N(0, I_N)``, one fresh sample per SGD step (online learning).
 * Pre-activations ``lambda_k = w_k . x / sqrt(N)`` (student), ``rho_m = w*_m . x / sqrt(N)`` (teacher);
@@ -29,22 +31,28 @@ ERF_SCALE = 1.0 / math.sqrt(2.0)
 
 
 def activation(spec) -> activations.Activation:
-    """Resolve an activation in the online-learning convention (``"erf"`` means ``erf(x/sqrt 2)``)."""
+    """Resolve an activation in the online-learning convention of Goldt et al. 2019 (``"erf"`` means
+    ``erf(x/sqrt 2)``)."""
     if isinstance(spec, str) and spec.lower() == "erf":
         return activations.erf(scale=ERF_SCALE)
     return activations.get(spec)
 
 
-def first_layer_step(N: int, lr: float) -> float:
-    """Prefactor of the first-layer update: ``eta / sqrt(N)``."""
+def first_layer_step(N: int, lr):
+    """Prefactor of the first-layer update, ``eta / sqrt(N)`` (Goldt et al. 2019, eq. (2)); ``lr`` may be traced."""
     return lr / math.sqrt(N)
 
 
-def second_layer_step(N: int, lr2: float) -> float:
-    """Prefactor of the second-layer update: ``eta_2 / N``."""
+def second_layer_step(N: int, lr2):
+    """Prefactor of the second-layer update, ``eta_2 / N`` (Goldt et al. 2019, eq. (3)); ``lr2`` may be traced."""
     return lr2 / N
 
 
+def decay_factor(N: int, kappa):
+    """Weight decay per SGD step, ``w <- (1 - kappa/N) w`` (and ``v`` alike); ``kappa`` may be traced."""
+    return 1.0 - kappa / N
+
+
 def steps_per_unit_time(N: int) -> int:
-    """One unit of time ``alpha`` is ``N`` SGD steps."""
+    """One unit of time ``alpha`` is ``N`` SGD steps (Goldt et al. 2019: ``alpha = steps / N``)."""
     return int(N)

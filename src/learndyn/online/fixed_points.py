@@ -1,10 +1,10 @@
 r"""Fixed points of the order-parameter ODEs and the paper's closed-form asymptotics.
 
-:func:`fixed_point` solves ``dQ = dR = dv = 0`` (spec §2.2) by a Newton-type method (MINPACK via
+:func:`fixed_point` solves ``dQ = dR = dv = 0`` (Goldt et al. 2019, eqs. (6)-(8)) by a Newton-type method (MINPACK via
 :func:`scipy.optimize.root`, with the exact Jacobian from JAX autodiff) starting from a state -- usually
 the end of a trajectory -- and classifies it by the eigenvalues of the Jacobian.
 
-Closed forms (spec §4.1, §4.2, §6.1, §6.3):
+Closed forms (Goldt et al. 2019, Sec. 4; Saad & Solla 1995):
 
 * :func:`eg_erf_first_layer` -- sigmoidal students trained on the first layer only,
   ``eps_g* / sigma^2 = eta (L + M/sqrt3) / (2 pi) + eta^2 [L^2/2 + L M/sqrt3 + M(M-1)/6 + sqrt5 M/10] / pi^2
@@ -27,8 +27,9 @@ import scipy.linalg
 import scipy.optimize
 import xarray as xr
 
-from ..results import Result, problem_attrs, rebuild_problem
+from ..results import InvalidInputError, Result, Status, problem_attrs, rebuild_problem
 from .ode import generalisation_error, rhs
+from ._util import check_problem
 from .problem import OrderParameters, Problem
 
 __all__ = ["FixedPoint", "fixed_point", "eg_erf_first_layer", "eg_linear_first_layer", "plateau_erf"]
@@ -44,7 +45,9 @@ class FixedPoint(Result):
     reached ``residual <= tol``. ``split_unstable`` is True when the fixed point has identical student units
     and every growing direction separates them: stable within the subspace where they stay identical, which
     the ODE leaves invariant (e.g. the denoiser start of Goldt et al. 2019 with copies of a teacher unit).
-    ``message`` says how the point was found and why it is classified as it is.
+    ``message`` says how the point was found and why it is classified as it is; ``status`` is
+    :attr:`learndyn.Status.SUCCESS` when converged, else :attr:`learndyn.Status.NOT_CONVERGED` (default: from
+    ``converged``).
     """
 
     problem: Problem
@@ -57,8 +60,14 @@ class FixedPoint(Result):
     marginal: bool
     message: str = ""
     split_unstable: bool = False
+    status: Status | None = None
+
+    def __post_init__(self) -> None:
+        status = (Status.SUCCESS if self.converged else Status.NOT_CONVERGED) if self.status is None else self.status
+        object.__setattr__(self, "status", Status.of(status))
 
     def to_xarray(self) -> xr.Dataset:
+        """The fixed point as a Dataset: ``Q``, ``R``, ``v``, ``T``, ``v_teacher``, ``eg`` and the eigenvalues."""
         K, M = self.problem.K, self.problem.M
         return xr.Dataset(
             {
@@ -72,7 +81,8 @@ class FixedPoint(Result):
             attrs=problem_attrs(self.problem, kind="online.fixed_point", stable=int(self.stable),
                                 marginal=int(self.marginal), converged=int(self.converged),
                                 split_unstable=int(self.split_unstable),
-                                residual=float(self.residual), message=self.message),
+                                residual=float(self.residual), message=self.message,
+                                status=self.status.value),
         )
 
     @classmethod
@@ -85,7 +95,9 @@ class FixedPoint(Result):
         eig = re + 1j * im if np.any(im) else re  # np.linalg.eigvals is real when every eigenvalue is
         return cls(problem=rebuild_problem(ds, Problem), state=state, eg=float(ds["eg"].values),
                    eigenvalues=eig, residual=float(a["residual"]), converged=bool(a["converged"]),
-                   stable=bool(a["stable"]), marginal=bool(a["marginal"]), message=str(a.get("message", "")))
+                   stable=bool(a["stable"]), marginal=bool(a["marginal"]), message=str(a.get("message", "")),
+                   split_unstable=bool(a.get("split_unstable", False)),
+                   status=Status.of(str(a["status"])) if "status" in a else None)
 
 
 def _packing(problem: Problem):
@@ -263,18 +275,17 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
     """
     from .ode import integrate
 
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem: expected learndyn.online.Problem, got {type(problem).__name__}")
+    check_problem(problem)
     if not isinstance(state, OrderParameters):
-        raise ValueError(f"state: expected OrderParameters, got {type(state).__name__}")
+        raise InvalidInputError(f"state: expected OrderParameters, got {type(state).__name__}")
     state.check_problem(problem)
     if not (tol > 0 and stability_tol >= 0):
-        raise ValueError(f"tol, stability_tol: need tol > 0 and stability_tol >= 0, got {tol}, {stability_tol}")
+        raise InvalidInputError(f"tol, stability_tol: need tol > 0 and stability_tol >= 0, got {tol}, {stability_tol}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter: must be a positive integer, got {max_iter!r}")
+        raise InvalidInputError(f"max_iter: must be a positive integer, got {max_iter!r}")
     onward = tuple(float(a) for a in (onward or ()))
     if any(not (np.isfinite(a) and a > 0) for a in onward) or any(np.diff(onward) <= 0):
-        raise ValueError(f"onward: must be increasing positive times, got {onward}")
+        raise InvalidInputError(f"onward: must be increasing positive times, got {onward}")
 
     pack, unpack = _packing(problem)
     to_overlaps, from_overlaps = _factor_packing(problem, np.asarray(state.T))
@@ -392,21 +403,21 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
 # ------------------------------------------------------------------------------------------
 def _check_rates(lr: float, sigma: float) -> None:
     if not lr > 0:
-        raise ValueError(f"lr: must be > 0, got {lr}")
+        raise InvalidInputError(f"lr: must be > 0, got {lr}")
     if not sigma >= 0:
-        raise ValueError(f"sigma: must be >= 0, got {sigma}")
+        raise InvalidInputError(f"sigma: must be >= 0, got {sigma}")
 
 
 def eg_erf_first_layer(lr: float, sigma: float, M: int, L: int, order: int = 2) -> float:
     """Asymptotic ``eps_g*`` of an erf student with ``K = M + L`` units, first layer trained, ``v = v* = 1``,
-    ``T = I`` (Goldt et al. 2019 Sec. 4; spec §4.1), to leading order in ``sigma^2`` and to ``order`` 1 or 2
+    ``T = I`` (Goldt et al. 2019, Sec. 4), to leading order in ``sigma^2`` and to ``order`` 1 or 2
     in ``eta``:  ``sigma^2 [eta (L + M/sqrt3)/(2 pi) + eta^2 (L^2/2 + L M/sqrt3 + M(M-1)/6 + sqrt5 M/10)/pi^2]``.
     """
     _check_rates(lr, sigma)
     if M < 1 or L < 0:
-        raise ValueError(f"M, L: need M >= 1 and L >= 0, got M={M}, L={L}")
+        raise InvalidInputError(f"M, L: need M >= 1 and L >= 0, got M={M}, L={L}")
     if order not in (1, 2):
-        raise ValueError(f"order: 1 or 2, got {order}")
+        raise InvalidInputError(f"order: 1 or 2, got {order}")
     s3 = math.sqrt(3.0)
     first = lr * (L + M / s3) / (2.0 * math.pi)
     second = lr**2 * (L**2 / 2.0 + L * M / s3 + M * (M - 1) / 6.0 + math.sqrt(5.0) * M / 10.0) / math.pi**2
@@ -415,17 +426,18 @@ def eg_erf_first_layer(lr: float, sigma: float, M: int, L: int, order: int = 2) 
 
 def eg_linear_first_layer(lr: float, sigma: float, K: int) -> float:
     """Asymptotic ``eps_g* = K eta sigma^2 / (2 (2 - K eta))`` of a linear student, first layer only,
-    ``v = v* = 1`` (spec §4.2; exact). Converges only for ``K eta < 2``."""
+    ``v = v* = 1`` (exact; the fixed point of Goldt et al. 2019, eqs. (6)-(8), for ``g(x) = x``; for ``K = 1`` the
+    classic online Adaline result). Converges only for ``K eta < 2``."""
     _check_rates(lr, sigma)
     if K * lr >= 2:
-        raise ValueError(f"lr: K*lr = {K * lr:g} >= 2, the linear network does not converge (need lr < 2/K)")
+        raise InvalidInputError(f"lr: K*lr = {K * lr:g} >= 2, the linear network does not converge (need lr < 2/K)")
     return K * lr * sigma**2 / (2.0 * (2.0 - K * lr))
 
 
 def plateau_erf(K: int) -> tuple[float, float, float]:
     """Saad-Solla symmetric plateau of an erf student with ``K = M``, ``v = v* = 1``, ``T = I``, ``eta -> 0``:
     returns ``(Q, R, eps_g)`` with ``Q_ik = 1/(2K-1)``, ``R_in = 1/sqrt(K(2K-1))`` and
-    ``eps_g = (K/pi)[pi/6 - K arcsin(1/(2K))]`` (Saad & Solla 1995; spec §6.1)."""
+    ``eps_g = (K/pi)[pi/6 - K arcsin(1/(2K))]`` (Saad & Solla 1995)."""
     if K < 1:
-        raise ValueError(f"K: must be >= 1, got {K}")
+        raise InvalidInputError(f"K: must be >= 1, got {K}")
     return 1.0 / (2 * K - 1), 1.0 / math.sqrt(K * (2 * K - 1)), (K / math.pi) * (math.pi / 6 - K * math.asin(1 / (2 * K)))

@@ -1,4 +1,4 @@
-r"""Initial weights for finite-N online SGD (Goldt et al. 2019 simulations; spec ``teacher_student.md`` §1.5).
+r"""Initial weights for finite-N online SGD (the initialisations of the simulations of Goldt et al. 2019).
 
 Every initialisation returns an :class:`InitialWeights` (student ``w`` (K x N), ``v`` (K); teacher
 ``w_teacher`` (M x N), ``v_teacher`` (M)); its :meth:`InitialWeights.order_parameters` are the exact
@@ -7,7 +7,7 @@ overlaps ``Q = w w^T / N``, ``R = w w*^T / N``, ``T = w* w*^T / N`` that the ODE
 The teacher is always ``w*_m ~ N(0, I_N)`` (so ``T = I_M + O(1/sqrt N)``) with second layer
 ``v* = 1`` unless ``v_teacher`` is given (an array, a constant, or ``"normal"`` for ``N(0, 1)``).
 
-Student initialisations (the reference code's ``--init`` options, spec §1.5):
+Student initialisations (the ``--init`` options of the paper's reference code):
 
 ========== ======================================================= ==============================================
 name       first layer ``w``                                        second layer ``v`` (when trained)
@@ -32,7 +32,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..resources import check_memory
-from .problem import OrderParameters, Problem, _numeric
+from ..results import InvalidInputError
+from ._util import numeric as _numeric
+from .problem import OrderParameters, Problem
 
 __all__ = ["InitialWeights", "initial_weights", "INITIALISATIONS", "teacher_second_layer"]
 
@@ -42,13 +44,13 @@ INITIALISATIONS = ("large", "small", "informed", "denoise", "mixed")
 
 def _check_N(N: Any) -> int:
     if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
-        raise ValueError(f"N: must be a positive integer (input dimension), got {N!r}")
+        raise InvalidInputError(f"N: must be a positive integer (input dimension), got {N!r}")
     return int(N)
 
 
 def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+        raise InvalidInputError(f"seed: must be an integer >= 0, got {seed!r}")
     return int(seed)
 
 
@@ -65,41 +67,47 @@ class InitialWeights:
         w = _numeric("w", self.w, "an array")
         wt = _numeric("w_teacher", self.w_teacher, "an array")
         if w.ndim != 2 or wt.ndim != 2 or w.shape[1] != wt.shape[1]:
-            raise ValueError(f"w, w_teacher: must be K x N and M x N arrays, got shapes {w.shape} and {wt.shape}")
+            raise InvalidInputError(f"w, w_teacher: must be K x N and M x N arrays, got shapes {w.shape} and "
+                                    f"{wt.shape}")
         K, N = w.shape
         M = wt.shape[0]
         v = _numeric("v", np.ones(K) if self.v is None else self.v, "an array")
         vt = _numeric("v_teacher", np.ones(M) if self.v_teacher is None else self.v_teacher, "an array")
         if v.shape != (K,):
-            raise ValueError(f"v: expected shape ({K},), got {v.shape}")
+            raise InvalidInputError(f"v: expected shape ({K},), got {v.shape}")
         if vt.shape != (M,):
-            raise ValueError(f"v_teacher: expected shape ({M},), got {vt.shape}")
+            raise InvalidInputError(f"v_teacher: expected shape ({M},), got {vt.shape}")
         for name, arr in (("w", w), ("v", v), ("w_teacher", wt), ("v_teacher", vt)):
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name}: contains NaN or infinite entries")
+                raise InvalidInputError(f"{name}: contains NaN or infinite entries")
             object.__setattr__(self, name, arr)
 
     @property
     def K(self) -> int:
+        """Number of student hidden units."""
         return self.w.shape[0]
 
     @property
     def M(self) -> int:
+        """Number of teacher hidden units."""
         return self.w_teacher.shape[0]
 
     @property
     def N(self) -> int:
+        """Input dimension."""
         return self.w.shape[1]
 
     def check_problem(self, problem: Problem, N: int | None = None) -> None:
+        """Refuse (:class:`learndyn.InvalidInputError`) weights whose ``K``, ``M`` (or ``N``) do not fit."""
         if (self.K, self.M) != (problem.K, problem.M):
-            raise ValueError(f"init: weights have K={self.K}, M={self.M} but the problem has "
-                             f"K={problem.K}, M={problem.M}")
+            raise InvalidInputError(f"init: weights have K={self.K}, M={self.M} but the problem has "
+                                    f"K={problem.K}, M={problem.M}")
         if N is not None and self.N != N:
-            raise ValueError(f"init: weights have N={self.N} but N={N} was requested")
+            raise InvalidInputError(f"init: weights have N={self.N} but N={N} was requested")
 
     def order_parameters(self) -> OrderParameters:
-        """Exact overlaps of these weights: ``Q = w w^T/N``, ``R = w w*^T/N``, ``T = w* w*^T/N`` (spec §1.3)."""
+        """Exact overlaps of these weights (Goldt et al. 2019, eq. (5)): ``Q = w w^T/N``, ``R = w w*^T/N``,
+        ``T = w* w*^T/N``."""
         return OrderParameters.from_weights(self.w, self.w_teacher, v=self.v, v_teacher=self.v_teacher)
 
 
@@ -112,13 +120,13 @@ def teacher_second_layer(M: int, v_teacher: Any, rng: np.random.Generator) -> np
             return rng.standard_normal(M)
         if v_teacher == "ones":
             return np.ones(M)
-        raise ValueError(f"v_teacher: unknown {v_teacher!r}; allowed are None, 'ones', 'normal', a number or "
-                         f"an array of length M={M}")
+        raise InvalidInputError(f"v_teacher: unknown {v_teacher!r}; allowed are None, 'ones', 'normal', a number or "
+                                f"an array of length M={M}")
     arr = _numeric("v_teacher", v_teacher, "an array")
     if arr.ndim == 0:
         arr = np.full(M, float(arr))
     if arr.shape != (M,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"v_teacher: must be finite with shape ({M},), got {arr.shape}")
+        raise InvalidInputError(f"v_teacher: must be finite with shape ({M},), got {arr.shape}")
     return arr.copy()
 
 
@@ -131,7 +139,7 @@ def initial_weights(
     v_teacher: Any = None,
     scale: float = 1e-3,
 ) -> InitialWeights:
-    """Draw teacher and student weights for one seed (spec §1.5; see the module docstring for the table).
+    """Draw teacher and student weights for one seed (see the module docstring for the table).
 
     Parameters
     ----------
@@ -155,8 +163,8 @@ def initial_weights(
     if isinstance(init, dict):
         missing = {"w", "w_teacher"} - set(init)
         if missing:
-            raise ValueError(f"init: a dict of user weights needs keys w, v, w_teacher, v_teacher (missing "
-                             f"{sorted(missing)})")
+            raise InvalidInputError(f"init: a dict of user weights needs keys w, v, w_teacher, v_teacher (missing "
+                                    f"{sorted(missing)})")
         iw = InitialWeights(w=init["w"], v=init.get("v"), w_teacher=init["w_teacher"],
                             v_teacher=init.get("v_teacher"))
         iw.check_problem(problem, N)
@@ -165,18 +173,18 @@ def initial_weights(
     if callable(init) and not isinstance(init, str):
         iw = init(problem, N, rng)
         if not isinstance(iw, InitialWeights):
-            raise ValueError("init: a callable must return learndyn.online.InitialWeights")
+            raise InvalidInputError("init: a callable must return learndyn.online.InitialWeights")
         iw.check_problem(problem, N)
         return iw
     if not isinstance(init, str) or init not in INITIALISATIONS:
-        raise ValueError(f"init: unknown initialisation {init!r}; allowed are {list(INITIALISATIONS)}, "
-                         "InitialWeights, a dict of weights or a callable")
+        raise InvalidInputError(f"init: unknown initialisation {init!r}; allowed are {list(INITIALISATIONS)}, "
+                                "InitialWeights, a dict of weights or a callable")
     try:
         scale_ok = not isinstance(scale, bool) and np.isfinite(float(scale)) and float(scale) >= 0
     except (TypeError, ValueError):
         scale_ok = False
     if not scale_ok:
-        raise ValueError(f"scale: must be finite and >= 0, got {scale!r}")
+        raise InvalidInputError(f"scale: must be finite and >= 0, got {scale!r}")
     K, M = problem.K, problem.M
     # the draws and the validated copy InitialWeights keeps
     check_memory(2 * 8 * (K + M) * N, what=f"online.initial_weights(N={N}, K={K}, M={M})", reduce="reduce N")
@@ -205,10 +213,10 @@ def initial_weights(
             v[:n] = vt[:n]
     else:  # denoise
         if not both:
-            raise ValueError("init: 'denoise' splits the teacher's second-layer weights among copies and needs "
-                             "train_second_layer=True")
+            raise InvalidInputError("init: 'denoise' splits the teacher's second-layer weights among copies and needs "
+                                    "train_second_layer=True")
         if K < M:
-            raise ValueError(f"init: 'denoise' needs K >= M, got K={K}, M={M}")
+            raise InvalidInputError(f"init: 'denoise' needs K >= M, got K={K}, M={M}")
         owner = np.arange(K) % M
         copies = np.bincount(owner, minlength=M)
         w = wt[owner] + 1e-9 * rng.standard_normal((K, N))

@@ -1,4 +1,4 @@
-r"""Closed ODEs for the order parameters of online SGD (Goldt et al. 2019, eqs. (6)-(8); spec §2.2).
+r"""Closed ODEs for the order parameters of online SGD (Goldt et al. 2019, eqs. (6)-(8); Saad & Solla 1995).
 
 With fields ``z = (lambda_1..K, rho_1..M)`` of covariance ``C = [[Q, R], [R^T, T]]`` and the signed
 second-layer vector ``u = (-v_1..-v_K, +v*_1..+v*_M)``:
@@ -11,14 +11,14 @@ second-layer vector ``u = (-v_1..-v_K, +v*_1..+v*_M)``:
     dQ/d\alpha &= \eta (G + G^T) + \eta^2 (v v^T) \odot (E + \sigma^2 J_2) - 2\kappa Q \\
     dv/d\alpha &= \eta_2\, I_2[:K, :]\, u - \kappa v \quad\text{(second layer trained)}
 
-and the generalisation error (paper eq. (4); spec §2.3) is ``eps_g = u^T I_2 u / 2``.
+and the generalisation error (Goldt et al. 2019, eq. (4)) is ``eps_g = u^T I_2 u / 2``.
 The Gaussian averages ``I2, I3, I4, J2`` come from :mod:`learndyn.gaussian` (closed forms for erf,
 ReLU, linear; Gauss-Hermite quadrature for any other activation).
 
 Integration uses adaptive Runge-Kutta schemes compiled as one XLA loop (:mod:`learndyn.online.rk`:
 Dormand-Prince 8(5,3) by default, SciPy's DOP853 tableau and step-size rule) with explicit
 ``rtol``/``atol``, landing exactly on the requested ``alpha``; ``method="euler"`` with ``dt``
-reproduces the fixed-step Euler scheme of the reference C++ code (spec §2.5).
+reproduces the fixed-step Euler scheme of the paper's reference C++ code (Goldt et al. 2019).
 """
 
 from __future__ import annotations
@@ -37,13 +37,15 @@ from .. import gaussian
 from tqdm.auto import tqdm
 
 from ..resources import check_memory
-from ..results import Result, problem_attrs, rebuild_problem
+from ..results import InvalidInputError, Result, Status, problem_attrs, rebuild_problem
 from . import rk
-from .problem import OrderParameters, Problem, _positive_int, _positive_number
+from ._util import check_problem, positive_int, positive_number, save_times
+from .problem import OrderParameters, Problem
 
-__all__ = ["integrate", "Trajectory", "generalisation_error", "rhs", "default_alphas", "default_method", "STATUS"]
+__all__ = ["integrate", "Trajectory", "generalisation_error", "generalisation_error_arrays", "rhs", "default_alphas",
+           "default_method", "integrate_bytes", "static_key", "STATUS", "PSD_RTOL"]
 
-#: status values of a :class:`Trajectory`
+#: what each :class:`learndyn.Status` of a :class:`Trajectory` means for the ODEs (keys: the status names)
 STATUS = {
     "success": "integrated to the last requested alpha",
     "diverged": "order parameters exceeded the divergence threshold (learning rate above the stability limit?)",
@@ -212,7 +214,7 @@ def _order(problem: Problem) -> dict:
 
 
 def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
-    """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. eq. (4); spec §2.3) from arrays (JAX).
+    """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. 2019, eq. (4)) from arrays (JAX).
 
     A mean square, so clamped at 0: where the student reproduces the teacher exactly, ``C`` is singular and
     the arcsin of correlations at 1 leaves rounding of order 1e-11 of either sign.
@@ -226,7 +228,8 @@ def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
 
 
 def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, weight_decay=None):
-    """Time derivatives ``(dQ, dR, dv)`` of spec §2.2 at one state (JAX arrays, jit-compatible).
+    """Time derivatives ``(dQ, dR, dv)`` of the order-parameter ODEs (Goldt et al. 2019, eqs. (6)-(8)) at one
+    state (JAX arrays, jit-compatible).
 
     The learning rates, noise and weight decay default to the problem's values and may be passed
     as (traced) arrays to reuse one compiled function across problems.
@@ -268,10 +271,11 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Trajectory(Result):
-    """Solution of the order-parameter ODEs at the requested times.
+    """Solution of the order-parameter ODEs (Goldt et al. 2019, eqs. (6)-(8)) at the requested times.
 
     Attributes: ``alpha`` (n_t,), ``eg`` (n_t,), ``Q`` (n_t, K, K), ``R`` (n_t, K, M), ``v`` (n_t, K),
-    ``T``, ``v_teacher``, ``status`` (a key of :data:`STATUS`), ``message``, ``alpha_reached``,
+    ``T``, ``v_teacher``, ``status`` (a :class:`learndyn.Status`; :data:`STATUS` says what each means here),
+    ``message``, ``alpha_reached``,
     ``n_steps`` (accepted solver steps). When ``status != "success"`` the arrays hold the part computed
     before the failure (up to ``alpha_reached``).
     """
@@ -284,7 +288,7 @@ class Trajectory(Result):
     v: np.ndarray
     T: np.ndarray
     v_teacher: np.ndarray
-    status: str = "success"
+    status: Status = Status.SUCCESS
     message: str = ""
     alpha_reached: float = float("nan")
     n_steps: int = 0
@@ -292,9 +296,8 @@ class Trajectory(Result):
     rtol: float = float("nan")
     atol: float = float("nan")
 
-    @property
-    def success(self) -> bool:
-        return self.status == "success"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status.of(self.status))
 
     @property
     def final_state(self) -> OrderParameters:
@@ -302,11 +305,13 @@ class Trajectory(Result):
         return self.state(-1)
 
     def state(self, index: int) -> OrderParameters:
+        """The state saved at position ``index`` of ``alpha`` as :class:`OrderParameters`."""
         Q = self.Q[index]
         return OrderParameters(Q=0.5 * (Q + Q.T), R=self.R[index], T=self.T, v=self.v[index],
                                v_teacher=self.v_teacher, psd_rtol=PSD_RTOL)
 
     def to_xarray(self) -> xr.Dataset:
+        """The trajectory as a Dataset over ``alpha`` (and the unit indices ``k``, ``l``, ``n``, ``m``)."""
         K, M = self.problem.K, self.problem.M
         ds = xr.Dataset(
             {
@@ -320,7 +325,7 @@ class Trajectory(Result):
             },
             coords={"alpha": self.alpha, "k": np.arange(K), "l": np.arange(K), "n": np.arange(M),
                     "m": np.arange(M)},
-            attrs=problem_attrs(self.problem, kind="online.ode", status=self.status, message=self.message,
+            attrs=problem_attrs(self.problem, kind="online.ode", status=self.status.value, message=self.message,
                                 alpha_reached=float(self.alpha_reached), n_steps=int(self.n_steps),
                                 solver=self.solver, rtol=float(self.rtol), atol=float(self.atol)),
         )
@@ -333,7 +338,7 @@ class Trajectory(Result):
         a = ds.attrs
         return cls(problem=rebuild_problem(ds, Problem), alpha=ds["alpha"].values, eg=ds["eg"].values,
                    Q=ds["Q"].values, R=ds["R"].values, v=ds["v"].values, T=ds["T"].values,
-                   v_teacher=ds["v_teacher"].values, status=str(a.get("status", "success")),
+                   v_teacher=ds["v_teacher"].values, status=Status.of(str(a.get("status", "success"))),
                    message=str(a.get("message", "")), alpha_reached=float(a.get("alpha_reached", np.nan)),
                    n_steps=int(a.get("n_steps", 0)), solver=str(a.get("solver", "")),
                    rtol=float(a.get("rtol", np.nan)), atol=float(a.get("atol", np.nan)))
@@ -343,13 +348,13 @@ class Trajectory(Result):
 # integrate
 # ------------------------------------------------------------------------------------------
 def default_alphas(alpha_max: float = 1000.0, n: int = 200, alpha_min: float = 0.1) -> np.ndarray:
-    """``0`` followed by ``n`` log-spaced times from ``alpha_min`` to ``alpha_max``."""
+    """The default save grid: ``0`` followed by ``n`` log-spaced times ``alpha`` from ``alpha_min`` to ``alpha_max``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: the number of output times must be an integer >= 1, got {n!r}")
+        raise InvalidInputError(f"n: the number of output times must be an integer >= 1, got {n!r}")
     if not (np.isfinite(alpha_min) and alpha_min > 0):
-        raise ValueError(f"alpha_min: must be a finite time > 0, got {alpha_min!r}")
+        raise InvalidInputError(f"alpha_min: must be a finite time > 0, got {alpha_min!r}")
     if not (np.isfinite(alpha_max) and alpha_max > alpha_min or (n == 1 and alpha_max == alpha_min)):
-        raise ValueError(f"alpha_max: must be a finite time > alpha_min = {alpha_min:g}, got {alpha_max!r}")
+        raise InvalidInputError(f"alpha_max: must be a finite time > alpha_min = {alpha_min:g}, got {alpha_max!r}")
     return np.concatenate([[0.0], np.logspace(np.log10(alpha_min), np.log10(alpha_max), n)])
 
 
@@ -364,17 +369,17 @@ def default_method(problem: Problem) -> str:
     return "dopri5" if problem.g.name == "relu" else "dopri8"
 
 
-def _validate_alphas(alphas) -> np.ndarray:
+def _validate_alphas(alphas, name: str = "alphas") -> np.ndarray:
     try:
         alphas = np.asarray(alphas, dtype=np.float64).ravel()
     except (TypeError, ValueError):
-        raise ValueError("alphas: must be a 1-D array of times") from None
+        raise InvalidInputError(f"{name}: must be a 1-D array of times") from None
     if alphas.size == 0:
-        raise ValueError("alphas: must contain at least one time")
+        raise InvalidInputError(f"{name}: must contain at least one time")
     if not np.all(np.isfinite(alphas)) or alphas[0] < 0:
-        raise ValueError("alphas: times must be finite and >= 0")
+        raise InvalidInputError(f"{name}: times must be finite and >= 0")
     if np.any(np.diff(alphas) <= 0):
-        raise ValueError("alphas: times must be strictly increasing")
+        raise InvalidInputError(f"{name}: times must be strictly increasing")
     return alphas
 
 
@@ -409,9 +414,14 @@ def integrate_bytes(problem: Problem, n_times: int, method: str = "dopri8") -> i
     return int(_SOLVER_OVERHEAD + tuples * per_tuple + 8 * size * (3 * n_times + stages))
 
 
-def _static_key(problem: Problem) -> Problem:
-    """The part of a problem that shapes the compiled program (rates and noise are traced)."""
+def static_key(problem: Problem) -> Problem:
+    """The part of a problem that shapes the compiled programs of the ODE (the rates, noise and weight decay
+    are traced arguments): ``problem`` with ``lr = 1``, ``lr2 = None``, ``sigma = 0``, ``weight_decay = 0``.
+    Problems with the same key share one compiled right-hand side."""
     return problem.replace(lr=1.0, lr2=None, sigma=0.0, weight_decay=0.0)
+
+
+_static_key = static_key  # the former private name
 
 
 @functools.lru_cache(maxsize=64)
@@ -494,6 +504,7 @@ def integrate(
     init: OrderParameters,
     alphas: Sequence[float] | np.ndarray | None = None,
     *,
+    times: Sequence[float] | np.ndarray | None = None,
     alpha_max: float | None = None,
     rtol: float = 1e-8,
     atol: float = 1e-12,
@@ -503,16 +514,17 @@ def integrate(
     divergence_threshold: float = 1e6,
     progress: bool = False,
 ) -> Trajectory:
-    """Integrate the order-parameter ODEs (spec §2.2) from ``init`` and return a :class:`Trajectory`.
+    """Integrate the order-parameter ODEs (Goldt et al. 2019, eqs. (6)-(8)) from ``init``; return a :class:`Trajectory`.
 
     Parameters
     ----------
     problem, init:
         The :class:`Problem` and the initial :class:`OrderParameters` (``T`` and ``v_teacher`` are
         constants of motion; ``v`` stays fixed unless ``problem.train_second_layer``).
-    alphas:
-        Times at which to save the state (dense output); default ``default_alphas(alpha_max or 1000)``.
-        If the first time is > 0 the integration still starts at ``alpha = 0``.
+    times, alphas:
+        Times ``alpha`` at which to save the state (dense output); ``alphas`` is the former name of ``times``
+        (give one of them); default ``default_alphas(alpha_max or 1000)``. If the first time is > 0 the
+        integration still starts at ``alpha = 0``.
     rtol, atol:
         Tolerances of the adaptive step-size controller.
     method:
@@ -538,25 +550,26 @@ def integrate(
     drifts to ~3e-5 by alpha = 1 and the state leaves the positive semi-definite cone (status
     ``"not_psd"``) within a few alpha; raise ``quadrature_order`` near such singular states.
     """
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem: expected learndyn.online.Problem, got {type(problem).__name__}")
+    check_problem(problem)
     if not isinstance(init, OrderParameters):
-        raise ValueError(f"init: expected learndyn.online.OrderParameters, got {type(init).__name__}")
+        raise InvalidInputError(f"init: expected learndyn.online.OrderParameters, got {type(init).__name__}")
     init.check_problem(problem)
     if method is None:
         method = default_method(problem)
     if method not in _SOLVERS:
-        raise ValueError(f"method: unknown {method!r}; allowed are {sorted(_SOLVERS)}")
+        raise InvalidInputError(f"method: unknown {method!r}; allowed are {sorted(_SOLVERS)}")
     if not rk.is_adaptive(method) and dt is None:
-        raise ValueError(f"dt: the fixed-step method {method!r} needs dt > 0")
-    dt = None if dt is None else _positive_number("dt", dt)
-    rtol, atol = _positive_number("rtol", rtol), _positive_number("atol", atol)
-    max_steps = _positive_int("max_steps", max_steps)
+        raise InvalidInputError(f"dt: the fixed-step method {method!r} needs dt > 0")
+    dt = None if dt is None else positive_number("dt", dt)
+    rtol, atol = positive_number("rtol", rtol), positive_number("atol", atol)
+    max_steps = positive_int("max_steps", max_steps)
     # inf turns the test off; NaN (which would silently do so too) is refused
-    divergence_threshold = _positive_number("divergence_threshold", divergence_threshold, finite=False)
+    divergence_threshold = positive_number("divergence_threshold", divergence_threshold, finite=False)
+    name = "alphas" if times is None else "times"
+    alphas = save_times(times, alphas)
     if alphas is None:
-        alphas = default_alphas(1000.0 if alpha_max is None else _positive_number("alpha_max", alpha_max))
-    alphas = _validate_alphas(alphas)
+        alphas = default_alphas(1000.0 if alpha_max is None else positive_number("alpha_max", alpha_max))
+    alphas = _validate_alphas(alphas, name)
     check_memory(integrate_bytes(problem, alphas.size + 1, method),
                  what=f"online.integrate(K={problem.K}, M={problem.M}, {problem.activation_name})",
                  reduce="reduce K (the right-hand side evaluates ~K^2 (K+M)^2 / 4 four-field Gaussian integrals)")
@@ -565,7 +578,7 @@ def integrate(
     if ts.size == 1:  # only alpha = 0 requested: nothing to integrate
         ts = np.array([0.0, 1e-12])
 
-    key = _static_key(problem)
+    key = static_key(problem)
     K, M = problem.K, problem.M
     y0 = np.concatenate([np.asarray(init.Q).ravel(), np.asarray(init.R).ravel(), np.asarray(init.v)])
     args = (jnp.asarray(init.T), jnp.asarray(init.v_teacher), jnp.float64(problem.lr), jnp.float64(problem.eta2),
@@ -591,7 +604,7 @@ def integrate(
     Q, R, v = _unflatten(ys[:n_ok], K, M)
     alpha_reached = float(ts[n_ok - 1]) if n_ok > 0 else 0.0
     message = STATUS["success"]
-    if status != "success":
+    if status is not Status.SUCCESS:
         message = (f"{status}: {STATUS[status]}; stopped after alpha = {alpha_reached:g} "
                    f"(last requested {ts[-1]:g}); the trajectory up to there is kept")
         warnings.warn(f"online.integrate: {message}", RuntimeWarning, stacklevel=2)
@@ -610,7 +623,7 @@ def integrate(
 
 
 def generalisation_error(problem: Problem, state: OrderParameters) -> float:
-    """Generalisation error of one macroscopic state (Goldt et al. eq. (4); spec §2.3).
+    """Generalisation error of one macroscopic state (Goldt et al. 2019, eq. (4)).
 
     ``eps_g = (1/2) E[(phi(x) - y_noiseless(x))^2] = (1/2) u^T I2(C) u`` with ``u = (v, -v*)``.
     """

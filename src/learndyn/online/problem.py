@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from .. import activations
+from ..results import InvalidInputError
 from . import conventions
+from ._util import as_matrix, nonneg_float, numeric, positive_int, positive_number
 
 __all__ = ["Problem", "OrderParameters", "PSD_RTOL"]
 
@@ -22,23 +24,6 @@ __all__ = ["Problem", "OrderParameters", "PSD_RTOL"]
 #: are rounding, not a violation: a perfectly learned unit puts the matrix on the boundary of the cone,
 #: and an ODE integrated at ``rtol = 1e-8`` leaves it off by ~1e-9 of the scale (either sign).
 PSD_RTOL = 1e-6
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _nonneg_float(name: str, value: Any, strict: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a real number, got {value!r}") from None
-    if not np.isfinite(x) or x < 0 or (strict and x == 0):
-        bound = "> 0" if strict else ">= 0"
-        raise ValueError(f"{name}: must be finite and {bound}, got {value!r}")
-    return x
 
 
 @dataclass(frozen=True)
@@ -84,17 +69,17 @@ class Problem:
     quadrature_order: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "M", _positive_int("M", self.M))
-        object.__setattr__(self, "K", _positive_int("K", self.K))
-        object.__setattr__(self, "lr", _nonneg_float("lr", self.lr, strict=True))
+        object.__setattr__(self, "M", positive_int("M", self.M))
+        object.__setattr__(self, "K", positive_int("K", self.K))
+        object.__setattr__(self, "lr", nonneg_float("lr", self.lr, strict=True))
         if self.lr2 is not None:
-            object.__setattr__(self, "lr2", _nonneg_float("lr2", self.lr2))
-        object.__setattr__(self, "sigma", _nonneg_float("sigma", self.sigma))
-        object.__setattr__(self, "weight_decay", _nonneg_float("weight_decay", self.weight_decay))
+            object.__setattr__(self, "lr2", nonneg_float("lr2", self.lr2))
+        object.__setattr__(self, "sigma", nonneg_float("sigma", self.sigma))
+        object.__setattr__(self, "weight_decay", nonneg_float("weight_decay", self.weight_decay))
         if self.quadrature_order is not None:
-            object.__setattr__(self, "quadrature_order", _positive_int("quadrature_order", self.quadrature_order))
+            object.__setattr__(self, "quadrature_order", positive_int("quadrature_order", self.quadrature_order))
         if not isinstance(self.train_second_layer, (bool, np.bool_)):
-            raise ValueError(f"train_second_layer: must be True or False, got {self.train_second_layer!r}")
+            raise InvalidInputError(f"train_second_layer: must be True or False, got {self.train_second_layer!r}")
         # errors of learndyn.activations already start with "activation:"; the ODE and the simulator
         # compile the activation, so a custom callable must be JAX-traceable (checked here, once)
         conventions.activation(self.activation).check_traceable()
@@ -111,52 +96,25 @@ class Problem:
 
     @property
     def activation_name(self) -> str:
+        """The activation's name as given (a string), or the resolved activation's description."""
         return str(self.g) if not isinstance(self.activation, str) else self.activation
 
     def replace(self, **changes: Any) -> "Problem":
+        """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
 
 
-def _positive_number(name: str, value: Any, *, finite: bool = True, unit: str = "") -> float:
-    """``value`` as a float > 0 (and finite if ``finite``), else a one-line ``ValueError`` naming ``name``."""
-    what = f"a {'finite ' if finite else ''}number{' of ' + unit if unit else ''} > 0"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be {what}, got {value!r}") from None
-    if isinstance(value, bool) or not (x > 0) or np.isnan(x) or (finite and np.isinf(x)):
-        raise ValueError(f"{name}: must be {what}, got {value!r}")
-    return x
-
-
-def _numeric(name: str, value: Any, what: str) -> np.ndarray:
-    """``value`` as a float64 array, else a one-line ``ValueError`` naming ``name``."""
-    if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name}: must be {what} of numbers, got the string {value!r}")
-    try:
-        return np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be {what} of numbers, got {type(value).__name__} {value!r:.60}") from None
-
-
-def _as_matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name}: must be a numeric array of shape {shape}, got the string {value!r}")
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a numeric array of shape {shape}, got {type(value).__name__}") from None
-    if arr.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or infinite entries")
-    return arr
+# the argument checks live in ._util; the old private names stay importable
+_positive_int, _nonneg_float, _positive_number, _numeric, _as_matrix = (
+    positive_int, nonneg_float, positive_number, numeric, as_matrix)
 
 
 @dataclass(frozen=True, eq=False)
 class OrderParameters:
-    """Macroscopic state: ``Q`` (K x K), ``R`` (K x M), ``T`` (M x M), ``v`` (K), ``v_teacher`` (M).
+    """Macroscopic state of online learning (Goldt et al. 2019, eq. (5)): ``Q`` (K x K), ``R`` (K x M),
+    ``T`` (M x M), ``v`` (K), ``v_teacher`` (M), with ``Q_kl = w_k.w_l/N``, ``R_kn = w_k.w*_n/N``,
+    ``T_nm = w*_n.w*_m/N``.
 
     The joint overlap matrix ``[[Q, R], [R^T, T]]`` is the covariance of the local fields
     ``(lambda, rho)`` and must be symmetric positive semi-definite, up to :data:`PSD_RTOL` times its
@@ -175,32 +133,32 @@ class OrderParameters:
     psd_rtol: float = field(default=PSD_RTOL, repr=False)
 
     def __post_init__(self) -> None:
-        Q = _numeric("Q", self.Q, "a square K x K matrix") if self.Q is not None else None
+        Q = numeric("Q", self.Q, "a square K x K matrix") if self.Q is not None else None
         if Q is None or Q.ndim != 2 or Q.shape[0] != Q.shape[1]:
-            raise ValueError(f"Q: must be a square K x K matrix, got shape {None if Q is None else Q.shape}")
+            raise InvalidInputError(f"Q: must be a square K x K matrix, got shape {None if Q is None else Q.shape}")
         K = Q.shape[0]
-        T = _numeric("T", self.T, "a square M x M matrix")
+        T = numeric("T", self.T, "a square M x M matrix")
         if T.ndim != 2 or T.shape[0] != T.shape[1]:
-            raise ValueError(f"T: must be a square M x M matrix, got shape {T.shape}")
+            raise InvalidInputError(f"T: must be a square M x M matrix, got shape {T.shape}")
         M = T.shape[0]
-        Q = _as_matrix("Q", Q, (K, K))
-        T = _as_matrix("T", T, (M, M))
-        R = _as_matrix("R", self.R, (K, M))
-        v = _as_matrix("v", np.ones(K) if self.v is None else self.v, (K,))
-        vt = _as_matrix("v_teacher", np.ones(M) if self.v_teacher is None else self.v_teacher, (M,))
+        Q = as_matrix("Q", Q, (K, K))
+        T = as_matrix("T", T, (M, M))
+        R = as_matrix("R", self.R, (K, M))
+        v = as_matrix("v", np.ones(K) if self.v is None else self.v, (K,))
+        vt = as_matrix("v_teacher", np.ones(M) if self.v_teacher is None else self.v_teacher, (M,))
         for name, mat in (("Q", Q), ("T", T)):
             if not np.allclose(mat, mat.T, rtol=1e-10, atol=1e-12):
-                raise ValueError(f"{name}: must be symmetric (max |{name} - {name}^T| = "
-                                 f"{np.max(np.abs(mat - mat.T)):.3g})")
+                raise InvalidInputError(f"{name}: must be symmetric (max |{name} - {name}^T| = "
+                                        f"{np.max(np.abs(mat - mat.T)):.3g})")
         C = np.block([[Q, R], [R.T, T]])
         C = 0.5 * (C + C.T)
         lam_min = float(np.linalg.eigvalsh(C)[0])
         scale = float(np.max(np.abs(np.diag(C))))
         rtol = float(self.psd_rtol)
         if not (0 <= rtol < 1):
-            raise ValueError(f"psd_rtol: must be in [0, 1), got {self.psd_rtol!r}")
+            raise InvalidInputError(f"psd_rtol: must be in [0, 1), got {self.psd_rtol!r}")
         if lam_min < -rtol * scale:
-            raise ValueError(
+            raise InvalidInputError(
                 "Q, R, T: the joint overlap matrix [[Q, R], [R^T, T]] must be positive semi-definite "
                 f"(smallest eigenvalue {lam_min:.3g}, below -{rtol:g} x its largest variance {scale:.3g}); "
                 "overlaps of real weight vectors always are -- check |R_kn| <= sqrt(Q_kk T_nn)"
@@ -211,10 +169,12 @@ class OrderParameters:
 
     @property
     def K(self) -> int:
+        """Number of student hidden units."""
         return self.Q.shape[0]
 
     @property
     def M(self) -> int:
+        """Number of teacher hidden units."""
         return self.T.shape[0]
 
     @property
@@ -223,8 +183,9 @@ class OrderParameters:
         return np.block([[self.Q, self.R], [self.R.T, self.T]])
 
     def check_problem(self, problem: Problem) -> None:
+        """Refuse (:class:`learndyn.InvalidInputError`) a state whose ``K``, ``M`` differ from the problem's."""
         if (self.K, self.M) != (problem.K, problem.M):
-            raise ValueError(
+            raise InvalidInputError(
                 f"initial state: has K={self.K}, M={self.M} but the problem has K={problem.K}, M={problem.M}"
             )
 
@@ -234,7 +195,7 @@ class OrderParameters:
         w = np.asarray(w, dtype=np.float64)
         wt = np.asarray(w_teacher, dtype=np.float64)
         if w.ndim != 2 or wt.ndim != 2 or w.shape[1] != wt.shape[1]:
-            raise ValueError(f"w, w_teacher: must be K x N and M x N, got {w.shape} and {wt.shape}")
+            raise InvalidInputError(f"w, w_teacher: must be K x N and M x N, got {w.shape} and {wt.shape}")
         N = w.shape[1]
         Q = w @ w.T / N
         return cls(Q=0.5 * (Q + Q.T), R=w @ wt.T / N, T=wt @ wt.T / N, v=v, v_teacher=v_teacher)
@@ -243,6 +204,7 @@ class OrderParameters:
         return f"OrderParameters(K={self.K}, M={self.M}, v={self.v}, v_teacher={self.v_teacher})"
 
     def as_dict(self) -> dict[str, np.ndarray]:
+        """The arrays ``Q``, ``R``, ``T``, ``v``, ``v_teacher`` by name."""
         return {"Q": self.Q, "R": self.R, "T": self.T, "v": self.v, "v_teacher": self.v_teacher}
 
 

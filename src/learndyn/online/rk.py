@@ -31,12 +31,25 @@ import numpy as np
 import scipy.integrate
 from jax import lax
 
-__all__ = ["Tableau", "TABLEAUX", "STATUS_CODES", "is_adaptive", "solve"]
+from ..results import InvalidInputError, Status
 
-#: integer status codes of :func:`solve` (``diverged`` may return 1 or 5; 6 is set from Python on Ctrl-C)
-STATUS_CODES = {0: "success", 1: "diverged", 2: "nonfinite", 3: "max_steps", 4: "step_too_small", 5: "not_psd",
-                6: "interrupted"}
+__all__ = ["Tableau", "TABLEAUX", "STATUS_CODES", "status_code", "is_adaptive", "solve"]
+
+#: integer status codes of :func:`solve` -> :class:`learndyn.Status` (``diverged`` may return 1 or 5; 6 is set
+#: from Python on Ctrl-C). The one integer coding of a status in learndyn: the sweeps store these codes too.
+STATUS_CODES: dict[int, Status] = {0: Status.SUCCESS, 1: Status.DIVERGED, 2: Status.NONFINITE, 3: Status.MAX_STEPS,
+                                   4: Status.STEP_TOO_SMALL, 5: Status.NOT_PSD, 6: Status.INTERRUPTED}
 _INTERRUPTED = 6
+
+
+def status_code(status: Status | str) -> int:
+    """The integer code of :data:`STATUS_CODES` for ``status`` (a :class:`learndyn.Status` or its name)."""
+    status = Status.of(status)
+    for code, member in STATUS_CODES.items():
+        if member is status:
+            return code
+    raise InvalidInputError(f"status: {status.value!r} has no integer code; coded are "
+                            f"{', '.join(s.value for s in STATUS_CODES.values())}")
 
 #: wall-clock target of one compiled chunk of steps: Ctrl-C is honoured between chunks (see :func:`solve`)
 CHUNK_SECONDS = 0.25
@@ -200,8 +213,8 @@ def solve(fun: Callable, y0, ts, args, *, method: str = "dopri8", rtol: float = 
     cached closures): the compiled program is cached on them. ``diverged`` returns ``True`` (status
     ``"diverged"``) or an integer code of :data:`STATUS_CODES` (0: the state is fine); such a state is
     not kept. Fixed-step methods use ``dt0`` as their step (shortened to land on each ``ts``). Returns
-    ``(ys, n_accepted, status)``: ``ys`` ``(len(ts), n)`` with NaN rows after a stop, ``status`` a value of
-    :data:`STATUS_CODES`.
+    ``(ys, n_accepted, status)``: ``ys`` ``(len(ts), n)`` with NaN rows after a stop, ``status`` a
+    :class:`learndyn.Status` (a value of :data:`STATUS_CODES`).
 
     The compiled loop runs in chunks of about :data:`CHUNK_SECONDS` of wall time (the number of steps
     per chunk adapts), so that a ``KeyboardInterrupt`` (Ctrl-C) stops the integration within about one
@@ -209,7 +222,7 @@ def solve(fun: Callable, y0, ts, args, *, method: str = "dopri8", rtol: float = 
     """
     max_steps = int(max_steps)
     if max_steps < 1:
-        raise ValueError(f"max_steps: must be a positive integer, got {max_steps}")
+        raise InvalidInputError(f"max_steps: must be a positive integer, got {max_steps}")
     if diverged is None:
         diverged = _never
     start, advance = _program(fun, method, max_steps, diverged, progress)

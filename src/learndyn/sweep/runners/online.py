@@ -1,7 +1,7 @@
 """Sweep runners of teacher-student online SGD (:mod:`learndyn.online`).
 
-* ``online.ode`` -- the order-parameter ODEs (:func:`learndyn.online.integrate`, spec
-  ``teacher_student.md`` §2) started from the exact overlaps of the random weights that
+* ``online.ode`` -- the order-parameter ODEs (:func:`learndyn.online.integrate`, Goldt et al. 2019,
+  eqs. (6)-(8)) started from the exact overlaps of the random weights that
   ``online.simulate`` draws for the same seed and ``N = N_init`` (:func:`learndyn.online.initial_weights`),
   so an ODE sweep and an SGD sweep with the same seeds start from the same state. Seeds loop inside the
   task; the compiled solver is reused across them.
@@ -9,8 +9,9 @@
   vectorised in one compiled call.
 
 Per-point variables: ``eg`` (seed, alpha), ``eg_final`` (seed; eps_g at ``alpha_max``, NaN if the run
-stopped early), and the per-seed status (``ode_status``: 0 success, 1 diverged, 2 max_steps,
-3 nonfinite, 4 step_too_small, 5 not_psd; ``diverged_alpha`` for SGD). A diverged run is a result, not an error: the point is done
+stopped early), and the per-seed status (``ode_status``: the integer codes of
+:data:`learndyn.online.rk.STATUS_CODES`, 0 success, 1 diverged, 2 nonfinite, 3 max_steps, 4 step_too_small,
+5 not_psd; ``diverged_alpha`` for SGD). A diverged run is a result, not an error: the point is done
 and flagged, with the trajectory up to the divergence kept.
 """
 
@@ -22,15 +23,17 @@ from typing import Any, Literal
 import numpy as np
 
 from ... import online
-from ...online import ode as _ode
-from ...online import sgd as _sgd
+from ...results import InvalidInputError
+from ...online import rk
 from ..registry import Option, Output, PointResult, Runner, options_from, pad
 
 __all__ = ["ODE", "SGD"]
 
-_ODE_CODES = {"success": 0, "diverged": 1, "max_steps": 2, "nonfinite": 3, "step_too_small": 4, "not_psd": 5}
+#: the statuses a finished ODE point can have, by their one integer code (learndyn.online.rk.STATUS_CODES);
+#: "interrupted" stops the sweep instead
+_ODE_CODES = {status.value: code for code, status in rk.STATUS_CODES.items() if status != "interrupted"}
 _Init = Literal[online.INITIALISATIONS]  # type: ignore[valid-type]
-_Method = Literal[tuple(sorted(_ode._SOLVERS))]  # type: ignore[valid-type]
+_Method = Literal[tuple(sorted(rk.TABLEAUX))]  # type: ignore[valid-type]
 
 _TIME_OPTIONS = {
     "alpha_max": Option(float, 1000.0, "final time alpha = steps / N (> 0)"),
@@ -40,24 +43,24 @@ _TIME_OPTIONS = {
 
 
 def _alphas(options: dict[str, Any]) -> np.ndarray:
-    return _ode.default_alphas(float(options["alpha_max"]), int(options["n_alpha"]), float(options["alpha_min"]))
+    return online.default_alphas(float(options["alpha_max"]), int(options["n_alpha"]), float(options["alpha_min"]))
 
 
 def _check_time(options: dict[str, Any]) -> None:
     am, n, a0 = options["alpha_max"], options["n_alpha"], options["alpha_min"]
     if not (np.isfinite(am) and am > 0):
-        raise ValueError(f"alpha_max: must be finite and > 0, got {am!r}")
+        raise InvalidInputError(f"alpha_max: must be finite and > 0, got {am!r}")
     if n < 1:
-        raise ValueError(f"n_alpha: must be >= 1, got {n!r}")
+        raise InvalidInputError(f"n_alpha: must be >= 1, got {n!r}")
     if not (0 < a0 < am):
-        raise ValueError(f"alpha_min: must satisfy 0 < alpha_min < alpha_max = {am:g}, got {a0!r}")
+        raise InvalidInputError(f"alpha_min: must satisfy 0 < alpha_min < alpha_max = {am:g}, got {a0!r}")
 
 
 def _check_init(problem: online.Problem, options: dict[str, Any], N_key: str) -> None:
     if options[N_key] < 1:
-        raise ValueError(f"{N_key}: must be a positive integer, got {options[N_key]!r}")
+        raise InvalidInputError(f"{N_key}: must be a positive integer, got {options[N_key]!r}")
     if not options["init_scale"] >= 0:
-        raise ValueError(f"init_scale: must be >= 0, got {options['init_scale']!r}")
+        raise InvalidInputError(f"init_scale: must be >= 0, got {options['init_scale']!r}")
     # draws one-dimensional weights: catches the initialisations that do not fit the problem
     online.initial_weights(problem, 1, options["init"], 0, scale=options["init_scale"])
 
@@ -101,7 +104,7 @@ def _ode_reduce(traj: online.Trajectory, problem: online.Problem, options: dict[
     eg = pad(np.asarray(traj.eg, dtype=np.float64)[None, :], (1, n))
     final = float(eg[0, -1]) if traj.success else np.nan
     values = {"eg": eg, "eg_final": np.array([final]), "alpha_reached": np.array([traj.alpha_reached]),
-              "ode_status": np.array([_ODE_CODES.get(traj.status, 3)], dtype=np.int32)}
+              "ode_status": np.array([rk.status_code(traj.status)], dtype=np.int32)}
     msg = "" if traj.success else f"seed {seeds[0]}: {traj.message}"
     return PointResult(values, ok=traj.success, message=msg)
 
@@ -109,10 +112,10 @@ def _ode_reduce(traj: online.Trajectory, problem: online.Problem, options: dict[
 def _ode_check(problem: online.Problem, options: dict[str, Any]) -> None:
     _check_time(options)
     _check_init(problem, options, "N_init")
-    if not _ode.rk.is_adaptive(options["method"]) and not (options["dt"] is not None and options["dt"] > 0):
-        raise ValueError(f"dt: the fixed-step method {options['method']!r} needs dt > 0 (set options.dt)")
+    if not rk.is_adaptive(options["method"]) and not (options["dt"] is not None and options["dt"] > 0):
+        raise InvalidInputError(f"dt: the fixed-step method {options['method']!r} needs dt > 0 (set options.dt)")
     if not (options["rtol"] > 0 and options["atol"] > 0):
-        raise ValueError("rtol: rtol and atol must be > 0")
+        raise InvalidInputError("rtol: rtol and atol must be > 0")
 
 
 def _ode_cost(problem: online.Problem, options: dict[str, Any], n_seeds: int) -> float:
@@ -122,7 +125,7 @@ def _ode_cost(problem: online.Problem, options: dict[str, Any], n_seeds: int) ->
     ~ K^2 (K+M)^2). The number of adaptive steps grows ~ log(alpha_max)."""
     K, M = problem.K, problem.M
     scale = (1.0 + np.log10(1.0 + options["alpha_max"])) / (1.0 + np.log10(3001.0))
-    if not _ode.rk.is_adaptive(options["method"]):
+    if not rk.is_adaptive(options["method"]):
         scale = options["alpha_max"] / options["dt"] / 300.0
     name = problem.g.name
     if name == "erf":
@@ -135,7 +138,7 @@ def _ode_cost(problem: online.Problem, options: dict[str, Any], n_seeds: int) ->
 
 
 def _ode_setup_key(problem: online.Problem, options: dict[str, Any]) -> Any:
-    return (_ode._static_key(problem), options["method"], options["max_steps"])
+    return (online.static_key(problem), options["method"], options["max_steps"])
 
 
 ODE = Runner(
@@ -171,7 +174,7 @@ _SIMULATE = ("N", "init", "init_scale", "batch_size", "test_set_size", "rng", "d
 
 def _sgd_alphas(options: dict[str, Any]) -> np.ndarray:
     """The recorded times: the log grid rounded to whole steps (as ``online.simulate`` records them)."""
-    steps = _sgd._record_steps(int(options["N"]), _alphas(options), float(options["alpha_max"]))
+    steps = online.record_steps(int(options["N"]), _alphas(options), float(options["alpha_max"]))
     return steps / int(options["N"])
 
 
@@ -208,9 +211,9 @@ def _sgd_check(problem: online.Problem, options: dict[str, Any]) -> None:
     _check_time(options)
     _check_init(problem, options, "N")
     if options["batch_size"] < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {options['batch_size']!r}")
+        raise InvalidInputError(f"batch_size: must be >= 1, got {options['batch_size']!r}")
     if options["test_set_size"] is not None and options["test_set_size"] < 0:
-        raise ValueError(f"test_set_size: must be >= 0, got {options['test_set_size']!r}")
+        raise InvalidInputError(f"test_set_size: must be >= 0, got {options['test_set_size']!r}")
 
 
 def _sgd_cost(problem: online.Problem, options: dict[str, Any], n_seeds: int) -> float:
