@@ -39,10 +39,6 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
     # kernels helper: the kernels sweep runner builds its problem from signal-propagation internals
     ("learndyn.sweep.runners.kernels", "learndyn.kernels.signal._activation"),
     ("learndyn.sweep.runners.kernels", "learndyn.kernels.signal._check_var"),
-    # online helper: the online sweep runners reach ODE / SGD internals
-    ("learndyn.sweep.runners.online", "learndyn.online.ode._SOLVERS"),
-    ("learndyn.sweep.runners.online", "learndyn.online.ode._static_key"),
-    ("learndyn.sweep.runners.online", "learndyn.online.sgd._record_steps"),
 }
 
 
