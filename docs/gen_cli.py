@@ -2,7 +2,7 @@
 
 Run by the ``gen-files`` plugin of ``mkdocs build``: every command, its help text, usage and options
 are read from ``learndyn.cli:app`` through click (the command objects typer builds), so the page cannot drift from the commands.
-``python docs/gen_cli.py`` prints the page instead (used by the tests).
+``python docs/gen_cli.py`` prints the page instead; ``tests/test_docs.py`` imports ``render``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def render() -> str:
 
 if __name__ == "__main__":
     print(render())
-else:
+elif __name__ == "<run_path>":  # run by mkdocs-gen-files (runpy.run_path); a plain import only defines render()
     import mkdocs_gen_files
 
     with mkdocs_gen_files.open("reference/cli.md", "w") as f:
