@@ -128,3 +128,15 @@ def test_docs_extra_and_strict_build_in_ci():
     ci = (ROOT / ".ci" / "run").read_text()
     assert '-e ".[docs]"' in ci and "mkdocs build --strict" in ci
     assert re.search(r"^strict:\s*true", (ROOT / "mkdocs.yml").read_text(), re.M)
+
+
+def test_api_reference_docstrings_become_markdown():
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("griffe_rest", DOCS / "griffe_rest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = "See :class:`~learndyn.online.Problem`.\n\nParameters\n----------\nx:\n    a number\n\n.. math::\n\n    a = b\n\nend"
+    out = mod.to_markdown(text)
+    assert "See `learndyn.online.Problem`." in out
+    assert "**Parameters**" in out and "-----" not in out
+    assert "$$\na = b\n$$" in out and ".. math" not in out and out.endswith("end")
