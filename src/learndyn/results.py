@@ -284,7 +284,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "dmft.GeneralSolution": ("learndyn.dmft.results", "GeneralSolution"),
     "dmft.ReducedSolution": ("learndyn.dmft.reduced", "ReducedSolution"),
     "dmft.Simulation": ("learndyn.dmft.gaussian_model", "Simulation"),
-    "kernels.Kernel": ("learndyn.kernels.layers", "Kernel"),
+    "kernels.Kernel": ("learndyn.kernels.network", "Kernel"),
     "kernels.SignalPropagation": ("learndyn.kernels.signal", "SignalPropagation"),
     "kernels.CriticalLine": ("learndyn.kernels.signal", "CriticalLine"),
     "kernels.SpectrumResult": ("learndyn.kernels.spectrum", "SpectrumResult"),

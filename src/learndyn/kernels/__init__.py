@@ -17,20 +17,8 @@ description gives the finite network and its kernel::
 
 from __future__ import annotations
 
-from .layers import (  # noqa: F401
-    Conv,
-    Dense,
-    Elementwise,
-    Flatten,
-    GlobalAvgPool,
-    Kernel,
-    KernelMemoryError,
-    Network,
-    Repeat,
-    cnn,
-    fcn,
-    serial,
-)
+from .layers import Conv, Dense, Elementwise, Flatten, GlobalAvgPool, Repeat  # noqa: F401
+from .network import Kernel, KernelMemoryError, Network, clear_cache, cnn, fcn, serial  # noqa: F401
 from .linalg import (  # noqa: F401
     IllConditionedKernelError,
     Solution,
