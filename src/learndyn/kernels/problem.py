@@ -91,7 +91,12 @@ class Problem:
         if isinstance(d, bool) or not isinstance(d, (int, float)) or int(d) != d or d < low:
             raise InvalidInputError(f"depth: must be an integer >= {low}, got {d!r}")
         object.__setattr__(self, "depth", int(d))
-        self.act.check_traceable()
+        try:  # errors of learndyn.activations already start with "activation:"
+            self.act.check_traceable()
+        except InvalidInputError:
+            raise
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
         object.__setattr__(self, "weight_var", _check_var("weight_var", self.weight_var, False))
         object.__setattr__(self, "bias_var", _check_var("bias_var", self.bias_var, True))
         if self.readin not in READINS:
