@@ -23,7 +23,7 @@ from learndyn import kernels
 
 
 # --------------------------------------------------------------------------------------------
-# plain NumPy reference implementations (same recursions, spec ntk.md §1.2, §1.3, §3.1)
+# plain NumPy reference implementations (same recursions: Jacot et al. 2018; Xiao, Pennington & Schoenholz 2020, Sec. 2-3)
 # --------------------------------------------------------------------------------------------
 def numpy_fcn_erf(x, depth, wv, bv):
     n0 = x.shape[1]
