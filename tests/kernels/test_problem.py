@@ -55,7 +55,8 @@ def test_theories_take_the_problem():
     assert a.scalar() == b.scalar() and a.success and a.status == "success"
     with pytest.raises(learndyn.InvalidInputError, match="^weight_var: given twice"):
         kernels.signal_propagation(p, 2.0)
-    np.testing.assert_array_equal(kernels.critical_line(p, [0.05]).weight_var, kernels.critical_line("erf", [0.05]).weight_var)
+    np.testing.assert_array_equal(kernels.critical_line(p, [0.05]).weight_var,
+                                  kernels.critical_line("erf", [0.05]).weight_var)
     # the vectorised loose form stays
     grid = kernels.signal_propagation("erf", np.array([1.0, 2.0]), 0.05)
     assert grid.q_star.shape == (2,) and grid.success

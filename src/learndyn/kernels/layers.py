@@ -226,18 +226,23 @@ class _Layer:
     """Base class: ``init(key, in_shape) -> (out_shape, params)``, ``apply``, ``kernel``."""
 
     def init(self, key, in_shape):  # pragma: no cover - abstract
+        """``(output shape, parameters)`` for inputs of ``in_shape``."""
         raise NotImplementedError
 
     def apply(self, params, x):  # pragma: no cover - abstract
+        """The finite layer on inputs ``x`` with ``params``."""
         raise NotImplementedError
 
     def kernel(self, st: _KState, ctx: _Ctx):  # pragma: no cover - abstract
+        """The layer's map of the kernel state ``(K, Theta)``: ``(state, context) -> (state, context)``."""
         raise NotImplementedError
 
     def needs_full_spatial(self) -> bool:
+        """Whether the layer needs every pair of spatial positions (global average pooling)."""
         return False
 
     def has_readout(self) -> bool:
+        """Whether the layer removes the spatial axes (Flatten, GlobalAvgPool)."""
         return False
 
 
@@ -256,6 +261,7 @@ class Dense(_Layer):
         object.__setattr__(self, "bias_var", _check_var("bias_var", self.bias_var, True))
 
     def init(self, key, in_shape):
+        """Output shape and N(0, 1) parameters ``W`` (n_in, width) and ``b`` (width,)."""
         kw, kb = jax.random.split(key)
         n_in = in_shape[-1]
         W = jax.random.normal(kw, (n_in, self.width), dtype=jnp.float64)
@@ -263,6 +269,7 @@ class Dense(_Layer):
         return tuple(in_shape[:-1]) + (self.width,), {"W": W, "b": b}
 
     def apply(self, params, x):
+        """``sqrt(weight_var / n_in) x W + sqrt(bias_var) b`` (NTK parameterisation)."""
         n_in = x.shape[-1]
         out = jnp.sqrt(self.weight_var / n_in) * (x @ params["W"])
         if self.bias_var > 0:
@@ -270,6 +277,7 @@ class Dense(_Layer):
         return out
 
     def kernel(self, st, ctx):
+        """``K <- weight_var K + bias_var``, ``Theta <- K_new + weight_var Theta`` (Jacot et al. 2018, Theorem 1)."""
         return _affine_update(st, ctx, self.weight_var, self.bias_var, lambda a, kind: a), ctx
 
 
@@ -300,6 +308,7 @@ class Conv(_Layer):
             raise InvalidInputError(f"padding: must be one of {PADDINGS}, got {self.padding!r}")
 
     def init(self, key, in_shape):
+        """Output shape and N(0, 1) parameters ``W`` (*filter_shape, C_in, C_out) and ``b`` (C_out,)."""
         if len(in_shape) != len(self.filter_shape) + 2:
             raise InvalidInputError(
                 f"Conv with filter_shape {self.filter_shape} needs inputs (n, {len(self.filter_shape)} spatial "
@@ -311,6 +320,7 @@ class Conv(_Layer):
         return tuple(in_shape[:-1]) + (self.channels,), {"W": W, "b": b}
 
     def apply(self, params, x):
+        """Stride-1 convolution scaled by ``sqrt(weight_var / fan_in)`` plus ``sqrt(bias_var) b``."""
         k = len(self.filter_shape)
         fan_in = x.shape[-1] * int(np.prod(self.filter_shape))
         sp = "DHW"[-k:] if k <= 3 else None
@@ -331,6 +341,8 @@ class Conv(_Layer):
         return out
 
     def kernel(self, st, ctx):
+        """``K_{a,a'} <- weight_var/|W| sum_b K_{a+b,a'+b} + bias_var``, and the NTK likewise (Xiao et al.
+        2020, Sec. 3)."""
         if ctx.spatial == "none":
             raise InvalidInputError("Conv needs spatial inputs (n, *spatial, channels); got a flat kernel")
         if len(self.filter_shape) != ctx.nsp:
@@ -352,12 +364,15 @@ class Elementwise(_Layer):
         object.__setattr__(self, "activation", _act.get(self.activation, scale=1.0).check_traceable())
 
     def init(self, key, in_shape):
+        """The shape is unchanged; no parameters."""
         return tuple(in_shape), {}
 
     def apply(self, params, x):
+        """``phi(x)`` elementwise."""
         return self.activation(x)
 
     def kernel(self, st, ctx):
+        """``K <- V_phi(Sigma)``, ``Theta <- Vdot_phi(Sigma) Theta`` (Jacot et al. 2018; Lee et al. 2019)."""
         act = self.activation
         homog = _homogeneous(act)
         if homog:
@@ -422,15 +437,19 @@ class Flatten(_Layer):
     """Flatten ``(n, *spatial, C) -> (n, d*C)``; kernel ``(1/d) sum_a K_aa`` (Xiao et al. 2020, Sec. 3)."""
 
     def init(self, key, in_shape):
+        """Output shape ``(n, d C)``; no parameters."""
         return (in_shape[0], int(np.prod(in_shape[1:]))), {}
 
     def apply(self, params, x):
+        """Reshape ``(n, *spatial, C) -> (n, d C)``."""
         return x.reshape((x.shape[0], -1))
 
     def has_readout(self):
+        """True: this layer removes the spatial axes."""
         return True
 
     def kernel(self, st, ctx):
+        """``K <- (1/d) sum_a K_{a,a}`` (and the NTK likewise; Xiao et al. 2020, Sec. 3)."""
         if ctx.spatial == "none":
             return st, ctx
         pk = "self" if ctx.batch == "diag" else "pair"
@@ -443,18 +462,23 @@ class GlobalAvgPool(_Layer):
     """Mean over spatial positions ``(n, *spatial, C) -> (n, C)``; kernel ``(1/d^2) sum_{a,a'} K_aa'``."""
 
     def init(self, key, in_shape):
+        """Output shape ``(n, C)``; no parameters."""
         return (in_shape[0], in_shape[-1]), {}
 
     def apply(self, params, x):
+        """Mean over the spatial axes."""
         return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
 
     def has_readout(self):
+        """True: this layer removes the spatial axes."""
         return True
 
     def needs_full_spatial(self):
+        """True: the readout needs every pair of positions (d^2 entries per input pair)."""
         return True
 
     def kernel(self, st, ctx):
+        """``K <- (1/d^2) sum_{a,a'} K_{a,a'}`` (and the NTK likewise; Novak et al. 2019)."""
         if ctx.spatial == "none":
             return st, ctx
         if ctx.spatial != "full":  # pragma: no cover - guarded by _LayerStack._spatial_mode
@@ -480,9 +504,11 @@ class Repeat(_Layer):
                 raise InvalidInputError("Repeat: a repeated block must keep its shape (no Flatten/GlobalAvgPool)")
 
     def needs_full_spatial(self):
+        """Whether a repeated layer needs every pair of spatial positions."""
         return any(lay.needs_full_spatial() for lay in self.layers)
 
     def init(self, key, in_shape):
+        """Independent parameters for each of the ``n`` repetitions, stacked along a leading axis."""
         if self.n == 0:
             return tuple(in_shape), []
         keys = jax.random.split(key, self.n)
@@ -496,6 +522,7 @@ class Repeat(_Layer):
         return tuple(in_shape), stacked
 
     def apply(self, params, x):
+        """The block applied ``n`` times (``lax.scan`` over the stacked parameters)."""
         if self.n == 0:
             return x
 
@@ -505,6 +532,7 @@ class Repeat(_Layer):
         return lax.scan(body, x, params)[0]
 
     def kernel(self, st, ctx):
+        """The block's kernel maps applied ``n`` times (``lax.fori_loop``)."""
         if self.n == 0:
             return st, ctx
 

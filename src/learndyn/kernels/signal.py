@@ -10,7 +10,8 @@ pre-activation variance ``q`` and correlation ``c`` by
   ``chi_1 = chi(1)``, ``chi_c* = chi(c*)``;
 * depth scales (Schoenholz et al. 2017): ``xi_1 = -1/ln chi_1`` (ordered), ``xi_c = -1/ln chi_c*``,
   ``xi_* = 1/ln(chi_1/chi_c*)`` (chaotic); a scale that does not apply in a phase is ``inf``;
-* ``p*`` (the off-diagonal NTK limit at large depth, Xiao et al. 2020, Sec. 2): ``q*/(1-chi_1)`` ordered, ``q* c*/(1-chi_c*)`` chaotic.
+* ``p*`` (the off-diagonal NTK limit at large depth, Xiao et al. 2020, Sec. 2): ``q*/(1-chi_1)`` ordered,
+  ``q* c*/(1-chi_c*)`` chaotic.
 
 Gaussian integrals come from :mod:`learndyn.gaussian` (closed forms for erf/ReLU/abrelu/linear,
 Gauss-Hermite quadrature for any other activation).  Every solver is a vectorised bisection on a
@@ -124,13 +125,15 @@ def _Vdot(act, q, c):
 
 
 def q_map(activation, weight_var, bias_var, q):
-    r"""The q-map ``Q(q) = sigma_w^2 V_phi([[q,q],[q,q]]) + sigma_b^2`` (Poole et al. 2016), broadcasting over all arguments."""
+    r"""The q-map ``Q(q) = sigma_w^2 V_phi([[q,q],[q,q]]) + sigma_b^2`` (Poole et al. 2016), broadcasting over
+    all arguments."""
     act = _activation(activation)
     return np.asarray(weight_var) * _V(act, q, 1.0) + np.asarray(bias_var)
 
 
 def c_map(activation, weight_var, bias_var, q, c):
-    r"""The c-map ``C(c) = [sigma_w^2 V_phi(q [[1,c],[c,1]]) + sigma_b^2] / q`` (Poole et al. 2016) at variance ``q``."""
+    r"""The c-map ``C(c) = [sigma_w^2 V_phi(q [[1,c],[c,1]]) + sigma_b^2] / q`` (Poole et al. 2016) at
+    variance ``q``."""
     act = _activation(activation)
     q = np.asarray(q, float)
     return (np.asarray(weight_var) * _V(act, q, c) + np.asarray(bias_var)) / q
@@ -257,7 +260,8 @@ class SignalPropagation(Result):
                 for n in ("weight_var", "bias_var", "q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c",
                           "xi_star", "p_star")}
         data["phase"] = (dims, np.asarray(self.phase, dtype=str))
-        attrs = problem_attrs({"activation": self.activation}, theory="signal propagation (Poole et al. 2016; Schoenholz et al. 2017)",
+        attrs = problem_attrs({"activation": self.activation},
+                              theory="signal propagation (Poole et al. 2016; Schoenholz et al. 2017)",
                               status=str(self.status), message=self.message)
         return xr.Dataset(data, attrs=attrs)
 
@@ -407,7 +411,8 @@ class CriticalLine(Result):
 
 def critical_line(activation: Any = "erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), *,
                   weight_var_max: float = 20.0) -> CriticalLine:
-    r"""``sigma_w^2(sigma_b^2)`` solving ``chi_1 = 1`` (Schoenholz et al. 2017), by vectorised bisection over ``bias_var``.
+    r"""``sigma_w^2(sigma_b^2)`` solving ``chi_1 = 1`` (Schoenholz et al. 2017), by vectorised bisection over
+    ``bias_var``.
 
     For erf the result is the closed form ``sigma_w^2 = (pi/4) sqrt(1 + 4q*)``,
     ``sigma_b^2 = q* - sigma_w^2 (2/pi) arcsin(2q*/(1+2q*))``; a test checks it.

@@ -141,7 +141,8 @@ def _rescale(st: _KState, ctx: _Ctx) -> _KState:
 
 
 def _affine_update(st: _KState, ctx: _Ctx, wv: float, bv: float, lin) -> _KState:
-    """K <- wv lin(K) + bv; Theta <- K_new + wv lin(Theta), in scaled form (Jacot et al. 2018, Theorem 1; Xiao et al. 2020, Sec. 2 and 3)."""
+    """K <- wv lin(K) + bv; Theta <- K_new + wv lin(Theta), in scaled form (Jacot et al. 2018, Theorem 1;
+    Xiao et al. 2020, Sec. 2 and 3)."""
     bias = bv * _pow2(-st.ek) if bv != 0.0 else 0.0
 
     def aff(a, kind):

@@ -6,9 +6,10 @@ The network is the SAME description that gives the kernels (:func:`learndyn.kern
     ``L = (1 / 2B) sum_{i in batch} |f(x_i) - y_i|^2``
 
 (centred one-hot targets).  The learning rate is tied to the infinite-width NTK of a training
-batch (Xiao et al. 2020, Sec. 2; Lee et al. 2019): in function space one SGD step is ``f <- f - (eta/B) Theta_BB (f - y)``, stable for
-``eta < 2B / lambda_max(Theta_BB)``, so ``eta = lr_factor * 2B / lambda_max(Theta_BB)`` with the analytic
-``Theta_BB`` of the same network (``lr_factor < 1``).
+batch (Xiao et al. 2020, Sec. 2; Lee et al. 2019): in function space one SGD step is
+``f <- f - (eta/B) Theta_BB (f - y)``, stable for ``eta < 2B / lambda_max(Theta_BB)``, so
+``eta = lr_factor * 2B / lambda_max(Theta_BB)`` with the analytic ``Theta_BB`` of the same network
+(``lr_factor < 1``).
 
 Seeds are vectorised (``vmap``) and the step loop is one compiled ``lax.scan``.  A run whose loss
 becomes non-finite stops being updated and is reported with status ``"diverged"`` (per seed in
