@@ -99,14 +99,14 @@ def plan(net, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, chec
         b = int(batch_size)
         b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
         exe, xla, host = block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
-                                           out_tail, per_pair)
+                                     out_tail, per_pair)
         block = max(xla, host)
     else:
         b = rows_for(_LIVE_ARRAYS * 8 * per_pair)
         for _ in range(4):
             b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
             exe, xla, host = block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
-                                               out_tail, per_pair)
+                                         out_tail, per_pair)
             block = max(xla, host)
             if block <= budget or b == 1:
                 break
@@ -119,8 +119,16 @@ def plan(net, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, chec
     else:  # earlier blocks already fill the outputs
         total = out_bytes + block
     plan = dict(b1=b1, b2=b2, exe=exe, block=block, out=out_bytes, total=total, avail=avail)
-    if not check:
-        return plan
+    if check:
+        _refuse_if_too_big(plan, n1, n2, diagonal, want_ntk, out_tail, per_pair, batch_size, memory_limit, usable)
+    return plan
+
+
+def _refuse_if_too_big(plan: dict, n1, n2, diagonal, want_ntk, out_tail, per_pair, batch_size, memory_limit,
+                       usable) -> None:
+    """:class:`KernelMemoryError` saying what to reduce when the planned block exceeds ``memory_limit`` or the
+    planned peak exceeds the available memory."""
+    b1, b2, block, out_bytes, total = plan["b1"], plan["b2"], plan["block"], plan["out"], plan["total"]
     what = (f"the {n1}x{'' if diagonal else n2} kernel ({'nngp and ntk' if want_ntk else 'nngp'}, "
             f"{out_tail} float64 entr{'y' if out_tail == 1 else 'ies'} per pair)")
     if memory_limit is not None and block > memory_limit:
@@ -145,7 +153,7 @@ def plan(net, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, chec
                                  f"{format_bytes(block)},", reduce=reduce)
     except InsufficientMemoryError as exc:
         raise KernelMemoryError(str(exc)) from None
-    return plan
+
 
 def run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk, exes):
     """Outer loop over memory blocks; diagonal blocks of x1 with itself use the triangle layout."""
