@@ -57,6 +57,9 @@ def test_theories_take_the_problem():
         kernels.signal_propagation(p, 2.0)
     np.testing.assert_array_equal(kernels.critical_line(p, [0.05]).weight_var,
                                   kernels.critical_line("erf", [0.05]).weight_var)
+    for got, want in zip(kernels.correlation_trajectory(p, c0=0.3, depth=5),
+                         kernels.correlation_trajectory("erf", 1.7, 0.1, 0.3, 5)):
+        np.testing.assert_array_equal(got, want)
     # the vectorised loose form stays
     grid = kernels.signal_propagation("erf", np.array([1.0, 2.0]), 0.05)
     assert grid.q_star.shape == (2,) and grid.success

@@ -348,10 +348,16 @@ def _finite_status(**arrays) -> tuple[Status, str]:
     return Status.SUCCESS, ""
 
 
-def correlation_trajectory(activation, weight_var, bias_var, c0: float, depth: int, q0: float | None = None):
+def correlation_trajectory(activation, weight_var=_WEIGHT_VAR, bias_var=_BIAS_VAR, c0: float | None = None,
+                           depth: int | None = None, q0: float | None = None):
     r"""Iterate the (q, c) maps ``depth`` times from ``(q0, c0)`` (q0 defaults to q*): returns the arrays
-    ``q^l`` and ``c^l`` for l = 0..depth (the q- and c-maps of Schoenholz et al. 2017, Sec. 2; used for the |c^l - c*| ~ chi_c*^l
-    check). ``c0`` is a correlation, so it must lie in [-1, 1]."""
+    ``q^l`` and ``c^l`` for l = 0..depth (the q- and c-maps of Schoenholz et al. 2017, Sec. 2; used for the
+    |c^l - c*| ~ chi_c*^l check). ``c0`` (required) is a correlation, so it must lie in [-1, 1]; ``depth`` is
+    required.  ``activation`` may be a :class:`~learndyn.kernels.Problem`, then with ``c0=``, ``depth=``."""
+    activation, weight_var, bias_var = _signal_arguments(activation, weight_var, bias_var)
+    for name, value in (("c0", c0), ("depth", depth)):
+        if value is None:
+            raise InvalidInputError(f"{name}: required")
     act = _activation(activation)
     if int(depth) != depth or depth < 0:
         raise InvalidInputError(f"depth: must be a non-negative integer, got {depth!r}")
