@@ -285,7 +285,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "dmft.ReducedSolution": ("learndyn.dmft.reduced", "ReducedSolution"),
     "dmft.Simulation": ("learndyn.dmft.simulation", "Simulation"),
     "dmft.Comparison": ("learndyn.dmft.compare", "Comparison"),
-    "kernels.Kernel": ("learndyn.kernels.layers", "Kernel"),
+    "kernels.Kernel": ("learndyn.kernels.network", "Kernel"),
     "kernels.SignalPropagation": ("learndyn.kernels.signal", "SignalPropagation"),
     "kernels.CriticalLine": ("learndyn.kernels.signal", "CriticalLine"),
     "kernels.SpectrumResult": ("learndyn.kernels.spectrum", "SpectrumResult"),

@@ -1,5 +1,5 @@
-"""NTK spectra against depth vs the large-depth asymptotes of spec ntk.md §2.3 / §6 (m = 32 random
-inputs of dimension 100 plus 16 test points, erf, sigma_b^2 = 0.05, depth <= 400)."""
+"""NTK spectra against depth vs the large-depth asymptotes of Xiao, Pennington & Schoenholz 2020, Sec. 2
+(m = 32 random inputs of dimension 100 plus 16 test points, erf, sigma_b^2 = 0.05, depth <= 400)."""
 
 import numpy as np
 import pytest
@@ -18,26 +18,28 @@ def data():
 
 @pytest.fixture(scope="module")
 def ordered(data):
-    return spectrum_vs_depth(data.x_train, data.y_train, data.x_test, DEPTHS, weight_var=1.25, bias_var=0.05)
+    return spectrum_vs_depth(kernels.Problem(weight_var=1.25, bias_var=0.05, readin="qstar"), data.x_train,
+                             data.y_train, data.x_test, DEPTHS)
 
 
 @pytest.fixture(scope="module")
 def chaotic(data):
-    return spectrum_vs_depth(data.x_train, data.y_train, data.x_test, DEPTHS, weight_var=1.5, bias_var=0.05)
+    return spectrum_vs_depth(kernels.Problem(weight_var=1.5, bias_var=0.05, readin="qstar"), data.x_train,
+                             data.y_train, data.x_test, DEPTHS)
 
 
 def test_depth_sweep_equals_network_kernel():
     """The one-pass sweep gives exactly the kernels of kernels.fcn(l).kernel (same layer objects)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 5))
-    for l, K, T in depth_sweep(x, [0, 4], activation="erf", weight_var=1.7, bias_var=0.1):
+    for l, K, T in depth_sweep(kernels.Problem(activation="erf", weight_var=1.7, bias_var=0.1), x, [0, 4]):
         k = kernels.fcn(l, "erf", 1.7, 0.1).kernel(x)
         np.testing.assert_allclose(K, k.nngp, rtol=1e-13)
         np.testing.assert_allclose(T, k.ntk, rtol=1e-13)
 
 
 def test_diagonal_exact_every_phase(ordered, chaotic):
-    """Theta^l(x,x) = q* sum_{j<=l} chi_1^j exactly (spec §1.4, §6 item 6), computed by hand here."""
+    """Theta^l(x,x) = q* sum_{j<=l} chi_1^j exactly (every phase), computed by hand here."""
     for r in (ordered, chaotic):
         sp = r.signal.scalar()
         l = r.depth
@@ -46,7 +48,7 @@ def test_diagonal_exact_every_phase(ordered, chaotic):
 
 
 def test_ordered_limits(ordered):
-    """spec §6 item 8: Theta_o -> p* = 11.26611, lambda_max -> m p* = 360.515 (rtol 1e-3 at l = 400);
+    """Ordered phase: Theta_o -> p* = 11.26611, lambda_max -> m p* = 360.515 (rtol 1e-3 at l = 400);
     lambda_min ~ l chi_1^l (ratio 200/100 within 30%), lambda_min(K) ~ chi_1^l (within 5%);
     P(Theta)Y stays O(1)."""
     sp = ordered.signal.scalar()
@@ -63,7 +65,7 @@ def test_ordered_limits(ordered):
 
 
 def test_chaotic_limits(chaotic, data):
-    """spec §6 item 9: Theta_o -> q* c*/(1 - chi_c*) = 16.21636 (rtol 1e-3 at l = 400), kappa -> 1,
+    """Chaotic phase: Theta_o -> q* c*/(1 - chi_c*) = 16.21636 (rtol 1e-3 at l = 400), kappa -> 1,
     kappa(K) -> 1 + m c*/(1 - c*) = 147.303; rates of P(Theta)Y ~ l (chi_c*/chi_1)^l and
     P(K)Y ~ chi_c*^l."""
     sp = chaotic.signal.scalar()
@@ -83,10 +85,11 @@ def test_chaotic_limits(chaotic, data):
 
 
 def test_critical_erf(data):
-    """spec §6 item 10: at (1.375839, 0.05): Theta_o/(l q*) -> 1/3 (2% at l = 400), kappa/((m+2)/2) -> 1
+    """Critical line: at (1.375839, 0.05): Theta_o/(l q*) -> 1/3 (2% at l = 400), kappa/((m+2)/2) -> 1
     (3%), lambda_bulk / ((2/3) l q*) -> 1 and kappa(K) grows linearly in l."""
     wv = float(critical_line("erf", [0.05]).weight_var[0])
-    r = spectrum_vs_depth(data.x_train, data.y_train, data.x_test, [200, 400], weight_var=wv, bias_var=0.05)
+    r = spectrum_vs_depth(kernels.Problem(weight_var=wv, bias_var=0.05, readin="qstar"), data.x_train, data.y_train,
+                          data.x_test, [200, 400])
     q = r.signal.scalar()["q_star"]
     m = data.n_train
     assert r.measured["theta_o"][-1] / (400 * q) == pytest.approx(1 / 3, rel=0.02)
@@ -98,19 +101,19 @@ def test_critical_erf(data):
 
 
 def test_relu_ordered_every_entry_equals_pstar(data):
-    """spec §6 item 5: ReLU (1.5, 0.1), depth 200: every NTK entry and lambda_max/m equal p* = 1.6."""
+    """ReLU (1.5, 0.1), depth 200: every NTK entry and lambda_max/m equal p* = 1.6."""
     x = data.x_train
-    (l, K, T), = list(depth_sweep(x, [200], activation="relu", weight_var=1.5, bias_var=0.1))
+    (l, K, T), = list(depth_sweep(kernels.Problem(activation="relu", weight_var=1.5, bias_var=0.1), x, [200]))
     np.testing.assert_allclose(T, 1.6, rtol=1e-5)
     assert np.linalg.eigvalsh(T)[-1] / x.shape[0] == pytest.approx(1.6, rel=1e-5)
 
 
 def test_relu_critical_diagonal():
-    """ReLU at (2, 0): Theta^l(x,x) = (l+1) q0 exactly (spec §6 item 4)."""
+    """ReLU at (2, 0): Theta^l(x,x) = (l+1) q0 exactly."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 10))
     q0 = np.sum(x * x, axis=1) / 10 * 2.0
-    for l, K, T in depth_sweep(x, [1, 10, 50], activation="relu", weight_var=2.0, bias_var=0.0):
+    for l, K, T in depth_sweep(kernels.Problem(activation="relu", weight_var=2.0, bias_var=0.0), x, [1, 10, 50]):
         np.testing.assert_allclose(np.diag(T), (l + 1) * q0, rtol=1e-12)
         np.testing.assert_allclose(np.diag(K), q0, rtol=1e-12)
 
@@ -163,3 +166,43 @@ def test_kernel_regression_shape_mismatch_names_the_parameter():
         gd_predictions(Tj, Tj, 12, rng.standard_normal((12, 3)), [1.0])
     with pytest.raises(ValueError, match="^T:"):
         gd_predictions(Tj, Tj[:8, :8], m, Y, [1.0])
+
+
+def test_loose_argument_forms_still_work():
+    """The loose forms (activation=..., weight_var=... keywords) give exactly the Problem forms' numbers;
+    spectrum_vs_depth's loose form keeps its defaults (1.5, 0.05, readin 'qstar')."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5))
+    new = list(depth_sweep(kernels.Problem(activation="relu", weight_var=1.8, bias_var=0.1, readin_weight_var=1.0),
+                           x, [0, 3]))
+    old = list(depth_sweep(x, [0, 3], activation="relu", weight_var=1.8, bias_var=0.1, readin_weight_var=1.0))
+    for (l1, K1, T1), (l2, K2, T2) in zip(new, old):
+        assert l1 == l2
+        np.testing.assert_array_equal(K1, K2)
+        np.testing.assert_array_equal(T1, T2)
+    y = rng.standard_normal((4, 2))
+    a = spectrum_vs_depth(x[:4], y, x[4:], [2, 5])
+    b = spectrum_vs_depth(kernels.Problem(weight_var=1.5, bias_var=0.05, readin="qstar"), x[:4], y, x[4:], [2, 5])
+    for k in a.measured:
+        np.testing.assert_array_equal(a.measured[k], b.measured[k])
+    assert a.params == b.params and a.params["readin"] == "qstar"
+    with pytest.raises(ValueError, match="^widht:"):
+        list(depth_sweep(x, [1], widht=3))
+    with pytest.raises(ValueError, match="^weight_var: set it on the Problem"):
+        list(depth_sweep(kernels.Problem(), x, [1], weight_var=2.0))
+
+
+def test_spectrum_sweep_beyond_float64_stops_with_a_status(tmp_path):
+    """A ReLU kernel at weight_var 4 grows like 2^depth: past float64 the sweep stops with status NONFINITE,
+    keeping the depths computed before; the result saves and loads back with its status."""
+    import learndyn
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 5))
+    y = rng.standard_normal((4, 1))
+    r = spectrum_vs_depth(kernels.Problem(activation="relu", weight_var=4.0), x[:4], y, x[4:], [5, 2000])
+    assert r.status == "nonfinite" and not r.success and "depth 2000" in r.message
+    assert r.depth.tolist() == [5] and np.isfinite(r.measured["lambda_max"][0])
+    back = learndyn.load(r.save(tmp_path / "s.nc"))
+    assert isinstance(back, type(r)) and back.status == "nonfinite" and back.message == r.message
+    np.testing.assert_array_equal(back.measured["lambda_max"], r.measured["lambda_max"])

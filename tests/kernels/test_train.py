@@ -14,7 +14,7 @@ def test_tiny_network_learns_digits():
     net = kernels.fcn(2, "erf", 1.75, 0.18, width=32, out_dim=10)
     r = train(net, ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test, steps=200,
               batch_size=32, seeds=2, log_every=50)
-    assert np.all(r.status == "ok")
+    assert r.status == "success" and r.success and np.all(r.seed_status == "success")
     assert np.all(r.train_accuracy > 0.8), r.train_accuracy
     assert np.all(r.test_accuracy > 0.5), r.test_accuracy
     # loss decreases
@@ -62,3 +62,26 @@ def test_train_is_a_function_of_the_package():
     assert kernels.train is training.train and callable(kernels.train)
     assert kernels.learning_rate is training.learning_rate
     assert kernels.TrainResult is training.TrainResult
+
+
+def test_train_takes_a_problem_and_reports_divergence():
+    """kernels.train takes a kernels.Problem (its network) and the same seeds as the other theories (a list);
+    a learning rate that blows the loss up gives status DIVERGED with the per-seed numbers kept."""
+    import learndyn
+
+    ds = datasets.load("digits", n_train=16, n_test=8)
+    args = (ds.x_train, ds.y_train, ds.labels_train, ds.x_test, ds.labels_test)
+    p = kernels.Problem("fcn", depth=1, activation="erf", weight_var=1.0, bias_var=0.1, width=8, out_dim=10)
+    r_net = train(p.network(), *args, steps=4, batch_size=8, seeds=2, seed=3)
+    r_p = train(p, *args, steps=4, batch_size=8, seeds=2, seed=3)
+    np.testing.assert_array_equal(r_p.train_loss, r_net.train_loss)
+    listed = train(p, *args, steps=4, batch_size=8, seeds=[5, 7])
+    assert listed.to_xarray()["seed"].values.tolist() == [5, 7]
+    # a seed's run does not depend on the others (vectorised over 1 or 2 seeds: rounding only)
+    np.testing.assert_allclose(train(p, *args, steps=4, batch_size=8, seeds=[7]).train_loss,
+                               listed.train_loss[1:], rtol=1e-12)
+    bad = train(p, *args, steps=20, batch_size=8, seeds=2, lr=1e200)
+    assert bad.status == "diverged" and not bad.success and np.all(bad.seed_status == "diverged")
+    assert "lower lr" in bad.message and bad.train_accuracy.shape == (2,)
+    with pytest.raises(learndyn.InvalidInputError, match="^seeds:"):
+        train(p, *args, steps=2, seeds=[1, 1])

@@ -51,6 +51,15 @@ def test_dmft_and_signal_runners_match_direct_calls():
     ref = signal.signal_propagation("erf", 2.0, 0.1).scalar()
     assert error == "" and result.values["chi_1"] == ref["chi_1"] and result.values["q_star"] == ref["q_star"]
     assert signal.PHASES[int(result.values["phase"])] == ref["phase"]
+    # the runner's Problem is kernels.Problem; only the fields signal propagation reads are config keys
+    from learndyn import kernels
+
+    assert isinstance(problem, kernels.Problem) and problem == kernels.Problem(activation="erf", weight_var=2.0,
+                                                                               bias_var=0.1)
+    import pytest
+
+    with pytest.raises(ValueError, match="problem.depth: unknown key"):
+        sweep.load_config({"sweep": {"runner": "kernels.signal"}, "problem": {"activation": "erf", "depth": 3}})
 
 
 def test_online_ode_runner_ctrl_c_stops_the_sweep(monkeypatch):

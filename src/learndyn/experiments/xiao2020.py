@@ -162,7 +162,7 @@ def sgd_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
             acc_tr[i, j] = r.train_accuracy.mean()
             acc_te[i, j] = r.test_accuracy.mean()
             lrs[i, j] = r.learning_rate
-            diverged[i, j] = bool(np.any(r.status != "ok"))
+            diverged[i, j] = not r.success
         bar.update((i + 1) * D - bar.n)
         _log(log, f"  SGD sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
     bar.close()

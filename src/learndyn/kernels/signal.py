@@ -1,16 +1,17 @@
 r"""Mean-field signal propagation of deep networks: q*, c*, chi_1, chi_c*, depth scales, phases and the
-critical line (spec ``ntk.md`` §1.4-1.6; Poole et al. 2016, Schoenholz et al. 2017, Xiao et al. 2020).
+critical line (Poole et al. 2016; Schoenholz et al. 2017; Xiao, Pennington & Schoenholz 2020, Sec. 2).
 
-Conventions are neural-tangents' (spec §1.1): ``"erf"`` means ``erf(x)``, one hidden block maps the
+Conventions are neural-tangents': ``"erf"`` means ``erf(x)``, one hidden block maps the
 pre-activation variance ``q`` and correlation ``c`` by
 
-* q-map  ``Q(q) = sigma_w^2 V_phi([[q, q], [q, q]]) + sigma_b^2``;  ``q* = Q(q*)``  (spec §1.4);
+* q-map  ``Q(q) = sigma_w^2 V_phi([[q, q], [q, q]]) + sigma_b^2``;  ``q* = Q(q*)``  (Poole et al. 2016);
 * c-map  ``C(c) = [sigma_w^2 V_phi(q* [[1, c], [c, 1]]) + sigma_b^2] / q*``;  ``c* = C(c*)``;
 * slope  ``chi(c) = C'(c) = sigma_w^2 Vdot_phi(q* [[1, c], [c, 1]])`` (Price's theorem),
   ``chi_1 = chi(1)``, ``chi_c* = chi(c*)``;
-* depth scales (spec §1.6): ``xi_1 = -1/ln chi_1`` (ordered), ``xi_c = -1/ln chi_c*``,
+* depth scales (Schoenholz et al. 2017): ``xi_1 = -1/ln chi_1`` (ordered), ``xi_c = -1/ln chi_c*``,
   ``xi_* = 1/ln(chi_1/chi_c*)`` (chaotic); a scale that does not apply in a phase is ``inf``;
-* ``p*`` (the off-diagonal NTK limit, spec §2.3): ``q*/(1-chi_1)`` ordered, ``q* c*/(1-chi_c*)`` chaotic.
+* ``p*`` (the off-diagonal NTK limit at large depth, Xiao et al. 2020, Sec. 2): ``q*/(1-chi_1)`` ordered,
+  ``q* c*/(1-chi_c*)`` chaotic.
 
 Gaussian integrals come from :mod:`learndyn.gaussian` (closed forms for erf/ReLU/abrelu/linear,
 Gauss-Hermite quadrature for any other activation).  Every solver is a vectorised bisection on a
@@ -18,14 +19,13 @@ bracket found on a grid, so a whole ``sigma_w^2`` grid is solved at once.
 
 Phase labels: ``"ordered"`` (chi_1 < 1), ``"chaotic"`` (chi_1 > 1), ``"critical"`` (|chi_1 - 1| <=
 ``critical_tol``), ``"unbounded"`` (the q-map has no finite fixed point: q grows without bound, e.g.
-ReLU with sigma_w^2 > 2, or sigma_w^2 = 2 with sigma_b^2 > 0; spec §1.5: ReLU has no chaotic phase with
+ReLU with sigma_w^2 > 2, or sigma_w^2 = 2 with sigma_b^2 > 0: ReLU has no chaotic phase with
 finite q*).  At a marginal point where every q is a fixed point (ReLU at (2, 0), linear at (1, 0)),
 ``q*`` is the input variance ``q0``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ import xarray as xr
 
 from .. import activations as _act
 from .. import gaussian as _gauss
-from ..results import Result, problem_attrs
+from ..results import InvalidInputError, Result, Status, problem_attrs
 
 __all__ = ["SignalPropagation", "CriticalLine", "signal_propagation", "critical_line", "q_map", "c_map",
            "chi", "correlation_trajectory", "PHASES"]
@@ -56,9 +56,9 @@ def _check_var(name: str, value, allow_zero: bool) -> np.ndarray:
     try:
         v = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number or an array of numbers, got {value!r}") from None
+        raise InvalidInputError(f"{name}: expected a number or an array of numbers, got {value!r}") from None
     if not np.all(np.isfinite(v)) or np.any(v < 0) or (not allow_zero and np.any(v == 0)):
-        raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+        raise InvalidInputError(f"{name}: must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
     return v
 
 
@@ -72,7 +72,7 @@ def _cov(a, b, c12):
 
 _JIT: dict = {}
 #: Gauss-Hermite nodes per dimension for activations without a closed form (tanh critical line to
-#: ~1e-6 against 201-node values of spec §1.5)
+#: ~1e-6 against 201-node quadrature values)
 QUAD_ORDER = 160
 
 
@@ -104,7 +104,7 @@ def _is_one(c) -> bool:
 
 
 def _V(act, q, c):
-    """V_phi(q [[1, c], [c, 1]]) = E[phi(u) phi(v)] (spec §1.2).
+    """V_phi(q [[1, c], [c, 1]]) = E[phi(u) phi(v)], (u, v) ~ N(0, q [[1, c], [c, 1]]).
 
     At ``c = 1`` homogeneous activations use the exact ``gain * q``: the 2x2 closed forms contain
     ``sqrt(q^2 - c12^2)``, which turns a rounding error of 1e-17 into 1e-9."""
@@ -125,20 +125,23 @@ def _Vdot(act, q, c):
 
 
 def q_map(activation, weight_var, bias_var, q):
-    r"""``Q(q) = sigma_w^2 V_phi([[q,q],[q,q]]) + sigma_b^2`` (spec §1.4), broadcasting over all arguments."""
+    r"""The q-map ``Q(q) = sigma_w^2 V_phi([[q,q],[q,q]]) + sigma_b^2`` (Poole et al. 2016), broadcasting over
+    all arguments."""
     act = _activation(activation)
     return np.asarray(weight_var) * _V(act, q, 1.0) + np.asarray(bias_var)
 
 
 def c_map(activation, weight_var, bias_var, q, c):
-    r"""``C(c) = [sigma_w^2 V_phi(q [[1,c],[c,1]]) + sigma_b^2] / q`` (spec §1.4) at variance ``q``."""
+    r"""The c-map ``C(c) = [sigma_w^2 V_phi(q [[1,c],[c,1]]) + sigma_b^2] / q`` (Poole et al. 2016) at
+    variance ``q``."""
     act = _activation(activation)
     q = np.asarray(q, float)
     return (np.asarray(weight_var) * _V(act, q, c) + np.asarray(bias_var)) / q
 
 
 def chi(activation, weight_var, q, c):
-    r"""``chi(c) = C'(c) = sigma_w^2 Vdot_phi(q [[1,c],[c,1]])`` (spec §1.4, slope identity)."""
+    r"""The slope of the c-map ``chi(c) = C'(c) = sigma_w^2 Vdot_phi(q [[1,c],[c,1]])`` (Schoenholz et al.
+    2017; Price's theorem); ``chi(1) = chi_1``."""
     act = _activation(activation)
     return np.asarray(weight_var) * _Vdot(act, q, c)
 
@@ -210,8 +213,13 @@ def _solve_c(act, wv, bv, q, chi1):
 
 @dataclass(frozen=True)
 class SignalPropagation(Result):
-    r"""Mean-field quantities at (``weight_var``, ``bias_var``) (spec §1.4-1.6).  Arrays broadcast over
-    the inputs (0-d for scalars)."""
+    r"""Mean-field quantities at (``weight_var``, ``bias_var``) (Poole et al. 2016; Schoenholz et al. 2017; Xiao
+    et al. 2020, Sec. 2).  Arrays broadcast over the inputs (0-d for scalars).
+
+    ``status`` is :attr:`~learndyn.Status.NONFINITE` (values kept, ``message`` says where) if a fixed point or
+    slope came out NaN, e.g. for a custom activation whose Gaussian integrals do not exist; an unbounded q-map
+    (``q* = inf``, phase ``"unbounded"``) is an answer, not a failure.
+    """
 
     activation: str
     weight_var: np.ndarray
@@ -225,8 +233,14 @@ class SignalPropagation(Result):
     xi_star: np.ndarray
     p_star: np.ndarray
     phase: np.ndarray  # strings from PHASES
+    status: Status = Status.SUCCESS
+    message: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status.of(self.status))
 
     def __getitem__(self, key):  # convenience: sp["q_star"]
+        """``sp["q_star"]`` is ``sp.q_star``."""
         return getattr(self, key)
 
     def scalar(self) -> dict[str, Any]:
@@ -239,13 +253,16 @@ class SignalPropagation(Result):
         return out
 
     def to_xarray(self) -> xr.Dataset:
+        """Every quantity over dims ``i0, i1, ...`` (the broadcast input shape); activation and status as attributes."""
         shape = np.shape(self.q_star)
         dims = tuple(f"i{k}" for k in range(len(shape)))
         data = {n: (dims, np.broadcast_to(np.asarray(getattr(self, n), float), shape))
                 for n in ("weight_var", "bias_var", "q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c",
                           "xi_star", "p_star")}
         data["phase"] = (dims, np.asarray(self.phase, dtype=str))
-        attrs = problem_attrs({"activation": self.activation}, theory="signal propagation (spec ntk.md §1.4-1.6)")
+        attrs = problem_attrs({"activation": self.activation},
+                              theory="signal propagation (Poole et al. 2016; Schoenholz et al. 2017)",
+                              status=str(self.status), message=self.message)
         return xr.Dataset(data, attrs=attrs)
 
     @classmethod
@@ -255,25 +272,36 @@ class SignalPropagation(Result):
 
         names = ("weight_var", "bias_var", "q_star", "c_star", "chi_1", "chi_c", "xi_1", "xi_c", "xi_star", "p_star")
         return cls(str(problem_json(ds)["activation"]), *(ds[n].values for n in names),
-                   ds["phase"].values.astype(str))
+                   ds["phase"].values.astype(str), Status.of(ds.attrs.get("status", "success")),
+                   str(ds.attrs.get("message", "")))
 
 
-def signal_propagation(activation="erf", weight_var=1.0, bias_var=0.0, *, q0: float = 1.0,
+class _Default(float):
+    """A default value that can be told apart from the same number passed explicitly."""
+
+
+_WEIGHT_VAR, _BIAS_VAR = _Default(1.0), _Default(0.0)
+
+
+def signal_propagation(activation: Any = "erf", weight_var=_WEIGHT_VAR, bias_var=_BIAS_VAR, *, q0: float = 1.0,
                        critical_tol: float = 1e-9) -> SignalPropagation:
-    r"""q*, c*, chi_1, chi_c*, xi_1, xi_c, xi_*, p* and the phase (spec §1.4-1.6).
+    r"""q*, c*, chi_1, chi_c*, xi_1, xi_c, xi_*, p* and the phase: fixed points of the q- and c-maps
+    (Poole et al. 2016), their slopes and depth scales (Schoenholz et al. 2017), ``p*`` (Xiao et al. 2020, Sec. 2).
 
-    ``weight_var`` and ``bias_var`` may be arrays (broadcast together): the solve is vectorised.
-    ``activation``: a name (``"erf"`` = erf(x), ``"relu"``, ``"tanh"``, ...), an
-    :class:`~learndyn.activations.Activation` or a callable (quadrature).
+    ``activation``: a :class:`~learndyn.kernels.Problem` (its activation, ``weight_var`` and ``bias_var``), or
+    an activation -- a name (``"erf"`` = erf(x), ``"relu"``, ``"tanh"``, ...), an
+    :class:`~learndyn.activations.Activation` or a callable (quadrature) -- with ``weight_var`` (default 1) and
+    ``bias_var`` (default 0), which may then be arrays (broadcast together): the solve is vectorised over them.
     ``q0``: the input variance, used as q* where the q-map is marginal (every q a fixed point).
     """
+    activation, weight_var, bias_var = _signal_arguments(activation, weight_var, bias_var)
     act = _activation(activation)
     wv = _check_var("weight_var", weight_var, False)
     bv = _check_var("bias_var", bias_var, True)
     if not (np.isfinite(q0) and q0 > 0):
-        raise ValueError(f"q0: must be > 0 and finite, got {q0!r}")
+        raise InvalidInputError(f"q0: must be > 0 and finite, got {q0!r}")
     if not (critical_tol >= 0):
-        raise ValueError(f"critical_tol: must be >= 0, got {critical_tol!r}")
+        raise InvalidInputError(f"critical_tol: must be >= 0, got {critical_tol!r}")
     wv, bv = np.broadcast_arrays(wv, bv)
     wv, bv = np.array(wv, float), np.array(bv, float)
     q = _solve_q(act, wv, bv, float(q0))
@@ -292,26 +320,57 @@ def signal_propagation(activation="erf", weight_var=1.0, bias_var=0.0, *, q0: fl
     phase = np.where(np.abs(chi1 - 1.0) <= critical_tol, "critical",
                      np.where(chi1 < 1.0, "ordered", "chaotic")).astype(object)
     phase = np.where(~finite, "unbounded", phase).astype(str)
-    return SignalPropagation(str(act), wv, bv, q, c, chi1, chic, xi1, xic, xis, pstar, phase)
+    status, message = _finite_status(q_star=q, c_star=c, chi_1=chi1, chi_c=chic)
+    return SignalPropagation(str(act), wv, bv, q, c, chi1, chic, xi1, xic, xis, pstar, phase, status, message)
 
 
-def correlation_trajectory(activation, weight_var, bias_var, c0: float, depth: int, q0: float | None = None):
+def _signal_arguments(problem, weight_var, bias_var):
+    """(activation, weight_var, bias_var) from a kernels.Problem or from the loose arguments."""
+    from .problem import Problem
+
+    if isinstance(problem, Problem):
+        for name, value, default in (("weight_var", weight_var, _WEIGHT_VAR), ("bias_var", bias_var, _BIAS_VAR)):
+            if value is not default:
+                raise InvalidInputError(f"{name}: given twice (the Problem holds it); pass problem.replace({name}=...)"
+                                        ", or the activation with arrays of variances")
+        return problem.activation, problem.weight_var, problem.bias_var
+    return problem, float(weight_var) if weight_var is _WEIGHT_VAR else weight_var, \
+        float(bias_var) if bias_var is _BIAS_VAR else bias_var
+
+
+def _finite_status(**arrays) -> tuple[Status, str]:
+    """:attr:`Status.NONFINITE` and a message naming the first quantity with NaN entries (inf is an answer)."""
+    for name, arr in arrays.items():
+        bad = np.isnan(np.asarray(arr, float))
+        if np.any(bad):
+            return Status.NONFINITE, (f"{name}: NaN at {int(np.sum(bad))} of {bad.size} points (the Gaussian "
+                                      "integrals of the activation could not be evaluated there)")
+    return Status.SUCCESS, ""
+
+
+def correlation_trajectory(activation, weight_var=_WEIGHT_VAR, bias_var=_BIAS_VAR, c0: float | None = None,
+                           depth: int | None = None, q0: float | None = None):
     r"""Iterate the (q, c) maps ``depth`` times from ``(q0, c0)`` (q0 defaults to q*): returns the arrays
-    ``q^l`` and ``c^l`` for l = 0..depth (the q- and c-maps of Schoenholz et al. 2017, Sec. 2; used for the |c^l - c*| ~ chi_c*^l
-    check). ``c0`` is a correlation, so it must lie in [-1, 1]."""
+    ``q^l`` and ``c^l`` for l = 0..depth (the q- and c-maps of Schoenholz et al. 2017, Sec. 2; used for the
+    |c^l - c*| ~ chi_c*^l check). ``c0`` (required) is a correlation, so it must lie in [-1, 1]; ``depth`` is
+    required.  ``activation`` may be a :class:`~learndyn.kernels.Problem`, then with ``c0=``, ``depth=``."""
+    activation, weight_var, bias_var = _signal_arguments(activation, weight_var, bias_var)
+    for name, value in (("c0", c0), ("depth", depth)):
+        if value is None:
+            raise InvalidInputError(f"{name}: required")
     act = _activation(activation)
     if int(depth) != depth or depth < 0:
-        raise ValueError(f"depth: must be a non-negative integer, got {depth!r}")
+        raise InvalidInputError(f"depth: must be a non-negative integer, got {depth!r}")
     try:
         c0 = float(c0)
     except (TypeError, ValueError):
-        raise ValueError(f"c0: the initial correlation must be a number in [-1, 1], got {c0!r}") from None
+        raise InvalidInputError(f"c0: the initial correlation must be a number in [-1, 1], got {c0!r}") from None
     if not -1.0 <= c0 <= 1.0:
-        raise ValueError(f"c0: a correlation lies in [-1, 1] (Cauchy-Schwarz), got {c0!r}")
+        raise InvalidInputError(f"c0: a correlation lies in [-1, 1] (Cauchy-Schwarz), got {c0!r}")
     if q0 is None:
         q0 = float(signal_propagation(act, weight_var, bias_var).q_star)
     elif not (np.isfinite(float(q0)) and float(q0) > 0):
-        raise ValueError(f"q0: the initial variance must be finite and > 0, got {q0!r}")
+        raise InvalidInputError(f"q0: the initial variance must be finite and > 0, got {q0!r}")
     qs, cs = [float(q0)], [float(c0)]
     q, c = float(q0), float(c0)
     for _ in range(int(depth)):
@@ -325,19 +384,27 @@ def correlation_trajectory(activation, weight_var, bias_var, c0: float, depth: i
 
 @dataclass(frozen=True)
 class CriticalLine(Result):
-    r"""The critical line ``chi_1(sigma_w^2, sigma_b^2) = 1`` (spec §1.5): ``weight_var`` against ``bias_var``
-    with q* along it (``inf`` where the q-map has no finite fixed point on the line, e.g. ReLU with
-    ``sigma_b^2 > 0``)."""
+    r"""The critical line ``chi_1(sigma_w^2, sigma_b^2) = 1`` (Schoenholz et al. 2017; Xiao et al. 2020, Sec. 2):
+    ``weight_var`` against ``bias_var`` with q* along it (``inf`` where the q-map has no finite fixed point on
+    the line, e.g. ReLU with ``sigma_b^2 > 0``).  ``status`` is :attr:`~learndyn.Status.NONFINITE` (with a
+    ``message``) where the bisection gave NaN."""
 
     activation: str
     bias_var: np.ndarray
     weight_var: np.ndarray
     q_star: np.ndarray
+    status: Status = Status.SUCCESS
+    message: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status.of(self.status))
 
     def to_xarray(self) -> xr.Dataset:
+        """``weight_var`` and ``q_star`` over the ``bias_var`` coordinate; activation and status as attributes."""
         return xr.Dataset({"weight_var": ("bias_var", self.weight_var), "q_star": ("bias_var", self.q_star)},
                           coords={"bias_var": self.bias_var},
-                          attrs=problem_attrs({"activation": self.activation}, theory="critical line chi_1 = 1"))
+                          attrs=problem_attrs({"activation": self.activation}, theory="critical line chi_1 = 1",
+                                              status=str(self.status), message=self.message))
 
     @classmethod
     def from_xarray(cls, ds: xr.Dataset) -> "CriticalLine":
@@ -345,21 +412,25 @@ class CriticalLine(Result):
         from ..results import problem_json
 
         return cls(str(problem_json(ds)["activation"]), ds["bias_var"].values, ds["weight_var"].values,
-                   ds["q_star"].values)
+                   ds["q_star"].values, Status.of(ds.attrs.get("status", "success")), str(ds.attrs.get("message", "")))
 
 
-def critical_line(activation="erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), *,
+def critical_line(activation: Any = "erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), *,
                   weight_var_max: float = 20.0) -> CriticalLine:
-    r"""``sigma_w^2(sigma_b^2)`` solving ``chi_1 = 1`` (spec §1.5), by vectorised bisection over ``bias_var``.
+    r"""``sigma_w^2(sigma_b^2)`` solving ``chi_1 = 1`` (Schoenholz et al. 2017), by vectorised bisection over
+    ``bias_var``.
 
     For erf the result is the closed form ``sigma_w^2 = (pi/4) sqrt(1 + 4q*)``,
-    ``sigma_b^2 = q* - sigma_w^2 (2/pi) arcsin(2q*/(1+2q*))`` (spec §1.5); a test checks it.
-    Assumes chi_1 increases with sigma_w^2 (true for erf, tanh, ReLU).
+    ``sigma_b^2 = q* - sigma_w^2 (2/pi) arcsin(2q*/(1+2q*))``; a test checks it.
+    Assumes chi_1 increases with sigma_w^2 (true for erf, tanh, ReLU).  ``activation``: as for
+    :func:`signal_propagation`, or a :class:`~learndyn.kernels.Problem` (its activation).
     """
-    act = _activation(activation)
+    from .problem import Problem
+
+    act = _activation(activation.activation if isinstance(activation, Problem) else activation)
     bv = np.atleast_1d(_check_var("bias_var", bias_var, True)).astype(float)
     if not (weight_var_max > 0):
-        raise ValueError(f"weight_var_max: must be > 0, got {weight_var_max!r}")
+        raise InvalidInputError(f"weight_var_max: must be > 0, got {weight_var_max!r}")
 
     def chi1_minus_1(wv):
         q = _solve_q(act, wv, bv, 1.0)
@@ -373,11 +444,12 @@ def critical_line(activation="erf", bias_var=(0.0, 0.05, 0.1, 0.18, 0.25, 0.5), 
     vals = np.stack([chi1_minus_1(np.full(bv.shape, g)) for g in grid])  # (G, nb)
     above = vals < 0
     if not np.all(np.any(above, axis=0)):
-        raise ValueError(f"weight_var_max: chi_1 < 1 up to weight_var={weight_var_max}; raise it")
+        raise InvalidInputError(f"weight_var_max: chi_1 < 1 up to weight_var={weight_var_max}; raise it")
     first = np.argmax(above, axis=0)
     hi = grid[first]
     lo = np.where(first > 0, grid[np.maximum(first - 1, 0)], 1e-9)
     # 60 halvings of a bracket narrower than sigma_w^2: ~1e-16 relative
     wv = _bisect(chi1_minus_1, lo, hi, steps=60)
     q = signal_propagation(act, wv, bv, critical_tol=0.0).q_star
-    return CriticalLine(str(act), bv, wv, np.asarray(q))
+    status, message = _finite_status(weight_var=wv)
+    return CriticalLine(str(act), bv, wv, np.asarray(q), status, message)

@@ -1,12 +1,13 @@
 r"""NTK/NNGP spectra against depth, the mean predictor, and infinite-width gradient-descent predictions
-(spec ``ntk.md`` §2; Xiao, Pennington & Schoenholz 2020).
+(Xiao, Pennington & Schoenholz 2020, Sec. 2; Lee et al. 2019).  Every function takes a
+:class:`~learndyn.kernels.Problem`.
 
 * :func:`depth_sweep` -- NNGP and NTK of ``fcn(l)`` / ``cnn(l)`` for many depths ``l`` in ONE pass: the
   layers of :mod:`learndyn.kernels.layers` are applied block by block (``Dense, [phi, Dense] x l``), so
   the kernels are exactly those of ``net.kernel`` (a test checks it) at a cost linear in the largest depth.
 * :func:`spectrum_vs_depth` -- lambda_max, lambda_min, lambda_bulk, kappa, Theta_d, Theta_o and the mean
   predictor ``P(Theta) Y = Theta(X*, X) Theta(X, X)^{-1} Y`` (and the NNGP analogues) against depth, with
-  the asymptotic predictions of spec §2.3 in the phase of (``weight_var``, ``bias_var``):
+  the large-depth predictions of Xiao et al. 2020 (Sec. 2) in the phase of (``weight_var``, ``bias_var``):
 
   ====================  ===========================  =====================  ============================
   quantity              ordered (chi_1 < 1)          critical (chi_1 = 1)   chaotic (chi_1 > 1)
@@ -23,10 +24,10 @@ r"""NTK/NNGP spectra against depth, the mean predictor, and infinite-width gradi
   A point whose depth scale (xi_1 ordered, xi_* chaotic) exceeds the largest swept depth gets the
   critical-line column (its exponential regime is not reached within the sweep).
 * :func:`gd_predictions` -- train/test outputs of an infinite-width network after ``t`` steps of
-  gradient flow at learning rate ``eta`` (spec §1.2):
+  gradient flow at learning rate ``eta`` (Jacot et al. 2018; Lee et al. 2019):
   ``f_t(X) = Y + e^{-eta Theta t}(f_0(X) - Y)``,
   ``f_t(X*) = f_0(X*) + Theta(X*,X) Theta^{-1} (I - e^{-eta Theta t}) (Y - f_0(X))``, with the initial
-  outputs ``f_0`` drawn from the NNGP ``N(0, K)`` of the same network (spec §2.5 caveat: without this
+  outputs ``f_0`` drawn from the NNGP ``N(0, K)`` of the same network (Xiao et al. 2020, Sec. 2: without this
   initialisation noise the chaotic-phase collapse of test accuracy does not show).
 
 Kernels of deep ordered-phase networks are near singular: inverses go through ``eigh`` with a reported
@@ -36,13 +37,17 @@ and keeps the depths computed so far.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import xarray as xr
 
-from ..results import Result, problem_attrs
+from ..results import InvalidInputError, Result, Status, problem_attrs
+from .linalg import mean_predictor
+from .network import _want_ntk
+from .problem import Problem
 from .signal import SignalPropagation, signal_propagation
 
 __all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "gd_predictions",
@@ -52,48 +57,51 @@ __all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "
 # ============================================================================================
 # depth sweep through the layer objects
 # ============================================================================================
-def _build(architecture: str, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, depth=1,
-           **cnn_kw):
-    from . import layers
-
-    if architecture == "fcn":
-        return layers.fcn(depth, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
-                          readin_bias_var=readin_bias_var)
-    if architecture == "cnn":
-        return layers.cnn(depth, activation, weight_var, bias_var, readin_weight_var=readin_weight_var,
-                          readin_bias_var=readin_bias_var, **cnn_kw)
-    raise ValueError(f"architecture: must be 'fcn' or 'cnn', got {architecture!r}")
+def _legacy_problem(kind: str, options: dict, **defaults) -> Problem:
+    """The :class:`Problem` of a call in the loose-argument form (``activation=..., weight_var=..., ...``)."""
+    fields = {f.name for f in dataclasses.fields(Problem)} - {"depth"}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise InvalidInputError(f"{unknown[0]}: not an option of {kind} (pass a kernels.Problem as the first "
+                                f"argument; its fields are {', '.join(sorted(fields))})")
+    args = {**defaults, **options}
+    return Problem(depth=1, **args)
 
 
-def depth_sweep(x, depths: Sequence[int], *, activation="erf", weight_var=1.0, bias_var=0.0,
-                architecture: str = "fcn", readin_weight_var=None, readin_bias_var=None,
-                get=("nngp", "ntk"), **cnn_kw) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
-    r"""Yield ``(l, K_l, Theta_l)`` -- the NNGP and NTK of ``fcn(l)`` (or ``cnn(l)``) on the rows of ``x``
-    with themselves, for each ``l`` in ``depths`` (increasing), in a single pass over the layers.
+def depth_sweep(problem, x, depths: Sequence[int] | None = None, *, get=("nngp", "ntk"),
+                **legacy) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    r"""Yield ``(l, K_l, Theta_l)`` -- the NNGP and NTK of ``problem``'s network at depth ``l`` on the rows of
+    ``x`` with themselves, for each ``l`` in ``depths`` (increasing), in a single pass over the layers (the
+    layer recursion of Jacot et al. 2018 / Lee et al. 2019, as in Xiao et al. 2020, Sec. 2).
 
-    The kernels are exactly those of ``kernels.fcn(l, ...).kernel(x)``: the same layer objects are
+    The kernels are exactly those of ``problem.replace(depth=l).kernel(x)``: the same layer objects are
     applied (readin, ``l - 1`` hidden blocks ``[phi, Dense]``, then ``phi, Dense`` (FCN) or
-    ``phi, Flatten|GAP, Dense`` (CNN)).  ``fcn`` allows ``l = 0`` (readin only); ``cnn`` needs ``l >= 1``.
-    Values beyond float64 range come back as ``inf`` (the caller reports a status).
+    ``phi, Flatten|GAP, Dense`` (CNN)).  An FCN allows ``l = 0`` (readin only); a CNN needs ``l >= 1``.
+    ``problem.depth`` is not used.  Values beyond float64 range come back as ``inf`` (the caller reports a
+    status).  The loose form ``depth_sweep(x, depths, activation=..., weight_var=..., ...)`` still works.
     """
-    gets = (get,) if isinstance(get, str) else tuple(get)
-    want_ntk = "ntk" in gets
+    if not isinstance(problem, Problem):
+        problem, x, depths = _legacy_problem("depth_sweep", legacy), problem, x
+    elif legacy:
+        raise InvalidInputError(f"{sorted(legacy)[0]}: set it on the Problem (problem.replace(...))")
+    want_ntk = _want_ntk(get)
+    if depths is None:
+        raise InvalidInputError("depths: the depths to sweep are required")
     ds = [int(d) for d in depths]
     if not ds or any(d != dd for d, dd in zip(ds, depths)) or any(d < 0 for d in ds):
-        raise ValueError(f"depths: must be non-negative integers, got {depths!r}")
+        raise InvalidInputError(f"depths: must be non-negative integers, got {depths!r}")
     if sorted(set(ds)) != ds:
-        raise ValueError("depths: must be strictly increasing")
-    if architecture == "cnn" and ds[0] < 1:
-        raise ValueError("depths: a CNN needs depth >= 1")
-    net = _build(architecture, activation, weight_var, bias_var, readin_weight_var, readin_bias_var, **cnn_kw)
+        raise InvalidInputError("depths: must be strictly increasing")
+    if problem.architecture == "cnn" and ds[0] < 1:
+        raise InvalidInputError("depths: a CNN needs depth >= 1")
     if ds[0] == 0:  # fcn(0): the readin Dense alone
-        k0 = _build(architecture, activation, weight_var, bias_var, readin_weight_var, readin_bias_var,
-                    depth=0).kernel(x, get=gets)
+        k0 = problem.replace(depth=0).kernel(x, get=get)
         yield 0, k0.nngp, (k0.ntk if want_ntk else None)
         ds = ds[1:]
     if not ds:
         return
     # fcn(l) / cnn(l) = readin, l - 1 repeated blocks, head
+    net = problem.replace(depth=1).network()
     for d, (k, t) in zip(ds, net.depth_sweep(x, [d - 1 for d in ds], want_ntk=want_ntk)):
         yield d, k, t
 
@@ -102,44 +110,13 @@ def depth_sweep(x, depths: Sequence[int], *, activation="erf", weight_var=1.0, b
 # linear algebra
 # ============================================================================================
 def eig_stats(A: np.ndarray) -> dict[str, float]:
-    """lambda_max, lambda_min, lambda_bulk (mean of all but the largest eigenvalue), kappa."""
+    """lambda_max, lambda_min, lambda_bulk (mean of all but the largest eigenvalue) and kappa = lambda_max /
+    lambda_min (inf if lambda_min <= 0) of a symmetric matrix."""
     w = np.linalg.eigvalsh(A)
     lmax, lmin = float(w[-1]), float(w[0])
     bulk = float(np.mean(w[:-1])) if w.size > 1 else lmax
     return {"lambda_max": lmax, "lambda_min": lmin, "lambda_bulk": bulk,
             "kappa": lmax / lmin if lmin > 0 else np.inf}
-
-
-def _check_regression(k_train, k_test_train, y, names=("k_train", "k_test_train", "y")):
-    """Kernel-regression shapes: ``k_train`` (m, m), ``k_test_train`` (n_test, m), ``y`` (m,) or (m, k)."""
-    kn, ktn, yn = names
-    k_train = np.asarray(k_train, float)
-    k_test_train = np.asarray(k_test_train, float)
-    y = np.asarray(y, float)
-    if k_train.ndim != 2 or k_train.shape[0] != k_train.shape[1]:
-        raise ValueError(f"{kn}: expected a square (m, m) kernel, got shape {k_train.shape}")
-    m = k_train.shape[0]
-    if k_test_train.ndim != 2 or k_test_train.shape[1] != m:
-        raise ValueError(f"{ktn}: expected shape (n_test, {m}) (test rows against the {m} training inputs), "
-                         f"got {k_test_train.shape}")
-    if y.ndim not in (1, 2) or y.shape[0] != m:
-        raise ValueError(f"{yn}: expected {m} rows (one target per training input), got shape {y.shape}")
-    return k_train, k_test_train, y
-
-
-def mean_predictor(k_train, k_test_train, y, diag_reg: float = 0.0, rcond: float = 0.0):
-    r"""``P(Theta) Y = Theta(X*, X) (Theta(X, X) + diag_reg * mean(diag) I)^{-1} Y`` via ``eigh``.
-
-    Eigenvalues below ``rcond * lambda_max`` are dropped (pseudo-inverse; 0 keeps every positive one).
-    Returns ``(P Y, condition number)``.
-    """
-    k_train, k_test_train, y = _check_regression(k_train, k_test_train, y)
-    w, V = np.linalg.eigh(k_train + diag_reg * np.mean(np.diag(k_train)) * np.eye(k_train.shape[0]))
-    keep = w > max(rcond * w[-1], 0.0)
-    inv = np.where(keep, 1.0 / np.where(keep, w, 1.0), 0.0)
-    coef = V @ (inv[:, None] * (V.T @ y))
-    cond = float(w[-1] / w[0]) if w[0] > 0 else np.inf
-    return k_test_train @ coef, cond
 
 
 # ============================================================================================
@@ -151,20 +128,31 @@ _Q = ("theta_d", "theta_o", "lambda_max", "lambda_min", "lambda_bulk", "kappa", 
 
 @dataclass(frozen=True)
 class SpectrumResult(Result):
-    """Computed NTK/NNGP spectra against depth beside the spec §2.3 asymptotes (``theory``)."""
+    """Computed NTK/NNGP spectra against depth beside the large-depth asymptotes of Xiao, Pennington &
+    Schoenholz 2020, Sec. 2 (``theory``; :func:`asymptotes`).
+
+    ``status`` is :attr:`~learndyn.Status.NONFINITE` when a kernel left the float64 range: the sweep stopped
+    there, ``depth`` holds the depths computed before and ``message`` says where it stopped.
+    """
 
     depth: np.ndarray
     measured: dict  # name -> array over depth (see _Q)
     theory: dict  # name -> array over depth (nan where the phase gives no prediction)
     signal: Any  # SignalPropagation at (weight_var, bias_var)
     params: dict
-    status: str = "ok"
+    status: Status = Status.SUCCESS
+    message: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status.of(self.status))
 
     def to_xarray(self) -> xr.Dataset:
+        """Measured and ``theory_*`` quantities over ``depth``; parameters, status and q*, chi_1, ... as attributes."""
         data = {k: ("depth", np.asarray(v, float)) for k, v in self.measured.items()}
         data.update({f"theory_{k}": ("depth", np.asarray(v, float)) for k, v in self.theory.items()})
         sp = self.signal.scalar()
-        attrs = problem_attrs(self.params, status=self.status, **{f"sp_{k}": v for k, v in sp.items()})
+        attrs = problem_attrs(self.params, status=str(self.status), message=self.message,
+                              **{f"sp_{k}": v for k, v in sp.items()})
         return xr.Dataset(data, coords={"depth": self.depth}, attrs=attrs)
 
     @classmethod
@@ -180,12 +168,14 @@ class SpectrumResult(Result):
         signal = SignalPropagation(str(params.get("activation", "")),
                                    *(np.asarray(float(ds.attrs[f"sp_{n}"])) for n in names),
                                    np.asarray(str(ds.attrs["sp_phase"])))
-        return cls(ds["depth"].values, measured, theory, signal, params, str(ds.attrs.get("status", "ok")))
+        return cls(ds["depth"].values, measured, theory, signal, params, Status.of(ds.attrs.get("status", "success")),
+                   str(ds.attrs.get("message", "")))
 
 
 def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int | None = None,
                activation_name: str = "erf") -> dict:
-    r"""Spec §2.3 predictions against depth (``m`` training points; inputs with ``K^0(x,x) = q*``).
+    r"""Large-depth predictions of Xiao, Pennington & Schoenholz 2020 (Sec. 2: the NTK as a multiple of the
+    identity plus a constant matrix, by phase) against depth (``m`` training points; inputs with ``K^0(x,x) = q*``).
 
     Exact or constant-free predictions are absolute; rates known up to a constant are anchored to
     ``measured`` at ``depth[ref_index]`` (default: the last depth).
@@ -254,28 +244,33 @@ def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int |
     return out
 
 
-def spectrum_vs_depth(x_train, y_train, x_test, depths: Sequence[int], *, activation="erf", weight_var=1.5,
-                      bias_var=0.05, architecture: str = "fcn", readin: str = "qstar", diag_reg: float = 0.0,
-                      **cnn_kw) -> SpectrumResult:
-    r"""NTK/NNGP spectra and the mean predictor against depth (spec §2.2-2.3), with :func:`asymptotes`.
+def spectrum_vs_depth(problem, x_train, y_train=None, x_test=None, depths: Sequence[int] | None = None, *,
+                      diag_reg: float = 0.0, **legacy) -> SpectrumResult:
+    r"""NTK/NNGP spectra and the mean predictor against depth (Xiao, Pennington & Schoenholz 2020, Sec. 2), with
+    the large-depth predictions of :func:`asymptotes`, for ``problem``'s network at each of ``depths``.
 
-    ``readin="qstar"`` sets the first layer so that ``K^0(x,x) = q*`` for rows with ``|x|^2/n0 = 1``
-    (weight variance ``q* - sigma_b^2``, bias ``sigma_b^2``; spec §2.1), which makes the diagonal
-    prediction exact; ``readin="same"`` uses ``(weight_var, bias_var)``; ``readin="colab"`` uses (1, 0).
-    ``y_train`` should be mean-centred (spec §2.1).
+    Per depth ``l`` (train kernels ``Theta``, ``K`` on ``x_train``): ``theta_d``/``theta_o`` (mean diagonal /
+    off-diagonal entry), ``lambda_max``, ``lambda_min``, ``lambda_bulk`` (mean of all but the largest
+    eigenvalue), ``kappa``, the RMS of ``P(Theta) Y`` on ``x_test`` (:func:`~learndyn.kernels.mean_predictor`,
+    ``reg=diag_reg`` relative to the mean diagonal) and the NNGP's ``k_lambda_min``, ``k_kappa``, ``pky_rms``.
+    ``problem.readin="qstar"`` makes the diagonal prediction exact for rows with ``|x|^2 / n_0 = 1`` (Xiao et al.
+    2020, Sec. 2.1).  ``y_train`` should be mean-centred.  A kernel beyond float64 range stops the sweep with
+    status ``NONFINITE``, keeping the depths computed before.
+
+    The loose form ``spectrum_vs_depth(x_train, y_train, x_test, depths, activation=..., weight_var=1.5,
+    bias_var=0.05, architecture="fcn", readin="qstar", ...)`` still works.
     """
-    sp = signal_propagation(activation, weight_var, bias_var)
-    q = float(sp.q_star)
-    if readin == "qstar":
-        if not (np.isfinite(q) and q > bias_var):
-            raise ValueError(f"readin: 'qstar' needs a finite q* > bias_var (q* = {q}); use 'same' or 'colab'")
-        rwv, rbv = q - bias_var, bias_var
-    elif readin == "same":
-        rwv, rbv = weight_var, bias_var
-    elif readin == "colab":
-        rwv, rbv = 1.0, 0.0
-    else:
-        raise ValueError(f"readin: must be 'qstar', 'same' or 'colab', got {readin!r}")
+    if not isinstance(problem, Problem):
+        problem, x_train, y_train, x_test, depths = (
+            _legacy_problem("spectrum_vs_depth", legacy, activation="erf", weight_var=1.5, bias_var=0.05,
+                            readin="qstar"), problem, x_train, y_train, x_test if depths is None else depths)
+    elif legacy:
+        raise InvalidInputError(f"{sorted(legacy)[0]}: set it on the Problem (problem.replace(...))")
+    for name, value in (("y_train", y_train), ("x_test", x_test), ("depths", depths)):
+        if value is None:
+            raise InvalidInputError(f"{name}: required")
+    sp = signal_propagation(problem.activation, problem.weight_var, problem.bias_var)
+    rwv, rbv = problem.readin_variances()
     x_train = np.asarray(x_train, float)
     x_test = np.asarray(x_test, float)
     y_train = np.asarray(y_train, float)
@@ -283,63 +278,76 @@ def spectrum_vs_depth(x_train, y_train, x_test, depths: Sequence[int], *, activa
         y_train = y_train[:, None]
     m = x_train.shape[0]
     if y_train.shape[0] != m:
-        raise ValueError(f"y_train: {y_train.shape[0]} rows for {m} training inputs")
+        raise InvalidInputError(f"y_train: {y_train.shape[0]} rows for {m} training inputs")
     x = np.concatenate([x_train, x_test])
     meas = {k: [] for k in _Q}
     done = []
-    status = "ok"
-    for l, K, T in depth_sweep(x, depths, activation=activation, weight_var=weight_var, bias_var=bias_var,
-                               architecture=architecture, readin_weight_var=rwv, readin_bias_var=rbv, **cnn_kw):
+    status, message = Status.SUCCESS, ""
+    for l, K, T in depth_sweep(problem, x, depths):
         if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
-            status = f"non-finite kernel at depth {l} (beyond float64 range); stopped"
+            status = Status.NONFINITE
+            message = f"non-finite kernel at depth {l} (beyond float64 range); stopped"
             break
-        Ttt, Tst = T[:m, :m], T[m:, :m]
-        Ktt, Kst = K[:m, :m], K[m:, :m]
-        es = eig_stats(Ttt)
-        py, _ = mean_predictor(Ttt, Tst, y_train, diag_reg)
-        ek = eig_stats(Ktt)
-        pky, _ = mean_predictor(Ktt, Kst, y_train, diag_reg)
-        off = ~np.eye(m, dtype=bool)
-        vals = dict(theta_d=float(np.mean(np.diag(Ttt))), theta_o=float(np.mean(Ttt[off])),
-                    lambda_max=es["lambda_max"], lambda_min=es["lambda_min"], lambda_bulk=es["lambda_bulk"],
-                    kappa=es["kappa"], py_rms=float(np.sqrt(np.mean(py ** 2))),
-                    k_lambda_min=ek["lambda_min"], k_kappa=ek["kappa"], pky_rms=float(np.sqrt(np.mean(pky ** 2))))
+        vals = _spectrum_at_depth(K, T, m, y_train, diag_reg)
         for k in _Q:
             meas[k].append(vals[k])
         done.append(l)
     depth = np.asarray(done, int)
     meas = {k: np.asarray(v, float) for k, v in meas.items()}
     th = asymptotes(sp, depth, m, meas, activation_name=str(sp.activation)) if len(depth) else {}
-    params = dict(activation=str(sp.activation), weight_var=weight_var, bias_var=bias_var,
-                  architecture=architecture, readin=readin, readin_weight_var=rwv, readin_bias_var=rbv,
-                  m=m, n_test=x_test.shape[0], diag_reg=diag_reg, **{k: str(v) for k, v in cnn_kw.items()})
-    return SpectrumResult(depth, meas, th, sp, params, status)
+    params = dict(activation=str(sp.activation), weight_var=problem.weight_var, bias_var=problem.bias_var,
+                  architecture=problem.architecture, readin=problem.readin, readin_weight_var=rwv,
+                  readin_bias_var=rbv, m=m, n_test=x_test.shape[0], diag_reg=diag_reg)
+    if problem.architecture == "cnn":
+        params.update(filter_shape=str(problem.filter_shape), padding=problem.padding, readout=problem.readout)
+    return SpectrumResult(depth, meas, th, sp, params, status, message)
+
+
+def _spectrum_at_depth(K, T, m: int, y_train, diag_reg: float) -> dict[str, float]:
+    """The measured quantities of :func:`spectrum_vs_depth` from the joint NNGP ``K`` and NTK ``T`` of one depth
+    (first ``m`` rows: train)."""
+    Ttt, Tst = T[:m, :m], T[m:, :m]
+    Ktt, Kst = K[:m, :m], K[m:, :m]
+    es = eig_stats(Ttt)
+    py = mean_predictor(Ttt, Tst, y_train, reg=diag_reg, max_cond=None).mean
+    ek = eig_stats(Ktt)
+    pky = mean_predictor(Ktt, Kst, y_train, reg=diag_reg, max_cond=None).mean
+    off = ~np.eye(m, dtype=bool)
+    return dict(theta_d=float(np.mean(np.diag(Ttt))), theta_o=float(np.mean(Ttt[off])),
+                lambda_max=es["lambda_max"], lambda_min=es["lambda_min"], lambda_bulk=es["lambda_bulk"],
+                kappa=es["kappa"], py_rms=float(np.sqrt(np.mean(py ** 2))),
+                k_lambda_min=ek["lambda_min"], k_kappa=ek["kappa"], pky_rms=float(np.sqrt(np.mean(pky ** 2))))
 
 
 # ============================================================================================
 # infinite-width gradient descent with NNGP initialisation noise
 # ============================================================================================
-def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, key=None, n_draws: int = 1,
-                   lr_factor: float = 1.0, diag_reg: float = 0.0, rng: np.random.Generator | None = None):
+def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, n_draws: int = 1, lr_factor: float = 1.0,
+                   diag_reg: float = 0.0, seed: int = 0, rng: np.random.Generator | None = None):
     r"""Outputs of infinite-width networks after gradient flow for each ``t`` in ``times`` (``inf`` allowed).
 
     ``K``, ``T``: joint NNGP / NTK over ``train + test`` (the first ``m`` rows are train).  The learning
-    rate is ``eta = lr_factor * 2 / lambda_max(T_train)`` (spec §2.4/§4.3).  Initial outputs are
-    ``n_draws`` independent draws ``f_0 ~ N(0, K)`` (one per logit, iid over logits; spec §2.5).
+    rate is ``eta = lr_factor * 2 / lambda_max(T_train)`` (Xiao et al. 2020, Sec. 2: the trainability
+    bound).  Initial outputs are
+    ``n_draws`` independent draws ``f_0 ~ N(0, K)`` (one per logit, iid over logits).
 
-    Returns ``(f_train, f_test)`` of shape ``(len(times), n_draws, m, k)`` and ``(..., n_test, k)``.
+    The draws come from ``rng`` if given, else from ``numpy.random.default_rng(seed)``.  ``diag_reg`` is
+    added to ``T_train`` relative to its mean diagonal (the convention of :func:`~learndyn.kernels.mean_predictor`).
+
+    Returns ``(f_train, f_test, eta)``: arrays of shape ``(len(times), n_draws, m, k)`` and
+    ``(..., n_test, k)``, and the learning rate.
     """
-    rng = rng or np.random.default_rng(0)
+    rng = rng or np.random.default_rng(seed)
     K, T, y = np.asarray(K, float), np.asarray(T, float), np.asarray(y_train, float)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"K: expected the square joint NNGP over train + test, got shape {K.shape}")
+        raise InvalidInputError(f"K: expected the square joint NNGP over train + test, got shape {K.shape}")
     if T.shape != K.shape:
-        raise ValueError(f"T: expected the joint NTK of the same shape as K {K.shape}, got {T.shape}")
+        raise InvalidInputError(f"T: expected the joint NTK of the same shape as K {K.shape}, got {T.shape}")
     if isinstance(m, bool) or int(m) != m or not 1 <= m <= K.shape[0]:
-        raise ValueError(f"m: the number of training rows must be an integer in [1, {K.shape[0]}], got {m!r}")
+        raise InvalidInputError(f"m: the number of training rows must be an integer in [1, {K.shape[0]}], got {m!r}")
     m = int(m)
     if y.ndim != 2 or y.shape[0] != m:
-        raise ValueError(f"y_train: expected shape ({m}, k) (one row of k outputs per training input), "
+        raise InvalidInputError(f"y_train: expected shape ({m}, k) (one row of k outputs per training input), "
                          f"got {y.shape}")
     k = y.shape[1]
     Ttt, Tst = T[:m, :m], T[m:, :m]
