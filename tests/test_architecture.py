@@ -36,9 +36,6 @@ FORBIDDEN = {
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = {
     # activations helper (activations own their integrals; gaussian becomes a package):
     ("learndyn.online.ode", "learndyn.gaussian._base_scale"),
-    # kernels helper: the kernels sweep runner builds its problem from signal-propagation internals
-    ("learndyn.sweep.runners.kernels", "learndyn.kernels.signal._activation"),
-    ("learndyn.sweep.runners.kernels", "learndyn.kernels.signal._check_var"),
 }
 
 
