@@ -51,10 +51,12 @@ class Dataset:
 
     @property
     def n_train(self) -> int:
+        """Number of training images."""
         return int(self.x_train.shape[0])
 
     @property
     def n_test(self) -> int:
+        """Number of test images."""
         return int(self.x_test.shape[0])
 
     def images(self) -> "Dataset":
@@ -66,6 +68,7 @@ class Dataset:
                        x_test=self.x_test.reshape((-1,) + shape))
 
     def flat(self) -> "Dataset":
+        """The same data with every image flattened to a row (``(n, H*W*C)``)."""
         return replace(self, x_train=self.x_train.reshape(self.n_train, -1),
                        x_test=self.x_test.reshape(self.n_test, -1))
 

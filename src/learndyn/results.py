@@ -417,10 +417,12 @@ class Result:
         return Status.of(getattr(self, "status", Status.SUCCESS)) is Status.SUCCESS
 
     def to_xarray(self) -> xr.Dataset:  # pragma: no cover - abstract
+        """The result as an ``xarray.Dataset``: named dimensions, the problem and status in the attributes."""
         raise NotImplementedError
 
     @classmethod
     def from_xarray(cls, ds: xr.Dataset) -> "Result":  # pragma: no cover - abstract
+        """The result a Dataset written by :meth:`to_xarray` describes (the inverse of :meth:`to_xarray`)."""
         raise NotImplementedError
 
     def _file_dataset(self) -> xr.Dataset:

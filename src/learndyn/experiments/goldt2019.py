@@ -159,6 +159,7 @@ class RunResult:
 
     @property
     def alpha(self) -> np.ndarray:
+        """The recorded times alpha = steps / N of the simulation."""
         return self.simulation.alpha
 
     def to_xarray(self) -> xr.Dataset:

@@ -282,21 +282,26 @@ class SweepConfig:
     # -- grid ------------------------------------------------------------------------------
     @property
     def dims(self) -> tuple[str, ...]:
+        """Names of the grid axes, in order."""
         return tuple(self.grid)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Number of values along each grid axis."""
         return tuple(len(v) for v in self.grid.values())
 
     @property
     def size(self) -> int:
+        """Number of grid points."""
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def problem_keys(self) -> set[str]:
+        """The runner's problem fields (the keys a grid axis or fixed value may set)."""
         return set(problem_fields(self.runner))
 
     def index(self, flat: int) -> tuple[int, ...]:
+        """Grid indices of the flat point number ``flat`` (C order)."""
         return tuple(int(i) for i in np.unravel_index(flat, self.shape)) if self.shape else ()
 
     def coords(self, flat: int) -> dict[str, Any]:
@@ -337,6 +342,7 @@ class SweepConfig:
         return self.runner.problem(**kwargs), self.full_options(swept)
 
     def points(self) -> Iterator[int]:
+        """The flat point numbers, in order."""
         return iter(range(self.size))
 
     # -- identity (resume) -------------------------------------------------------------------
@@ -360,6 +366,7 @@ class SweepConfig:
         return _jsonable(out)
 
     def identity_hash(self) -> str:
+        """SHA-256 of :meth:`identity` (everything that determines the numbers), to match a store on resume."""
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -381,6 +388,7 @@ class SweepConfig:
         return _jsonable(out)
 
     def summary(self) -> str:
+        """One line for a person: runner, axes and sizes."""
         axes = ", ".join(f"{k}[{len(v)}]" for k, v in self.grid.items()) or "(no axes: one point)"
         seeds = f"{len(self.seeds)} seed(s) per point" if self.runner.seeded else "deterministic (no seeds)"
         return f"sweep {self.name!r}: runner {self.runner_name}, grid {axes} = {self.size} points, {seeds}"

@@ -360,6 +360,7 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line for a person: points, estimated time and memory."""
         def t(s: float | None) -> str:
             if s is None:
                 return "unknown (the runner gives no cost model)"

@@ -69,6 +69,7 @@ class Option:
 
     @property
     def required(self) -> bool:
+        """True when the option has no default (a config must set it)."""
         return self.default is _MISSING
 
 
@@ -83,10 +84,12 @@ class Output:
     attrs: Mapping[str, Any] = field(default_factory=dict)
 
     def shape(self, n_seeds: int) -> tuple[int, ...]:
+        """The array shape of this output for one point with ``n_seeds`` seeds."""
         return tuple(n_seeds if d == "seed" else len(self.coords[d]) for d in self.dims)
 
     @property
     def fill(self) -> Any:
+        """The value stored for a point not (yet) computed: NaN for floats, "" for strings, False, or -1."""
         kind = np.dtype(self.dtype).kind
         if kind == "f":
             return np.nan

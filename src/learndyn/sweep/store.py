@@ -147,9 +147,11 @@ class StoreStatus:
 
     @property
     def complete(self) -> bool:
+        """True when no point is pending or failed."""
         return self.counts["pending"] == 0 and self.counts["error"] == 0
 
     def summary(self, limit: int = 10) -> str:
+        """A few lines for a person: counts per status and the first failures."""
         c = self.counts
         lines = [f"{self.path}: sweep {self.name!r}, {self.size} points: {c['done']} done "
                  f"({c['flagged']} flagged), {c['pending']} pending, {c['error']} failed"
@@ -293,6 +295,7 @@ class Store:
         self._lock_fd = fd
 
     def close(self) -> None:
+        """Release the store's lock (idempotent)."""
         try:
             if self._lock_fd is not None and self._group is not None:
                 self.flush()
@@ -420,12 +423,14 @@ class Store:
     # -- bookkeeping ----------------------------------------------------------------------------
     @property
     def group(self):
+        """The open Zarr group of this store."""
         if self._group is None:
             raise ValueError("store: not open")
         return self._group
 
     @property
     def outputs(self) -> dict[str, Output]:
+        """The outputs the runner declared, by name (read from the store's layout)."""
         if self._layout is None:
             self._layout = layout(self.cfg)
         return self._layout.outputs
@@ -479,9 +484,11 @@ class Store:
         self._flush_cost = self._last_flush - t0
 
     def statuses(self) -> np.ndarray:
+        """A copy of the per-point sweep status codes (pending / done / flagged / error)."""
         return self.book["sweep_status"].copy()
 
     def start_run(self, **info: Any) -> int:
+        """Record the start of one execution of the sweep in the store's history; returns its number."""
         runs = json.loads(self.group.attrs.get("runs", "[]"))
         from .. import __version__
 
@@ -490,6 +497,7 @@ class Store:
         return len(runs) - 1
 
     def finish_run(self, run: int, **info: Any) -> None:
+        """Record the end of execution ``run`` with ``info`` (counts, wall time)."""
         runs = json.loads(self.group.attrs.get("runs", "[]"))
         if 0 <= run < len(runs):
             runs[run].update({"finished": _now(), **info})
@@ -541,9 +549,11 @@ class Store:
         return [int(i) for i in np.flatnonzero((st == PENDING) | (st == ERROR))]
 
     def status(self) -> StoreStatus:
+        """The store's :class:`StoreStatus` (counts, failures, whether it is complete)."""
         return status(self.path)
 
     def dataset(self) -> xr.Dataset:
+        """The store opened as an ``xarray.Dataset`` (lazy, one variable per output)."""
         return open_store(self.path)
 
 
