@@ -208,16 +208,16 @@ def test_pooled_sem_uses_the_relative_spread_of_all_times():
     np.testing.assert_allclose(dmft.pooled_sem(x), np.array([2.0, 20.0]) * (np.sqrt(2) / 2) / np.sqrt(2))
 
 
-def test_the_old_seed_keywords_still_work_with_a_deprecation_warning():
-    """Transitional: `realisations=R, seed=0` (the old spelling) is seeds 0..R-1, the same runs; other bases do not
-    map onto the new streams and are refused."""
+def test_the_old_seed_keywords_are_gone():
+    """One name for the seeds: the simulators' old `realisations=R` / `seed=s` keywords (deprecated while callers
+    moved to seeds=) are refused, so a stale call fails loudly instead of silently meaning something else."""
     p = dmft.Problem(m=2, n_over_d=2.0, h=[0.0, 1.0])
     kw = dict(d=10, t_max=0.2, dt=0.05)
-    new = gm.simulate(p, seeds=2, **kw)
-    with pytest.warns(DeprecationWarning, match="seeds"):
-        old = gm.simulate(p, realisations=2, seed=0, **kw)
-    np.testing.assert_array_equal(old.train_error, new.train_error)
-    with pytest.warns(DeprecationWarning), pytest.raises(InvalidInputError, match="seed"):
+    with pytest.raises(TypeError, match="realisations"):
+        gm.simulate(p, realisations=2, **kw)
+    with pytest.raises(TypeError, match="seed"):
+        gm.simulate(p, seeds=2, seed=0, **kw)
+    with pytest.raises(TypeError, match="seed"):
         nw.simulate(p, seeds=2, seed=3, **kw)
     with pytest.raises(TypeError, match="realisation"):
         nw.simulate(p, realisation=2, **kw)

@@ -91,3 +91,28 @@ def test_figure_file_mixes_runs_with_and_without_a_simulation():
     assert ds["m"].values.tolist() == [1, 2, 4, 8]
     assert np.isfinite(ds["sim_train_error"].isel(run=1)).any() and np.isnan(ds["sim_train_error"].isel(run=3)).all()
     assert np.isfinite(ds["t"].isel(run=3)).sum() > np.isfinite(ds["t"].isel(run=0)).sum()
+
+
+def test_runs_compare_through_dmft_comparison_with_seeds_only():
+    # issue 13: the recipe passes seeds= only (no deprecated keyword) and its DMFT-vs-simulation comparison is the
+    # theory's (learndyn.dmft.comparison_of), for the Gaussian model, full-batch GD and SGD alike
+    import warnings
+
+    from learndyn import dmft
+
+    p = dmft.Problem(m=2, n_over_d=2.0, tau=0.5, h=(0.0, 0.9, 0.0, 1.0 / 6.0))
+    e0 = 0.5 * (0.25 + (0.9 + 1.0 / 6.0) / 2)  # (tau^2 + a0^2 h(1)/m)/2 with a0 = 1
+    for sim in (mu.Sim("gaussian", d=10, seeds=2, points=4), mu.Sim("gd", d=10, seeds=2, points=4),
+                mu.Sim("sgd", d=10, seeds=3, batch=5, lr=0.1, points=4)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            r = mu.execute(mu.Run(sim.kind, p, t_max=0.4, dt=0.05, sim=sim))
+        c = r.comparison
+        assert isinstance(c, dmft.Comparison) and c.simulation is r.sim and c.problem is p and c.success
+        assert r.sim.seeds == tuple(range(sim.seeds))
+        assert c.dmft_at("train_error")[0] == pytest.approx(e0, rel=1e-12)
+        assert c.t[0] == 0.0 and 0.0 < c.t[-1] <= 0.4 + 1e-12
+        assert np.isfinite(c.z_max("train_error"))
+        if sim.kind == "sgd":
+            assert r.sim.dt == pytest.approx(0.1 * 10 / 20)  # one step of lr 0.1 is lr d/n of GF time
+    assert mu.execute(mu.Run("dmft only", p, t_max=0.2, dt=0.05)).comparison is None

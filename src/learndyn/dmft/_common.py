@@ -17,7 +17,7 @@ import numpy as np
 from ..results import InvalidInputError, Status
 
 __all__ = ["time_grid", "blas_threads", "Stop", "march", "check_problem", "check_seeds", "check_size",
-           "status_from_text", "legacy_seeds"]
+           "status_from_text"]
 
 
 def time_grid(t_max: float, dt: float, *, max_points: int = 200_000) -> int:
@@ -124,26 +124,6 @@ def check_seeds(seeds: Any) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise InvalidInputError(f"seeds: must be distinct, got {out}")
     return tuple(out)
-
-
-def legacy_seeds(seeds: Any, legacy: dict, where: str) -> Any:
-    """``seeds`` given the keywords of the simulators before the seeds were unified (``realisations=R``, and
-    ``seed=0``, the only base that maps onto the new streams), with a ``DeprecationWarning``; any other keyword is
-    a ``TypeError``. Transitional: remove once no caller passes them."""
-    import warnings
-
-    unknown = set(legacy) - {"realisations", "seed"}
-    if unknown:
-        raise TypeError(f"{where}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-    if not legacy:
-        return seeds
-    warnings.warn(f"{where}: 'realisations' and 'seed' are replaced by seeds (a number n for seeds 0..n-1, or a "
-                  "sequence of ints)", DeprecationWarning, stacklevel=3)
-    seed = legacy.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed != 0:
-        raise InvalidInputError(f"seed: {seed!r} is no longer supported; pass seeds=... instead (seed s draws from "
-                                "numpy's default_rng([0, s]))")
-    return legacy.get("realisations", seeds)
 
 
 def check_threshold(value: Any, name: str = "divergence_threshold") -> float:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +53,7 @@ import numpy as np
 from jax import lax
 
 from ..results import InvalidInputError
-from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
+from ._common import check_problem, check_seeds, check_size, check_threshold
 from .problem import Problem
 from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, population_risk, record,
                          record_plan, run_seeds, two_time)
@@ -193,7 +192,7 @@ def _bytes_per_realisation(p: ModelParams, n: int, d: int, n_rec: int) -> int:
 
 def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tuple = 100, *,
              init: str = "orthogonal", record_every: int | None = None, max_records: int = 201,
-             memory_gb: float = 1.0, divergence_threshold: float = 1e8, **legacy: Any) -> Simulation:
+             memory_gb: float = 1.0, divergence_threshold: float = 1e8) -> Simulation:
     """Projected GD on the Gaussian model of ``problem`` (Montanari & Urbani 2025, App. D.2-D.4, Eq. (D.9)) in
     dimension ``d`` with ``n = round(n_over_d * d)`` samples, step ``dt`` up to ``t_max``, for each of ``seeds``
     (a number ``S``: seeds ``0..S-1``; or a sequence of ints), each an independent draw of the random tensors,
@@ -207,7 +206,7 @@ def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tup
     check_problem(problem, "gaussian_model.simulate")
     p = model_params(problem)
     d = check_size("d", d, 2)
-    seeds = check_seeds(legacy_seeds(seeds, legacy, "gaussian_model.simulate"))
+    seeds = check_seeds(seeds)
     threshold = check_threshold(divergence_threshold)
     if init not in ("orthogonal", "uniform"):
         raise InvalidInputError(f"init: must be 'orthogonal' or 'uniform', got {init!r}")

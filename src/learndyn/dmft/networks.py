@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +41,7 @@ import numpy as np
 from jax import lax
 
 from ..results import InvalidInputError
-from ._common import check_problem, check_seeds, check_size, check_threshold, legacy_seeds
+from ._common import check_problem, check_seeds, check_size, check_threshold
 from .problem import Problem
 from .simulation import (ModelParams, Simulation, finish, initial_weights, model_params, record, record_plan,
                          run_seeds, two_time)
@@ -141,7 +140,7 @@ def _compiled(p: ModelParams, n: int, d: int, dt: float, every: int, n_rec: int,
 
 def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tuple = 10, *, batch: int | None = None,
              init: str = "uniform", record_every: int | None = None, max_records: int = 201,
-             memory_gb: float = 1.0, divergence_threshold: float = 1e8, **legacy: Any) -> Simulation:
+             memory_gb: float = 1.0, divergence_threshold: float = 1e8) -> Simulation:
     """Train one network of ``problem`` in dimension ``d`` per seed (``seeds``: a number ``S``, seeds ``0..S-1``,
     or a sequence of ints; seed ``s`` draws from NumPy's ``default_rng([0, s])``), up to ``t_max`` on the DMFT
     time grid ``t = k dt``.
@@ -155,7 +154,7 @@ def simulate(problem: Problem, d: int, t_max: float, dt: float, seeds: int | tup
     check_problem(problem, "networks.simulate")
     p = model_params(problem)
     d = check_size("d", d, 2)
-    seeds = check_seeds(legacy_seeds(seeds, legacy, "networks.simulate"))
+    seeds = check_seeds(seeds)
     threshold = check_threshold(divergence_threshold)
     if batch is not None:
         batch = check_size("batch", batch, 1)

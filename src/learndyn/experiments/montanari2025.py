@@ -36,12 +36,12 @@ import xarray as xr
 
 from .. import dmft
 from ..dmft import gaussian_model, networks
-from ..results import atomic_write_netcdf
+from ..results import InvalidInputError, Status, atomic_write_netcdf
 from . import canonical_figure, output_paths, runner
 
 __all__ = ["FIGURES", "Run", "Sim", "Figure", "RunResult", "execute", "simulate", "run_figure", "claims", "t_rel",
            "fit_threshold", "first_crossing", "ClaimsRecipe",
-           "gap_vs_d", "NETWORK_GAP_NOTE"]
+           "NETWORK_GAP_NOTE"]
 
 PAPER = "Montanari & Urbani, NeurIPS 2025 (arXiv:2502.21269)"
 
@@ -183,7 +183,8 @@ FIGURES: dict[str, Figure] = {
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class RunResult:
-    """One executed :class:`Run`: the DMFT solution ``sol`` and the simulation ``sim`` (None without one)."""
+    """One executed :class:`Run`: the DMFT solution ``sol``, the simulation ``sim`` and the
+    :class:`learndyn.dmft.Comparison` of the two, ``comparison`` (both None without a simulation)."""
 
     run: Run
     problem: dmft.Problem
@@ -191,6 +192,7 @@ class RunResult:
     sim: Any = None
     wall_dmft: float = 0.0
     wall_sim: float = 0.0
+    comparison: dmft.Comparison | None = None
 
     def to_xarray(self) -> xr.Dataset:
         """DMFT curves over ``step`` (time ``t``; ``neuron`` for the general solver), the simulation over
@@ -228,38 +230,39 @@ def _solve(run: Run, progress: bool = False):
         return dmft.solve(prob, t_max=run.t_max, dt=run.dt, method=method, progress=progress, **kw)
 
 
-def simulate(run: Run, seed: int = 0):
-    """The simulation of ``run`` (see :class:`Sim`): Gaussian-model projected GD
+def simulate(run: Run):
+    """The simulation of ``run`` (see :class:`Sim`) over seeds ``0..sim.seeds-1``: Gaussian-model projected GD
     (:func:`learndyn.dmft.gaussian_model.simulate`) or a real two-layer network trained by GD / SGD
-    (:func:`learndyn.dmft.networks.simulate`), recorded at about ``sim.points`` times."""
+    (:func:`learndyn.dmft.networks.simulate`; one SGD step of learning rate ``lr`` is ``lr d/n`` of gradient-flow
+    time, Montanari & Urbani 2025, App. I), recorded at about ``sim.points`` times."""
     s, prob = run.sim, run.problem
     if s.kind == "gaussian":
         every = max(1, int(round(run.t_max / run.dt / s.points)))
-        return gaussian_model.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, realisations=s.seeds, seed=seed,
-                                       record_every=every)
+        return gaussian_model.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, seeds=s.seeds, record_every=every)
     if s.kind == "gd":
         every = max(1, int(round(run.t_max / run.dt / s.points)))
-        return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, seeds=s.seeds, seed=seed, record_every=every)
+        return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=run.dt, seeds=s.seeds, record_every=every)
     if s.kind == "sgd":
         n = int(round(prob.n_over_d * s.d))
         batch = min(s.batch or n, n)
         dt = s.lr * s.d / n  # one SGD step of learning rate lr is lr d/n of the paper's gradient-flow time
         every = max(1, int(round(run.t_max / dt / s.points)))
-        return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=dt, seeds=s.seeds, seed=seed, batch=batch,
-                                 record_every=every)
-    raise ValueError(f"sim.kind: must be 'sgd', 'gd' or 'gaussian', got {s.kind!r}")
+        return networks.simulate(prob, d=s.d, t_max=run.t_max, dt=dt, seeds=s.seeds, batch=batch, record_every=every)
+    raise InvalidInputError(f"sim.kind: must be 'sgd', 'gd' or 'gaussian', got {s.kind!r}")
 
 
 def execute(run: Run, with_sim: bool = True, progress: bool = False) -> RunResult:
     """Solve the DMFT of ``run`` (``progress``: a bar over its time steps) and, unless it was interrupted, its
-    simulation."""
+    simulation, and compare the two (:func:`learndyn.dmft.comparison_of`)."""
     prob = run.problem
     t0 = time.perf_counter()
     sol = _solve(run, progress=progress)
     t1 = time.perf_counter()
-    interrupted = str(sol.status).startswith("interrupted")
+    interrupted = sol.status == Status.INTERRUPTED
     sim = simulate(run) if (with_sim and run.sim is not None and not interrupted) else None
-    return RunResult(run, prob, sol, sim, t1 - t0, time.perf_counter() - t1)
+    wall_sim = time.perf_counter() - t1
+    comparison = dmft.comparison_of(prob, sol, sim) if sim is not None else None
+    return RunResult(run, prob, sol, sim, t1 - t0, wall_sim, comparison)
 
 
 def _obs(sol, name: str) -> np.ndarray:
@@ -347,53 +350,6 @@ NETWORK_GAP_NOTE = (
 )
 
 
-def gap_vs_d(problem: dmft.Problem, ds, t_max: float, dt: float = 0.05, seeds=16, kind: str = "gd",
-             batch: int = 16, lr: float = 0.1, seed: int = 0) -> dict:
-    """``gap(d) = e_tr(real network, dimension d) - e_tr(DMFT)`` at ``t_max``, mean +- s.e. over seeds, and the
-    weighted fit ``gap(d) = gap_inf + c/d``. ``kind="gd"``: full-batch projected GD with step ``dt``; ``"sgd"``:
-    mini-batch ``batch`` at learning rate ``lr`` (one step = ``lr d/n`` of GF time). ``seeds``: one number or one
-    per ``d``. A ``gap_inf`` many standard errors from 0 says the gap is not a finite-d effect."""
-    ds = [int(d) for d in ds]
-    seeds = [int(seeds)] * len(ds) if np.ndim(seeds) == 0 else [int(x) for x in seeds]
-    sol = _solve(Run("gap", problem, t_max=t_max, dt=dt), progress=False)
-    ref = float(np.interp(t_max, sol.t, sol.train_error))
-    gap, se = [], []
-    for d, R in zip(ds, seeds):
-        if kind == "gd":
-            sim = networks.simulate(problem, d=d, t_max=t_max, dt=dt, seeds=R, seed=seed,
-                                    record_every=max(1, int(round(t_max / dt))))
-        else:
-            n = int(round(problem.n_over_d * d))
-            sdt = lr * d / n
-            sim = networks.simulate(problem, d=d, t_max=t_max, dt=sdt, seeds=R, seed=seed, batch=min(batch, n),
-                                    record_every=max(1, int(round(t_max / sdt))))
-        mu, s = sim.at("train_error", [t_max])
-        gap.append(float(mu[0]) - ref)
-        se.append(float(s[0]))
-    g, e, x = np.array(gap), np.array(se), 1.0 / np.array(ds, float)
-    fit = dict(gap_inf=float("nan"), gap_inf_se=float("nan"), c=float("nan"), chi2=float("nan"))
-    if len(ds) >= 3 and np.all(e > 0):
-        A = np.vstack([np.ones_like(x), x]).T
-        W = 1.0 / e**2
-        cov = np.linalg.inv(A.T @ (A * W[:, None]))
-        p = cov @ (A.T @ (W * g))
-        fit = dict(gap_inf=float(p[0]), gap_inf_se=float(math.sqrt(cov[0, 0])), c=float(p[1]),
-                   chi2=float(np.sum(W * (g - A @ p) ** 2)))
-    return dict(d=np.array(ds), gap=g, se=e, dmft=ref, t=t_max, **fit)
-
-
-def _pooled_sem(x: np.ndarray) -> np.ndarray:
-    """Standard error of the seed mean of ``x`` (seeds, times) from the relative seed spread pooled over all times,
-    ``rms_t(sd(t)/|mean(t)|) |mean(t)|/sqrt(R)``: with a few seeds the per-time s.e. is itself very uncertain (3 seeds
-    once gave 0.0009 at one time against ~0.04 at the others, hence a spurious 143 s.e.)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mu = np.abs(np.nanmean(x, axis=0))
-        R = np.sum(np.isfinite(x), axis=0)
-        rel = np.sqrt(np.nanmean((np.nanstd(x, axis=0, ddof=1) / np.maximum(mu, 1e-300)) ** 2))
-        return np.maximum(rel * mu / np.sqrt(np.maximum(R, 1)), 1e-300)
-
-
 def _nonlinear(problem: dmft.Problem) -> bool:
     return bool(np.any(problem.h_coeffs[2:] != 0))
 
@@ -475,7 +431,7 @@ def _plot_neurons(spec: Figure, results: list[RunResult], path: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("t")
         ax.legend(fontsize=7)
-    sims = f"Gaussian-model GD, d = {sim.d}, n = {sim.n}, {sim.realisations} realisations" if sim is not None else ""
+    sims = f"Gaussian-model GD, d = {sim.d}, n = {sim.n}, {sim.n_seeds} seeds" if sim is not None else ""
     fig.suptitle(f"Fig. {spec.name.removeprefix('fig')}: {spec.title}\nlines: DMFT (dt = {r.run.dt:g}); "
                  f"points: {sims}", fontsize=8)
     return save_figure(fig, path)
@@ -545,39 +501,26 @@ def _plot_threshold(spec: Figure, results: list[RunResult], path: Path, table: d
 # ------------------------------------------------------------------------------------------
 # figure driver
 # ------------------------------------------------------------------------------------------
-def _compare(r: RunResult) -> dict | None:
-    """DMFT beside the run's simulation (None without one): the DMFT train error at the simulation's times
-    (``dmft_train_error``), ``z = max_t |mean_sim - DMFT| / s.e.`` with the s.e. pooled over times
-    (:func:`_pooled_sem`), and for a real network with a non-linear ``h`` the final train errors and their gap.
-
-    The one place where this recipe compares theory and simulation (a DMFT counterpart of
-    :func:`learndyn.online.compare` can replace it)."""
-    if r.sim is None:
-        return None
-    tr = np.interp(r.sim.t, r.sol.t, _obs(r.sol, "train_error"))
-    out = dict(dmft_train_error=tr,
-               z=float(np.nanmax(np.abs(r.sim.mean("train_error") - tr) / _pooled_sem(r.sim.values("train_error")))))
-    if r.sim.kind.startswith("network") and _nonlinear(r.problem):
-        out.update(network_final=float(r.sim.mean("train_error")[-1]), network_final_sem=float(
-            r.sim.sem("train_error")[-1]), dmft_final=float(tr[-1]))
-    return out
-
-
 def _report(run: Run, r: RunResult) -> str:
+    """One line per run: the DMFT, and beside it the simulation with the largest z-score of the train error
+    (:meth:`learndyn.dmft.Comparison.z`, standard error pooled over times) and, for a real network with a
+    non-linear ``h``, the final train errors and their gap."""
     msg = f"  {run.label:18s} DMFT: {len(r.sol.t)} steps (dt={run.dt:.3g}, {run.scheme}) {r.wall_dmft:.1f}s, " \
           f"status {r.sol.status}"
-    c = _compare(r)
+    c = r.comparison
     if c is not None:
-        msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
-               f"(e_tr; s.e. pooled over times) = {c['z']:.1f}"
-        if "network_final" in c:
-            mu_, se_, tr = c["network_final"], c["network_final_sem"], c["dmft_final"]
-            msg += f"; e_tr(t_max): network {mu_:.4g} ± {se_:.2g} vs DMFT {tr:.4g} (gap {mu_ - tr:+.3g})"
+        msg += f"; {r.sim.kind} d={r.sim.d} x{r.sim.n_seeds} {r.wall_sim:.1f}s, max |sim - DMFT|/s.e. " \
+               f"(e_tr; s.e. pooled over times) = {c.z_max('train_error'):.1f}"
+        if r.sim.kind.startswith("network") and _nonlinear(r.problem):
+            gap, se_ = c.final_gap("train_error")  # at the last time the DMFT reached
+            k = np.flatnonzero(np.isfinite(c.gap("train_error")))[-1]
+            mu_, tr = c.mean("train_error")[k], c.dmft_at("train_error")[k]
+            msg += f"; e_tr(t_max): network {mu_:.4g} ± {se_:.2g} vs DMFT {tr:.4g} (gap {gap:+.3g})"
     return msg
 
 
 def _interrupted(r: RunResult) -> str | None:
-    if str(r.sol.status).startswith("interrupted"):
+    if r.sol.status == Status.INTERRUPTED:
         return "  interrupted: the figure shows the runs computed so far"
     return None
 
@@ -685,7 +628,7 @@ def _sim_measures(sim, c: ClaimsRecipe) -> dict[str, tuple[float, float]]:
     """Per-seed measures, then mean and standard error over seeds."""
     m = sim.values("a_i").shape[-1]
     rows = []
-    for s in range(sim.realisations):
+    for s in range(sim.n_seeds):
         rows.append(_measures(sim.t, sim.values("a")[s] / math.sqrt(m), sim.values("train_error")[s],
                               sim.values("test_error")[s], sim.values("v")[s], c))
     out = {}
@@ -712,7 +655,7 @@ def claims(quick: bool = False, out_dir: str | Path = "results/montanari2025",
     def report(run: Run, r: RunResult) -> str:
         s = r.sol
         mean_field = any(run is x for x in mf)
-        sim = f"SGD d={r.sim.d} x{r.sim.realisations} {r.wall_sim:.1f}s" if mean_field else f"SGD {r.wall_sim:.1f}s"
+        sim = f"SGD d={r.sim.d} x{r.sim.n_seeds} {r.wall_sim:.1f}s" if mean_field else f"SGD {r.wall_sim:.1f}s"
         return f"  {run.label}: DMFT {len(s.t)} steps {r.wall_dmft:.1f}s ({s.status}); {sim}"
 
     done = runner.execute_runs(mf + lazy, lambda run: execute(run, progress=progress), desc="montanari2025 claims",
