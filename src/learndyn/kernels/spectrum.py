@@ -42,6 +42,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import xarray as xr
 
+from .. import activations as _act
 from ..results import Result, problem_attrs
 from .signal import SignalPropagation, signal_propagation
 
@@ -214,7 +215,10 @@ def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int |
             return nan.copy()
         return s * mv[ref] / s[ref]
 
-    relu_like = activation_name in ("relu",) or activation_name.startswith("abrelu")
+    try:  # ReLU-like (positively homogeneous with a kink): the activation says so
+        relu_like = _act.get(activation_name).kinked
+    except ValueError:  # a display name that does not resolve (a custom label): smooth
+        relu_like = False
     if phase == "ordered":
         out["theta_o"] = np.full(l.shape, pstar)
         out["lambda_max"] = np.full(l.shape, m * pstar)
@@ -309,7 +313,7 @@ def spectrum_vs_depth(x_train, y_train, x_test, depths: Sequence[int], *, activa
         done.append(l)
     depth = np.asarray(done, int)
     meas = {k: np.asarray(v, float) for k, v in meas.items()}
-    th = asymptotes(sp, depth, m, meas, activation_name=str(sp.activation)) if len(depth) else {}
+    th = asymptotes(sp, depth, m, meas, activation_name=_act.get(activation, scale=1.0)) if len(depth) else {}
     params = dict(activation=str(sp.activation), weight_var=weight_var, bias_var=bias_var,
                   architecture=architecture, readin=readin, readin_weight_var=rwv, readin_bias_var=rbv,
                   m=m, n_test=x_test.shape[0], diag_reg=diag_reg, **{k: str(v) for k, v in cnn_kw.items()})
