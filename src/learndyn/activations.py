@@ -362,15 +362,20 @@ class _Relu(_AbRelu):
         return r2 * _gauss.relu_i4(r2 * C)
 
     def product_moment(self, act, codes, C, order):
-        """Closed forms where fields repeat (``Theta^2 = Theta``, ``Theta relu = relu``: Tallis' truncated second
-        moments, :func:`learndyn.gaussian.relu_orthant_moment`), the 1-D Price integral for four distinct fields
-        ``(Theta, Theta, relu, relu)``; any other pattern by quadrature."""
+        """Closed forms for products with two ``g`` factors: where fields repeat (``Theta^2 = Theta``,
+        ``Theta relu = relu``) Tallis' truncated second moments (:func:`learndyn.gaussian.relu_orthant_moment`),
+        for four distinct fields ``(Theta, Theta, relu, relu)`` the 1-D Price integral; any other pattern by
+        quadrature."""
         g_count = [c.count("g") for c in codes]
+        n_d = sum(c.count("d") for c in codes)
         exact4 = tuple(codes) == ("d", "d", "g", "g")
         if sum(g_count) != 2 or not (len(codes) < 4 or exact4):
             return super().product_moment(act, codes, C, order)
         r2 = act.scale ** 2
         Cs = r2 * C
+        # g' = s Theta(s x) and g = s relu(x): s^(n_d) from the derivatives, s^2 from the two relu factors,
+        # which the moment at s^2 C already carries
+        scale = r2 if n_d == 2 else act.scale ** n_d
         if exact4:
             vals = _gauss.relu_i4(Cs)
         else:
@@ -379,7 +384,7 @@ class _Relu(_AbRelu):
             else:
                 i, j = [p for p, n in enumerate(g_count) if n == 1]
             vals = _gauss.relu_orthant_moment(Cs, i, j)
-        return r2 * vals
+        return scale * vals
 
     def describe(self, act):
         return Family.describe(self, act)
