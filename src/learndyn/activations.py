@@ -488,7 +488,8 @@ class Activation:
             try:
                 value = float(getattr(self, attr))
             except (TypeError, ValueError):
-                raise InvalidInputError(f"activation: {attr} must be a real number, got {getattr(self, attr)!r}") from None
+                raise InvalidInputError(
+                    f"activation: {attr} must be a real number, got {getattr(self, attr)!r}") from None
             if not math.isfinite(value):
                 raise InvalidInputError(f"activation: {attr} must be finite, got {value}")
             object.__setattr__(self, attr, value)
@@ -562,7 +563,6 @@ class Activation:
                 )
         object.__setattr__(self, "_checked", True)
         return self
-
 
     # -- evaluation -------------------------------------------------------------------------
     @property
@@ -769,8 +769,8 @@ def get(spec: "str | Activation | Callable", scale: float = 1.0) -> Activation:
         if key == "leaky_relu":
             return leaky_relu(scale=scale)
         if key == "abrelu":
-            raise InvalidInputError("activation: 'abrelu' needs its slopes: write 'abrelu(a, b)' (e.g. 'abrelu(-0.5, 1)') "
-                             "or use learndyn.activations.abrelu(a, b)")
+            raise InvalidInputError("activation: 'abrelu' needs its slopes: write 'abrelu(a, b)' "
+                                    "(e.g. 'abrelu(-0.5, 1)') or use learndyn.activations.abrelu(a, b)")
         fam = _FAMILIES.get(key)
         if fam is not None and not fam.parametrised and key != "custom":
             return Activation(key, scale=scale)

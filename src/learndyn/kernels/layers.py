@@ -188,7 +188,8 @@ def _pair_map(act: _act.Activation, K, a, b, ntk, same=None):
 
 
 def _diag_map(act: _act.Activation, v):
-    """V_phi([[v, v], [v, v]]) for a variance v (physical scale): :meth:`learndyn.activations.Activation.kernel_diag`."""
+    """V_phi([[v, v], [v, v]]) for a variance v (physical scale):
+    :meth:`learndyn.activations.Activation.kernel_diag`."""
     return act.kernel_diag(v)
 
 
