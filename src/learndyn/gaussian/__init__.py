@@ -32,7 +32,7 @@ degenerate), ``I3`` reduced to 2-D by ``E[z2 | z1, z3]``, and a *rank-adaptive* 
 integrated in their own dimension with more nodes; they are the hardest cases). ``order`` is the
 accuracy knob; :func:`quadrature_error_estimate` compares two orders.
 
-Measured quadrature error (``benchmarks/gaussian.py``): max |error| over all index tuples of one
+Measured quadrature error (the package's Gaussian benchmark): max |error| over all index tuples of one
 K=4, M=2 teacher-student state with unit-scale weights (tanh/sigmoid: against order 200 (2-D, 3-D) or
 32 (4-D); erf: against the closed forms)::
 

@@ -199,7 +199,7 @@ def _nested_i4(act: _act.Activation, L, order: int = I4_ORDER):
     (Full-rank rule.) ``z = L xi`` with ``L`` lower triangular, so the sums nest:
     ``sum_1 w g'(z1) sum_2 w g'(z2) sum_3 w g(z3) sum_4 w g(z4)`` and the cost is about ``order**4``
     activation evaluations per covariance (``order**3 B`` memory). Error against order (measured,
-    ``benchmarks/gaussian.py``): see the module docstring table.
+    see the table in the docstring of :mod:`learndyn.gaussian`).
     """
     x, w = _gh(order)
     xj, wj = jnp.asarray(x), jnp.asarray(w)
@@ -243,7 +243,7 @@ def _jitted(kind: str, act: _act.Activation, order: int):
 def quadrature_i2(act, C, order: int = 40):
     r"""``I2 = E[g(z1) g(z2)]`` by ``order x order`` Gauss-Hermite on ``z = L xi`` (``L L^T = C``, any PSD ``C``).
 
-    Accuracy (measured, ``benchmarks/gaussian.py``): see the table in the module docstring.
+    Accuracy (measured): see the table in the docstring of :mod:`learndyn.gaussian`.
     """
     act = _act.get(act)
     return _jitted("i2", act, order)(_check_shape(C, 2))
