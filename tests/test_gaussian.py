@@ -3,7 +3,7 @@
 References (never the function's own output):
 * elementary closed forms derived by Gaussian integration by parts (Stein) for the degenerate
   index patterns of ReLU I4 (a=b, c=a, c=d, ...) and for 3-D orthant probabilities;
-* scipy.stats.multivariate_normal.cdf (Genz) for 4-D orthant probabilities, and the spec §3.3
+* scipy.stats.multivariate_normal.cdf (Genz) for 4-D orthant probabilities, and the integration-by-parts
   reduction of ReLU I4 (C_cd P4 + conditional 3-D moments) evaluated with that P4;
 * numpy Monte Carlo with a tolerance of 5 standard errors.
 """
@@ -124,7 +124,7 @@ def _p4_owen(C):
 
 
 def _moment3(S):
-    """E[X_3 Theta(X_1) Theta(X_2) Theta(X_3)] for X ~ N(0, S) (spec §3.3, second integration by parts)."""
+    """E[X_3 Theta(X_1) Theta(X_2) Theta(X_3)] for X ~ N(0, S) (second integration by parts)."""
     out = 0.0
     for j in range(3):
         k, l = [m for m in range(3) if m != j]
@@ -360,7 +360,7 @@ def test_closed_forms_equal_quadrature_and_monte_carlo(act, cov_sets):
         C = cov_sets[key]
         closed = float(fn[kind](act, C))
         order = 20 if kind == "i4" else 60
-        quad = float(G._QUADRATURE[kind](act, C, order))
+        quad = float(G.quadrature_integral(kind, act, C, order))
         tol = (_QTOL_I4 if kind == "i4" else _QTOL)[act.name]
         assert abs(closed - quad) < tol, (kind, key, closed, quad)
         mean, se = _mc_all(C, act, kind, 200_000, seed=zlib.crc32(f"{kind}{key}".encode()))
@@ -536,3 +536,20 @@ def test_exact_degeneracy_survives_jit():
     np.testing.assert_allclose(jax.jit(lambda C: G.j2("relu", C))(C2), 0.5, rtol=1e-15)
     C3 = np.stack([[[x, 0.3, x], [0.3, 1.0, 0.3], [x, 0.3, x]] for x in c])
     np.testing.assert_allclose(jax.jit(lambda C: G.i3("relu", C))(C3), 0.15, rtol=1e-14)
+
+
+def test_relu_product_moment_collapses_repeated_fields_to_closed_forms():
+    """Averages over distinct fields with ``g = relu(s x)``, ``g' = s Theta``: ``E[(g' g)(z1) g(z2)] =
+    s E[relu(s z1) relu(s z2)]`` (the arc-cosine kernel written above) and ``E[g'(z1) g(z2)^2]`` (Monte Carlo,
+    5 standard errors)."""
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((2, 4))
+    C = W @ W.T
+    g = A.relu(1.3)
+    s2 = 1.3 ** 2
+    got = float(g.product_moment(("dg", "g"), C, order=8))
+    assert abs(got - 1.3 * _arccos1(s2 * C[0, 0], s2 * C[0, 1], s2 * C[1, 1])) < 1e-13
+    z = rng.multivariate_normal(np.zeros(2), C, size=2_000_000) * 1.3
+    f = 1.3 * (z[:, 0] > 0) * np.maximum(z[:, 1], 0.0) ** 2
+    got = float(g.product_moment(("d", "gg"), C, order=8))
+    assert abs(got - f.mean()) < 5 * f.std() / np.sqrt(len(f))

@@ -334,7 +334,7 @@ def test_relu_rhs_closed_forms_match_the_one_dimensional_integral():
                                              v=rng.standard_normal(K))
     prob = online.Problem(M=M, K=K, activation="relu", lr=0.7, sigma=0.1, train_second_layer=True)
     C = ode._covariance(*(jnp.asarray(a) for a in (st.Q, st.R, st.T)))
-    grouped = ode._relu_i4_by_distinct_fields(prob, C)
+    grouped = ode._i4_by_distinct_fields(prob, C)
     direct = online.ode.gaussian.i4(prob.g, ode._sub(C, ode._index_tables(K, M)[2]))
     np.testing.assert_allclose(grouped, direct, atol=2e-8)
     assert np.max(np.abs(grouped - direct)) > 0  # the two paths really differ in method

@@ -39,7 +39,6 @@ import numpy as np
 from jax import lax
 
 from .. import activations as _act
-from .. import gaussian as _gauss
 from ..results import InvalidInputError
 from .conv import _conv_axes, _same_pads, _window_average
 from .state import (_LOG2_MAX_ERF_VARIANCE, _LOG2_MAX_SQNORM, _LOG2_MIN_SQNORM, _KState, _Ctx, _affine_update,
@@ -104,119 +103,26 @@ def _cross_map(act, K, T, v1, v2, ctx: _Ctx):
     return _pair_map(act, K, a[:, :, None], b[:, None, :], T, same)
 
 
-def _fit_atan_coefficients(degree: int = 10) -> tuple[float, ...]:
-    """Monomial coefficients P with atan(u) ~= u P(u^2) on |u| <= tan(pi/8) (Chebyshev fit, ~2 ulp)."""
-    zmax = (math.sqrt(2.0) - 1.0) ** 2
-    nodes = np.cos(np.pi * (np.arange(2000) + 0.5) / 2000)
-    u = np.sqrt((nodes + 1.0) / 2.0 * zmax)
-    cheb = np.polynomial.chebyshev.chebfit(nodes, np.arctan(u) / u, degree)
-    in_t = np.polynomial.Polynomial(np.polynomial.chebyshev.cheb2poly(cheb))
-    in_z = in_t(np.polynomial.Polynomial([-1.0, 2.0 / zmax]))
-    return tuple(float(c) for c in in_z.coef)
-
-
-_ATAN_P = _fit_atan_coefficients()
-_TAN_PI_8 = math.sqrt(2.0) - 1.0
-
-
-def _atan2(y, x):
-    """arctan2(y, x) in float64 to ~2 ulp, branch-free (XLA's CPU atan2 is ~3x slower).
-
-    Octant reduction to a = min/max in [0, 1], then atan(a) = pi/4 + atan((a-1)/(a+1)) for
-    a > tan(pi/8), and a degree-10 polynomial in u^2 on |u| <= tan(pi/8).  atan2(0, 0) = 0.
-    """
-    ax, ay = jnp.abs(x), jnp.abs(y)
-    hi, lo = jnp.maximum(ax, ay), jnp.minimum(ax, ay)
-    a = jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0)
-    big = a > _TAN_PI_8
-    u = jnp.where(big, (a - 1.0) / (a + 1.0), a)
-    z = u * u
-    p = _ATAN_P[-1]
-    for c in _ATAN_P[-2::-1]:
-        p = p * z + c
-    t = u * p
-    t = jnp.where(big, math.pi / 4 + t, t)
-    t = jnp.where(ay > ax, math.pi / 2 - t, t)
-    t = jnp.where(x < 0, math.pi - t, t)
-    return jnp.where(y < 0, -t, t)
-
-
-def _sqrt0(x):
-    return jnp.sqrt(jnp.maximum(x, 0.0))
-
-
 def _pair_map(act: _act.Activation, K, a, b, ntk, same=None):
-    """(V_phi(Sigma), Vdot_phi(Sigma) * ntk) for Sigma = [[a, K], [K, b]] (physical scale).
+    """(V_phi(Sigma), Vdot_phi(Sigma) * ntk) for Sigma = [[a, K], [K, b]] (physical scale): the activation's
+    kernel map (:meth:`learndyn.activations.Activation.kernel_map`).
 
     ``same``: optional boolean mask of entries that pair an input position with itself (correlation
-    exactly 1); there the ReLU angle is set to exactly 0 instead of ``atan2(sqrt(rounding), K)``,
-    which would otherwise inject O(sqrt(eps)) noise into the NTK diagonal at every layer.
+    exactly 1); there the pair entry is the self variance exactly and the ReLU angle exactly 0 instead of
+    ``atan2(sqrt(rounding), K)``, which would otherwise inject O(sqrt(eps)) noise into the NTK diagonal at
+    every layer.
     """
-    s2 = float(act.scale) ** 2
-    name = act.name
-    if same is not None:
-        # an input position with itself: the pair entry is the self variance, exactly. In the chaotic
-        # phase dV/dK = chi_1 > 1 at K = a = b, so rounding differences between the pair and self
-        # recursions would otherwise grow like chi_1^depth (erf, depth ~200: NTK diagonal -> inf)
-        K = jnp.where(same, 0.5 * (a + b), K)
-    if name == "erf":
-        if s2 != 1.0:
-            K, a, b = s2 * K, s2 * a, s2 * b
-            ntk = None if ntk is None else s2 * ntk
-        # |K| <= sqrt(a b) (Cauchy-Schwarz); clamping keeps exact duplicates of an input from drifting
-        # above it by the same chaotic-phase growth of rounding errors
-        lim = jnp.sqrt(a * b)
-        K = jnp.clip(K, -lim, lim)
-        prod = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
-        root = _sqrt0(prod - 4.0 * K * K)
-        V = (2.0 / math.pi) * _atan2(2.0 * K, root)
-        if ntk is not None:
-            ntk = ntk * ((4.0 / math.pi) / root)
-        return V, ntk
-    if name in ("relu", "abrelu"):
-        sa, sb = (0.0, 1.0) if name == "relu" else (float(act.a), float(act.b))
-        if s2 != 1.0:
-            K, a, b = s2 * K, s2 * a, s2 * b
-            ntk = None if ntk is None else s2 * ntk
-        root = _sqrt0(a * b - K * K)
-        if same is not None:
-            root = jnp.where(same, 0.0, root)
-        angle = jnp.where((root == 0.0) & (K == 0.0), math.pi / 2, _atan2(root, K))
-        fac = (sa - sb) ** 2 / (2.0 * math.pi)
-        dot = (sa * sa + sb * sb) / 2.0 - fac * angle
-        V = fac * root + dot * K
-        if ntk is not None:
-            ntk = ntk * dot
-        return V, ntk
-    if name == "linear":
-        return s2 * K, (None if ntk is None else s2 * ntk)
-    # any other activation: Gaussian quadrature from learndyn.gaussian
-    a, b, K = jnp.broadcast_arrays(a, b, K)
-    C = jnp.stack([jnp.stack([a, K], -1), jnp.stack([K, b], -1)], -2)
-    V = _gauss.i2(act, C)
-    if ntk is not None:
-        ntk = ntk * _gauss.j2(act, C)
-    return V, ntk
+    return act.kernel_map(K, a, b, ntk, same)
 
 
 def _diag_map(act: _act.Activation, v):
-    """V_phi([[v, v], [v, v]]) for a variance v (physical scale)."""
-    s2 = float(act.scale) ** 2
-    name = act.name
-    if name == "erf":
-        v = s2 * v if s2 != 1.0 else v
-        return (2.0 / math.pi) * _atan2(v, jnp.sqrt(v + 0.25))
-    if name in ("relu", "abrelu"):
-        sa, sb = (0.0, 1.0) if name == "relu" else (float(act.a), float(act.b))
-        return (sa * sa + sb * sb) / 2.0 * (s2 * v if s2 != 1.0 else v)
-    if name == "linear":
-        return s2 * v
-    C = jnp.stack([jnp.stack([v, v], -1), jnp.stack([v, v], -1)], -2)
-    return _gauss.i2(act, C)
+    """V_phi([[v, v], [v, v]]) for a variance v (physical scale):
+    :meth:`learndyn.activations.Activation.kernel_diag`."""
+    return act.kernel_diag(v)
 
 
 def _homogeneous(act: _act.Activation) -> bool:
-    return act.name in ("relu", "abrelu", "linear")
+    return act.positively_homogeneous
 
 
 # ============================================================================================
@@ -642,7 +548,7 @@ class _LayerStack:
         if lo < _LOG2_MIN_SQNORM:
             raise ValueError(f"{name}: non-zero inputs of squared norm 2^{lo:.0f} underflow the float64 input "
                              f"kernel x.x' (at least 2^{_LOG2_MIN_SQNORM:.0f}); {fix}")
-        if self._has(lambda lay: isinstance(lay, Elementwise) and lay.activation.name == "erf"):
+        if self._has(lambda lay: isinstance(lay, Elementwise) and lay.activation.kernel_precision_limited):
             first = self.layers[0]
             wv, bv = (first.weight_var, first.bias_var) if isinstance(first, (Dense, Conv)) else (1.0, 0.0)
             log2_q0 = float(np.logaddexp2(math.log2(wv) + hi - math.log2(n0), math.log2(bv) if bv > 0 else -np.inf))

@@ -89,14 +89,7 @@ def _jitted(kind: str, act: _act.Activation):
 
 def _homogeneous_gain(act: _act.Activation):
     """E[phi(sqrt(q) z)^2]/q and E[phi'(sqrt(q) z)^2] for positively homogeneous phi (None otherwise)."""
-    s2 = float(act.scale) ** 2
-    if act.name == "relu":
-        return 0.5 * s2
-    if act.name == "abrelu":
-        return 0.5 * s2 * (act.a ** 2 + act.b ** 2)
-    if act.name == "linear":
-        return s2
-    return None
+    return act.homogeneous_gain
 
 
 def _is_one(c) -> bool:

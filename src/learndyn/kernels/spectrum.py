@@ -44,6 +44,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import xarray as xr
 
+from .. import activations as _act
 from ..results import InvalidInputError, Result, Status, problem_attrs
 from .linalg import mean_predictor
 from .network import _want_ntk
@@ -204,7 +205,10 @@ def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int |
             return nan.copy()
         return s * mv[ref] / s[ref]
 
-    relu_like = activation_name in ("relu",) or activation_name.startswith("abrelu")
+    try:  # ReLU-like (positively homogeneous with a kink): the activation says so
+        relu_like = _act.get(activation_name).kinked
+    except ValueError:  # a display name that does not resolve (a custom label): smooth
+        relu_like = False
     if phase == "ordered":
         out["theta_o"] = np.full(l.shape, pstar)
         out["lambda_max"] = np.full(l.shape, m * pstar)
@@ -294,7 +298,7 @@ def spectrum_vs_depth(problem, x_train, y_train=None, x_test=None, depths: Seque
         done.append(l)
     depth = np.asarray(done, int)
     meas = {k: np.asarray(v, float) for k, v in meas.items()}
-    th = asymptotes(sp, depth, m, meas, activation_name=str(sp.activation)) if len(depth) else {}
+    th = asymptotes(sp, depth, m, meas, activation_name=problem.act) if len(depth) else {}
     params = dict(activation=str(sp.activation), weight_var=problem.weight_var, bias_var=problem.bias_var,
                   architecture=problem.architecture, readin=problem.readin, readin_weight_var=rwv,
                   readin_bias_var=rbv, m=m, n_test=x_test.shape[0], diag_reg=diag_reg)

@@ -321,7 +321,7 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
         y0 = from_overlaps(start.Q, start.R, start.v, nudge=1e-4 * np.sqrt(scale))
         # the exact Jacobian in the factor is a second large program to compile; worth it for the closed
         # forms only (quadrature activations and ReLU: finite differences of the compiled G, n + 1 calls)
-        exact = smooth and problem.g.name in ("erf", "linear")
+        exact = smooth and problem.g.exact_integrals
         y, res = _root(G_jit, JG_jit if exact else None, y0, tol, max_iter)
         Q, R, v = (np.asarray(a) for a in to_overlaps(jnp.asarray(y), v_fixed))
         cand = _realisable(Q, R, start, v)

@@ -143,53 +143,24 @@ def _contract_e(I4: jax.Array, u: jax.Array, K: int, M: int) -> jax.Array:
 
 
 def _i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
-    """``I4`` on the evaluated tuples for activations without closed forms (Gauss-Hermite quadrature).
+    """``I4`` on the evaluated tuples for activations without closed forms valid on every tuple.
 
-    Each tuple is integrated over its distinct fields only (:func:`_i4_groups`), with the same point
-    budget per tuple: ``order**(4/m)`` nodes per dimension for ``m`` distinct fields (capped at 200),
-    ``order = problem.quadrature_order`` or :data:`learndyn.gaussian.I4_ORDER`. Collapsing repeated
-    fields is exact and makes the many degenerate tuples of the ODE (same unit twice) far more accurate
-    than a 4-D rule on a singular covariance.
+    Each tuple is integrated over its distinct fields only (:func:`_i4_groups`), each carrying the product
+    of its factors: :meth:`learndyn.activations.Activation.product_moment`. By quadrature with the same point
+    budget per tuple, ``order**(4/m)`` nodes per dimension for ``m`` distinct fields (capped at 200),
+    ``order = problem.quadrature_order`` or :data:`learndyn.gaussian.I4_ORDER`; collapsing repeated fields is
+    exact and makes the many degenerate tuples of the ODE (same unit twice) far more accurate than a 4-D
+    rule on a singular covariance. ReLU answers with Tallis' closed forms where fields repeat and the exact
+    1-D integral :func:`learndyn.gaussian.relu_i4` on four distinct fields (36 of 210 tuples for K=4, M=2).
     """
     g = problem.g
-    factor = {"d": g.grad, "g": g}
     order = problem.quadrature_order or gaussian.I4_ORDER
     K, M = problem.K, problem.M
     out = jnp.zeros(len(_index_tables(K, M)[2]))
     for codes, rows, fields in _i4_groups(K, M):
-        fns = [functools.reduce(lambda f, h: (lambda z, f=f, h=h: f(z) * h(z)), [factor[c] for c in code])
-               for code in codes]
         m = len(codes)
-        vals = gaussian.quadrature_product(fns, _sub(C, fields), order=gaussian.product_order(m, order))
+        vals = g.product_moment(codes, _sub(C, fields), order=gaussian.product_order(m, order))
         out = out.at[rows].set(vals)
-    return out
-
-
-def _relu_i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
-    """ReLU ``I4`` on the evaluated tuples: closed forms where fields repeat, the 1-D integral otherwise.
-
-    With repeated fields (:func:`_i4_groups`) each distinct field carries ``Theta``, ``relu`` or
-    ``relu^2`` (``Theta^2 = Theta``, ``Theta relu = relu``), and the expectation is a second moment of
-    a 1-3-dimensional Gaussian over the positive orthant: Tallis' closed form
-    (:func:`learndyn.gaussian.relu_orthant_moment`). Only tuples of four distinct fields need
-    :func:`learndyn.gaussian.relu_i4` (36 of 210 for K=4, M=2): about 5x cheaper, and exact where the
-    1-D integral has errors up to ~1e-10 on exactly repeated fields.
-    """
-    K, M = problem.K, problem.M
-    r2 = gaussian._base_scale(problem.g) ** 2
-    out = jnp.zeros(len(_index_tables(K, M)[2]))
-    for codes, rows, fields in _i4_groups(K, M):
-        Cs = r2 * _sub(C, fields)
-        if len(codes) == 4:
-            vals = gaussian.relu_i4(Cs)
-        else:
-            g_count = [c.count("g") for c in codes]
-            if 2 in g_count:
-                i = j = g_count.index(2)
-            else:
-                i, j = [p for p, n in enumerate(g_count) if n == 1]
-            vals = gaussian.relu_orthant_moment(Cs, i, j)
-        out = out.at[rows].set(r2 * vals)
     return out
 
 
@@ -247,11 +218,9 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     I3 = gaussian.i3(g, _sub(C, idx3), **order)  # (K, n, n)
     F = jnp.einsum("ibc,c->ib", I3, u)
     G = v[:, None] * F[:, :K]
-    if g.name in ("erf", "linear"):  # closed forms
+    if g.exact_integrals:  # closed forms valid on every tuple, singular ones included
         I4 = gaussian.i4(g, _sub(C, idx4))  # evaluated tuples (i <= k, c <= d)
-    elif g.name == "relu":  # closed forms for repeated fields, exact 1-D integral otherwise
-        I4 = _relu_i4_by_distinct_fields(problem, C)
-    else:
+    else:  # over the distinct fields of each tuple (ReLU: closed forms / exact 1-D integral)
         I4 = _i4_by_distinct_fields(problem, C)
     E = _contract_e(I4, u, K, M)
     J2 = gaussian.j2(g, _sub(C, idxj), **order)  # (K, K)
@@ -366,7 +335,7 @@ def default_method(problem: Problem) -> str:
     at collinear fields (a student unit equal to a teacher unit: the specialised fixed point), so the
     right-hand side is not smooth near convergence and the 8th-order scheme needs ~3x more steps than the
     5th-order one there (measured: K=4, M=2, alpha in [0, 1000], rtol 1e-8: 2985 vs 886 steps)."""
-    return "dopri5" if problem.g.name == "relu" else "dopri8"
+    return problem.g.ode_method
 
 
 def _validate_alphas(alphas, name: str = "alphas") -> np.ndarray:
