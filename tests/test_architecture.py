@@ -29,11 +29,10 @@ FORBIDDEN = {
     "sweep": ("learndyn.cli", "typer"),
 }
 
-#: KNOWN VIOLATIONS, to be emptied: cross-package private imports that other helpers of issue 13 are removing
-#: in parallel (their branches make these names public). The lead empties this list after merging; an entry
-#: no longer needed fails ``test_allow_list_has_no_stale_entries``. Entries: (importing module, the private
-#: name it reaches), measured on the branch point of issue 13.
-KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()  # emptied once every package used the public API
+#: Known cross-package private imports, as (importing module, the private name it reaches). Empty: every
+#: package reaches the others through their public API. An entry that is no longer needed fails
+#: ``test_allow_list_has_no_stale_entries``, so the list cannot hide a fixed violation.
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 # ------------------------------------------------------------------------------------------
