@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from learndyn import datasets, kernels
-from learndyn.kernels.signal import critical_line, signal_propagation
+from learndyn.kernels.signal import critical_line
 from learndyn.kernels.spectrum import depth_sweep, gd_predictions, mean_predictor, spectrum_vs_depth
 
 DEPTHS = [100, 200, 400]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from learndyn import datasets, kernels
-from learndyn.kernels import learning_rate, train
+from learndyn.kernels import train
 
 
 def test_tiny_network_learns_digits():

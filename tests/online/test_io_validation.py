@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import learndyn
-from learndyn import online, results
+from learndyn import online
 from learndyn.cli import app
 from learndyn.online import ode as ode_mod
 from learndyn.online import sgd_engine

@@ -9,7 +9,7 @@ whatever its depths, and its kernels are exactly those of the same network built
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +19,9 @@ from jax import lax
 from ..results import InvalidInputError
 from .layers import Repeat
 from .state import _Ctx, _rescale
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .network import Network
 
 
 class _DepthSweeper:

@@ -288,7 +288,6 @@ class Network(_LayerStack):
 
             return batch_first(st.nngp), batch_first(st.ntk), st.ek, st.et
 
-        fn = jax.jit(run)
         return run
 
     def depth_sweep(self, x, repeats: Sequence[int], *, want_ntk: bool = True):
