@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import tomllib
@@ -600,9 +599,3 @@ def _check_outputs(cfg: SweepConfig, problem: Any, options: dict[str, Any]) -> N
         if name in cfg.swept_keys or any(d in cfg.swept_keys for d in out.dims):
             raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} clashes with a grid axis name")
 
-
-def iter_grid(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
-    """Every combination of the axes of ``grid`` (row-major, first axis slowest)."""
-    keys = list(grid)
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        yield dict(zip(keys, combo))
