@@ -598,4 +598,3 @@ def _check_outputs(cfg: SweepConfig, problem: Any, options: dict[str, Any]) -> N
             raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} has no coordinates for {missing}")
         if name in cfg.swept_keys or any(d in cfg.swept_keys for d in out.dims):
             raise ValueError(f"runner {cfg.runner.name!r}: output {name!r} clashes with a grid axis name")
-
