@@ -56,7 +56,10 @@ def _kernels():
     spec = spectrum.spectrum_vs_depth(x, y, x[:3], [1, 2], activation="erf", weight_var=1.5, bias_var=0.05)
     tr = train(kernels.fcn(1, "erf", 1.0, 0.1, width=8, out_dim=2), x, y, np.arange(6) % 2, x[:3],
                      np.arange(3) % 2, steps=4, batch_size=3, seeds=2, log_every=2)
-    return [k, kd, sp, cl, spec, tr]
+    kp = kernels.kernel(kernels.Problem(depth=2, activation="relu", weight_var=2.0, bias_var=0.1), x)
+    gd = kernels.gd_predictions(kp.nngp, kp.ntk, 4, y[:4], [1.0, np.inf], n_draws=2, labels_train=np.arange(4) % 2,
+                                labels_test=np.arange(2) % 2)
+    return [k, kd, sp, cl, spec, tr, kp, gd]
 
 
 def _same_dataset(a: xr.Dataset, b: xr.Dataset, rtol: float = 0.0) -> None:

@@ -290,6 +290,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "kernels.CriticalLine": ("learndyn.kernels.signal", "CriticalLine"),
     "kernels.SpectrumResult": ("learndyn.kernels.spectrum", "SpectrumResult"),
     "kernels.TrainResult": ("learndyn.kernels.training", "TrainResult"),
+    "kernels.GDPredictions": ("learndyn.kernels.spectrum", "GDPredictions"),
 }
 
 

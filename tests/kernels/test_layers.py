@@ -13,6 +13,7 @@ import pytest
 import learndyn  # noqa: F401
 from learndyn import activations as A
 from learndyn import gaussian, kernels
+from learndyn.results import InvalidInputError
 
 
 def _rows_with_sq_norm(rng, n, d, sq_norm_per_dim):
@@ -400,23 +401,23 @@ def test_network_depth_sweep_equals_kernels_of_each_depth_cnn():
 def test_input_magnitude_is_validated():
     """Issue 11: inputs of size 1e200 gave a raw "should not happen ... please report it" FloatingPointError.
     The float64 input kernel x.x'/n0 needs |x|^2 in [2^-1000, 2^1020] (non-zero rows), and the erf closed
-    form (its NTK radicand 1 + 4q is a difference of two O(q^2) numbers) variances <= 2^20: a ValueError
-    names the input."""
+    form (its NTK radicand 1 + 4q is a difference of two O(q^2) numbers) variances <= 2^20: an InvalidInputError
+    (bad input, nothing computed) names the input."""
     x = np.random.RandomState(3).randn(4, 8)
     relu, erf = kernels.fcn(2, "relu", 2.0, 0.0), kernels.fcn(2, "erf", 1.5, 0.05)
     for net in (relu, erf, kernels.fcn(2, "tanh", 1.5, 0.05)):
-        with pytest.raises(ValueError, match=r"^x1: .*overflow.*rescale the inputs"):
+        with pytest.raises(InvalidInputError, match=r"^x1: .*overflow.*rescale the inputs"):
             net.kernel(1e200 * x)
-        with pytest.raises(ValueError, match=r"^x2: .*overflow"):
+        with pytest.raises(InvalidInputError, match=r"^x2: .*overflow"):
             net.kernel(x, 1e200 * x)
-        with pytest.raises(ValueError, match=r"^x1: .*underflow"):
+        with pytest.raises(InvalidInputError, match=r"^x1: .*underflow"):
             net.kernel(1e-200 * x)
     for scale in (1e100, 1e6):  # 1e6: q0 ~ 1e12, where the NTK diagonal came out inf
-        with pytest.raises(ValueError, match=r"^x1: .*first-layer variance.*erf"):
+        with pytest.raises(InvalidInputError, match=r"^x1: .*first-layer variance.*erf"):
             erf.kernel(scale * x)
-    with pytest.raises(ValueError, match=r"^weight_var: an erf network"):
+    with pytest.raises(InvalidInputError, match=r"^weight_var: an erf network"):
         kernels.fcn(2, "erf", 1e16, 0.0, readin_weight_var=1.0).kernel(x)
-    with pytest.raises(ValueError, match=r"^x: .*overflow"):
+    with pytest.raises(InvalidInputError, match=r"^x: .*overflow"):
         relu.depth_sweep(1e200 * x, [1, 2])
     with pytest.raises(ValueError, match="weight_var"):
         kernels.fcn(2, "erf", 1e200, 0.0)

@@ -105,6 +105,32 @@ def test_nonfinite_kernel_is_a_status_with_the_data(tmp_path):
     np.testing.assert_array_equal(back.ntk, good.ntk)
 
 
+def test_kernel_records_its_problem_and_loads_it_back(tmp_path):
+    """A Kernel computed through a kernels.Problem knows it (Kernel.problem), writes it into its Dataset's
+    ``problem`` attribute (with the network beside it) and gives it back on loading; a Kernel of a network
+    built layer by layer has no Problem and stores the network description as before."""
+    from learndyn import activations as A
+
+    x = np.random.default_rng(4).standard_normal((4, 6))
+    problems = (kernels.Problem("fcn", depth=2, activation="erf", weight_var=1.5, bias_var=0.05, readin="qstar"),
+                kernels.Problem("cnn", depth=1, activation=A.get("leaky_relu"), weight_var=2.0, bias_var=0.1,
+                                filter_shape=(2, 2), readout="gap", channels=3))
+    for p, xs in zip(problems, (x, x.reshape(4, 2, 3, 1))):
+        for k in (kernels.kernel(p, xs), p.kernel(xs, diagonal=True)):
+            assert k.problem is p and k.network == p.network()
+            ds = k.to_xarray()
+            assert ds.attrs["problem_class"] == "Problem" and "network" in ds.attrs
+            back = learndyn.load(k.save(tmp_path / "k.nc"))
+            assert isinstance(back, kernels.Kernel) and back.problem == p and back.network == p.network()
+            assert back.diagonal == k.diagonal
+            np.testing.assert_array_equal(back.nngp, k.nngp)
+            np.testing.assert_array_equal(back.ntk, k.ntk)
+    plain = kernels.fcn(2, "erf", 1.5, 0.05).kernel(x)
+    assert plain.problem is None and "network" not in plain.to_xarray().attrs
+    back = learndyn.load(plain.save(tmp_path / "plain.nc"))
+    assert back.problem is None and back.network == plain.network
+
+
 def test_old_import_paths_still_work():
     from learndyn.kernels.layers import Kernel, KernelMemoryError, Network, cnn, fcn, serial  # noqa: F401
 

@@ -206,3 +206,107 @@ def test_spectrum_sweep_beyond_float64_stops_with_a_status(tmp_path):
     back = learndyn.load(r.save(tmp_path / "s.nc"))
     assert isinstance(back, type(r)) and back.status == "nonfinite" and back.message == r.message
     np.testing.assert_array_equal(back.measured["lambda_max"], r.measured["lambda_max"])
+
+
+def test_gd_predictions_is_a_result_with_accuracies(tmp_path):
+    """gd_predictions returns a frozen GDPredictions (outputs over time, draw, input, output; the learning rate;
+    accuracies when labels are given) that still unpacks as (f_train, f_test, eta) and saves / loads back."""
+    import dataclasses
+
+    import learndyn
+
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((10, 7))
+    Tj = A @ A.T + 0.5 * np.eye(10)
+    Kj = 0.6 * Tj + 0.1 * np.eye(10)
+    m, labels = 6, np.array([0, 1, 2, 0, 1, 2, 1, 0, 2, 2])
+    Y = np.eye(3)[labels[:m]] - 1.0 / 3.0
+    r = gd_predictions(Kj, Tj, m, Y, [0.0, 5.0, np.inf], n_draws=3, seed=2, labels_train=labels[:m],
+                       labels_test=labels[m:])
+    assert isinstance(r, kernels.GDPredictions) and r.success and r.message == ""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.learning_rate = 1.0
+    ftr, fte, eta = r
+    assert ftr is r.f_train and fte is r.f_test and eta == r.learning_rate
+    assert ftr.shape == (3, 3, m, 3) and fte.shape == (3, 3, 4, 3) and r.times.tolist() == [0.0, 5.0, np.inf]
+    assert r.train_accuracy[-1] == 1.0  # t = inf interpolates the one-hot targets
+    for t in range(3):
+        hits = [np.argmax(fte[t, d, i]) == labels[m + i] for d in range(3) for i in range(4)]
+        assert r.test_accuracy[t] == pytest.approx(np.mean(hits))
+    same = gd_predictions(Kj, Tj, m, Y, [0.0, 5.0, np.inf], n_draws=3, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(same.f_test, r.f_test)  # seed = the default_rng(seed) draws
+    assert same.train_accuracy is None and "train_accuracy" not in same.to_xarray()
+    ds = r.to_xarray()
+    assert ds["f_train"].dims == ("time", "draw", "train", "output") and ds["test_accuracy"].dims == ("time",)
+    back = learndyn.load(r.save(tmp_path / "gd.nc"))
+    assert isinstance(back, kernels.GDPredictions) and back.status == "success"
+    assert back.learning_rate == r.learning_rate and back.params == r.params
+    for name in ("times", "f_train", "f_test", "train_accuracy", "test_accuracy"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(r, name))
+    with pytest.raises(ValueError, match="^labels_test:"):
+        gd_predictions(Kj, Tj, m, Y, [1.0], labels_test=labels)
+
+
+def test_gd_predictions_nonfinite_kernel_is_a_status():
+    """A non-finite output (here an NTK with an infinite entry) is reported through status / message with the
+    outputs kept, not raised."""
+    Tj = np.eye(5) + 0.1
+    Tj[4, 0] = Tj[0, 4] = np.inf
+    with np.errstate(invalid="ignore"):
+        r = gd_predictions(np.eye(5), Tj, 3, np.ones((3, 1)), [1.0])
+    assert r.status == "nonfinite" and not r.success and r.message.startswith("f_test:")
+    assert r.f_test.shape == (1, 1, 2, 1) and np.all(np.isfinite(r.f_train))
+
+
+def test_regularisation_is_reg_and_diag_reg_is_deprecated():
+    """One name for the relative regularisation, as in mean_predictor: reg; the former keyword diag_reg gives
+    the same numbers with a DeprecationWarning."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((7, 5))
+    y = rng.standard_normal((4, 2))
+    p = kernels.Problem(weight_var=1.5, bias_var=0.05, readin="qstar")
+    a = spectrum_vs_depth(p, x[:4], y, x[4:], [2, 5], reg=1e-3)
+    with pytest.warns(DeprecationWarning, match="diag_reg"):
+        b = spectrum_vs_depth(p, x[:4], y, x[4:], [2, 5], diag_reg=1e-3)
+    with pytest.warns(DeprecationWarning, match="diag_reg"):
+        c = spectrum_vs_depth(x[:4], y, x[4:], [2, 5], diag_reg=1e-3)  # the loose form too
+    for k in a.measured:
+        np.testing.assert_array_equal(a.measured[k], b.measured[k])
+        np.testing.assert_array_equal(a.measured[k], c.measured[k])
+    assert a.params["reg"] == 1e-3 and "diag_reg" not in a.params
+    assert not np.array_equal(a.measured["py_rms"], spectrum_vs_depth(p, x[:4], y, x[4:], [2, 5]).measured["py_rms"])
+    A = rng.standard_normal((7, 6))
+    T = A @ A.T
+    g = gd_predictions(T, T, 4, y, [3.0], reg=0.1, seed=1)
+    with pytest.warns(DeprecationWarning, match="diag_reg"):
+        h = gd_predictions(T, T, 4, y, [3.0], diag_reg=0.1, seed=1)
+    np.testing.assert_array_equal(g.f_test, h.f_test)
+    assert g.learning_rate == h.learning_rate != gd_predictions(T, T, 4, y, [3.0], seed=1).learning_rate
+    with pytest.raises(ValueError, match="^diag_reg: given together with reg"), pytest.warns(DeprecationWarning):
+        gd_predictions(T, T, 4, y, [3.0], reg=0.1, diag_reg=0.1)
+
+
+def test_asymptotes_take_the_signal_or_the_problem():
+    """asymptotes(signal, ...) takes the SignalPropagation or the Problem; the critical column follows the
+    activation (its kink), by default the one the signal / Problem holds -- the former default was erf's,
+    whatever the signal's activation."""
+    from learndyn import activations as A
+    from learndyn.kernels.signal import signal_propagation
+    from learndyn.kernels.spectrum import asymptotes
+
+    depth = np.array([10.0, 20.0])
+    relu = kernels.Problem(activation="relu", weight_var=2.0, bias_var=0.0)
+    sp = signal_propagation(relu)
+    assert sp.scalar()["phase"] == "critical"
+    q = sp.scalar()["q_star"]
+    for out in (asymptotes(sp, depth, 8), asymptotes(relu, depth, 8),
+                asymptotes(sp, depth, 8, activation=A.get("relu"))):
+        np.testing.assert_array_equal(out["theta_o"], depth * q / 4)  # ReLU: Theta_o ~ l q*/4
+        np.testing.assert_array_equal(out["kappa"], np.full(2, 11 / 3))
+    smooth = asymptotes(sp, depth, 8, activation="erf")
+    np.testing.assert_array_equal(smooth["theta_o"], depth * q / 3)
+    with pytest.warns(DeprecationWarning, match="activation_name"):
+        old = asymptotes(sp, depth, 8, activation_name="erf")
+    np.testing.assert_array_equal(old["theta_o"], smooth["theta_o"])
+    with pytest.raises(ValueError, match="^signal:"):
+        asymptotes({"q_star": 1.0}, depth, 8)

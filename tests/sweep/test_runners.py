@@ -4,6 +4,7 @@ runner is checked against online.integrate on a LocalCluster in test_execute.py.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from learndyn import online, sweep
 
@@ -80,3 +81,22 @@ def test_online_ode_runner_ctrl_c_stops_the_sweep(monkeypatch):
     monkeypatch.setattr(runner.online, "integrate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         runner._ode_call(prob, st, alpha_max=1.0, n_alpha=3, alpha_min=0.1)
+
+
+def test_online_ode_cost_asks_the_activation_not_its_name():
+    """The online.ode runner's cost estimate follows the activation's properties (closed-form integrals,
+    homogeneity), so a registered activation with erf's closed forms costs like erf (it used to get ReLU's
+    55 s per seed, by name); the built-ins keep their measured figures."""
+    from learndyn import activations as A
+    from learndyn.sweep.runners.online import ODE
+
+    erf_family = type(A.get("erf").family)
+    A.register(type("_CostProbe", (erf_family,), {"name": "cost_probe_erf"})(), replace=True)
+    opts = {"alpha_max": 3000.0, "method": "dopri8", "dt": None}
+
+    def cost(activation, K=2, M=2):
+        return ODE.cost(online.Problem(M=M, K=K, activation=activation), opts, 1)
+
+    assert cost("erf") == pytest.approx(0.078 * 4) and cost("linear") == pytest.approx(0.035 * 4)
+    assert cost("relu") == pytest.approx(55.0) and cost("tanh") == cost("relu") == cost("abrelu(-0.5, 1)")
+    assert cost("cost_probe_erf") == cost("erf") and cost("cost_probe_erf", K=4) == cost("erf", K=4)

@@ -110,9 +110,10 @@ def ntk_phase_diagram(ds: datasets.Dataset, weight_vars, depths, bias_var: float
                 continue
             w = np.linalg.eigvalsh(T[:m, :m])
             kappa[i, j] = w[-1] / w[0] if w[0] > 0 else np.inf
-            ftr, fte, _ = gd_predictions(K, T, m, ds.y_train, times, n_draws=n_draws, rng=rng)
-            acc_tr[:, i, j] = np.mean(np.argmax(ftr, -1) == ds.labels_train[None, None], axis=(1, 2))
-            acc_te[:, i, j] = np.mean(np.argmax(fte, -1) == ds.labels_test[None, None], axis=(1, 2))
+            gd = gd_predictions(K, T, m, ds.y_train, times, n_draws=n_draws, rng=rng,
+                                labels_train=ds.labels_train, labels_test=ds.labels_test)
+            acc_tr[:, i, j] = gd.train_accuracy
+            acc_te[:, i, j] = gd.test_accuracy
         bar.update((i + 1) * D - bar.n)
         _log(log, f"  NTK sigma_w^2={wv:.3g}: {time.time() - t0:.1f}s")
     bar.close()

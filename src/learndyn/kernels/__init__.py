@@ -45,5 +45,5 @@ from .signal import (  # noqa: F401
     critical_line,
     signal_propagation,
 )
-from .spectrum import SpectrumResult, depth_sweep, gd_predictions, spectrum_vs_depth  # noqa: F401
+from .spectrum import GDPredictions, SpectrumResult, depth_sweep, gd_predictions, spectrum_vs_depth  # noqa: F401
 from .training import TrainResult, learning_rate, train  # noqa: F401

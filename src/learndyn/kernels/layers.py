@@ -530,6 +530,10 @@ class _LayerStack:
         the first layer's ``q_0 = weight_var |x|^2 / n_0 + bias_var`` and, since ``|V_erf| <= 1``, each
         later layer's ``weight_var + bias_var``.  Homogeneous nonlinearities (ReLU, leaky ReLU, linear)
         are rescaled by powers of two, and the quadrature ones only take square roots of variances.
+
+        These are :class:`~learndyn.InvalidInputError`\ s, not a :class:`~learndyn.Status` on the result: the
+        check runs before any kernel is computed and the remedy is to change the input (its scale, or
+        ``weight_var``), not the numerics; a result with a status would hold nothing.
         """
         flat = np.abs(x.reshape(x.shape[0], -1))
         n0 = x.shape[-1]
@@ -543,23 +547,23 @@ class _LayerStack:
         hi, lo = float(log2_sq.max()), float(log2_sq.min())
         fix = "rescale the inputs (e.g. to |x|^2 / n_0 ~ 1 per row, as the papers do)"
         if hi > _LOG2_MAX_SQNORM:
-            raise ValueError(f"{name}: inputs of squared norm 2^{hi:.0f} (|x| up to {flat.max():.3g}) overflow "
+            raise InvalidInputError(f"{name}: inputs of squared norm 2^{hi:.0f} (|x| up to {flat.max():.3g}) overflow "
                              f"the float64 input kernel x.x' (at most 2^{_LOG2_MAX_SQNORM:.0f}); {fix}")
         if lo < _LOG2_MIN_SQNORM:
-            raise ValueError(f"{name}: non-zero inputs of squared norm 2^{lo:.0f} underflow the float64 input "
+            raise InvalidInputError(f"{name}: non-zero inputs of squared norm 2^{lo:.0f} underflow the float64 input "
                              f"kernel x.x' (at least 2^{_LOG2_MIN_SQNORM:.0f}); {fix}")
         if self._has(lambda lay: isinstance(lay, Elementwise) and lay.activation.kernel_precision_limited):
             first = self.layers[0]
             wv, bv = (first.weight_var, first.bias_var) if isinstance(first, (Dense, Conv)) else (1.0, 0.0)
             log2_q0 = float(np.logaddexp2(math.log2(wv) + hi - math.log2(n0), math.log2(bv) if bv > 0 else -np.inf))
             if log2_q0 > _LOG2_MAX_ERF_VARIANCE:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{name}: the first-layer variance weight_var |x|^2/n_0 + bias_var = 2^{log2_q0:.1f} exceeds "
                     f"2^{_LOG2_MAX_ERF_VARIANCE:.0f}, beyond which the float64 erf kernel loses its precision "
                     f"(relative error ~ 2^-52 x variance); {fix}")
             later = [lay.weight_var + lay.bias_var for lay in self._affine_layers()[1:]]
             if later and max(later) > 2.0 ** _LOG2_MAX_ERF_VARIANCE:
-                raise ValueError(
+                raise InvalidInputError(
                     f"weight_var: an erf network needs weight_var + bias_var <= 2^{_LOG2_MAX_ERF_VARIANCE:.0f} "
                     f"(the float64 erf kernel loses its precision beyond), got {max(later):.3g}")
 

@@ -93,6 +93,11 @@ class Kernel(Result):
     Entries are stored as ``mantissa * 2**log2_scale`` (exact powers of two); ``nngp``/``ntk``
     give the physical values and raise ``OverflowError`` (never return inf) if they do not fit
     in float64.
+
+    ``problem``: the :class:`~learndyn.kernels.Problem` the kernel was computed for when it came through
+    :func:`~learndyn.kernels.kernel` / :meth:`Problem.kernel <learndyn.kernels.Problem.kernel>` (``None`` for a
+    network built layer by layer); it is written into the Dataset's ``problem`` attribute and comes back on
+    loading.
     """
 
     nngp_mantissa: np.ndarray
@@ -103,6 +108,7 @@ class Kernel(Result):
     network: "Network"
     status: Status = Status.SUCCESS
     message: str = ""
+    problem: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "status", Status.of(self.status))
@@ -126,24 +132,35 @@ class Kernel(Result):
         data = {"nngp_mantissa": (dims + extra, self.nngp_mantissa)}
         if self.ntk_mantissa is not None:
             data["ntk_mantissa"] = (dims + extra, self.ntk_mantissa)
-        attrs = problem_attrs(self.network.describe(), nngp_log2_scale=float(self.nngp_log2_scale),
-                              ntk_log2_scale=float(self.ntk_log2_scale), diagonal=int(self.diagonal),
-                              status=str(self.status), message=self.message,
-                              description="physical kernel = mantissa * 2**log2_scale")
+        extra = dict(nngp_log2_scale=float(self.nngp_log2_scale), ntk_log2_scale=float(self.ntk_log2_scale),
+                     diagonal=int(self.diagonal), status=str(self.status), message=self.message,
+                     description="physical kernel = mantissa * 2**log2_scale")
+        if self.problem is None:  # a network built layer by layer: its description is the problem
+            attrs = problem_attrs(self.network.describe(), **extra)
+        else:
+            attrs = problem_attrs(self.problem, network=self.network.describe(), **extra)
         return xr.Dataset(data, attrs=attrs)
 
     @classmethod
     def from_xarray(cls, ds: xr.Dataset) -> "Kernel":
         """The kernel stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`), with its
-        network rebuilt from the stored description (:func:`network_from_description`)."""
-        from ..results import problem_json
+        network rebuilt from the stored description (:func:`network_from_description`) and its
+        :class:`~learndyn.kernels.Problem`, if it had one, rebuilt and validated again."""
+        from ..results import json_attr, problem_json, rebuild_problem
 
         a = ds.attrs
+        if "network" in a:  # computed for a kernels.Problem
+            from .problem import Problem
+
+            problem, network = rebuild_problem(ds, Problem), network_from_description(json_attr(ds, "network"))
+        else:
+            problem, network = None, network_from_description(problem_json(ds))
         return cls(nngp_mantissa=ds["nngp_mantissa"].values,
                    ntk_mantissa=ds["ntk_mantissa"].values if "ntk_mantissa" in ds else None,
                    nngp_log2_scale=float(a["nngp_log2_scale"]), ntk_log2_scale=float(a["ntk_log2_scale"]),
-                   diagonal=bool(a["diagonal"]), network=network_from_description(problem_json(ds)),
-                   status=Status.of(a.get("status", "success")), message=str(a.get("message", "")))
+                   diagonal=bool(a["diagonal"]), network=network,
+                   status=Status.of(a.get("status", "success")), message=str(a.get("message", "")),
+                   problem=problem)
 
 
 def network_from_description(description: dict) -> "Network":

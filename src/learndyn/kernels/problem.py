@@ -156,8 +156,9 @@ class Problem:
                    readin_weight_var=rwv, readin_bias_var=rbv)
 
     def kernel(self, x1, x2=None, **options: Any):
-        """The infinite-width NNGP and NTK of :meth:`network` (:meth:`Network.kernel`; same options)."""
-        return self.network().kernel(x1, x2, **options)
+        """The infinite-width NNGP and NTK of :meth:`network` (:meth:`Network.kernel`; same options), as a
+        :class:`~learndyn.kernels.Kernel` that records this problem (``Kernel.problem``)."""
+        return dataclasses.replace(self.network().kernel(x1, x2, **options), problem=self)
 
 
 def kernel(problem: Problem, x1, x2=None, **options: Any):

@@ -31,13 +31,14 @@ r"""NTK/NNGP spectra against depth, the mean predictor, and infinite-width gradi
   initialisation noise the chaotic-phase collapse of test accuracy does not show).
 
 Kernels of deep ordered-phase networks are near singular: inverses go through ``eigh`` with a reported
-condition number and an explicit ``diag_reg`` option; a non-finite kernel stops the sweep with a status
+condition number and an explicit ``reg`` option; a non-finite kernel stops the sweep with a status
 and keeps the depths computed so far.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -51,7 +52,7 @@ from .network import _want_ntk
 from .problem import Problem
 from .signal import SignalPropagation, signal_propagation
 
-__all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "gd_predictions",
+__all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "GDPredictions", "gd_predictions",
            "mean_predictor", "eig_stats"]
 
 
@@ -173,14 +174,37 @@ class SpectrumResult(Result):
                    str(ds.attrs.get("message", "")))
 
 
-def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int | None = None,
-               activation_name: str = "erf") -> dict:
+def asymptotes(signal, depth, m: int, measured: dict | None = None, ref_index: int | None = None,
+               activation: Any = None, **deprecated) -> dict:
     r"""Large-depth predictions of Xiao, Pennington & Schoenholz 2020 (Sec. 2: the NTK as a multiple of the
     identity plus a constant matrix, by phase) against depth (``m`` training points; inputs with ``K^0(x,x) = q*``).
+
+    ``signal``: the scalar :class:`~learndyn.kernels.SignalPropagation` at (``weight_var``, ``bias_var``), or a
+    :class:`~learndyn.kernels.Problem` (its :func:`~learndyn.kernels.signal_propagation`).  ``activation`` (a
+    name, an :class:`~learndyn.activations.Activation` or a callable) decides the critical-phase column: a
+    kinked one (ReLU-like, ``Activation.kinked``) has its own; by default the Problem's activation, or the one
+    ``signal.activation`` names (a name that does not resolve counts as smooth).  The former keyword
+    ``activation_name`` still works, with a ``DeprecationWarning``.
 
     Exact or constant-free predictions are absolute; rates known up to a constant are anchored to
     ``measured`` at ``depth[ref_index]`` (default: the last depth).
     """
+    if "activation_name" in deprecated:
+        warnings.warn("asymptotes: the keyword activation_name is now activation", DeprecationWarning, stacklevel=2)
+        if activation is not None:
+            raise InvalidInputError("activation_name: given together with activation; use activation alone")
+        activation = deprecated.pop("activation_name")
+    if deprecated:
+        raise InvalidInputError(f"{sorted(deprecated)[0]}: not an option of asymptotes")
+    if isinstance(signal, Problem):
+        activation = signal.act if activation is None else activation
+        signal = signal_propagation(signal)
+    if not isinstance(signal, SignalPropagation):
+        raise InvalidInputError(f"signal: expected a kernels.SignalPropagation or kernels.Problem, got "
+                                f"{type(signal).__name__}")
+    sp = signal
+    if activation is None:
+        activation = sp.activation
     d = sp.scalar()
     l = np.asarray(depth, float)
     q, chi1, chic, pstar, phase = d["q_star"], d["chi_1"], d["chi_c"], d["p_star"], d["phase"]
@@ -206,7 +230,7 @@ def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int |
         return s * mv[ref] / s[ref]
 
     try:  # ReLU-like (positively homogeneous with a kink): the activation says so
-        relu_like = _act.get(activation_name).kinked
+        relu_like = _act.get(activation).kinked
     except ValueError:  # a display name that does not resolve (a custom label): smooth
         relu_like = False
     if phase == "ordered":
@@ -249,14 +273,15 @@ def asymptotes(sp, depth, m: int, measured: dict | None = None, ref_index: int |
 
 
 def spectrum_vs_depth(problem, x_train, y_train=None, x_test=None, depths: Sequence[int] | None = None, *,
-                      diag_reg: float = 0.0, **legacy) -> SpectrumResult:
+                      reg: float = 0.0, **legacy) -> SpectrumResult:
     r"""NTK/NNGP spectra and the mean predictor against depth (Xiao, Pennington & Schoenholz 2020, Sec. 2), with
     the large-depth predictions of :func:`asymptotes`, for ``problem``'s network at each of ``depths``.
 
     Per depth ``l`` (train kernels ``Theta``, ``K`` on ``x_train``): ``theta_d``/``theta_o`` (mean diagonal /
     off-diagonal entry), ``lambda_max``, ``lambda_min``, ``lambda_bulk`` (mean of all but the largest
     eigenvalue), ``kappa``, the RMS of ``P(Theta) Y`` on ``x_test`` (:func:`~learndyn.kernels.mean_predictor`,
-    ``reg=diag_reg`` relative to the mean diagonal) and the NNGP's ``k_lambda_min``, ``k_kappa``, ``pky_rms``.
+    ``reg`` relative to the mean diagonal; the former keyword ``diag_reg`` still works, with a
+    ``DeprecationWarning``) and the NNGP's ``k_lambda_min``, ``k_kappa``, ``pky_rms``.
     ``problem.readin="qstar"`` makes the diagonal prediction exact for rows with ``|x|^2 / n_0 = 1`` (Xiao et al.
     2020, Sec. 2.1).  ``y_train`` should be mean-centred.  A kernel beyond float64 range stops the sweep with
     status ``NONFINITE``, keeping the depths computed before.
@@ -264,6 +289,8 @@ def spectrum_vs_depth(problem, x_train, y_train=None, x_test=None, depths: Seque
     The loose form ``spectrum_vs_depth(x_train, y_train, x_test, depths, activation=..., weight_var=1.5,
     bias_var=0.05, architecture="fcn", readin="qstar", ...)`` still works.
     """
+    if "diag_reg" in legacy:
+        reg = _deprecated_reg("spectrum_vs_depth", reg, {"diag_reg": legacy.pop("diag_reg")})
     if not isinstance(problem, Problem):
         problem, x_train, y_train, x_test, depths = (
             _legacy_problem("spectrum_vs_depth", legacy, activation="erf", weight_var=1.5, bias_var=0.05,
@@ -292,30 +319,30 @@ def spectrum_vs_depth(problem, x_train, y_train=None, x_test=None, depths: Seque
             status = Status.NONFINITE
             message = f"non-finite kernel at depth {l} (beyond float64 range); stopped"
             break
-        vals = _spectrum_at_depth(K, T, m, y_train, diag_reg)
+        vals = _spectrum_at_depth(K, T, m, y_train, reg)
         for k in _Q:
             meas[k].append(vals[k])
         done.append(l)
     depth = np.asarray(done, int)
     meas = {k: np.asarray(v, float) for k, v in meas.items()}
-    th = asymptotes(sp, depth, m, meas, activation_name=problem.act) if len(depth) else {}
+    th = asymptotes(sp, depth, m, meas, activation=problem.act) if len(depth) else {}
     params = dict(activation=str(sp.activation), weight_var=problem.weight_var, bias_var=problem.bias_var,
                   architecture=problem.architecture, readin=problem.readin, readin_weight_var=rwv,
-                  readin_bias_var=rbv, m=m, n_test=x_test.shape[0], diag_reg=diag_reg)
+                  readin_bias_var=rbv, m=m, n_test=x_test.shape[0], reg=reg)
     if problem.architecture == "cnn":
         params.update(filter_shape=str(problem.filter_shape), padding=problem.padding, readout=problem.readout)
     return SpectrumResult(depth, meas, th, sp, params, status, message)
 
 
-def _spectrum_at_depth(K, T, m: int, y_train, diag_reg: float) -> dict[str, float]:
+def _spectrum_at_depth(K, T, m: int, y_train, reg: float) -> dict[str, float]:
     """The measured quantities of :func:`spectrum_vs_depth` from the joint NNGP ``K`` and NTK ``T`` of one depth
     (first ``m`` rows: train)."""
     Ttt, Tst = T[:m, :m], T[m:, :m]
     Ktt, Kst = K[:m, :m], K[m:, :m]
     es = eig_stats(Ttt)
-    py = mean_predictor(Ttt, Tst, y_train, reg=diag_reg, max_cond=None).mean
+    py = mean_predictor(Ttt, Tst, y_train, reg=reg, max_cond=None).mean
     ek = eig_stats(Ktt)
-    pky = mean_predictor(Ktt, Kst, y_train, reg=diag_reg, max_cond=None).mean
+    pky = mean_predictor(Ktt, Kst, y_train, reg=reg, max_cond=None).mean
     off = ~np.eye(m, dtype=bool)
     return dict(theta_d=float(np.mean(np.diag(Ttt))), theta_o=float(np.mean(Ttt[off])),
                 lambda_max=es["lambda_max"], lambda_min=es["lambda_min"], lambda_bulk=es["lambda_bulk"],
@@ -326,21 +353,93 @@ def _spectrum_at_depth(K, T, m: int, y_train, diag_reg: float) -> dict[str, floa
 # ============================================================================================
 # infinite-width gradient descent with NNGP initialisation noise
 # ============================================================================================
+@dataclass(frozen=True)
+class GDPredictions(Result):
+    r"""Outputs of infinite-width networks after gradient flow from NNGP initial outputs
+    (:func:`gd_predictions`; Jacot et al. 2018, Lee et al. 2019, as used in Xiao et al. 2020, Sec. 2).
+
+    ``f_train``: ``(time, draw, train, output)``, ``f_test``: ``(time, draw, test, output)``; ``learning_rate``:
+    ``eta = lr_factor * 2 / lambda_max(Theta_train)``.  ``train_accuracy`` / ``test_accuracy``: per time, the
+    fraction of (draw, input) pairs whose largest output is the label (``None`` without labels).
+    ``status`` is :attr:`~learndyn.Status.NONFINITE` (outputs kept, ``message`` says where) if an output is NaN
+    or infinite.  Unpacks as ``f_train, f_test, eta = gd_predictions(...)``.
+    """
+
+    times: np.ndarray
+    f_train: np.ndarray
+    f_test: np.ndarray
+    learning_rate: float
+    params: dict
+    train_accuracy: np.ndarray | None = None
+    test_accuracy: np.ndarray | None = None
+    status: Status = Status.SUCCESS
+    message: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status.of(self.status))
+
+    def __iter__(self):
+        """``f_train, f_test, eta = predictions``."""
+        return iter((self.f_train, self.f_test, self.learning_rate))
+
+    def to_xarray(self) -> xr.Dataset:
+        """Outputs over ``(time, draw, train|test, output)``, accuracies over ``time``; parameters, learning
+        rate and status as attributes."""
+        data = {"f_train": (("time", "draw", "train", "output"), self.f_train),
+                "f_test": (("time", "draw", "test", "output"), self.f_test)}
+        for name in ("train_accuracy", "test_accuracy"):
+            if getattr(self, name) is not None:
+                data[name] = ("time", np.asarray(getattr(self, name), float))
+        return xr.Dataset(data, coords={"time": np.asarray(self.times, float)},
+                          attrs=problem_attrs(self.params, learning_rate=float(self.learning_rate),
+                                              status=str(self.status), message=self.message))
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "GDPredictions":
+        """The result stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        from ..results import problem_json
+
+        acc = {name: ds[name].values if name in ds else None for name in ("train_accuracy", "test_accuracy")}
+        return cls(ds["time"].values, ds["f_train"].values, ds["f_test"].values, float(ds.attrs["learning_rate"]),
+                   problem_json(ds), status=Status.of(ds.attrs.get("status", "success")),
+                   message=str(ds.attrs.get("message", "")), **acc)
+
+
+def _labels(name: str, labels, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidInputError(f"{name}: expected {n} integer class indices (one per input), got "
+                                f"{labels.dtype} of shape {labels.shape}")
+    return labels
+
+
 def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, n_draws: int = 1, lr_factor: float = 1.0,
-                   diag_reg: float = 0.0, seed: int = 0, rng: np.random.Generator | None = None):
-    r"""Outputs of infinite-width networks after gradient flow for each ``t`` in ``times`` (``inf`` allowed).
+                   reg: float = 0.0, seed: int = 0, rng: np.random.Generator | None = None, labels_train=None,
+                   labels_test=None, **deprecated) -> GDPredictions:
+    r"""Outputs of infinite-width networks after gradient flow for each ``t`` in ``times`` (``inf`` allowed):
+    ``f_t(X) = Y + e^{-eta Theta t}(f_0(X) - Y)`` and
+    ``f_t(X*) = f_0(X*) + Theta(X*,X) Theta^{-1} (I - e^{-eta Theta t}) (Y - f_0(X))`` (Jacot et al. 2018;
+    Lee et al. 2019), with NNGP initial outputs as in Xiao, Pennington & Schoenholz 2020, Sec. 2.
 
     ``K``, ``T``: joint NNGP / NTK over ``train + test`` (the first ``m`` rows are train).  The learning
     rate is ``eta = lr_factor * 2 / lambda_max(T_train)`` (Xiao et al. 2020, Sec. 2: the trainability
     bound).  Initial outputs are
     ``n_draws`` independent draws ``f_0 ~ N(0, K)`` (one per logit, iid over logits).
 
-    The draws come from ``rng`` if given, else from ``numpy.random.default_rng(seed)``.  ``diag_reg`` is
-    added to ``T_train`` relative to its mean diagonal (the convention of :func:`~learndyn.kernels.mean_predictor`).
+    The draws come from ``rng`` if given, else from ``numpy.random.default_rng(seed)``.  ``reg`` is
+    added to ``T_train`` relative to its mean diagonal (the convention of :func:`~learndyn.kernels.mean_predictor`;
+    the former keyword ``diag_reg`` still works, with a ``DeprecationWarning``).  ``labels_train`` /
+    ``labels_test`` (integer classes): the result also holds the accuracies of the largest output.
 
-    Returns ``(f_train, f_test, eta)``: arrays of shape ``(len(times), n_draws, m, k)`` and
-    ``(..., n_test, k)``, and the learning rate.
+    Returns a :class:`GDPredictions` (``f_train`` of shape ``(len(times), n_draws, m, k)``, ``f_test``
+    ``(..., n_test, k)``, the learning rate), which unpacks as the former tuple ``(f_train, f_test, eta)``.
     """
+    reg = _deprecated_reg("gd_predictions", reg, deprecated)
+    params = dict(m=m, n_draws=n_draws, lr_factor=lr_factor, reg=reg)
+    if rng is None:
+        params["seed"] = seed
     rng = rng or np.random.default_rng(seed)
     K, T, y = np.asarray(K, float), np.asarray(T, float), np.asarray(y_train, float)
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
@@ -353,9 +452,12 @@ def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, n_draws: in
     if y.ndim != 2 or y.shape[0] != m:
         raise InvalidInputError(f"y_train: expected shape ({m}, k) (one row of k outputs per training input), "
                          f"got {y.shape}")
+    labels_train = _labels("labels_train", labels_train, m)
+    labels_test = _labels("labels_test", labels_test, K.shape[0] - m)
+    times = np.asarray(times, float).reshape(-1)
     k = y.shape[1]
     Ttt, Tst = T[:m, :m], T[m:, :m]
-    Treg = Ttt + diag_reg * np.mean(np.diag(Ttt)) * np.eye(m)
+    Treg = Ttt + reg * np.mean(np.diag(Ttt)) * np.eye(m)
     w, V = np.linalg.eigh(Treg)
     lmax = w[-1]
     eta = lr_factor * 2.0 / lmax
@@ -382,4 +484,31 @@ def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, n_draws: in
         fte = f0_te + np.einsum("ij,djk->dik", Tst @ V, g[None, :, None] * r0)
         out_tr.append(ftr)
         out_te.append(fte)
-    return np.asarray(out_tr), np.asarray(out_te), float(eta)
+    f_train = np.asarray(out_tr).reshape(len(times), n_draws, m, k)
+    f_test = np.asarray(out_te).reshape(len(times), n_draws, n - m, k)
+    acc = {}
+    for name, f, lab in (("train_accuracy", f_train, labels_train), ("test_accuracy", f_test, labels_test)):
+        if lab is not None:
+            acc[name] = np.mean(np.argmax(f, -1) == lab[None, None], axis=(1, 2))
+    status, message = Status.SUCCESS, ""
+    for name, f in (("f_train", f_train), ("f_test", f_test)):
+        bad = ~np.isfinite(f)
+        if np.any(bad):
+            status = Status.NONFINITE
+            message = (f"{name}: {int(bad.sum())} of {bad.size} outputs are NaN or infinite (lambda_max of the "
+                       f"train NTK = {lmax:.3g}); the kernels are not finite and positive definite")
+            break
+    return GDPredictions(times, f_train, f_test, float(eta), params, status=status, message=message, **acc)
+
+
+def _deprecated_reg(func: str, reg: float, deprecated: dict) -> float:
+    """``reg``, or the value of the former keyword ``diag_reg`` (with a ``DeprecationWarning``)."""
+    if "diag_reg" in deprecated:
+        warnings.warn(f"{func}: the keyword diag_reg is now reg (the same relative regularisation as "
+                      "mean_predictor)", DeprecationWarning, stacklevel=3)
+        if reg != 0.0:
+            raise InvalidInputError("diag_reg: given together with reg; use reg alone")
+        reg = deprecated.pop("diag_reg")
+    if deprecated:
+        raise InvalidInputError(f"{sorted(deprecated)[0]}: not an option of {func}")
+    return reg

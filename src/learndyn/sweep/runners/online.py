@@ -122,15 +122,19 @@ def _ode_cost(problem: online.Problem, options: dict[str, Any], n_seeds: int) ->
     """Seconds per point, measured on the (shared, 2-core) development machine with dopri8, rtol 1e-8,
     both layers, M = 2, alpha_max = 3000 (the goldt2019 fig3 example): erf 0.31 / 0.47 / 0.60 s per
     seed at K = 2 / 3 / 4, linear 0.14-0.16 s, ReLU 55 s at K = 2 (its I4 integrals dominate and grow
-    ~ K^2 (K+M)^2). The number of adaptive steps grows ~ log(alpha_max)."""
+    ~ K^2 (K+M)^2). The number of adaptive steps grows ~ log(alpha_max).
+
+    The activation's properties pick the row, so a registered activation gets one too: closed-form
+    integrals I2..I4 (``Activation.exact_integrals``) cost like erf, or like linear if also positively
+    homogeneous; anything else (ReLU's costly I4, quadrature) like ReLU."""
     K, M = problem.K, problem.M
     scale = (1.0 + np.log10(1.0 + options["alpha_max"])) / (1.0 + np.log10(3001.0))
     if not rk.is_adaptive(options["method"]):
         scale = options["alpha_max"] / options["dt"] / 300.0
-    name = problem.g.name
-    if name == "erf":
+    g = problem.g
+    if g.exact_integrals and not g.positively_homogeneous:  # erf
         per = 0.078 * (K + M)
-    elif name == "linear":
+    elif g.exact_integrals:  # linear
         per = 0.035 * (K + M)
     else:  # ReLU closed forms with costly I4, or quadrature (tanh, sigmoid, custom)
         per = 55.0 * (K / 2) ** 2 * ((K + M) / 4) ** 2
