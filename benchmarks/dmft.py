@@ -117,7 +117,7 @@ def table_schemes():
             t0 = time.perf_counter()
             if scheme == "richardson":
                 r = dmft.richardson(p, T, dt)
-                e, n = r["train_error"], r["t"].size
+                e, n = r.train_error, r.t.size
             else:
                 s = dmft.solve(p, t_max=T, dt=dt, scheme=scheme)
                 e, n = s.train_error, s.t.size

@@ -40,7 +40,7 @@ def test_grid_never_steps_past_t_max():
         warnings.simplefilter("ignore", dmft.StabilityWarning)
         sol = dmft.solve(p, t_max=8.0, dt=2.5)  # old code: round(8/2.5) + 1 = 4 points, fine; 8/3 below
         sol3 = dmft.solve(p, t_max=8.0, dt=3.0, allow_unstable=True)  # old: round(8/3) + 1 = 4 points, to t = 9
-    assert sol.ok and np.allclose(sol.t, [0.0, 2.5, 5.0, 7.5])
+    assert sol.success and np.allclose(sol.t, [0.0, 2.5, 5.0, 7.5])
     assert sol3.t[-1] <= 8.0 and np.allclose(sol3.t, [0.0, 3.0, 6.0])
     assert dmft.solve(p, t_max=119 * 0.03, dt=0.03).t.size == 120  # round-off of t_max/dt is forgiven
     g = dmft.solve(dmft.Problem(m=2, n_over_d=1.5, a0=[1.0, -0.5]), t_max=0.5, dt=0.2)
@@ -62,7 +62,7 @@ def _diverges(p, dt, scheme, steps=300):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = dmft.solve(p, t_max=steps * dt, dt=dt, scheme=scheme, allow_unstable=True)
-    return not sol.ok
+    return not sol.success
 
 
 @pytest.mark.parametrize("name", sorted(STIFF))
@@ -169,7 +169,7 @@ def test_ctrl_c_stops_quickly_and_keeps_the_computed_steps(method, t_max, dt):
     n = sol.t.size
     assert 2 <= n < round(t_max / dt)
     ref = dmft.solve(p, t_max=(n - 1) * dt, dt=dt, method=method)  # the same arithmetic, uninterrupted
-    assert ref.ok and ref.t.size == n
+    assert ref.success and ref.t.size == n
     # symmetric: the same packed arithmetic, bit for bit; general: BLAS products over the zero-padded N-wide rows
     # (N differs) may round differently
     same = np.array_equal if method == "symmetric" else (lambda x, y: np.allclose(x, y, rtol=1e-11, atol=1e-14))

@@ -30,7 +30,7 @@ def si_solution():
 def test_api_example(pn_solution):
     sol = pn_solution
     n = 321
-    assert sol.ok and sol.t.shape == (n,) and sol.t[-1] == pytest.approx(8.0)
+    assert sol.success and sol.t.shape == (n,) and sol.t[-1] == pytest.approx(8.0)
     for name in ("train_error", "test_error", "a", "v", "nu"):
         assert getattr(sol, name).shape == (n,)
     for name in ("C_d", "C_o", "R_d", "R_o", "C_A", "R_A", "Sigma_C"):
@@ -200,7 +200,7 @@ def test_implicit_scheme_error_against_plain_scheme():
     assert diffs[1] < 0.65 * diffs[0]  # O(dt)
     big = dmft.solve(p, t_max=t_max, dt=big_dt, scheme="implicit")
     err = np.max(np.abs(big.train_error - ref.train_error[::80]))
-    assert big.ok and big.t.size == 5 and err < 0.1 * ref.train_error[0]
+    assert big.success and big.t.size == 5 and err < 0.1 * ref.train_error[0]
 
 
 def test_richardson_is_second_order():
@@ -210,8 +210,9 @@ def test_richardson_is_second_order():
     for dt in (0.04, 0.02, 0.01):
         r = dmft.richardson(p, 2.0, dt)
         stride = int(round(dt / 0.04))  # compare on the coarsest grid
-        rich.append(r["test_error"][::stride] if stride > 1 else r["test_error"])
-        plain.append(r["coarse"].test_error[:: max(stride, 1)])
+        assert isinstance(r, dmft.RichardsonSolution) and r.success
+        rich.append(r.test_error[::stride] if stride > 1 else r.test_error)
+        plain.append(r.coarse.test_error[:: max(stride, 1)])
     for series in (rich, plain):
         series[1] = series[1][::2]
         series[2] = series[2][::4]
@@ -228,4 +229,4 @@ def test_warns_when_the_local_rate_grows_during_the_run():
     dt = 0.4 / p.stiffness  # fine at t = 0
     with pytest.warns(dmft.StabilityWarning, match="grew"):
         sol = dmft.solve(p, t_max=40 * dt, dt=dt)
-    assert sol.ok
+    assert sol.success
