@@ -53,7 +53,7 @@ if which == "ours":
     sol = dmft.solve(p, t_max=(N - 1) * dt, dt=dt, keep=False)
     e = sol.train_error
 else:
-    e = plain_symmetric(p, N, dt)["e_tr"]
+    e = plain_symmetric(p, (N - 1) * dt, dt)["e_tr"]
 el = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 np.save({out!r}, e)

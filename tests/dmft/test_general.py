@@ -1,4 +1,4 @@
-"""General m x m DMFT (spec dmft.md §2.2): reduction to SymmDMFT, initial values, constraints, permutation
+"""General m x m DMFT (Montanari & Urbani 2025, Sec. 2 / App. C): reduction to SymmDMFT, initial values, constraints, permutation
 equivariance, the paper's non-symmetric settings (Figs 6-7)."""
 
 from __future__ import annotations

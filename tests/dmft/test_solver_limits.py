@@ -215,7 +215,7 @@ def test_cli_refuses_short_grid_prints_actual_final_time_and_shows_warnings(tmp_
 # real networks beside the Gaussian-model DMFT (issue 11 item 7)
 # ---------------------------------------------------------------------------------------------
 def test_real_network_with_linear_activation_matches_the_dmft():
-    """For a linear activation f(x) is exactly Gaussian in x, so the Gaussian model is the real network (spec §1.6):
+    """For a linear activation f(x) is exactly Gaussian in x, so the Gaussian model is the real network (Montanari & Urbani 2025, App. D.4):
     the gap must vanish within the statistical error at every d. This pins the conventions (time unit n/d, step,
     1/m output scaling, data and label model) that the non-linear gap study relies on."""
     p = dmft.Problem(m=4, n_over_d=1.6, tau=0.6, a0=1.0, h=[0.0, 1.0])

@@ -1,6 +1,6 @@
-"""SymmDMFT solver: exact checks of spec dmft.md §6.2 (initial values, constraints, causality, scale
+"""SymmDMFT solver: exact checks (initial values, constraints, causality, scale
 invariance, linear activation), stability handling, the implicit and Richardson schemes, and the fast
-solver against the plain transcription of spec §3.2."""
+solver against the plain transcription of the App. D algorithm (Montanari & Urbani 2025)."""
 
 from __future__ import annotations
 
@@ -132,11 +132,13 @@ def test_linear_activation_reaches_least_squares(m):
 
 
 def test_fast_solver_equals_plain_transcription():
-    """The channel/packed implementation reproduces the literal spec §3.2 algorithm to round-off."""
+    """The channel/packed implementation reproduces the literal App. D algorithm (Montanari & Urbani 2025) to
+    round-off, on the same time grid (t_max, dt)."""
     for kw in (PN, SI, dict(m=5, n_over_d=1.2, tau=0.5, a0=2.0, h=[0.0, 0.3, 0.5], target=[0, 0.3, 0.2],
                             train_second_layer=False)):
         p = dmft.Problem(**kw)
-        ref = plain_symmetric(p, 120, 0.03)
+        ref = plain_symmetric(p, t_max=119 * 0.03, dt=0.03)
+        assert ref["e_tr"].shape == (120,)
         sol = dmft.solve(p, t_max=119 * 0.03, dt=0.03)
         for mine, theirs in (("train_error", "e_tr"), ("test_error", "e_ts"), ("a", "a"), ("v", "v"),
                              ("C_d", "Cd"), ("C_o", "Co"), ("R_d", "Rd"), ("R_o", "Ro"), ("C_A", "CA")):

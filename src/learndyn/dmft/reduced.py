@@ -259,6 +259,9 @@ def lazy_second_regime(
 
     ``h~ = h_tilde``; ``tau'^2`` = :func:`effective_noise` (``tau^2`` for pure noise; App. F.2 for single
     index). ``e_ts`` is constant, ``(tau'^2 + gamma0^2 (h(1) - h'(0)))/2``. ``gamma0`` defaults to ``a0/sqrt(m)``.
+    Integrated on the time grid ``t_n = n dt <= t_max`` by the explicit scheme of App. D (``allow_unstable`` lets a
+    step past its explicit-Euler bound through); ``divergence_threshold`` is an absolute bound on ``|C(t, t')|``:
+    beyond it the march stops with status ``DIVERGED`` (``NONFINITE`` on a NaN or infinity), keeping the steps before.
     """
     threshold = check_threshold(divergence_threshold)
     N = time_grid(t_max, dt)
@@ -336,6 +339,9 @@ def mf_second_regime(
     ``a(t)/t -> A_inf = -tau sqrt(alpha) E_inf`` (our reading of the paper's garbled Eq. (G.29); for ``h~ = c^2 z^p``, ``E_inf = -2 c sqrt((p-1)/p)``).
     Returns ``t`` (hat time), ``a``, ``nu``,
     ``energy``, ``clock`` and two-time ``C``, ``R``.
+    Integrated on the time grid ``t_n = n dt <= t_max`` by the explicit scheme of App. D (``allow_unstable`` lets a
+    step past its explicit-Euler bound through); ``divergence_threshold`` is an absolute bound on ``|C(t, t')|``:
+    beyond it the march stops with status ``DIVERGED`` (``NONFINITE`` on a NaN or infinity), keeping the steps before.
     """
     threshold = check_threshold(divergence_threshold)
     N = time_grid(t_max, dt)
