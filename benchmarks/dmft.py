@@ -53,7 +53,7 @@ if which == "ours":
     sol = dmft.solve(p, t_max=(N - 1) * dt, dt=dt, keep=False)
     e = sol.train_error
 else:
-    e = plain_symmetric(p, N, dt)["e_tr"]
+    e = plain_symmetric(p, (N - 1) * dt, dt)["e_tr"]
 el = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 np.save({out!r}, e)
@@ -117,7 +117,7 @@ def table_schemes():
             t0 = time.perf_counter()
             if scheme == "richardson":
                 r = dmft.richardson(p, T, dt)
-                e, n = r["train_error"], r["t"].size
+                e, n = r.train_error, r.t.size
             else:
                 s = dmft.solve(p, t_max=T, dt=dt, scheme=scheme)
                 e, n = s.train_error, s.t.size

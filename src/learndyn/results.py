@@ -282,6 +282,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "online.FixedPoint": ("learndyn.online.fixed_points", "FixedPoint"),
     "dmft.SymmetricSolution": ("learndyn.dmft.results", "SymmetricSolution"),
     "dmft.GeneralSolution": ("learndyn.dmft.results", "GeneralSolution"),
+    "dmft.RichardsonSolution": ("learndyn.dmft.results", "RichardsonSolution"),
     "dmft.ReducedSolution": ("learndyn.dmft.reduced", "ReducedSolution"),
     "dmft.Simulation": ("learndyn.dmft.simulation", "Simulation"),
     "dmft.Comparison": ("learndyn.dmft.compare", "Comparison"),

@@ -20,7 +20,7 @@ def _unit(rng, d):
 
 
 def test_construction_covariances_by_sampling():
-    """E[sigma(w) sigma(w')] = h(<w,w'>), E[sigma(w) y] = hatphi(<u,w>), E y^2 = tau^2 + ||phi||^2 (spec §1.6)."""
+    """E[sigma(w) sigma(w')] = h(<w,w'>), E[sigma(w) y] = hatphi(<u,w>), E y^2 = tau^2 + ||phi||^2 (Montanari & Urbani 2025, App. D.4)."""
     # cubic kernel with a target hatphi != h and extra target variance beyond what the units see
     prob = dmft.Problem(m=2, n_over_d=1.0, tau=0.7, a0=1.0, h=[0.0, 0.9, 0.3, 1 / 6], target=[0.0, 0.6, 0.0, 0.2],
                         target_norm2=1.2)
@@ -106,7 +106,7 @@ def test_initial_weights_exact_and_validation():
 
 
 def test_simulation_initial_values_and_xarray():
-    """t = 0: e_ts = (tau^2 + a0^2 h(1)/m)/2 exactly (spec §6.2 item 4); e_tr its unbiased sample estimate;
+    """t = 0: e_ts = (tau^2 + a0^2 h(1)/m)/2 exactly (= Sigma_C(0,0)/2 of the DMFT); e_tr its unbiased sample estimate;
     the Dataset has seed x time variables."""
     prob = dmft.Problem(m=4, n_over_d=1.5, tau=1.0, a0=1.0, h=[0.0, 0.1, 0.5])
     sim = gm.simulate(prob, d=30, t_max=0.5, dt=0.05, seeds=range(300, 348))

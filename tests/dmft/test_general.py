@@ -1,4 +1,4 @@
-"""General m x m DMFT (spec dmft.md §2.2): reduction to SymmDMFT, initial values, constraints, permutation
+"""General m x m DMFT (Montanari & Urbani 2025, Sec. 2 / App. C): reduction to SymmDMFT, initial values, constraints, permutation
 equivariance, the paper's non-symmetric settings (Figs 6-7)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_reduces_to_symmetric_dmft(kw):
     p = dmft.Problem(**kw)
     s = dmft.solve(p, t_max=2.0, dt=0.02, method="symmetric")
     g = dmft.solve(p, t_max=2.0, dt=0.02, method="general")
-    assert g.ok and isinstance(g, dmft.GeneralSolution)
+    assert g.success and isinstance(g, dmft.GeneralSolution)
     for name in ("train_error", "test_error", "C_d", "C_o", "R_d", "R_o", "C_A"):
         assert np.max(np.abs(getattr(s, name) - getattr(g, name))) < 1e-12, name
     for name in ("a", "v", "nu"):
@@ -89,7 +89,7 @@ def test_fig6_duplicated_rows():
     """Fig 6: w_1 = w_3, w_2 = w_4 with opposite a: the network output vanishes at t = 0, e(0) = tau^2/2; by the
     symmetry (1,2,3,4) -> (3,4,1,2) with a -> -a, a_1 = -a_3, a_2 = -a_4 and C_12 = C_34 for all t."""
     sol = dmft.solve(_fig6(), t_max=3.0, dt=0.05)
-    assert sol.ok and sol.train_error[0] == pytest.approx(0.5)
+    assert sol.success and sol.train_error[0] == pytest.approx(0.5)
     assert np.allclose(sol.a[:, 0], -sol.a[:, 2], atol=1e-13) and np.allclose(sol.a[:, 1], -sol.a[:, 3], atol=1e-13)
     assert np.allclose(sol.C[:, :, 0, 1], sol.C[:, :, 2, 3], atol=1e-13)
     assert sol.train_error[-1] < 0.5 * sol.train_error[0]

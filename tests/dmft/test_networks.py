@@ -1,5 +1,5 @@
 """Real two-layer networks: the Hermite activation realises h and hatphi, the population risk matches fresh data,
-and a linear network (where the Gaussian model is exact, spec §1.6) matches Gaussian-model GD in law."""
+and a linear network (where the Gaussian model is exact, Montanari & Urbani 2025, App. D.4) matches Gaussian-model GD in law."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Reduced m -> infinity systems (spec dmft.md §4.3, §4.5) and SymmDMFT converging to them at rate 1/m
-(spec §6.2.2, §6.2.3, §6.2.8)."""
+"""Reduced m -> infinity systems (Montanari & Urbani 2025, App. F-G: closed forms, the mean-field ODE of Sec. 2.4 /
+App. G.2, the p-spin mapping of App. G.1) and SymmDMFT converging to them at rate 1/m."""
 
 from __future__ import annotations
 
@@ -144,8 +144,8 @@ def test_mf_second_regime_clock_invariance():
 
 @pytest.mark.slow
 def test_mf_second_regime_pspin_energy_and_growth():
-    """§6.2.8: h~ = z^3/6 (c^2 = 1/6, p = 3): E -> -2 c sqrt(2/3) = -2/3 (aging, E - E_inf ~ t~^{-2/3}), and with the
-    second layer trained a(t)/t -> A_inf = -tau sqrt(alpha) E_inf = 0.219 (spec §4.2)."""
+    """p-spin mapping (App. G.1): h~ = z^3/6 (c^2 = 1/6, p = 3): E -> -2 c sqrt(2/3) = -2/3 (aging, E - E_inf ~ t~^{-2/3}), and with the
+    second layer trained a(t)/t -> A_inf = -tau sqrt(alpha) E_inf = 0.219 (App. G.1)."""
     e_inf = reduced.pspin_threshold_energy(math.sqrt(1 / 6), 3)
     assert e_inf == pytest.approx(-2 / 3)
     p = dmft.Problem(m=1, n_over_d=0.3, tau=0.6, a0=1.0, h=[0, 0.9, 0, 1 / 6], train_second_layer=False)

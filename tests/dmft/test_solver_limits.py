@@ -40,7 +40,7 @@ def test_grid_never_steps_past_t_max():
         warnings.simplefilter("ignore", dmft.StabilityWarning)
         sol = dmft.solve(p, t_max=8.0, dt=2.5)  # old code: round(8/2.5) + 1 = 4 points, fine; 8/3 below
         sol3 = dmft.solve(p, t_max=8.0, dt=3.0, allow_unstable=True)  # old: round(8/3) + 1 = 4 points, to t = 9
-    assert sol.ok and np.allclose(sol.t, [0.0, 2.5, 5.0, 7.5])
+    assert sol.success and np.allclose(sol.t, [0.0, 2.5, 5.0, 7.5])
     assert sol3.t[-1] <= 8.0 and np.allclose(sol3.t, [0.0, 3.0, 6.0])
     assert dmft.solve(p, t_max=119 * 0.03, dt=0.03).t.size == 120  # round-off of t_max/dt is forgiven
     g = dmft.solve(dmft.Problem(m=2, n_over_d=1.5, a0=[1.0, -0.5]), t_max=0.5, dt=0.2)
@@ -62,7 +62,7 @@ def _diverges(p, dt, scheme, steps=300):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = dmft.solve(p, t_max=steps * dt, dt=dt, scheme=scheme, allow_unstable=True)
-    return not sol.ok
+    return not sol.success
 
 
 @pytest.mark.parametrize("name", sorted(STIFF))
@@ -169,7 +169,7 @@ def test_ctrl_c_stops_quickly_and_keeps_the_computed_steps(method, t_max, dt):
     n = sol.t.size
     assert 2 <= n < round(t_max / dt)
     ref = dmft.solve(p, t_max=(n - 1) * dt, dt=dt, method=method)  # the same arithmetic, uninterrupted
-    assert ref.ok and ref.t.size == n
+    assert ref.success and ref.t.size == n
     # symmetric: the same packed arithmetic, bit for bit; general: BLAS products over the zero-padded N-wide rows
     # (N differs) may round differently
     same = np.array_equal if method == "symmetric" else (lambda x, y: np.allclose(x, y, rtol=1e-11, atol=1e-14))
@@ -215,7 +215,7 @@ def test_cli_refuses_short_grid_prints_actual_final_time_and_shows_warnings(tmp_
 # real networks beside the Gaussian-model DMFT (issue 11 item 7)
 # ---------------------------------------------------------------------------------------------
 def test_real_network_with_linear_activation_matches_the_dmft():
-    """For a linear activation f(x) is exactly Gaussian in x, so the Gaussian model is the real network (spec §1.6):
+    """For a linear activation f(x) is exactly Gaussian in x, so the Gaussian model is the real network (Montanari & Urbani 2025, App. D.4):
     the gap must vanish within the statistical error at every d. This pins the conventions (time unit n/d, step,
     1/m output scaling, data and label model) that the non-linear gap study relies on."""
     p = dmft.Problem(m=4, n_over_d=1.6, tau=0.6, a0=1.0, h=[0.0, 1.0])

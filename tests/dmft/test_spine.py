@@ -60,7 +60,7 @@ def test_solutions_are_frozen_with_a_status_enum():
     p = dmft.Problem(**PN)
     for method in ("symmetric", "general"):
         sol = dmft.solve(p, 0.5, 0.05, method=method)
-        assert sol.status is Status.SUCCESS and sol.status == "success" and sol.success and sol.ok
+        assert sol.status is Status.SUCCESS and sol.status == "success" and sol.success
         assert sol.message == ""
         with pytest.raises(dataclasses.FrozenInstanceError):
             sol.status = Status.FAILED  # type: ignore[misc]
@@ -233,3 +233,79 @@ def test_comparison_of_a_general_solution_uses_the_neuron_mean():
     np.testing.assert_allclose(c.mean("a")[0], 0.25, rtol=1e-12)  # mean of a_i(0) = (1 - 0.5)/2
     with pytest.raises(InvalidInputError, match="simulation"):
         dmft.comparison_of(p, sol, sol)
+
+
+# ---------------------------------------------------------------------------------------------
+# numerical failure is a status on the result (with the partial data), never an exception
+# ---------------------------------------------------------------------------------------------
+def test_mean_field_ode_reports_an_overflow_through_its_status():
+    """Old code raised RuntimeError("mean_field_ode: Required step size is less than spacing between numbers.")."""
+    p = dmft.Problem(m=4, n_over_d=2.0, tau=0.5, a0=1e200, target="activation", v0=0.3, train_second_layer=False)
+    sol = dmft.reduced.mean_field_ode(p, np.linspace(0.0, 1.0, 11))
+    assert sol.status is Status.NONFINITE and not sol.success
+    assert sol.message.startswith("mean_field_ode: the right-hand side became non-finite at t = 0")
+    # the initial state is kept (the integrator failed on its first step)
+    np.testing.assert_array_equal(sol.t, [0.0])
+    np.testing.assert_array_equal(sol.v, [0.3])
+    np.testing.assert_array_equal(sol.a, [1e200])
+    ok = dmft.reduced.mean_field_ode(p.replace(a0=1.0), np.linspace(0.0, 1.0, 11))
+    assert ok.status is Status.SUCCESS and ok.message == "" and ok.t.size == 11
+
+
+def test_richardson_returns_a_result_and_reports_a_diverged_solve(tmp_path):
+    """Old code: a dict, and RuntimeError("richardson: a solve failed: ...") when either solve blew up. Here the
+    coarse step is 1.3 x the explicit-Euler limit (the coarse solve diverges), the fine one 0.65 x (stable)."""
+    p = dmft.Problem(m=4, n_over_d=1.5, tau=1.0, a0=3.0, h=[0, 0.1, 0.5], train_second_layer=False)
+    dt = 1.3 * dmft.step_limits(p).dt_max("euler")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = dmft.richardson(p, 300 * dt, dt, allow_unstable=True)
+    assert isinstance(r, dmft.RichardsonSolution)
+    assert r.status is Status.DIVERGED and not r.success
+    assert r.message.startswith(f"richardson: the coarse solve (dt = {dt:g}) stopped: diverged at t = ")
+    assert r.coarse.status is Status.DIVERGED and r.fine.success
+    n = r.coarse.t.size
+    assert 2 <= n < 300 and r.t.size == n
+    np.testing.assert_array_equal(r.t, r.coarse.t)
+    for name in ("train_error", "test_error", "a", "v"):  # the estimate on the steps both solves reached
+        np.testing.assert_array_equal(getattr(r, name),
+                                      2.0 * getattr(r.fine, name)[::2][:n] - getattr(r.coarse, name))
+    path = tmp_path / "r.nc"
+    r.save(path)
+    back = learndyn.load(path)
+    assert isinstance(back, dmft.RichardsonSolution) and back.status is Status.DIVERGED and back.message == r.message
+    assert back.problem == p and back.dt == r.dt and back.coarse is None
+    np.testing.assert_array_equal(back.train_error, r.train_error)
+
+
+def test_ctrl_c_in_richardson_skips_the_fine_solve():
+    """Old code ran the 8x costlier fine solve after the interrupted coarse one, then raised RuntimeError."""
+    import os
+    import signal
+    import threading
+    import time
+
+    p = dmft.Problem(**PN)
+    sent = []
+    timer = threading.Timer(0.8, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            r = dmft.richardson(p, 30.0, 0.01)
+        done = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert sent, "the coarse solve finished before the interrupt: make it longer"
+    assert done - sent[0] < 2.0
+    assert r.status is Status.INTERRUPTED and "coarse solve" in r.message and r.fine is None and r.t.size == 0
+    assert r.coarse.status is Status.INTERRUPTED and r.coarse.t.size >= 2
+
+
+def test_one_name_per_concept_on_the_results():
+    """The `ok` (= success) and `realisations` (= n_seeds) aliases are gone."""
+    p = dmft.Problem(**PN)
+    for res in (dmft.solve(p, 0.5, 0.05), dmft.solve(p, 0.5, 0.05, method="general"),
+                dmft.reduced.mean_field_ode(dmft.Problem(m=4, n_over_d=2.0, target="activation", v0=0.3), [0.0, 1.0]),
+                gm.simulate(p, 20, 0.5, 0.05, seeds=2)):
+        assert res.success and not hasattr(res, "ok")
+    assert not hasattr(gm.simulate(p, 20, 0.5, 0.05, seeds=2), "realisations")

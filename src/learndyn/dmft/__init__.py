@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..results import InvalidInputError
 from ._common import time_grid
 from .problem import PowerSeries, Problem, hermite_coefficients
-from .results import GeneralSolution, SymmetricSolution
+from .results import GeneralSolution, RichardsonSolution, SymmetricSolution
 from .symmetric import StabilityWarning, StepLimits, richardson, solve_symmetric, step_limits
 from . import reduced  # noqa: E402  (m -> infinity reduced systems)
 from . import gaussian_model  # noqa: E402  (simulations: Gaussian-model GD)
@@ -27,7 +27,8 @@ from .compare import Comparison, compare, comparison_of, gap_vs_d, pooled_sem  #
 
 __all__ = [
     "Problem", "PowerSeries", "hermite_coefficients", "solve", "solve_symmetric", "richardson",
-    "StabilityWarning", "StepLimits", "step_limits", "SymmetricSolution", "GeneralSolution", "Simulation",
+    "StabilityWarning", "StepLimits", "step_limits", "SymmetricSolution", "GeneralSolution", "RichardsonSolution",
+    "Simulation",
     "compare", "comparison_of", "Comparison", "pooled_sem", "gap_vs_d", "time_grid",
 ]
 

@@ -209,8 +209,9 @@ def compare(problem: Problem, t_max: float, dt: float, *, d: int, seeds: int | S
     or with ``batch`` SGD at learning rate ``lr`` (one step is ``lr d/n`` of GF time, App. I; default: the step
     ``dt``). ``init``: the simulation's initialisation (default: the simulator's). ``record_every`` /
     ``max_records``: the recorded times. ``solution``: a DMFT solution of ``problem`` already computed (it is
-    then not solved again, e.g. one solution for several ``d``); ``solve_kwargs`` go to :func:`learndyn.dmft.solve`,
-    other keyword arguments to the simulator.
+    then not solved again, e.g. one solution for several ``d``); ``solve_kwargs`` go to :func:`learndyn.dmft.solve`
+    (e.g. its ``divergence_threshold``, an absolute bound on ``|C|``, ``|R|``), other keyword arguments to the
+    simulator (e.g. its ``divergence_threshold``, relative to the initial errors).
     """
     from . import gaussian_model, networks, solve
 
@@ -253,7 +254,8 @@ def gap_vs_d(problem: Problem, ds: Sequence[int], t_max: float, dt: float = 0.05
     """``gap(d) = e_tr(simulation in dimension d) - e_tr(DMFT)`` at ``t_max``, mean +- standard error over seeds,
     and the weighted fit ``gap(d) = gap_inf + c/d`` (``chi2`` its residual). ``seeds``: one value for every ``d``
     (a number or a sequence, as for :func:`compare`) or a list with one number per ``d``. A ``gap_inf`` many
-    standard errors from 0 says the gap is not a finite-d effect. Returns a dict with ``d``, ``gap``, ``se``,
+    standard errors from 0 says the gap is not a finite-d effect. The DMFT is solved once on ``t_n = n dt <= t_max``;
+    ``kind``, ``batch``, ``lr``, ``solve_kwargs`` as for :func:`compare`. Returns a dict with ``d``, ``gap``, ``se``,
     ``dmft`` (the DMFT value), ``t``, ``gap_inf``, ``gap_inf_se``, ``c``, ``chi2``, and the ``comparisons``."""
     from . import solve
 

@@ -54,11 +54,6 @@ class ReducedSolution(Result):
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status.of(self.status))
 
-    @property
-    def ok(self) -> bool:
-        """Alias of :attr:`success`."""
-        return self.success
-
     def __getattr__(self, name):
         d = self.__dict__
         if name in d.get("series", {}):
@@ -115,7 +110,12 @@ def mean_field_ode(problem: Problem, t, *, rtol: float = 1e-11, atol: float = 1e
         da/dt = alpha (hatphi(v) - a h(v^2))          (0 if the second layer is frozen)
         e_tr = e_ts = (tau^2 + ||phi||^2 - 2 a hatphi(v) + a^2 h(v^2))/2,   C_o -> v^2.
 
-    The limit of SymmDMFT as m -> infinity at fixed ``a0 = O(1)`` and t = O(1). Solved by DOP853.
+    The limit of SymmDMFT as m -> infinity at fixed ``a0 = O(1)`` and t = O(1). Solved by DOP853 (tolerances
+    ``rtol``, ``atol``) and evaluated at the times ``t`` (any non-decreasing times ``>= 0``, not a step grid).
+
+    If the integrator fails, the result keeps the times reached and says why: status ``NONFINITE`` when the
+    right-hand side overflowed to a NaN or infinity (e.g. an astronomically large ``a0``), ``STEP_TOO_SMALL``
+    when the adaptive step fell below the spacing of floating-point numbers; ``message`` names the time.
     """
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size == 0 or np.any(np.diff(t) < 0) or t[0] < 0:
@@ -125,22 +125,39 @@ def mean_field_ode(problem: Problem, t, *, rtol: float = 1e-11, atol: float = 1e
     h, hp = problem.h_series, problem.hatphi
     al = problem.alpha
     train = problem.train_second_layer
+    nonfinite: list[float] = []  # the first time the right-hand side was NaN or infinite
 
-    def rhs(_, y):
+    def rhs(time, y):
         v, a = y
         q = v * v
-        dv = al * a * (1 - q) * (hp.d1(v) - a * h.d1(q) * v)
-        da = al * (hp(v) - a * h(q)) if train else 0.0
-        return [float(dv), float(da)]
+        dv = float(al * a * (1 - q) * (hp.d1(v) - a * h.d1(q) * v))
+        da = float(al * (hp(v) - a * h(q))) if train else 0.0
+        if not nonfinite and not (math.isfinite(dv) and math.isfinite(da)):
+            nonfinite.append(float(time))
+        return [dv, da]
 
     y0 = [float(problem.v0_vector[0]), float(problem.a0_vector[0])]
-    sol = solve_ivp(rhs, (0.0, float(t[-1])), y0, t_eval=t, method="DOP853", rtol=rtol, atol=atol)
-    if not sol.success:  # pragma: no cover
-        raise RuntimeError(f"mean_field_ode: {sol.message}")
-    v, a = sol.y
-    err = 0.5 * (problem.tau**2 + problem.phi_norm2 - 2 * a * hp(v) + a * a * h(v * v))
+    with np.errstate(over="ignore", invalid="ignore"):
+        sol = solve_ivp(rhs, (0.0, float(t[-1])), y0, t_eval=t, method="DOP853", rtol=rtol, atol=atol)
+    y = np.asarray(sol.y, dtype=np.float64).reshape(2, -1)
+    if y.shape[1] == 0 and t[0] == 0.0:  # failed on its first step: the initial state is all there is
+        y = np.array(y0, dtype=np.float64).reshape(2, 1)
+    v, a = y
+    status, message = Status.SUCCESS, ""
+    if not sol.success:
+        reached = float(t[v.size - 1]) if v.size else 0.0
+        if nonfinite:
+            status = Status.NONFINITE
+            message = (f"mean_field_ode: the right-hand side became non-finite at t = {nonfinite[0]:.6g}; "
+                       f"solution kept up to t = {reached:.6g}")
+        else:
+            status = Status.STEP_TOO_SMALL
+            message = f"mean_field_ode: {sol.message} Solution kept up to t = {reached:.6g}"
+    t = t[: v.size]
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = 0.5 * (problem.tau**2 + problem.phi_norm2 - 2 * a * hp(v) + a * a * h(v * v))
     return ReducedSolution(problem, "mean_field_ode", t, {"v": v, "a": a, "train_error": err, "test_error": err,
-                                                          "C_o": v * v})
+                                                          "C_o": v * v}, status=status, message=message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +259,9 @@ def lazy_second_regime(
 
     ``h~ = h_tilde``; ``tau'^2`` = :func:`effective_noise` (``tau^2`` for pure noise; App. F.2 for single
     index). ``e_ts`` is constant, ``(tau'^2 + gamma0^2 (h(1) - h'(0)))/2``. ``gamma0`` defaults to ``a0/sqrt(m)``.
+    Integrated on the time grid ``t_n = n dt <= t_max`` by the explicit scheme of App. D (``allow_unstable`` lets a
+    step past its explicit-Euler bound through); ``divergence_threshold`` is an absolute bound on ``|C(t, t')|``:
+    beyond it the march stops with status ``DIVERGED`` (``NONFINITE`` on a NaN or infinity), keeping the steps before.
     """
     threshold = check_threshold(divergence_threshold)
     N = time_grid(t_max, dt)
@@ -319,6 +339,9 @@ def mf_second_regime(
     ``a(t)/t -> A_inf = -tau sqrt(alpha) E_inf`` (our reading of the paper's garbled Eq. (G.29); for ``h~ = c^2 z^p``, ``E_inf = -2 c sqrt((p-1)/p)``).
     Returns ``t`` (hat time), ``a``, ``nu``,
     ``energy``, ``clock`` and two-time ``C``, ``R``.
+    Integrated on the time grid ``t_n = n dt <= t_max`` by the explicit scheme of App. D (``allow_unstable`` lets a
+    step past its explicit-Euler bound through); ``divergence_threshold`` is an absolute bound on ``|C(t, t')|``:
+    beyond it the march stops with status ``DIVERGED`` (``NONFINITE`` on a NaN or infinity), keeping the steps before.
     """
     threshold = check_threshold(divergence_threshold)
     N = time_grid(t_max, dt)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import time_grid
 from .problem import Problem
 
 __all__ = ["plain_symmetric"]
 
 
-def plain_symmetric(problem: Problem, N: int, eta: float) -> dict[str, np.ndarray]:
-    """Run the SymmDMFT march (App. D, with the transposed Eq. (D.6)) for ``N`` grid points; returns a dict of the arrays (``Cd, Co, Rd, Ro, CA, RA, SC, a, v, nu,
-    e_tr, e_ts``)."""
+def plain_symmetric(problem: Problem, t_max: float, dt: float) -> dict[str, np.ndarray]:
+    """Run the SymmDMFT march (Montanari & Urbani 2025, App. D, with the transposed Eq. (D.6)) on the time grid
+    ``t_n = n dt <= t_max`` (the paper's step ``eta = dt``; the grid of :func:`learndyn.dmft.solve`); returns a dict
+    of the ``(time, time)`` and ``time`` arrays (``Cd, Co, Rd, Ro, CA, RA, SC, a, v, nu, e_tr, e_ts``)."""
+    N = time_grid(t_max, dt)
+    eta = float(dt)
     m = problem.m
     alpha = problem.alpha
     h, hp = problem.h_series, problem.hatphi

@@ -1,6 +1,6 @@
-"""Result objects of the DMFT solvers (symmetric and general; Montanari & Urbani 2025), with ``.to_xarray()``.
+"""Result objects of the DMFT solvers (symmetric, general, Richardson; Montanari & Urbani 2025), with ``.to_xarray()``.
 
-Both are frozen; ``status`` is a :class:`learndyn.Status` (``SUCCESS``, ``DIVERGED``, ``NONFINITE``,
+All are frozen; ``status`` is a :class:`learndyn.Status` (``SUCCESS``, ``DIVERGED``, ``NONFINITE``,
 ``INTERRUPTED``), ``message`` says where and why a run stopped, and the arrays keep the steps computed before.
 
 Two-time functions of the symmetric solver are kept in packed lower-triangular storage (row ``n``
@@ -19,7 +19,7 @@ from ..results import Result, Status, json_attr, problem_attrs, rebuild_problem
 from ._common import status_from_text
 from .problem import Problem
 
-__all__ = ["SymmetricSolution", "GeneralSolution", "unpack"]
+__all__ = ["SymmetricSolution", "GeneralSolution", "RichardsonSolution", "unpack"]
 
 
 def unpack(packed: np.ndarray, n: int, symmetric: bool) -> np.ndarray:
@@ -64,11 +64,6 @@ class SymmetricSolution(Result):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status.of(self.status))
-
-    @property
-    def ok(self) -> bool:
-        """Alias of :attr:`success`."""
-        return self.success
 
     @property
     def n_steps(self) -> int:
@@ -208,11 +203,6 @@ class GeneralSolution(Result):
         object.__setattr__(self, "status", Status.of(self.status))
 
     @property
-    def ok(self) -> bool:
-        """Alias of :attr:`success`."""
-        return self.success
-
-    @property
     def C_d(self) -> np.ndarray:
         """Neuron-averaged ``C_ii(t, s)``."""
         return np.einsum("tsii->ts", self.C) / self.problem.m
@@ -272,6 +262,49 @@ class GeneralSolution(Result):
                    t=ds["time"].values, a=ds["a"].values, v=ds["v"].values, nu=ds["nu"].values,
                    train_error=ds["train_error"].values, test_error=ds["test_error"].values, C=two("C"),
                    R=two("R"), C_A=two("C_A"), R_A=two("R_A"), stats=json_attr(ds, "stats", {}), **_status(ds))
+
+
+@dataclass(frozen=True, eq=False)
+class RichardsonSolution(Result):
+    r"""Second-order (Richardson) estimate ``X = 2 X(dt/2) - X(dt)`` of the SymmDMFT one-time observables
+    (Montanari & Urbani 2025, App. D, whose scheme is first order) on the coarse grid ``t_n = n dt``.
+
+    ``train_error``, ``test_error``, ``a``, ``v``: the estimate; ``coarse`` and ``fine``: the two
+    :class:`SymmetricSolution` (steps ``dt`` and ``dt/2``) it combines (``None`` when read back from a file, or
+    ``fine`` when the coarse solve was interrupted). ``status`` is the first non-success status of the two solves
+    and ``message`` says which; the estimate then covers the grid points both solves reached.
+    """
+
+    problem: Problem
+    dt: float
+    t: np.ndarray
+    train_error: np.ndarray
+    test_error: np.ndarray
+    a: np.ndarray
+    v: np.ndarray
+    coarse: SymmetricSolution | None = field(default=None, repr=False)
+    fine: SymmetricSolution | None = field(default=None, repr=False)
+    status: Status = Status.SUCCESS
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status.of(self.status))
+
+    def to_xarray(self) -> xr.Dataset:
+        """The estimate over ``time``; problem, ``dt``, status and message in the attributes (the coarse and fine
+        solutions are not written: save them on their own)."""
+        data = {name: ("time", getattr(self, name)) for name in ("train_error", "test_error", "a", "v")}
+        ds = xr.Dataset(data, coords={"time": self.t})
+        ds.attrs.update(problem_attrs(self.problem, solver="dmft.richardson", dt=self.dt, status=self.status.value,
+                                      message=self.message))
+        return ds
+
+    @classmethod
+    def from_xarray(cls, ds: xr.Dataset) -> "RichardsonSolution":
+        """The estimate stored by :meth:`to_xarray` (e.g. read back by :func:`learndyn.load`)."""
+        return cls(problem=rebuild_problem(ds, Problem), dt=float(ds.attrs["dt"]), t=ds["time"].values,
+                   train_error=ds["train_error"].values, test_error=ds["test_error"].values, a=ds["a"].values,
+                   v=ds["v"].values, **_status(ds))
 
 
 def _status(ds: xr.Dataset) -> dict:

@@ -251,16 +251,6 @@ class Simulation(Result):
         """Number of seeds (independent runs)."""
         return self.data["train_error"].shape[0]
 
-    @property
-    def realisations(self) -> int:
-        """Alias of :attr:`n_seeds`."""
-        return self.n_seeds
-
-    @property
-    def ok(self) -> bool:
-        """Alias of :attr:`success`."""
-        return self.success
-
     def __getattr__(self, name: str):
         data = self.__dict__.get("data", {})
         if name in data:

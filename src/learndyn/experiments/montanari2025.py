@@ -341,12 +341,12 @@ def fit_threshold(abar: np.ndarray, trel: np.ndarray, nu: float | None = None) -
 # ------------------------------------------------------------------------------------------
 NETWORK_GAP_NOTE = (
     "real networks are not the Gaussian model: the DMFT is exact for the Gaussian model and, for a non-linear "
-    "activation, for real networks only as m -> infinity. Measured (gap_vs_d: full-batch GD, h = 0.9z + z^3/6, "
-    "alpha = 0.4, tau = 0.6, a0 = 1, gap = e_tr(network) - e_tr(DMFT) at t = m): m = 4: gap = 0.024 +- 0.001 + "
-    "(0.19 +- 0.07)/d over d = 25..400 (chi2 = 1.0 for 3 dof; it does NOT vanish as d grows), i.e. 40 % of "
-    "e_tr = 0.060; m = 8: 0.006-0.010 (d = 50..200); m = 16: -0.004 +- 0.0014 (d = 100). Same d and seeds: "
-    "Gaussian-model GD and a linear activation agree with the DMFT within 1.5 s.e. SGD (lr 0.1, batch 16) adds "
-    "about 0.015 at m = 4."
+    "activation, for real networks only as m -> infinity. Measured (learndyn.dmft.gap_vs_d: full-batch GD, h = "
+    "0.9z + z^3/6, alpha = 0.4, tau = 0.6, a0 = 1, gap = e_tr(network) - e_tr(DMFT) at t = m): m = 4: gap = "
+    "0.024 +- 0.001 + (0.19 +- 0.07)/d over d = 25..400 (chi2 = 1.0 for 3 dof; it does NOT vanish as d grows), "
+    "i.e. 40 % of e_tr = 0.060; m = 8: 0.006-0.010 (d = 50..200); m = 16: -0.004 +- 0.0014 (d = 100). Same d "
+    "and seeds: Gaussian-model GD and a linear activation agree with the DMFT within 1.5 s.e. SGD (lr 0.1, "
+    "batch 16) adds about 0.015 at m = 4."
 )
 
 
