@@ -171,7 +171,8 @@ def _relu_i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
     a 1-3-dimensional Gaussian over the positive orthant: Tallis' closed form
     (:func:`learndyn.gaussian.relu_orthant_moment`). Only tuples of four distinct fields need
     :func:`learndyn.gaussian.relu_i4` (36 of 210 for K=4, M=2): about 5x cheaper, and exact where the
-    1-D integral has errors up to ~1e-10 on exactly repeated fields.
+    1-D integral has errors up to ~1e-10 on exactly repeated fields. Tuples over exact copies of a field
+    (equal rows of ``C``) take the value of the tuple over the first copies (:func:`_same_field_rows`).
     """
     K, M = problem.K, problem.M
     r2 = gaussian._base_scale(problem.g) ** 2
