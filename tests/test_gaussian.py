@@ -512,8 +512,27 @@ def test_relu_orthant_moment_closed_forms():
         Cexact = np.stack([a, a, Y[2]]) @ np.stack([a, a, Y[2]]).T / 6
         np.testing.assert_allclose(G.relu_orthant_moment(C, 1, 2), G.relu_orthant_moment(Cexact, 1, 2),
                                    atol=10 * eps + 1e-12)
+    # exact copies among the relu fields: E[Theta(a) relu(c) relu(c')] with c' = c is E[Theta(a) relu(c)^2]
+    # (before: 0.2087 instead of 0.3674, the rounding noise of the residual of c' after c normalised to a unit vector)
+    Y = np.array([[0.3, 0.5, 0.5, 0.2], [1.0, 0, 0, 0], [1.0, 0, 0, 0]])
+    for sign in (1.0, -1.0):  # the same field, and an exactly opposite one at the second place (P = 0 there)
+        Ys = Y * np.array([[1.0], [1.0], [sign]])
+        C3 = Ys @ Ys.T
+        ref = _theta_relu2(C3[:2, :2]) if sign > 0 else 0.0
+        for ij in ((1, 2), (1, 1), (2, 2)):
+            assert float(G.relu_orthant_moment(C3, *ij)) == pytest.approx(ref, abs=1e-14)
+            assert float(jax.jit(G.relu_orthant_moment, static_argnums=(1, 2))(C3, *ij)) == pytest.approx(ref, abs=1e-14)
+    near = Y.copy()
+    near[2, 3] = 1e-7
+    assert float(G.relu_orthant_moment(near @ near.T, 1, 2)) == pytest.approx(_theta_relu2(C3[:2, :2]), abs=1e-6)
     with pytest.raises(ValueError, match="n in"):
         G.relu_orthant_moment(np.eye(4), 0, 1)
+
+
+def _theta_relu2(C2):
+    """E[Theta(a) relu(b)^2] of a 2x2 covariance (elementary closed form)."""
+    r = C2[0, 1] / np.sqrt(C2[0, 0] * C2[1, 1])
+    return C2[1, 1] * (0.25 + np.arcsin(r) / (2 * np.pi) + r * np.sqrt(1 - r * r) / (2 * np.pi))
 
 
 def test_exact_degeneracy_survives_jit():

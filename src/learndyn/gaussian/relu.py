@@ -204,6 +204,16 @@ def relu_i4(C, nodes: int = RELU_I4_NODES):
     return _price_integral(C, int(nodes), want_i4=True)
 
 
+def _residual(xq, xk):
+    """``xq - (xq . xk) xk`` for unit vectors (axis 0), from their difference ``d = xq - xk``
+    (``xq . xk = 1 - |d|^2/2``) or sum ``s = xq + xk`` (``-1 + |s|^2/2``), whichever is shorter: exactly 0
+    for bitwise equal (or opposite) vectors, where ``xq . xk`` rounds to ``1 + 2e-16`` and the direct
+    formula leaves a residual of rounding noise (normalised to an arbitrary unit vector)."""
+    d, s = xq - xk, xq + xk
+    dd, ss = _vdot(d, d), _vdot(s, s)
+    return jnp.where(dd <= ss, d + 0.5 * dd * xk, s - 0.5 * ss * xk)
+
+
 def relu_orthant_moment(C, i: int, j: int):
     r"""``E[z_i z_j 1{z_1 > 0, ..., z_n > 0}]`` for ``z ~ N(0, C)``, ``C`` ``(..., n, n)``, ``n in {1, 2, 3}``.
 
@@ -246,7 +256,7 @@ def relu_orthant_moment(C, i: int, j: int):
     for k in range(n):
         for q in range(n):
             if q != k:
-                e = _vunit(x[q] - _vdot(x[q], x[k]) * x[k])
+                e = _vunit(_residual(x[q], x[k]))
                 acc = acc + _vdot(x[i], x[k]) * _vdot(x[j], e)
     val = _vdot(x[i], x[j]) * p_n + rest * acc / _TWO_PI
     return jnp.where(zero, 0.0, val * scale)

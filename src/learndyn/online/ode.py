@@ -152,6 +152,8 @@ def _i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
     exact and makes the many degenerate tuples of the ODE (same unit twice) far more accurate than a 4-D
     rule on a singular covariance. ReLU answers with Tallis' closed forms where fields repeat and the exact
     1-D integral :func:`learndyn.gaussian.relu_i4` on four distinct fields (36 of 210 tuples for K=4, M=2).
+    Tuples over exact copies of a field (equal rows of ``C``) take the value of the tuple over the first
+    copies (:func:`_same_field_rows`), so copies of units stay exact copies.
     """
     g = problem.g
     order = problem.quadrature_order or gaussian.I4_ORDER
@@ -161,7 +163,33 @@ def _i4_by_distinct_fields(problem: Problem, C: jax.Array) -> jax.Array:
         m = len(codes)
         vals = g.product_moment(codes, _sub(C, fields), order=gaussian.product_order(m, order))
         out = out.at[rows].set(vals)
-    return out
+    return out[_same_field_rows(C, K, M)]
+
+
+def _same_field_rows(C: jax.Array, K: int, M: int) -> jax.Array:
+    """For each evaluated ``I4`` tuple, the row of the tuple with every field replaced by its first exact copy.
+
+    Fields ``a`` and ``b`` are the same random variable when rows ``a`` and ``b`` of ``C`` are equal
+    (``Var(z_a - z_b) = C_aa - 2 C_ab + C_bb = 0``), e.g. two student units with equal weights. Reading
+    ``I4(0, 1, c, d)`` from ``I4(0, 0, c, d)`` when unit 1 is a copy of unit 0 makes the right-hand side
+    map a state with copies of units to one with copies (exactly, as SGD does), and every such tuple gets
+    the value integrated over its distinct fields. Without it, for ReLU the 1-D integral of
+    :func:`learndyn.gaussian.relu_i4` on four fields of which two are copies differs from the closed form
+    of the three distinct fields by ~5e-14, which put copies 1 ulp apart, where ReLU's averages have
+    square-root branch points; the adaptive step then collapsed (or not, depending on the rounding of
+    the XLA version); quadrature activations integrated such tuples with a 4-D rule on a singular
+    covariance. Exact copies only (equal rows); the evaluated tuples are ordered as in
+    :func:`_index_tables` (``i <= k`` students, ``c <= d`` fields).
+    """
+    n = K + M
+    same = jnp.all(C[:, None, :] == C[None, :, :], axis=-1)  # (n, n): identical fields
+    first = jnp.argmax(same, axis=1)  # first copy of each field (itself if none before it)
+    t = first[_index_tables(K, M)[2]]  # (P, 4) tuples over first copies
+    i, k = jnp.minimum(t[:, 0], t[:, 1]), jnp.maximum(t[:, 0], t[:, 1])
+    c, d = jnp.minimum(t[:, 2], t[:, 3]), jnp.maximum(t[:, 2], t[:, 3])
+    pair_s = i * K - i * (i - 1) // 2 + (k - i)  # position of (i <= k) among the student pairs
+    pair_f = c * n - c * (c - 1) // 2 + (d - c)  # position of (c <= d) among the field pairs
+    return pair_s * (n * (n + 1) // 2) + pair_f
 
 
 def _sub(C: jax.Array, idx: np.ndarray) -> jax.Array:
