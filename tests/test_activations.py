@@ -120,7 +120,30 @@ class _Sine(A.Family):
         return s2 * jnp.exp(-s2 * (C[..., 0, 0] + C[..., 1, 1]) / 2) * jnp.cosh(s2 * C[..., 0, 1])
 
 
-_SINE = A.register(_Sine(), replace=True)
+_SINE = _Sine()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered_sine():
+    """``test_sine`` is known only while this module's tests run (the registry is per process, and other test
+    modules in the same worker must see the built-in names only)."""
+    A.register(_SINE, replace=True)
+    yield
+    A.unregister("test_sine")
+
+
+def test_unregister_forgets_the_name_and_keeps_the_built_ins():
+    probe = type("_Probe", (A.Family,), {"name": "probe_unregister"})()
+    A.register(probe)
+    assert "probe_unregister" in A.families()
+    A.unregister("probe_unregister")
+    assert "probe_unregister" not in A.families() and "probe_unregister" not in A.allowed()
+    with pytest.raises(ValueError, match="unknown name"):
+        A.get("probe_unregister")
+    with pytest.raises(ValueError, match="built-in"):
+        A.unregister("erf")
+    with pytest.raises(ValueError, match="no family"):
+        A.unregister("probe_unregister")
 
 
 def _np_sin_i2(a, b, c):

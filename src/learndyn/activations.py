@@ -58,7 +58,7 @@ import jax.scipy.special as jsp
 from . import gaussian as _gauss
 from .results import InvalidInputError
 
-__all__ = ["Activation", "Family", "register", "families", "get", "erf", "relu", "linear", "abrelu",
+__all__ = ["Activation", "Family", "register", "unregister", "families", "get", "erf", "relu", "linear", "abrelu",
            "leaky_relu", "tanh", "sigmoid", "custom", "NAMES", "allowed", "qualified_name", "InvalidInputError"]
 
 #: every name :func:`get` accepts among the built-in families (``abrelu`` needs its slopes: ``"abrelu(a, b)"``)
@@ -436,6 +436,19 @@ def register(family: Family, replace: bool = False) -> Family:
             raise InvalidInputError(f"family: the name {name!r} is taken; pass replace=True to override it")
     _FAMILIES[name] = family
     return family
+
+
+def unregister(name: str) -> None:
+    """Forget the family registered as ``name`` (the inverse of :func:`register`; built-ins cannot be removed).
+
+    Activations of that family made earlier keep working; :func:`get` no longer resolves the name.
+    """
+    key = str(name).lower()
+    if key in _BUILTIN:
+        raise InvalidInputError(f"name: {name!r} is a built-in activation and cannot be unregistered")
+    if key not in _FAMILIES:
+        raise InvalidInputError(f"name: no family is registered as {name!r}")
+    del _FAMILIES[key]
 
 
 def families() -> dict[str, Family]:

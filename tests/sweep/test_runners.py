@@ -83,7 +83,7 @@ def test_online_ode_runner_ctrl_c_stops_the_sweep(monkeypatch):
         runner._ode_call(prob, st, alpha_max=1.0, n_alpha=3, alpha_min=0.1)
 
 
-def test_online_ode_cost_asks_the_activation_not_its_name():
+def test_online_ode_cost_asks_the_activation_not_its_name(request):
     """The online.ode runner's cost estimate follows the activation's properties (closed-form integrals,
     homogeneity), so a registered activation with erf's closed forms costs like erf (it used to get ReLU's
     55 s per seed, by name); the built-ins keep their measured figures."""
@@ -92,6 +92,7 @@ def test_online_ode_cost_asks_the_activation_not_its_name():
 
     erf_family = type(A.get("erf").family)
     A.register(type("_CostProbe", (erf_family,), {"name": "cost_probe_erf"})(), replace=True)
+    request.addfinalizer(lambda: A.unregister("cost_probe_erf"))
     opts = {"alpha_max": 3000.0, "method": "dopri8", "dt": None}
 
     def cost(activation, K=2, M=2):
