@@ -22,7 +22,7 @@ from learndyn import activations as A
 from learndyn import dmft, kernels, online
 from learndyn.cli import app
 from learndyn.kernels import signal
-from learndyn.online import ode, sgd
+from learndyn.online import ode
 
 
 def _tanh(x):
@@ -103,9 +103,7 @@ def test_ode_custom_callables_are_not_confused():
     ref = [_sin_eg(csin.Q[i], csin.R[i], csin.T, csin.v[i], csin.v_teacher) for i in range(len(csin.alpha))]
     np.testing.assert_allclose(csin.eg, ref, rtol=1e-8)
     # ... and its compiled right-hand side is sin's (the cached vector field against the eager rhs)
-    y0 = np.concatenate([init.Q.ravel(), init.R.ravel(), init.v])
-    args = (jnp.asarray(init.T), jnp.asarray(init.v_teacher), 0.5, 0.5, 0.0, 0.0)
-    cached = np.asarray(ode._vector_field(ode._static_key(p_sin))(0.0, jnp.asarray(y0), args))
+    cached = np.concatenate([np.ravel(a) for a in ode.vector_field(p_sin, init)])
     dQ, dR, dv = ode.rhs(p_sin, init.Q, init.R, init.v, init.T, init.v_teacher)
     np.testing.assert_allclose(cached, np.concatenate([np.ravel(dQ), np.ravel(dR), np.ravel(dv)]),
                                rtol=1e-12, atol=1e-14)
@@ -124,8 +122,7 @@ def test_sgd_custom_callables_are_not_confused():
                for i in range(len(sin_run.alpha))]
         np.testing.assert_allclose(sin_run.eg[s], ref, rtol=1e-8)
     # the SGD loop and the test error are sin's: the same run compiled afresh gives the same numbers
-    for cache in (sgd._compiled, sgd._compiled_test_error, sgd._eg_function):
-        cache.cache_clear()
+    online.clear_cache()
     fresh = online.simulate(p_sin, **opts)
     np.testing.assert_array_equal(fresh.Q, sin_run.Q)
     np.testing.assert_array_equal(fresh.eg_test, sin_run.eg_test)

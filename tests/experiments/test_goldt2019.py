@@ -40,10 +40,10 @@ def test_final_error_and_trend():
     m, se = G.final_error(vals, alpha)  # last quarter of the log axis: alpha >= 100
     assert m == pytest.approx(3.0) and se == pytest.approx(1.0)
     x = np.array([2, 3, 4])
-    assert G._trend(x, np.array([1.0, 1.5, 2.0]), np.full(3, 0.01)) == "grows"
-    assert G._trend(x, np.array([2.0, 1.5, 1.0]), np.full(3, 0.01)) == "falls"
-    assert G._trend(x, np.array([1.0, 1.02, 1.05]), np.full(3, 0.01)) == "stays constant"
-    assert G._trend(x, np.array([1.0, 1.5, 2.0]), np.full(3, 1.0)) == "stays constant"  # within errors
+    assert G.trend(x, np.array([1.0, 1.5, 2.0]), np.full(3, 0.01)) == "grows"
+    assert G.trend(x, np.array([2.0, 1.5, 1.0]), np.full(3, 0.01)) == "falls"
+    assert G.trend(x, np.array([1.0, 1.02, 1.05]), np.full(3, 0.01)) == "stays constant"
+    assert G.trend(x, np.array([1.0, 1.5, 2.0]), np.full(3, 1.0)) == "stays constant"  # within errors
 
 
 def test_recipes_are_declarative_and_valid():

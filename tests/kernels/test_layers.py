@@ -304,9 +304,14 @@ def test_deep_chaotic_erf_kernel_diagonal_is_stable():
     exact duplicates must keep |K_ij| <= sqrt(K_ii K_jj), and the NTK must stay PSD up to rounding."""
     import learndyn.kernels as kernels
 
-    from learndyn.experiments.xiao2020 import _pooled_digits
+    from dataclasses import replace
 
-    data = _pooled_digits(48, 32)  # digits pooled to 4x4, rows of norm 4; rows 0 and 37 triggered the bug
+    from learndyn import datasets
+
+    # digits average-pooled 2x2 to 4x4 images (d = 16), normalised: rows of norm 4; rows 0 and 37 triggered the bug
+    raw = datasets.digits(n_train=48, n_test=32, seed=1)
+    pool = lambda X: X.reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(-1, 16)  # noqa: E731
+    data = datasets.preprocess(replace(raw, x_train=pool(raw.x_train), x_test=pool(raw.x_test), image_shape=(4, 4, 1)))
     x = np.concatenate([data.x_train, data.x_test])[[0, 37, 2, 2]]  # and an exact duplicate (rows 2, 3)
     net = kernels.fcn(240, "erf", 2.0, 0.05)
     k = net.kernel(x)

@@ -82,13 +82,11 @@ def test_compile_cache_is_keyed_on_the_frozen_network():
     kg = kernels.fcn(2, g, 1.5, 0.1).kernel(x).nngp
     assert not np.allclose(kf, kg)
     np.testing.assert_array_equal(kernels.fcn(2, g, 1.5, 0.1).kernel(x).nngp, kg)
-    from learndyn.kernels import network
-
-    n = len(network._COMPILED)
+    n = kernels.cache_info().currsize
     kernels.Problem(depth=2, activation=g, weight_var=1.5, bias_var=0.1).kernel(x)
-    assert len(network._COMPILED) == n  # an equal network built again compiles nothing new
+    assert kernels.cache_info().currsize == n  # an equal network built again compiles nothing new
     kernels.clear_cache()
-    assert len(network._COMPILED) == 0
+    assert kernels.cache_info().currsize == 0
 
 
 def test_nonfinite_kernel_is_a_status_with_the_data(tmp_path):

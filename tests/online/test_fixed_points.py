@@ -12,7 +12,6 @@ import pytest
 
 import learndyn  # noqa: F401  (enables float64)
 from learndyn import online
-from learndyn.online import fixed_points as fpm
 from learndyn.online.ode import rhs
 
 
@@ -51,12 +50,31 @@ def _check_denoiser(K, alpha_end):
     return prob, fp
 
 
+def _coordinates(problem):
+    """Coordinates of a state for the Jacobian: the upper triangle of Q, R, and v when it is trained (the
+    eigenvalues of the Jacobian do not depend on this linear choice)."""
+    K, M = problem.K, problem.M
+    iu = np.triu_indices(K)
+    train_v = problem.train_second_layer
+
+    def pack(Q, R, v):
+        return jnp.concatenate([Q[iu], R.ravel()] + ([v] if train_v else []))
+
+    def unpack(x, v_fixed):
+        n_q = len(iu[0])
+        Qu = jnp.zeros((K, K)).at[iu].set(x[:n_q])
+        return (Qu + Qu.T - jnp.diag(jnp.diag(Qu)), x[n_q:n_q + K * M].reshape(K, M),
+                x[n_q + K * M:] if train_v else v_fixed)
+
+    return pack, unpack
+
+
 def test_denoiser_fixed_point_from_exact_copies_k4():
     """K = 4 raised 'left the PSD cone' (Newton in (Q, R, v) stepped to smallest eigenvalue -0.026)."""
     prob, fp = _check_denoiser(4, 2e4)
     # the growing direction is real: a small realisable push along the top eigenvector grows under the
     # integrated ODE as exp(mu * alpha), mu the Jacobian's largest eigenvalue (4.9e-5)
-    pack, unpack = fpm._packing(prob)
+    pack, unpack = _coordinates(prob)
     T, vt, v0 = jnp.asarray(fp.state.T), jnp.asarray(fp.state.v_teacher), jnp.asarray(fp.state.v)
     x = np.asarray(pack(jnp.asarray(fp.state.Q), jnp.asarray(fp.state.R), v0))
     J = np.asarray(jax.jacfwd(lambda y: pack(*rhs(prob, *unpack(y, v0), T, vt)))(x))

@@ -130,7 +130,7 @@ def test_integrate_refuses_large_K_before_compiling(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("compiled before the check")
 
-    monkeypatch.setattr(ode_mod, "_vector_field", refuse)
+    monkeypatch.setattr(ode_mod, "rhs", refuse)  # traced when the right-hand side compiles
     K = 300
     init = online.OrderParameters(Q=np.eye(K), R=np.zeros((K, 2)), T=np.eye(2))
     with pytest.raises(InsufficientMemoryError, match=r"online.integrate\(K=300.*needs about .*GiB.*reduce K"):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import learndyn  # noqa: F401  (enables float64)
-from learndyn import online
+from learndyn import gaussian, online
 from learndyn.online import ode
 
 Q_REF = np.array([[1.0, 0.2, 0.1], [0.2, 0.8, -0.1], [0.1, -0.1, 0.5]])
@@ -333,9 +333,9 @@ def test_relu_rhs_closed_forms_match_the_one_dimensional_integral():
     st = online.OrderParameters.from_weights(rng.standard_normal((K, 40)), rng.standard_normal((M, 40)),
                                              v=rng.standard_normal(K))
     prob = online.Problem(M=M, K=K, activation="relu", lr=0.7, sigma=0.1, train_second_layer=True)
-    C = ode._covariance(*(jnp.asarray(a) for a in (st.Q, st.R, st.T)))
-    grouped = ode._i4_by_distinct_fields(prob, C)
-    direct = online.ode.gaussian.i4(prob.g, ode._sub(C, ode._index_tables(K, M)[2]))
+    tuples, grouped = ode.i4_tuples(prob, st.Q, st.R, st.T)
+    C = np.block([[st.Q, st.R], [st.R.T, st.T]])
+    direct = gaussian.i4(prob.g, jnp.asarray(C[tuples[:, :, None], tuples[:, None, :]]))
     np.testing.assert_allclose(grouped, direct, atol=2e-8)
     assert np.max(np.abs(grouped - direct)) > 0  # the two paths really differ in method
 

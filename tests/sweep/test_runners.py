@@ -80,7 +80,7 @@ def test_online_ode_runner_ctrl_c_stops_the_sweep(monkeypatch):
 
     monkeypatch.setattr(runner.online, "integrate", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        runner._ode_call(prob, st, alpha_max=1.0, n_alpha=3, alpha_min=0.1)
+        runner.ODE.call(prob, st, alpha_max=1.0, n_alpha=3, alpha_min=0.1)
 
 
 def test_online_ode_cost_asks_the_activation_not_its_name(request):

@@ -42,7 +42,7 @@ from ..results import atomic_write_netcdf
 from . import canonical_figure, output_paths, runner
 
 __all__ = ["FIGURES", "Run", "Figure", "RunResult", "execute", "run_figure", "claims", "classify_solution",
-           "final_error", "closed_form", "sweep"]
+           "final_error", "trend", "closed_form", "sweep"]
 
 _EG_PLOT_FLOOR = 1e-10  # eps_g below this is integration/rounding noise around 0 (atol of the ODE)
 PAPER = "Goldt, Advani, Saxe, Krzakala & Zdeborova, NeurIPS 2019 (arXiv:1906.08632)"
@@ -527,9 +527,10 @@ def run_figure(name: str, out_dir: str | Path = "results/goldt2019", quick: bool
 # ------------------------------------------------------------------------------------------
 # claims
 # ------------------------------------------------------------------------------------------
-def _trend(x: np.ndarray, y: np.ndarray, err: np.ndarray) -> str:
-    """'grows', 'falls' or 'stays constant': the change from the smallest to the largest size compared
-    with three combined standard errors and with 10% of the mean."""
+def trend(x: np.ndarray, y: np.ndarray, err: np.ndarray) -> str:
+    """How the final error ``y`` (standard errors ``err``) changes along the sizes ``x`` in the claims of Goldt
+    et al. 2019's abstract: 'grows', 'falls' or 'stays constant' (the change from the smallest to the largest
+    size within three combined standard errors or 10% of the mean), 'n/a' with fewer than two finite values."""
     ok = np.isfinite(y)
     if ok.sum() < 2:
         return "n/a"
@@ -619,8 +620,8 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
     out["c_N"], out["c_seeds"] = res_c[0].simulation.N, len(res_c[0].simulation.seeds)
     sol_lines = []
     for act, d in data_c.items():
-        trend_sgd = _trend(d["K"], d["sgd"], d["sgd_sem"])
-        trend_ode = _trend(d["K"], d["ode"], np.zeros_like(d["ode"]))
+        trend_sgd = trend(d["K"], d["sgd"], d["sgd_sem"])
+        trend_ode = trend(d["K"], d["ode"], np.zeros_like(d["ode"]))
         log(f"    {act}: {'K':>3} {'SGD':>11} {'s.e.':>8} {'ODE':>11}   solution (SGD, seed 0)")
         for i in range(len(d["K"])):
             log(f"    {'':{len(act)}}  {d['K'][i]:>3} {d['sgd'][i]:11.4e} {d['sgd_sem'][i]:8.1e} {d['ode'][i]:11.4e}"

@@ -36,7 +36,8 @@ from .linalg import (  # noqa: F401
     mean_predictor,
     solve,
 )
-from .network import Kernel, KernelMemoryError, Network, clear_cache, cnn, fcn, serial  # noqa: F401
+from .network import (CacheInfo, Kernel, KernelMemoryError, Network, cache_info, clear_cache, cnn, fcn,  # noqa: F401
+                      serial)
 from .problem import Problem, kernel  # noqa: F401
 from .signal import (  # noqa: F401
     CriticalLine,

@@ -19,7 +19,7 @@ import math
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,7 @@ from .layers import (PADDINGS, READOUTS, Conv, Dense, Elementwise, Flatten, Glob
 from .state import _Ctx, _KState, _check_var, _rescale
 
 __all__ = ["Network", "Kernel", "KernelMemoryError", "serial", "fcn", "cnn", "network_from_description",
-           "clear_cache"]
+           "clear_cache", "cache_info", "CacheInfo"]
 
 
 # ============================================================================================
@@ -59,6 +59,18 @@ def _cached(net: "Network", key: tuple, build: Callable[[], Any]) -> Any:
     else:
         _COMPILED.move_to_end(full)
     return hit
+
+
+class CacheInfo(NamedTuple):
+    """Size of the kernels' compile cache: ``currsize`` computations kept, at most ``maxsize`` (:data:`CACHE_SIZE`)."""
+
+    currsize: int
+    maxsize: int
+
+
+def cache_info() -> CacheInfo:
+    """How many compiled kernel computations are cached (per network and input layout; see :func:`clear_cache`)."""
+    return CacheInfo(len(_COMPILED), CACHE_SIZE)
 
 
 def clear_cache() -> None:

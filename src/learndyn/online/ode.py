@@ -43,7 +43,7 @@ from ._util import check_problem, positive_int, positive_number, save_times
 from .problem import OrderParameters, Problem
 
 __all__ = ["integrate", "Trajectory", "generalisation_error", "generalisation_error_arrays", "rhs", "default_alphas",
-           "default_method", "integrate_bytes", "static_key", "STATUS", "PSD_RTOL"]
+           "default_method", "integrate_bytes", "static_key", "vector_field", "i4_tuples", "STATUS", "PSD_RTOL"]
 
 #: what each :class:`learndyn.Status` of a :class:`Trajectory` means for the ODEs (keys: the status names)
 STATUS = {
@@ -212,6 +212,35 @@ def _order(problem: Problem) -> dict:
     return {"order": gaussian.product_order(2, problem.quadrature_order)}
 
 
+def _i4_evaluated(problem: Problem, C: jax.Array, idx4: np.ndarray) -> jax.Array:
+    """``I4`` on the evaluated tuples ``idx4`` of :func:`_index_tables` (the ones :func:`rhs` uses)."""
+    if problem.g.exact_integrals:  # closed forms valid on every tuple, singular ones included
+        return gaussian.i4(problem.g, _sub(C, idx4))
+    return _i4_by_distinct_fields(problem, C)  # over the distinct fields of each tuple (ReLU: closed forms / 1-D)
+
+
+def i4_tuples(problem: Problem, Q, R, T) -> tuple[np.ndarray, np.ndarray]:
+    """The four-field averages ``I4(i, k, c, d) = E[g'(z_i) g'(z_k) g(z_c) g(z_d)]`` of the ``dQ`` equation
+    (Goldt et al. 2019, eqs. (6)-(8)) exactly as :func:`rhs` evaluates them at the overlaps ``Q``, ``R``, ``T``.
+
+    Returns ``(tuples, values)``: ``tuples`` the field indices ``(P, 4)`` (students ``i <= k``, fields
+    ``c <= d`` of ``z = (lambda_1..lambda_K, rho_1..rho_M)``; the others follow by symmetry), ``values`` the
+    ``P`` averages. Activations with closed forms valid on every tuple use them
+    (:func:`learndyn.gaussian.i4`); the others integrate each tuple over its distinct fields only (ReLU:
+    Tallis' closed forms where fields repeat), and tuples over exact copies of a field take the value of the
+    tuple over the first copies, so copies of units stay exact copies.
+    """
+    check_problem(problem)
+    K, M = problem.K, problem.M
+    idx4 = _index_tables(K, M)[2]
+    Q, R, T = (jnp.asarray(a, dtype=jnp.float64) for a in (Q, R, T))
+    if (Q.shape, R.shape, T.shape) != ((K, K), (K, M), (M, M)):
+        raise InvalidInputError(f"i4_tuples: Q, R, T must have shapes ({K}, {K}), ({K}, {M}), ({M}, {M}) for the "
+                                f"problem's K={K}, M={M}; got {Q.shape}, {R.shape}, {T.shape}")
+    C = _covariance(Q, R, T)
+    return idx4.copy(), np.asarray(_i4_evaluated(problem, C, idx4))
+
+
 def generalisation_error_arrays(problem: Problem, Q, R, T, v, v_teacher):
     """``eps_g = (v, -v*)^T I2(C) (v, -v*) / 2`` (Goldt et al. 2019, eq. (4)) from arrays (JAX).
 
@@ -246,10 +275,7 @@ def rhs(problem: Problem, Q, R, v, T, v_teacher, lr=None, lr2=None, sigma=None, 
     I3 = gaussian.i3(g, _sub(C, idx3), **order)  # (K, n, n)
     F = jnp.einsum("ibc,c->ib", I3, u)
     G = v[:, None] * F[:, :K]
-    if g.exact_integrals:  # closed forms valid on every tuple, singular ones included
-        I4 = gaussian.i4(g, _sub(C, idx4))  # evaluated tuples (i <= k, c <= d)
-    else:  # over the distinct fields of each tuple (ReLU: closed forms / exact 1-D integral)
-        I4 = _i4_by_distinct_fields(problem, C)
+    I4 = _i4_evaluated(problem, C, idx4)  # evaluated tuples (i <= k, c <= d)
     E = _contract_e(I4, u, K, M)
     J2 = gaussian.j2(g, _sub(C, idxj), **order)  # (K, K)
 
@@ -418,9 +444,6 @@ def static_key(problem: Problem) -> Problem:
     return problem.replace(lr=1.0, lr2=None, sigma=0.0, weight_decay=0.0)
 
 
-_static_key = static_key  # the former private name
-
-
 @functools.lru_cache(maxsize=64)
 def _vector_field(key: Problem):
     """The flat right-hand side ``f(alpha, y, args)`` of one problem shape (cached: one compiled program)."""
@@ -433,6 +456,28 @@ def _vector_field(key: Problem):
         return jnp.concatenate([dQ.ravel(), dR.ravel(), dv])
 
     return f
+
+
+def vector_field(problem: Problem, state: OrderParameters) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dQ/dalpha, dR/dalpha, dv/dalpha)`` of the order-parameter ODEs (Goldt et al. 2019, eqs. (6)-(8)) at
+    ``state``, evaluated by the compiled right-hand side that :func:`integrate` steps (one per
+    :func:`static_key`, the rates, noise and weight decay of ``problem`` passed to it), as NumPy arrays.
+
+    Equal to :func:`rhs` (the same equations, eager and jit-compatible) up to rounding; ``dv`` is zero when
+    only the first layer is trained.
+    """
+    check_problem(problem)
+    if not isinstance(state, OrderParameters):
+        raise InvalidInputError(f"vector_field: state must be an online.OrderParameters, got {type(state).__name__}")
+    K, M = problem.K, problem.M
+    if state.K != K or state.M != M:
+        raise InvalidInputError(f"vector_field: state has K={state.K}, M={state.M} but the problem has K={K}, "
+                                f"M={M}; pass a state of the problem's sizes")
+    y = np.concatenate([np.asarray(state.Q).ravel(), np.asarray(state.R).ravel(), np.asarray(state.v)])
+    args = (jnp.asarray(state.T), jnp.asarray(state.v_teacher), jnp.float64(problem.lr), jnp.float64(problem.eta2),
+            jnp.float64(problem.sigma), jnp.float64(problem.weight_decay))
+    dy = np.asarray(_vector_field(static_key(problem))(0.0, jnp.asarray(y), args))
+    return dy[: K * K].reshape(K, K), dy[K * K: K * K + K * M].reshape(K, M), dy[K * K + K * M:]
 
 
 @functools.lru_cache(maxsize=64)

@@ -39,10 +39,7 @@ from .sgd_engine import sgd_update
 from .streams import seed_offset
 
 __all__ = ["simulate", "Simulation", "sgd_update", "SEED_STATUS", "generalisation_error_batch", "simulate_bytes",
-           "record_steps"]
-
-# former private names of the engine's compiled-program caches (now public in sgd_engine)
-_compiled, _compiled_test_error = sgd_engine.compiled, sgd_engine.compiled_test_error
+           "record_steps", "clear_cache"]
 
 #: what each per-seed status of :attr:`Simulation.seed_status` means (keys: :class:`learndyn.Status` values)
 SEED_STATUS = {
@@ -58,6 +55,17 @@ SEED_STATUS = {
 @functools.lru_cache(maxsize=32)
 def _eg_function(key: Problem):
     return jax.jit(jax.vmap(lambda Q, R, T, v, vt: generalisation_error_arrays(key, Q, R, T, v, vt)))
+
+
+def clear_cache() -> None:
+    """Forget every compiled program of :mod:`learndyn.online`: the ODE right-hand sides, state checks and
+    error maps of :func:`learndyn.online.integrate`, the solver programs of :mod:`learndyn.online.rk`, and the
+    SGD and test-error programs of :func:`simulate` (the next call compiles afresh; frees their memory)."""
+    from . import ode, rk
+
+    for cache in (ode._vector_field, ode._divergence_test, ode._eg_along, rk._program, sgd_engine.compiled,
+                  sgd_engine.compiled_test_error, _eg_function):
+        cache.cache_clear()
 
 
 def generalisation_error_batch(problem: Problem, Q, R, T, v, v_teacher) -> np.ndarray:
