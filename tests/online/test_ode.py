@@ -15,6 +15,7 @@ import pytest
 
 import learndyn  # noqa: F401  (enables float64)
 from learndyn import gaussian, online
+from learndyn.results import InvalidInputError
 from learndyn.online import ode
 
 Q_REF = np.array([[1.0, 0.2, 0.1], [0.2, 0.8, -0.1], [0.1, -0.1, 0.5]])
@@ -55,6 +56,35 @@ def test_rhs_matches_reference_cpp_vector(activation):
     np.testing.assert_allclose(dQ, exp["dQ"], atol=2e-8)
     np.testing.assert_allclose(dR, exp["dR"], atol=2e-8)
     np.testing.assert_allclose(dv, exp["dv"], atol=2e-8)
+
+
+@pytest.mark.parametrize("activation", ["erf", "linear"])
+def test_vector_field_is_the_rhs_integrate_steps(activation):
+    """online.ode.vector_field: the compiled right-hand side of integrate at one state, against the reference
+    C++ vector; a state of other sizes is refused by name."""
+    prob = online.Problem(M=2, K=3, activation=activation, lr=0.5, lr2=0.3, sigma=0.2, train_second_layer=True)
+    exp = EXPECTED[activation]
+    dQ, dR, dv = ode.vector_field(prob, _ref_state())
+    np.testing.assert_allclose(dQ, exp["dQ"], atol=2e-8)
+    np.testing.assert_allclose(dR, exp["dR"], atol=2e-8)
+    np.testing.assert_allclose(dv, exp["dv"], atol=2e-8)
+    with pytest.raises(InvalidInputError, match="state has K=3, M=2 but the problem has K=2"):
+        ode.vector_field(prob.replace(K=2), _ref_state())
+
+
+def test_i4_tuples_layout_and_shapes():
+    """online.ode.i4_tuples: one row per student pair i <= k and field pair c <= d, students first; wrong
+    overlap shapes are refused by name."""
+    K, M = 3, 2
+    prob = online.Problem(M=M, K=K, activation="erf")
+    st = _ref_state()
+    tuples, values = ode.i4_tuples(prob, st.Q, st.R, st.T)
+    n = K + M
+    assert tuples.shape == (K * (K + 1) // 2 * n * (n + 1) // 2, 4) and values.shape == (len(tuples),)
+    assert np.all(tuples[:, 0] <= tuples[:, 1]) and np.all(tuples[:, 2] <= tuples[:, 3])
+    assert np.all(tuples[:, :2] < K) and len({tuple(t) for t in tuples}) == len(tuples)
+    with pytest.raises(InvalidInputError, match="i4_tuples: Q, R, T must have shapes"):
+        ode.i4_tuples(prob, st.Q, st.R.T, st.T)
 
 
 @pytest.mark.parametrize("activation", ["erf", "linear"])

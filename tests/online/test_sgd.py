@@ -290,3 +290,17 @@ def test_seeds_split_over_cpu_devices_give_the_same_run(monkeypatch):
     assert len(jax.devices("cpu")) >= 2
     np.testing.assert_allclose(split.Q, whole.Q, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(split.v, whole.v, rtol=1e-12, atol=1e-14)
+
+
+def test_clear_cache_forgets_the_compiled_programs():
+    """online.clear_cache empties the compile caches of the SGD engine (and of the ODEs); the next run compiles
+    afresh and gives the same numbers."""
+    prob = online.Problem(M=1, K=2, activation="erf", lr=0.5)
+    opts = dict(seeds=2, alphas=[0.0, 1.0], test_set_size=256)
+    first = online.simulate(prob, 64, **opts)
+    assert sgd_engine.compiled.cache_info().currsize > 0 and sgd_engine.compiled_test_error.cache_info().currsize > 0
+    online.clear_cache()
+    assert sgd_engine.compiled.cache_info().currsize == 0 and sgd_engine.compiled_test_error.cache_info().currsize == 0
+    again = online.simulate(prob, 64, **opts)
+    np.testing.assert_array_equal(again.Q, first.Q)
+    np.testing.assert_array_equal(again.eg_test, first.eg_test)
