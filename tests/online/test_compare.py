@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from learndyn import online
-from learndyn.online.compare import compare, deviation_exponent
+from learndyn.online import compare, deviation_exponent
 
 ALPHAS = np.array([0.0, 1.0, 2.0, 4.0, 6.0, 10.0])  # same grid as test_sgd: the compiled ODE is reused
 

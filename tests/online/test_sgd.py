@@ -9,7 +9,7 @@ import pytest
 
 from learndyn import gaussian, online, results
 from learndyn.online import sgd_engine, streams
-from learndyn.online.compare import compare
+from learndyn.online import compare
 
 ALPHAS = np.array([0.0, 1.0, 2.0, 4.0, 6.0, 10.0])
 

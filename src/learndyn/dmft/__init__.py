@@ -23,7 +23,7 @@ from . import reduced  # noqa: E402  (m -> infinity reduced systems)
 from . import gaussian_model  # noqa: E402  (simulations: Gaussian-model GD)
 from . import networks  # noqa: E402  (simulations: real two-layer networks, GD/SGD)
 from .simulation import Simulation  # noqa: E402
-from .compare import Comparison, compare, comparison_of, gap_vs_d, pooled_sem  # noqa: E402
+from .comparison import Comparison, compare, comparison_of, gap_vs_d, pooled_sem  # noqa: E402
 
 __all__ = [
     "Problem", "PowerSeries", "hermite_coefficients", "solve", "solve_symmetric", "richardson",

@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from .. import online
-from ..online.compare import compare, deviation_exponent
+from ..online import compare, deviation_exponent
 from ..results import atomic_write_netcdf
 from . import canonical_figure, output_paths, runner
 
