@@ -222,6 +222,21 @@ def memory_estimate(N: int, keep: bool = True) -> int:
     return 8 * (6 + int(bool(keep))) * (N * (N + 1) // 2) + 8 * 40 * N + 4096
 
 
+class _Row:
+    """Row ``n`` of the two-time arrays of :class:`_SymmetricMarch` and what every stage of a step reads from it:
+    packed offset ``o`` and length ``k = n + 1``, views ``cp, cm, rp, rm`` of ``C^±, R^±``, the ``d/o`` forms
+    ``cd, co, rd, ro``, ``an = a(t_n)``, ``aa = a(t_n) a(t_s)``, ``vn = v(t_n)``, ``hatphi(v_n)``, ``hatphi'(v_n)``
+    and ``hd``/``ho`` = ``(h, h', h'')`` of ``C_d``/``C_o``."""
+
+    __slots__ = ("o", "k", "cp", "cm", "rp", "rm", "cd", "co", "rd", "ro", "an", "aa", "vn", "phi_v", "dphi",
+                 "hd", "ho")
+
+    def __init__(self, o, k, cp, cm, rp, rm, cd, co, rd, ro, an, aa, vn, phi_v, dphi, hd, ho) -> None:
+        self.o, self.k, self.cp, self.cm, self.rp, self.rm = o, k, cp, cm, rp, rm
+        self.cd, self.co, self.rd, self.ro = cd, co, rd, ro
+        self.an, self.aa, self.vn, self.phi_v, self.dphi, self.hd, self.ho = an, aa, vn, phi_v, dphi, hd, ho
+
+
 class _SymmetricMarch:
     """The state of the SymmDMFT march on ``N`` grid points: packed two-time arrays, one-time series and the
     stability bookkeeping. :meth:`step` computes row ``n`` of the residual kernels and rows ``n + 1`` of
@@ -266,80 +281,153 @@ class _SymmetricMarch:
     def step(self, n: int) -> Stop | None:
         """One step of the forward march (Montanari & Urbani 2025, App. D; steps 1-9 of the module docstring):
         row ``n`` of ``Sigma_C, Sigma_R, R_A, C_A``, the errors at ``t_n``, then (unless ``n`` is the last point)
-        ``nu(t_n)``, ``a(t_{n+1})``, ``v(t_{n+1})`` and rows ``n + 1`` of ``C^±, R^±``. A ``Stop`` ends the march."""
-        Cp, Cm, Rp, Rm, SC, RA, CA = self.Cp, self.Cm, self.Rp, self.Rm, self.SC, self.RA, self.CA
-        a, v, g = self.a, self.v, self.g
-        m, mf, dt, w_d, w_o = self.m, self.mf, self.dt, self.w_d, self.w_o
-        hs, single, implicit = self.hs, self.single, self.implicit
+        ``nu(t_n)``, ``a(t_{n+1})``, ``v(t_{n+1})`` and rows ``n + 1`` of ``C^±, R^±``. A ``Stop`` ends the march.
+
+        The stages, in order: :meth:`_row` (row ``n`` of ``C, R`` in both forms and ``h, h', h''`` on it),
+        :meth:`_self_energies` (1), :meth:`_residual` (2-3), :meth:`_errors`, :meth:`_memory_kernels` (4),
+        :meth:`_lagrange_multiplier` (5), :meth:`_second_layer` (6), :meth:`_latent_overlap` (7),
+        :meth:`_advance_two_time` (8-9) and :meth:`_divergence`."""
+        r = self._row(n)
+        sc, sr = self._self_energies(n, r)
+        ra, ca = self._residual(n, r, sc, sr)
+        stop = self._errors(n, sc, ca)
+        if stop is not None:
+            return stop
+        if n == self.N - 1:
+            return None
+        kernels, IA, signal = self._memory_kernels(r, ra, ca)
+        nu_n = self._lagrange_multiplier(n, r, kernels, signal)
+        self._second_layer(n, r, ra, ca, IA)
+        self._latent_overlap(n, r, kernels, nu_n, signal)
+        mrp, mrm = kernels[4], kernels[5]
+        lam_p = self.dt * mrp[n] / self.mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
+        lam_m = self.dt * mrm[n] / self.mf
+        self._check_stability(n, r.an, lam_p, float(r.co[n]))
+        self._advance_two_time(n, r, kernels, nu_n, signal, lam_p, lam_m)
+        return self._divergence(n, r.k)
+
+    def _row(self, n: int) -> "_Row":
+        """Row ``n`` of ``C^±, R^±`` (views) with its ``C_d, C_o, R_d, R_o`` forms (``C_d = (C^+ + (m-1) C^-)/m``,
+        ``C_o = (C^+ - C^-)/m``), ``a(t_n) a(t_s)``, ``hatphi(v(t_n))`` and ``h, h', h''`` of ``C_d``, ``C_o``."""
+        m, mf = self.m, self.mf
         o = n * (n + 1) // 2
         k = n + 1
-        cp = Cp[o : o + k]
-        cm = Cm[o : o + k]
-        rp = Rp[o : o + k]
-        rm = Rm[o : o + k]
+        cp = self.Cp[o : o + k]
+        cm = self.Cm[o : o + k]
+        rp = self.Rp[o : o + k]
+        rm = self.Rm[o : o + k]
+        an = self.a[n]
+        phi_v, dphi, _ = self.hphi.at(self.v[n])
         cd = (cp + (m - 1) * cm) / mf
         co = (cp - cm) / mf
-        rd = (rp + (m - 1) * rm) / mf
-        ro = (rp - rm) / mf
-        an = a[n]
-        aa = an * a[:k]
-        vn = v[n]
-        phi_v, dphi, _ = self.hphi.at(vn)
-        g[n] = an * phi_v
-        hcd, h1cd, h2cd = hs.with_derivatives(cd)
-        hco, h1co, h2co = hs.with_derivatives(co)
-        # 1. row n of Sigma_C and Sigma_R
-        sc = self.base - g[n] - g[:k] + aa * (w_d * hcd + w_o * hco)
-        SC[o : o + k] = sc
-        sr = aa * (w_d * h1cd * rd + w_o * h1co * ro)  # sr[n] = 0 since R(t,t) = 0
-        # 2. row n of R_A: RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
+        return _Row(o=o, k=k, cp=cp, cm=cm, rp=rp, rm=rm, cd=cd, co=co, rd=(rp + (m - 1) * rm) / mf,
+                    ro=(rp - rm) / mf, an=an, aa=an * self.a[:k], vn=self.v[n], phi_v=phi_v, dphi=dphi,
+                    hd=self.hs.with_derivatives(cd), ho=self.hs.with_derivatives(co))
+
+    def _self_energies(self, n: int, r: "_Row") -> tuple[np.ndarray, np.ndarray]:
+        """Step 1: row ``n`` of the residual self-energies (Montanari & Urbani 2025, App. C, symmetric form)
+        ``Sigma_C(t,s) = tau^2 + ||phi||^2 - a(t) hatphi(v(t)) - a(s) hatphi(v(s)) + a(t) a(s) [h(C_d)/m +
+        (1 - 1/m) h(C_o)]`` (stored) and ``Sigma_R(t,s) = a(t) a(s) [h'(C_d) R_d/m + (1 - 1/m) h'(C_o) R_o]``."""
+        g, k, o = self.g, r.k, r.o
+        hcd, h1cd, _ = r.hd
+        hco, h1co, _ = r.ho
+        g[n] = r.an * r.phi_v
+        sc = self.base - g[n] - g[:k] + r.aa * (self.w_d * hcd + self.w_o * hco)
+        self.SC[o : o + k] = sc
+        sr = r.aa * (self.w_d * h1cd * r.rd + self.w_o * h1co * r.ro)  # sr[n] = 0 since R(t,t) = 0
+        return sc, sr
+
+    def _residual(self, n: int, r: "_Row", sc: np.ndarray, sr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Steps 2-3: row ``n`` of the residual resolvent ``(I + dt Sigma_R) R_A = I/dt`` and of the residual
+        correlation ``C_A = -dt^2 R_A Sigma_C R_A^T`` (Montanari & Urbani 2025, App. D, Eq. (D.6), with the
+        transpose of the continuous-time ``C_A = -R_A Sigma_C R_A^T``)."""
+        dt, k, o, RA = self.dt, r.k, r.o, self.RA
+        # RA[n, :n] = -dt SR[n, :n] @ RA[:n, :n]
         ra = RA[o : o + k]
         if n > 0:
             ra[:n] = _tpmv(n, RA[:o], sr[:n], lower=0, trans=0)
             ra[:n] *= -dt
         ra[n] = 1.0 / dt
-        # 3. row n of C_A = -dt^2 RA SC RA^T
-        y = _spmv(k, 1.0, SC[: o + k], ra, lower=0)
+        y = _spmv(k, 1.0, self.SC[: o + k], ra, lower=0)
         ca = _tpmv(k, RA[: o + k], y, lower=0, trans=1)
         ca *= -dt * dt
         if self.keep:
-            CA[o : o + k] = ca
+            self.CA[o : o + k] = ca
+        return ra, ca
+
+    def _errors(self, n: int, sc: np.ndarray, ca: np.ndarray) -> Stop | None:
+        """The errors at ``t_n``: train ``e_tr = -C_A(t,t)/2``, test ``e_ts = Sigma_C(t,t)/2`` (Montanari &
+        Urbani 2025, App. C, Eq. (C.46)); a ``Stop`` when either is not finite."""
         self.etr[n] = -0.5 * ca[n]
         self.ets[n] = 0.5 * sc[n]
         if not (np.isfinite(self.etr[n]) and np.isfinite(self.ets[n])):
-            return Stop(Status.NONFINITE, f"diverged at t = {n * dt:.6g} (step {n}): non-finite error", n - 1)
-        if n == self.N - 1:
-            return None
-        # 4. kernels on row n
-        pre = self.alpha * aa
-        mrd = pre * (ra * h1cd + ca * h2cd * rd)
-        mro = pre * (ra * h1co + ca * h2co * ro)
+            return Stop(Status.NONFINITE, f"diverged at t = {n * self.dt:.6g} (step {n}): non-finite error", n - 1)
+        return None
+
+    def _memory_kernels(self, r: "_Row", ra: np.ndarray, ca: np.ndarray) -> tuple[tuple, float, float]:
+        """Step 4: row ``n`` of the memory kernels (Montanari & Urbani 2025, App. C, Eq. (C.39) and its
+        companions) ``M^R_x = alpha a(t) a(s) [R_A h'(C_x) + C_A h''(C_x) R_x]``, ``M^C_x = alpha a(t) a(s) C_A
+        h'(C_x)`` for ``x = d, o``. Returns ``(M^R_d, M^R_o, M^C_d, M^C_o, M^R+, M^R-, M^C+, M^C-)``,
+        ``A_R(t_n) = dt sum_s R_A(t_n, s)`` and the signal ``alpha a hatphi'(v) A_R``."""
+        m = self.m
+        _, h1cd, h2cd = r.hd
+        _, h1co, h2co = r.ho
+        pre = self.alpha * r.aa
+        mrd = pre * (ra * h1cd + ca * h2cd * r.rd)
+        mro = pre * (ra * h1co + ca * h2co * r.ro)
         mcd = pre * ca * h1cd
         mco = pre * ca * h1co
         mrp, mrm = mrd + (m - 1) * mro, mrd - mro
         mcp, mcm = mcd + (m - 1) * mco, mcd - mco
-        IA = dt * float(np.sum(ra))
-        signal = self.alpha * an * dphi * IA  # alpha a hatphi'(v) A_R
-        # 5. Lagrange multiplier
-        nu_n = signal * vn - (dt / mf) * (
-            float(mrd @ cd) + (m - 1) * float(mro @ co) + float(mcd @ rd) + (m - 1) * float(mco @ ro)
+        IA = self.dt * float(np.sum(ra))
+        signal = self.alpha * r.an * r.dphi * IA  # alpha a hatphi'(v) A_R
+        return (mrd, mro, mcd, mco, mrp, mrm, mcp, mcm), IA, signal
+
+    def _lagrange_multiplier(self, n: int, r: "_Row", kernels: tuple, signal: float) -> float:
+        """Step 5: ``nu(t_n) = alpha a hatphi'(v) v A_R - (1/m) int [M^R_d C_d + (m-1) M^R_o C_o] - (1/m) int
+        [M^C_d R_d + (m-1) M^C_o R_o]`` (Montanari & Urbani 2025, App. C, Eq. (C.43)), stored and returned."""
+        m, mf, dt = self.m, self.mf, self.dt
+        mrd, mro, mcd, mco = kernels[:4]
+        nu_n = signal * r.vn - (dt / mf) * (
+            float(mrd @ r.cd) + (m - 1) * float(mro @ r.co) + float(mcd @ r.rd) + (m - 1) * float(mco @ r.ro)
         )
         self.nu[n] = nu_n
-        # 6. second layer
+        return nu_n
+
+    def _second_layer(self, n: int, r: "_Row", ra: np.ndarray, ca: np.ndarray, IA: float) -> None:
+        """Step 6: ``a(t_{n+1})`` by an Euler step of ``da/dt = alpha hatphi(v) A_R - alpha int R_A a [h(C_d)/m +
+        (1-1/m) h(C_o)] - alpha int C_A a [h'(C_d) R_d/m + (1-1/m) h'(C_o) R_o]`` (Montanari & Urbani 2025,
+        App. C, symmetric form); unchanged when the second layer is not trained."""
+        a, k, dt, w_d, w_o = self.a, r.k, self.dt, self.w_d, self.w_o
         if self.train:
-            da = phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
-                ca @ (a[:k] * (w_d * h1cd * rd + w_o * h1co * ro))
+            hcd, h1cd, _ = r.hd
+            hco, h1co, _ = r.ho
+            da = r.phi_v * IA - dt * float(ra @ (a[:k] * (w_d * hcd + w_o * hco))) - dt * float(
+                ca @ (a[:k] * (w_d * h1cd * r.rd + w_o * h1co * r.ro))
             )
-            a[n + 1] = an + dt * self.alpha * da
+            a[n + 1] = r.an + dt * self.alpha * da
         else:
-            a[n + 1] = an
-        # 7. latent overlap
-        v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / mf) * float(mrp @ v[:k]))
-        # 8./9. rows n+1 of C^± and R^±
-        o1 = o + k
-        lam_p = dt * mrp[n] / mf  # = alpha a_n^2 h'^+(C(t_n,t_n))/m (delta part of M^R)
-        lam_m = dt * mrm[n] / mf
-        self._check_stability(n, an, lam_p, float(co[n]))
+            a[n + 1] = r.an
+
+    def _latent_overlap(self, n: int, r: "_Row", kernels: tuple, nu_n: float, signal: float) -> None:
+        """Step 7: ``v(t_{n+1})`` by an Euler step of ``dv/dt = -nu v + alpha a hatphi'(v) A_R - (1/m) int
+        [M^R_d + (m-1) M^R_o] v`` (Montanari & Urbani 2025, App. C, symmetric form)."""
+        v, dt, vn = self.v, self.dt, r.vn
+        mrp = kernels[4]
+        v[n + 1] = vn + dt * (-nu_n * vn + signal - (dt / self.mf) * float(mrp @ v[: r.k]))
+
+    def _advance_two_time(self, n: int, r: "_Row", kernels: tuple, nu_n: float, signal: float, lam_p: float,
+                          lam_m: float) -> None:
+        """Steps 8-9: rows ``n + 1`` of ``C^±`` and ``R^±`` by the update of Montanari & Urbani 2025, App. D,
+        Eq. (D.1), per eigen-channel (the memory sums are channel-wise products), with the equal-time rule
+        ``C_o(t+dt, t+dt) = 2 C_o(t+dt, t) - C_o(t, t)``; the implicit scheme takes the local terms
+        ``lambda^±`` at the new time."""
+        Cp, Cm, Rp, Rm = self.Cp, self.Cm, self.Rp, self.Rm
+        m, mf, dt, single, implicit = self.m, self.mf, self.dt, self.single, self.implicit
+        cp, cm, rp, rm, co, k = r.cp, r.cm, r.rp, r.rm, r.co, r.k
+        mrp, mrm, mcp, mcm = kernels[4:]
+        v = self.v
+        o1 = r.o + k
         xcp = _spmv(k, 1.0, Cp[:o1], mrp, lower=0)
         ycp = _tpmv(k, Rp[:o1], mcp, lower=0, trans=1)
         zrp = _tpmv(k, Rp[:o1], mrp, lower=0, trans=0)
@@ -394,14 +482,20 @@ class _SymmetricMarch:
             rowm[:k] = new_cm
             rowm[k] = cd_diag - co_diag
             Rm[o1 : o1 + k] = new_rm
-        # flush denormals; detect blow-up
+
+    def _divergence(self, n: int, k: int) -> Stop | None:
+        """Flush denormals in rows ``n + 1`` and stop when ``|C|`` or ``|R|`` exceeds ``threshold * m`` (diverged)
+        or anything new is not finite."""
+        Cp, Cm, Rp, Rm, dt, a, v = self.Cp, self.Cm, self.Rp, self.Rm, self.dt, self.a, self.v
+        o1 = n * (n + 1) // 2 + k
+        kk = k + 1
         for row in (Cp[o1 : o1 + kk], Cm[o1 : o1 + kk], Rp[o1 : o1 + k], Rm[o1 : o1 + k]):
             row[np.abs(row) < _TINY] = 0.0
         big = max(float(np.max(np.abs(Cp[o1 : o1 + kk]))), float(np.max(np.abs(Rp[o1 : o1 + k]))))
-        if not single:
+        if not self.single:
             big = max(big, float(np.max(np.abs(Cm[o1 : o1 + kk]))), float(np.max(np.abs(Rm[o1 : o1 + k]))))
         finite = np.isfinite(big) and np.isfinite(a[n + 1]) and np.isfinite(v[n + 1])
-        if not (finite and big <= self.threshold * mf):
+        if not (finite and big <= self.threshold * self.mf):
             return Stop(Status.DIVERGED if finite else Status.NONFINITE,
                         f"diverged at t = {(n + 1) * dt:.6g} (step {n + 1}): |C| or |R| = {big:.3g} "
                         f"(dt * lambda_fast = {dt * self.problem.stiffness:.3g}; reduce dt or use scheme='implicit')",

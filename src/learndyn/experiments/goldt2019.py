@@ -546,9 +546,24 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
            log: Callable[[str], None] = print, N: int | None = None, seeds: int | None = None) -> xr.Dataset:
     """Compute the claims of Goldt et al. 2019's abstract as numbers, print tables, write ``goldt2019_claims.nc``.
 
-    ``N``, ``seeds`` override the recipes of (b)-(d) (claim (a) always sweeps its own N)."""
+    ``N``, ``seeds`` override the recipes of (b)-(d) (claim (a) always sweeps its own N). One function per
+    claim: :func:`_claim_exact_ode` (a), :func:`_claim_first_layer` (b), :func:`_claim_both_layers` (c),
+    :func:`_claim_solutions` (d); :func:`_claims_dataset` collects their numbers."""
     out: dict[str, Any] = {}
-    # (a) the ODE becomes exact as N grows
+    out.update(_claim_exact_ode(quick, progress, log))
+    out.update(_claim_first_layer(quick, progress, log, N, seeds))
+    out_c, res_c = _claim_both_layers(quick, progress, log, N, seeds)
+    out.update(out_c)
+    sol_lines = _claim_solutions(res_c, log)
+    ds = _claims_dataset(out, sol_lines, quick)
+    atomic_write_netcdf(ds, output_paths("goldt2019", "claims", out_dir)[1])
+    return ds
+
+
+def _claim_exact_ode(quick: bool, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Claim (a): the ODEs (Goldt et al. 2019, eqs. (6)-(8)) become exact as N grows; the single-run deviation
+    of SGD from them against N, and its fitted exponent (theory: -1/2)."""
+    out: dict[str, Any] = {}
     Ns = (100, 400, 1600) if quick else (500, 1000, 2000, 4000, 8000)
     prob = online.Problem(M=2, K=3, activation="erf", lr=0.5, sigma=0.1, train_second_layer=True)
     # alpha <= 3: before the escape from the plateau, whose timing fluctuates and amplifies deviations
@@ -573,8 +588,14 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
     out["a_rms_dev"], out["a_rms_dev_sem"] = np.asarray(rms), np.asarray(rms_se)
     out["a_max_dev"], out["a_max_dev_sem"] = np.asarray(mx), np.asarray(mx_se)
     out["a_exponent"], out["a_exponent_err"] = b, b_err
+    return out
 
-    # (b) first layer only: eps_g* against L for erf and linear
+
+def _claim_first_layer(quick: bool, progress: bool, log: Callable[[str], None], N: int | None,
+                       seeds: int | None) -> dict[str, Any]:
+    """Claim (b): first layer only, the final eps_g grows with the number L = K - M of extra student units;
+    SGD, ODE fixed point and closed form (Goldt et al. 2019, Sec. 4) against L, with their slopes."""
+    out: dict[str, Any] = {}
     log("(b) first layer only: final eps_g against L = K - M (M=2, eta=0.1, sigma=0.1, informed start)")
     spec2 = FIGURES["fig2"]
     res_b = []
@@ -606,8 +627,14 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
         out[f"b_{act}_L"], out[f"b_{act}_sgd"], out[f"b_{act}_sgd_sem"] = d["L"], d["sgd"], d["sgd_sem"]
         out[f"b_{act}_fp"], out[f"b_{act}_closed"], out[f"b_{act}_ode"] = d["fp"], d["closed"], d["ode"]
         out[f"b_{act}_leading_slope"] = lead
+    return out
 
-    # (c) both layers: eps_g* against K; (d) the solutions
+
+def _claim_both_layers(quick: bool, progress: bool, log: Callable[[str], None], N: int | None,
+                       seeds: int | None) -> tuple[dict[str, Any], list[RunResult]]:
+    """Claim (c): both layers trained, the final eps_g against K (SGD and ODE) and its trend; returns the
+    numbers and the runs (for claim (d))."""
+    out: dict[str, Any] = {}
     log("(c) both layers: final eps_g against K (M=2, eta=0.2, sigma=0.1, large start, alpha=3000)")
     spec3 = FIGURES["fig3"]
     res_c = []
@@ -618,7 +645,6 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
                              N=N, seeds=seeds))
     data_c = sweep(res_c)
     out["c_N"], out["c_seeds"] = res_c[0].simulation.N, len(res_c[0].simulation.seeds)
-    sol_lines = []
     for act, d in data_c.items():
         trend_sgd = trend(d["K"], d["sgd"], d["sgd_sem"])
         trend_ode = trend(d["K"], d["ode"], np.zeros_like(d["ode"]))
@@ -630,6 +656,13 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
         out[f"c_{act}_K"], out[f"c_{act}_sgd"], out[f"c_{act}_sgd_sem"] = d["K"], d["sgd"], d["sgd_sem"]
         out[f"c_{act}_ode"] = d["ode"]
         out[f"c_{act}_trend_sgd"], out[f"c_{act}_trend_ode"] = trend_sgd, trend_ode
+    return out, res_c
+
+
+def _claim_solutions(res_c: list[RunResult], log: Callable[[str], None]) -> list[str]:
+    """Claim (d): the solution SGD finds in each run of (c) (final Q, R, v of seed 0, classified by
+    :func:`classify_solution`), the ODE's from the same start beside it; one line per run."""
+    sol_lines = []
     log("(d) the solutions SGD finds (final Q, R, v of seed 0; ODE from the same start beside it)")
     for r in res_c:
         sim = r.simulation
@@ -641,6 +674,11 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
             line += f"\n    {'':10s} ODE: {sol_o['kind']}"
         log(line)
         sol_lines.append(f"{r.run.label}: SGD {sol['kind']} ({sol['detail']})")
+    return sol_lines
+
+
+def _claims_dataset(out: dict[str, Any], sol_lines: list[str], quick: bool) -> xr.Dataset:
+    """The claims' numbers as a Dataset: strings and scalars as attributes, arrays as variables."""
     ds = xr.Dataset(attrs={"paper": PAPER, "kind": "goldt2019.claims", "quick": int(quick),
                            "solutions": json.dumps(sol_lines)})
     for k, v in out.items():
@@ -650,5 +688,4 @@ def claims(quick: bool = False, out_dir: str | Path = "results/goldt2019", progr
             ds.attrs[k] = float(v)
         else:
             ds[k] = ((f"{k}_index",), np.asarray(v))
-    atomic_write_netcdf(ds, output_paths("goldt2019", "claims", out_dir)[1])
     return ds

@@ -578,28 +578,55 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
         against 8 xi_*;  (b) ordered phase: depth where training fails within the step budget, against
         xi_1, and its growth with ln(budget);  (c) near the critical line: accuracy at the largest depth;
     (d) CNN-Flatten vs FCN (same boundaries) and CNN-GAP (boundaries move by ~xi ln d).
+
+    One function per claim makes its rows (:func:`_claim_chaotic`, :func:`_claim_ordered`,
+    :func:`_claim_critical`, :func:`_claim_cnn_kernel`, :func:`_claim_cnn_finite_width`) from the phase
+    diagrams of :func:`_claims_config` and the CNN comparisons; :func:`_save_claims` writes them.
     """
-    from ..kernels.signal import critical_line, signal_propagation
+    from ..kernels.signal import signal_propagation
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = PhaseConfig().quick() if quick else PhaseConfig()
-    crit = float(critical_line(cfg.activation, [cfg.bias_var]).weight_var[0])
-    # a grid that brackets the critical point: ordered, critical, chaotic
-    cfg = replace(cfg, weight_vars=tuple(sorted(set(cfg.weight_vars) | {round(crit, 4)})),
-                  sgd_weight_vars=tuple(sorted(set(cfg.sgd_weight_vars) | {round(crit, 4)})),
-                  times=tuple(sorted(set(cfg.times) | {64.0, 4096.0})))
+    cfg, crit = _claims_config(quick)
     _log(log, f"claims: phase diagrams ({'quick' if quick else 'full'} size) ...")
     data, a, b = _phase_data(cfg, log, progress)
     chance = 1.0 / data.n_classes
-    rows = []
     sp_a = signal_propagation(cfg.activation, np.asarray(cfg.weight_vars), cfg.bias_var)
     sp_b = signal_propagation(cfg.activation, np.asarray(cfg.sgd_weight_vars), cfg.bias_var)
     tinf = int(np.argmax(np.isinf(a.time.values))) if np.any(np.isinf(a.time.values)) else len(a.time) - 1
+    rows = _claim_chaotic(cfg, crit, a.isel(time=tinf), b, sp_a, sp_b, chance)
+    rows += _claim_ordered(cfg, crit, a, b, sp_a, sp_b)
+    rows += _claim_critical(cfg, crit, a, b, tinf, chance)
+    _log(log, "claims: CNN comparison ...")
+    c = cnn_comparison(quick, log, progress)
+    rows += _claim_cnn_kernel(c)
+    _log(log, "claims: finite-width FCN / CNN-F / CNN-GAP ...")
+    fw = cnn_sgd_comparison(quick, log, progress=progress)
+    rows += _claim_cnn_finite_width(fw)
+    _print_table(rows, log)
+    _save_claims(rows, cfg, crit, quick, out, a, b, c, fw)
+    return rows
 
-    # (a) chaotic: train ~ 1, test -> chance
+
+def _claims_config(quick: bool) -> tuple[PhaseConfig, float]:
+    """The phase-diagram grids of :func:`claims`, widened to bracket the critical point (ordered, critical,
+    chaotic) and to hold the times 64 and 4096, with the critical weight variance."""
+    from ..kernels.signal import critical_line
+
+    cfg = PhaseConfig().quick() if quick else PhaseConfig()
+    crit = float(critical_line(cfg.activation, [cfg.bias_var]).weight_var[0])
+    cfg = replace(cfg, weight_vars=tuple(sorted(set(cfg.weight_vars) | {round(crit, 4)})),
+                  sgd_weight_vars=tuple(sorted(set(cfg.sgd_weight_vars) | {round(crit, 4)})),
+                  times=tuple(sorted(set(cfg.times) | {64.0, 4096.0})))
+    return cfg, crit
+
+
+def _claim_chaotic(cfg: PhaseConfig, crit: float, a_tinf: xr.Dataset, b: xr.Dataset, sp_a, sp_b,
+                   chance: float) -> list[dict]:
+    """Claim (a), chaotic phase: train accuracy ~1 while test accuracy falls to chance, from depth ~8 xi_*."""
+    rows = []
     for src, acc, sp, wvs, depths in (
-            ("NTK-GD (t=inf, NNGP init)", a.isel(time=tinf), sp_a, cfg.weight_vars, cfg.depths),
+            ("NTK-GD (t=inf, NNGP init)", a_tinf, sp_a, cfg.weight_vars, cfg.depths),
             (f"SGD width {cfg.width}", b, sp_b, cfg.sgd_weight_vars, cfg.sgd_depths)):
         for i, wv in enumerate(wvs):
             if sp.phase[i] != "chaotic" or abs(wv - crit) < 1e-3:
@@ -611,8 +638,12 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
             rows.append(dict(claim="(a) chaotic: memorise, not generalise", source=src, weight_var=wv,
                              theory=f"8 xi_* = {8 * float(sp.xi_star[i]):.1f}",
                              measured=f"test at chance from depth {d_chance:g} (train acc there {tr_there:.2f})"))
+    return rows
 
-    # (b) ordered: training fails beyond ~ xi_1 ln T
+
+def _claim_ordered(cfg: PhaseConfig, crit: float, a: xr.Dataset, b: xr.Dataset, sp_a, sp_b) -> list[dict]:
+    """Claim (b), ordered phase: training fails beyond a depth ~ xi_1 ln T (T the training time or steps)."""
+    rows = []
     times = a.time.values
     for i, wv in enumerate(cfg.weight_vars):
         if sp_a.phase[i] != "ordered" or float(sp_a.xi_1[i]) > max(cfg.depths) / 2:
@@ -636,22 +667,31 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
         rows.append(dict(claim="(b) ordered: untrainable beyond ~xi_1 ln T", source=f"SGD {cfg.steps} steps",
                          weight_var=wv, theory=f"xi_1 ln T = {xi1 * math.log(cfg.steps):.1f}",
                          measured=f"train acc < 0.5 from depth {d_fail:g}"))
+    return rows
 
-    # (c) critical line: trainable and generalising at the largest depth
+
+def _claim_critical(cfg: PhaseConfig, crit: float, a: xr.Dataset, b: xr.Dataset, tinf: int,
+                    chance: float) -> list[dict]:
+    """Claim (c), the critical line: trainable and generalising at the largest depth."""
     ic = int(np.argmin(np.abs(np.asarray(cfg.weight_vars) - crit)))
     jc = int(np.argmin(np.abs(np.asarray(cfg.sgd_weight_vars) - crit)))
-    rows.append(dict(claim="(c) critical: trains and generalises deep", source="NTK-GD (t=inf)",
-                     weight_var=cfg.weight_vars[ic], theory="no exponential depth scale (xi = inf)",
-                     measured=f"depth {cfg.depths[-1]}: train {float(a.train_accuracy.values[tinf, ic, -1]):.2f}, "
-                              f"test {float(a.test_accuracy.values[tinf, ic, -1]):.2f} (chance {chance:.2f})"))
-    rows.append(dict(claim="(c) critical: trains and generalises deep", source=f"SGD width {cfg.width}",
-                     weight_var=cfg.sgd_weight_vars[jc], theory="no exponential depth scale",
-                     measured=f"depth {cfg.sgd_depths[-1]}: train {float(b.train_accuracy.values[jc, -1]):.2f}, "
-                              f"test {float(b.test_accuracy.values[jc, -1]):.2f}"))
+    return [
+        dict(claim="(c) critical: trains and generalises deep", source="NTK-GD (t=inf)",
+             weight_var=cfg.weight_vars[ic], theory="no exponential depth scale (xi = inf)",
+             measured=f"depth {cfg.depths[-1]}: train {float(a.train_accuracy.values[tinf, ic, -1]):.2f}, "
+                      f"test {float(a.test_accuracy.values[tinf, ic, -1]):.2f} (chance {chance:.2f})"),
+        dict(claim="(c) critical: trains and generalises deep", source=f"SGD width {cfg.width}",
+             weight_var=cfg.sgd_weight_vars[jc], theory="no exponential depth scale",
+             measured=f"depth {cfg.sgd_depths[-1]}: train {float(b.train_accuracy.values[jc, -1]):.2f}, "
+                      f"test {float(b.test_accuracy.values[jc, -1]):.2f}"),
+    ]
 
-    # (d) CNN-F vs FCN vs CNN-GAP (kernel level)
-    _log(log, "claims: CNN comparison ...")
-    c = cnn_comparison(quick, log, progress)
+
+def _claim_cnn_kernel(c: xr.Dataset) -> list[dict]:
+    """Claim (d) at the kernel level: CNN-Flatten's trainability and generalisation depths equal the FCN's;
+    CNN-GAP's move by ~xi ln d (ordered: kappa > 1e4 earlier; chaotic: |P(Theta) Y| < 1e-3 later)."""
+    from ..kernels.signal import signal_propagation
+
     sp_o = signal_propagation("erf", 1.25, 0.05).scalar()
     sp_c = signal_propagation("erf", 2.0, 0.05).scalar()
     kthr = 1e4
@@ -661,19 +701,26 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
     dp = {a_: _crossing(c.depth, c.py_rms.sel(phase="chaotic", architecture=a_), pthr, False)
           for a_ in ("fcn", "cnn_flatten", "cnn_gap")}
     ln_d = math.log(16)
-    rows.append(dict(claim="(d) CNN-F = FCN; GAP trains worse (ordered)", source="NTK kappa > 1e4",
-                     weight_var=1.25,
-                     theory=f"F = FCN; GAP earlier by ~xi_1 ln d = {sp_o['xi_1'] * ln_d:.1f}",
-                     measured=f"FCN {dk['fcn']:.1f}, CNN-F {dk['cnn_flatten']:.1f}, CNN-GAP {dk['cnn_gap']:.1f} "
-                              f"(shift {dk['fcn'] - dk['cnn_gap']:.1f})"))
-    rows.append(dict(claim="(d) CNN-F = FCN; GAP generalises longer (chaotic)", source="NTK |P(Theta)Y| < 1e-3",
-                     weight_var=2.0,
-                     theory=f"F = FCN; GAP later by xi_* ln(sqrt d .. d) = {sp_c['xi_star'] * ln_d / 2:.1f}..{sp_c['xi_star'] * ln_d:.1f}",
-                     measured=f"FCN {dp['fcn']:.1f}, CNN-F {dp['cnn_flatten']:.1f}, CNN-GAP {dp['cnn_gap']:.1f} "
-                              f"(shift {dp['cnn_gap'] - dp['fcn']:.1f})"))
-    # (d) at finite width: SGD on the same pooled digits, same grid and step budget
-    _log(log, "claims: finite-width FCN / CNN-F / CNN-GAP ...")
-    fw = cnn_sgd_comparison(quick, log, progress=progress)
+    return [
+        dict(claim="(d) CNN-F = FCN; GAP trains worse (ordered)", source="NTK kappa > 1e4",
+             weight_var=1.25,
+             theory=f"F = FCN; GAP earlier by ~xi_1 ln d = {sp_o['xi_1'] * ln_d:.1f}",
+             measured=f"FCN {dk['fcn']:.1f}, CNN-F {dk['cnn_flatten']:.1f}, CNN-GAP {dk['cnn_gap']:.1f} "
+                      f"(shift {dk['fcn'] - dk['cnn_gap']:.1f})"),
+        dict(claim="(d) CNN-F = FCN; GAP generalises longer (chaotic)", source="NTK |P(Theta)Y| < 1e-3",
+             weight_var=2.0,
+             theory=f"F = FCN; GAP later by xi_* ln(sqrt d .. d) = {sp_c['xi_star'] * ln_d / 2:.1f}..{sp_c['xi_star'] * ln_d:.1f}",
+             measured=f"FCN {dp['fcn']:.1f}, CNN-F {dp['cnn_flatten']:.1f}, CNN-GAP {dp['cnn_gap']:.1f} "
+                      f"(shift {dp['cnn_gap'] - dp['fcn']:.1f})"),
+    ]
+
+
+def _claim_cnn_finite_width(fw: dict[str, xr.Dataset]) -> list[dict]:
+    """Claim (d) at finite width: SGD on the same pooled digits, same grid and step budget; CNN-F's test
+    accuracy equals the FCN's (same kernel diagonal), CNN-GAP's differs."""
+    from ..kernels.signal import signal_propagation
+
+    rows = []
     for wv in fw["fcn"].weight_var.values:
         ph = signal_propagation("erf", float(wv), 0.05).scalar()["phase"]
         te = {a_: fw[a_].test_accuracy.sel(weight_var=wv).values for a_ in fw}
@@ -686,8 +733,12 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
         rows.append(dict(claim="(d) finite width: CNN-F = FCN, GAP differs", source=f"SGD ({ph})",
                          weight_var=float(wv), theory="CNN-F test acc = FCN's (same kernel diagonal)",
                          measured=f"max |CNN-F - FCN| test acc {gap_f:.2f}; {meas}"))
+    return rows
 
-    _print_table(rows, log)
+
+def _save_claims(rows: list[dict], cfg: PhaseConfig, crit: float, quick: bool, out: Path, a: xr.Dataset,
+                 b: xr.Dataset, c: xr.Dataset, fw: dict[str, xr.Dataset]) -> None:
+    """Write the claims table, the phase diagrams and the CNN comparisons of :func:`claims` to ``out``."""
     ds = xr.Dataset({k: ("row", [r[k] for r in rows]) for k in ("claim", "source", "theory", "measured")} |
                     {"weight_var": ("row", np.asarray([r["weight_var"] for r in rows], float))},
                     attrs=problem_attrs(cfg, paper=PAPER, quick=int(quick), critical_weight_var=crit))
@@ -695,7 +746,6 @@ def claims(quick: bool = False, out_dir: str | Path = "results/xiao2020", log=pr
     atomic_write_netcdf(_merge_ab(a, b), output_paths("xiao2020", "claims_phase", out)[1])
     c = xr.merge([c, _sgd_by_architecture(fw)], combine_attrs="drop_conflicts")
     atomic_write_netcdf(c, output_paths("xiao2020", "claims_cnn", out)[1])
-    return rows
 
 
 def _print_table(rows, log):

@@ -272,9 +272,30 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
     evaluated at a root known to ``tol``). Where the Jacobian is not finite (ReLU's Gaussian averages are
     not differentiable where two fields are collinear, e.g. a perfectly learned unit) the eigenvalues are
     NaN, ``stable = marginal = False`` and the message says that stability was not classified.
-    """
-    from .ode import integrate
 
+    Stages: :func:`_solve_from` (the step: :func:`_newton_in_overlaps`, then :func:`_newton_in_factor`) from
+    ``state``, :func:`_integrate_onward` (the driver of 3.), :func:`_classify` (stability) and
+    :func:`_fixed_point_message`.
+    """
+    onward = _check_fixed_point_args(problem, state, tol, stability_tol, max_iter, onward)
+    eqs = _Equations.build(problem, state)
+    best, where, reached = _integrate_onward(eqs, state, onward, tol, max_iter)
+    fp_state, residual, how = best
+    converged = residual <= tol
+    eg = generalisation_error(problem, fp_state)
+    eig, stable, marginal, split_unstable, verdict = _classify(eqs, fp_state, stability_tol)
+    message = _fixed_point_message(converged, residual, tol, how, where, reached, verdict)
+    if not converged:
+        warnings.warn(f"fixed_point: {message}; integrate further (e.g. online.integrate to a larger alpha) or "
+                      f"start closer", RuntimeWarning, stacklevel=2)
+    return FixedPoint(problem=problem, state=fp_state, eg=eg, eigenvalues=eig, residual=residual,
+                      converged=converged, stable=bool(stable), marginal=bool(marginal), message=message,
+                      split_unstable=split_unstable)
+
+
+def _check_fixed_point_args(problem: Problem, state: OrderParameters, tol: float, stability_tol: float,
+                            max_iter: int, onward) -> tuple[float, ...]:
+    """Validate the arguments of :func:`fixed_point`; returns ``onward`` as a tuple of floats."""
     check_problem(problem)
     if not isinstance(state, OrderParameters):
         raise InvalidInputError(f"state: expected OrderParameters, got {type(state).__name__}")
@@ -286,52 +307,105 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
     onward = tuple(float(a) for a in (onward or ()))
     if any(not (np.isfinite(a) and a > 0) for a in onward) or any(np.diff(onward) <= 0):
         raise InvalidInputError(f"onward: must be increasing positive times, got {onward}")
+    return onward
 
-    pack, unpack = _packing(problem)
-    to_overlaps, from_overlaps = _factor_packing(problem, np.asarray(state.T))
-    T, vt, v_fixed = jnp.asarray(state.T), jnp.asarray(state.v_teacher), jnp.asarray(state.v)
 
-    def F(x):
-        Q, R, v = unpack(x, v_fixed)
-        return pack(*rhs(problem, Q, R, v, T, vt))
+@dataclass(frozen=True, eq=False)
+class _Equations:
+    """The fixed-point equations ``d/dalpha (Q, R, v) = 0`` (Goldt et al. 2019, eqs. (6)-(8)) in the two
+    coordinate systems, compiled: ``F``/``J`` in the packed ``(Q, R, v)``, ``G``/``JG`` in the weight factor
+    ``(A, B)`` (:func:`_factor_packing`); ``T``, ``v*`` and an untrained ``v`` are those of the start state."""
 
-    def G(y):
-        return pack(*rhs(problem, *to_overlaps(y, v_fixed), T, vt))
+    problem: Problem
+    pack: object
+    unpack: object
+    to_overlaps: object
+    from_overlaps: object
+    v_fixed: object
+    F: object
+    J: object
+    G: object
+    JG: object
 
-    F_jit, J_jit = jax.jit(F), jax.jit(jax.jacfwd(F))
-    G_jit, JG_jit = jax.jit(G), jax.jit(jax.jacfwd(G))
+    @classmethod
+    def build(cls, problem: Problem, state: OrderParameters) -> "_Equations":
+        """The compiled equations of ``problem`` with the fixed parts of ``state``."""
+        pack, unpack = _packing(problem)
+        to_overlaps, from_overlaps = _factor_packing(problem, np.asarray(state.T))
+        T, vt, v_fixed = jnp.asarray(state.T), jnp.asarray(state.v_teacher), jnp.asarray(state.v)
 
-    def solve_from(start: OrderParameters):
-        """Best realisable root from ``start``: ``(state, residual, how)``."""
-        x0 = np.asarray(pack(jnp.asarray(start.Q), jnp.asarray(start.R), jnp.asarray(start.v)))
-        best = (start, _residual(F_jit, x0), "the start state")
-        if best[1] <= tol:
-            return best
-        # a right-hand side that is not differentiable here (ReLU at collinear fields) will not be in the
-        # factor coordinates either: finite differences there, and no compilation of their Jacobian
-        smooth = bool(np.all(np.isfinite(np.asarray(J_jit(x0)))))
-        x, res = _root(F_jit, J_jit, x0, tol, max_iter)
-        Q, R, v = (np.asarray(a) for a in unpack(jnp.asarray(x), v_fixed))
-        cand = _realisable(Q, R, start, v)  # None: the root left the cone (rejected)
-        if cand is not None and res < best[1]:
-            best = (cand, res, "Newton in (Q, R, v)")
-            if res <= tol:
-                return best
-        scale = max(float(np.max(np.diag(np.asarray(start.Q)))), float(np.max(np.diag(np.asarray(start.T)))), 1e-300)
-        y0 = from_overlaps(start.Q, start.R, start.v, nudge=1e-4 * np.sqrt(scale))
-        # the exact Jacobian in the factor is a second large program to compile; worth it for the closed
-        # forms only (quadrature activations and ReLU: finite differences of the compiled G, n + 1 calls)
-        exact = smooth and problem.g.exact_integrals
-        y, res = _root(G_jit, JG_jit if exact else None, y0, tol, max_iter)
-        Q, R, v = (np.asarray(a) for a in to_overlaps(jnp.asarray(y), v_fixed))
-        cand = _realisable(Q, R, start, v)
-        if cand is not None:  # recompute the residual at the rounded state that is returned
-            res = _residual(F_jit, np.asarray(pack(jnp.asarray(cand.Q), jnp.asarray(cand.R), jnp.asarray(cand.v))))
-            if res < best[1]:
-                best = (cand, res, "Newton in the weight factor (A, B)")
+        def F(x):
+            Q, R, v = unpack(x, v_fixed)
+            return pack(*rhs(problem, Q, R, v, T, vt))
+
+        def G(y):
+            return pack(*rhs(problem, *to_overlaps(y, v_fixed), T, vt))
+
+        return cls(problem=problem, pack=pack, unpack=unpack, to_overlaps=to_overlaps, from_overlaps=from_overlaps,
+                   v_fixed=v_fixed, F=jax.jit(F), J=jax.jit(jax.jacfwd(F)), G=jax.jit(G), JG=jax.jit(jax.jacfwd(G)))
+
+    def packed(self, state: OrderParameters) -> np.ndarray:
+        """``state``'s ``(Q, R, v)`` packed as the unknowns of ``F``."""
+        return np.asarray(self.pack(jnp.asarray(state.Q), jnp.asarray(state.R), jnp.asarray(state.v)))
+
+
+def _newton_in_overlaps(eqs: _Equations, start: OrderParameters, best: tuple, tol: float, max_iter: int
+                        ) -> tuple[tuple, bool]:
+    """Stage 1 of :func:`fixed_point`: root finding in ``(Q, R, v)``, a root outside the PSD cone rejected.
+    Returns the better of ``best`` and that root as ``(state, residual, how)``, and whether the Jacobian is
+    finite at the start."""
+    x0 = eqs.packed(start)
+    # a right-hand side that is not differentiable here (ReLU at collinear fields) will not be in the
+    # factor coordinates either: finite differences there, and no compilation of their Jacobian
+    smooth = bool(np.all(np.isfinite(np.asarray(eqs.J(x0)))))
+    x, res = _root(eqs.F, eqs.J, x0, tol, max_iter)
+    Q, R, v = (np.asarray(a) for a in eqs.unpack(jnp.asarray(x), eqs.v_fixed))
+    cand = _realisable(Q, R, start, v)  # None: the root left the cone (rejected)
+    if cand is not None and res < best[1]:
+        best = (cand, res, "Newton in (Q, R, v)")
+    return best, smooth
+
+
+def _newton_in_factor(eqs: _Equations, start: OrderParameters, best: tuple, smooth: bool, tol: float,
+                      max_iter: int) -> tuple:
+    """Stage 2 of :func:`fixed_point`: root finding in the weight factor ``Q = A A^T + B B^T``,
+    ``R = A L_T^T``, inside the cone by construction. Returns the better of ``best`` and that root."""
+    problem = eqs.problem
+    scale = max(float(np.max(np.diag(np.asarray(start.Q)))), float(np.max(np.diag(np.asarray(start.T)))), 1e-300)
+    y0 = eqs.from_overlaps(start.Q, start.R, start.v, nudge=1e-4 * np.sqrt(scale))
+    # the exact Jacobian in the factor is a second large program to compile; worth it for the closed
+    # forms only (quadrature activations and ReLU: finite differences of the compiled G, n + 1 calls)
+    exact = smooth and problem.g.exact_integrals
+    y, res = _root(eqs.G, eqs.JG if exact else None, y0, tol, max_iter)
+    Q, R, v = (np.asarray(a) for a in eqs.to_overlaps(jnp.asarray(y), eqs.v_fixed))
+    cand = _realisable(Q, R, start, v)
+    if cand is not None:  # recompute the residual at the rounded state that is returned
+        res = _residual(eqs.F, eqs.packed(cand))
+        if res < best[1]:
+            best = (cand, res, "Newton in the weight factor (A, B)")
+    return best
+
+
+def _solve_from(eqs: _Equations, start: OrderParameters, tol: float, max_iter: int) -> tuple:
+    """The step of :func:`fixed_point`: the best realisable root from ``start``, ``(state, residual, how)``,
+    by stage 1 and, if that did not reach ``tol``, stage 2."""
+    best = (start, _residual(eqs.F, eqs.packed(start)), "the start state")
+    if best[1] <= tol:
         return best
+    best, smooth = _newton_in_overlaps(eqs, start, best, tol, max_iter)
+    if best[1] <= tol:
+        return best
+    return _newton_in_factor(eqs, start, best, smooth, tol, max_iter)
 
-    best = solve_from(state)
+
+def _integrate_onward(eqs: _Equations, state: OrderParameters, onward: tuple[float, ...], tol: float,
+                      max_iter: int) -> tuple[tuple, str, float]:
+    """The driver of :func:`fixed_point`: :func:`_solve_from` the given state, then, while ``tol`` is not
+    reached, from the ODE integrated onward to each ``alpha`` of ``onward`` (stage 3). Returns the best
+    ``(state, residual, how)``, where it was found and the last ``alpha`` reached (0 for none)."""
+    from .ode import integrate
+
+    best = _solve_from(eqs, state, tol, max_iter)
     where = "from the given state"
     reached, start = 0.0, state
     for alpha in onward:
@@ -339,7 +413,7 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
             break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            traj = integrate(problem, start, alphas=[0.0, alpha - reached])
+            traj = integrate(eqs.problem, start, alphas=[0.0, alpha - reached])
         if not traj.success:
             where += f"; integrating onward stopped ({traj.status}) before alpha = {alpha:g}"
             break
@@ -348,54 +422,55 @@ def fixed_point(problem: Problem, state: OrderParameters, *, tol: float = 1e-12,
         except ValueError:
             break
         reached = alpha
-        cand = solve_from(start)
+        cand = _solve_from(eqs, start, tol, max_iter)
         if cand[1] < best[1]:
             best = cand
             where = f"after integrating the ODE onward to alpha = {alpha:g}"
+    return best, where, reached
 
-    fp_state, residual, how = best
-    converged = residual <= tol
-    eg = generalisation_error(problem, fp_state)
-    x = np.asarray(pack(jnp.asarray(fp_state.Q), jnp.asarray(fp_state.R), jnp.asarray(fp_state.v)))
-    J = np.asarray(J_jit(x))
+
+def _classify(eqs: _Equations, fp_state: OrderParameters, stability_tol: float
+              ) -> tuple[np.ndarray, bool, bool, bool, str]:
+    """Stage 4 of :func:`fixed_point`: the Jacobian's eigenvalues at ``fp_state`` and the verdict,
+    ``(eigenvalues, stable, marginal, split_unstable, verdict)`` (see :class:`FixedPoint`)."""
+    x = eqs.packed(fp_state)
+    J = np.asarray(eqs.J(x))
     n = x.size
     split_unstable = False
-    if np.all(np.isfinite(J)):
-        eig = np.linalg.eigvals(J)
-        max_re = float(np.max(eig.real))
-        thr = max(stability_tol, 1e-7 * float(np.max(np.abs(eig))))
-        stable, marginal = max_re < -thr, abs(max_re) <= thr
-        n_zero = int(np.sum(np.abs(eig.real) <= thr))
-        kind = "stable" if stable else (f"marginal ({n_zero} zero modes: a family of fixed points)" if marginal
-                                        else "unstable")
-        groups = _identical_units(fp_state) if not (stable or marginal) else []
-        if groups:  # is the instability only a splitting of identical units?
-            P = _tied_subspace(problem, groups)
-            tied = np.linalg.eigvals(P.T @ J @ P)
-            if float(np.max(tied.real)) <= thr:
-                split_unstable = True
-                names = ", ".join("{" + ", ".join(str(k + 1) for k in g) + "}" for g in groups)
-                kind = (f"unstable only along directions that split the identical student units {names}: "
-                        f"stable while they stay identical (max Re(eigenvalue) there "
-                        f"{float(np.max(tied.real)):.3g}), which the ODE preserves exactly, so a start with "
-                        f"identical units converges here")
-        verdict = f"{kind}; max Re(eigenvalue) = {max_re:.3g}"
-    else:
-        eig = np.full(n, np.nan + 0j)
-        stable = marginal = False
+    if not np.all(np.isfinite(J)):
         verdict = ("stability not classified: the Jacobian is not finite here (the Gaussian averages are not "
                    "differentiable where fields are collinear, e.g. a perfectly learned ReLU unit)")
+        return np.full(n, np.nan + 0j), False, False, split_unstable, verdict
+    eig = np.linalg.eigvals(J)
+    max_re = float(np.max(eig.real))
+    thr = max(stability_tol, 1e-7 * float(np.max(np.abs(eig))))
+    stable, marginal = max_re < -thr, abs(max_re) <= thr
+    n_zero = int(np.sum(np.abs(eig.real) <= thr))
+    kind = "stable" if stable else (f"marginal ({n_zero} zero modes: a family of fixed points)" if marginal
+                                    else "unstable")
+    groups = _identical_units(fp_state) if not (stable or marginal) else []
+    if groups:  # is the instability only a splitting of identical units?
+        P = _tied_subspace(eqs.problem, groups)
+        tied = np.linalg.eigvals(P.T @ J @ P)
+        if float(np.max(tied.real)) <= thr:
+            split_unstable = True
+            names = ", ".join("{" + ", ".join(str(k + 1) for k in g) + "}" for g in groups)
+            kind = (f"unstable only along directions that split the identical student units {names}: "
+                    f"stable while they stay identical (max Re(eigenvalue) there "
+                    f"{float(np.max(tied.real)):.3g}), which the ODE preserves exactly, so a start with "
+                    f"identical units converges here")
+    verdict = f"{kind}; max Re(eigenvalue) = {max_re:.3g}"
+    return eig, stable, marginal, split_unstable, verdict
+
+
+def _fixed_point_message(converged: bool, residual: float, tol: float, how: str, where: str, reached: float,
+                         verdict: str) -> str:
+    """The :attr:`FixedPoint.message`: how and where the point was found, and its classification."""
     if converged:
-        message = f"converged ({how}, {where}); {verdict}; residual = {residual:.3g}"
-    else:
-        tried = f"integrated onward to alpha = {reached:g}" if reached else "no onward integration"
-        message = (f"NOT converged: residual {residual:.3g} > tol {tol:.3g} (best: {how}, {where}; {tried}); "
-                   f"{verdict} at that point")
-        warnings.warn(f"fixed_point: {message}; integrate further (e.g. online.integrate to a larger alpha) or "
-                      f"start closer", RuntimeWarning, stacklevel=2)
-    return FixedPoint(problem=problem, state=fp_state, eg=eg, eigenvalues=eig, residual=residual,
-                      converged=converged, stable=bool(stable), marginal=bool(marginal), message=message,
-                      split_unstable=split_unstable)
+        return f"converged ({how}, {where}); {verdict}; residual = {residual:.3g}"
+    tried = f"integrated onward to alpha = {reached:g}" if reached else "no onward integration"
+    return (f"NOT converged: residual {residual:.3g} > tol {tol:.3g} (best: {how}, {where}; {tried}); "
+            f"{verdict} at that point")
 
 
 # ------------------------------------------------------------------------------------------

@@ -427,9 +427,39 @@ def load_config(config: Any, *, store: str | Path | None = None, allow_import: b
     ``allow_import=True`` lets ``sweep.runner`` be an import path ``"pkg.mod:attr"`` (it imports and runs
     that module: trust the config like a script); otherwise only built-in, registered and entry-point
     runners are accepted (:func:`learndyn.sweep.get_runner`).
+
+    The stages, each raising a :class:`ConfigError` before the next runs: the tables' names and kinds
+    (:func:`_check_tables`), the runner (:func:`_resolve_runner`), each table against its generated model
+    (:func:`_parse_tables`), the seeds (:func:`_resolve_seeds`), the keys across tables
+    (:func:`_check_keys`), then every grid point's Problem (:func:`_check_points`).
     """
     data, text, path = _parse_source(config)
     where = str(path) if path else None
+    _check_tables(data, where)
+    runner = _resolve_runner(data, allow_import, where)
+    parsed, zipped = _parse_tables(data, config_models(runner), where)
+    sweep = parsed["sweep"]
+    seeds = _resolve_seeds(sweep, runner, where)
+    problem = {k: getattr(parsed["problem"], k) for k in parsed["problem"].model_fields_set}
+    options = {k: getattr(parsed["options"], k) for k in parsed["options"].model_fields_set}
+    grid_model = parsed["grid"]
+    given_grid = list(data.get("grid", {}))  # keeps the file's order
+    grid = {k: list(getattr(grid_model, k)) for k in given_grid}
+    errors = _check_keys(runner, problem, options, grid, zipped)
+    if errors:
+        raise ConfigError(errors[:_MAX_ERRORS], where)
+
+    name = sweep.name or (path.stem if path else "sweep")
+    dask = {k: getattr(parsed["dask"], k) for k in parsed["dask"].model_fields_set}
+    cfg = SweepConfig(runner=runner, runner_name=sweep.runner, name=name, problem=problem, options=options,
+                      grid=grid, seeds=seeds, zipped=zipped, description=sweep.description,
+                      store=_store_path(store, sweep.store, path), dask=dask, source=text, path=path)
+    _check_points(cfg, where)
+    return cfg
+
+
+def _check_tables(data: Mapping[str, Any], where: str | None) -> None:
+    """Refuse unknown top-level tables and top-level keys that are not tables."""
     errors: list[str] = []
     unknown = [k for k in data if k not in TABLES]
     for k in unknown:
@@ -439,14 +469,24 @@ def load_config(config: Any, *, store: str | Path | None = None, allow_import: b
             errors.append(f"{k}: must be a table ([{k}]), got {type(data[k]).__name__}")
     if errors:
         raise ConfigError(errors, where)
+
+
+def _resolve_runner(data: Mapping[str, Any], allow_import: bool, where: str | None) -> Runner:
+    """The runner named by ``sweep.runner`` (required)."""
     sweep_raw = data.get("sweep")
     if sweep_raw is None or "runner" not in sweep_raw:
         raise ConfigError(["sweep.runner: required (a runner name, see `learndyn sweep-runners`)"], where)
     try:
-        runner = get_runner(sweep_raw["runner"], allow_import=allow_import)
+        return get_runner(sweep_raw["runner"], allow_import=allow_import)
     except ValueError as exc:
         raise ConfigError([str(exc)], where) from None
-    models = config_models(runner)
+
+
+def _parse_tables(data: Mapping[str, Any], models: dict[str, type[BaseModel]], where: str | None
+                  ) -> tuple[dict[str, BaseModel], dict[str, dict[str, list[Any]]]]:
+    """Each table validated by its model, and the ``[zip.AXIS]`` tables by the grid model; every error of
+    every table is collected before raising."""
+    errors: list[str] = []
     parsed: dict[str, BaseModel] = {}
     for table, model in models.items():
         try:
@@ -465,8 +505,11 @@ def load_config(config: Any, *, store: str | Path | None = None, allow_import: b
             errors.extend(_format_pydantic(f"zip.{axis}", exc, models["grid"]))
     if errors:
         raise ConfigError(errors[:_MAX_ERRORS], where)
+    return parsed, zipped
 
-    sweep = parsed["sweep"]
+
+def _resolve_seeds(sweep: BaseModel, runner: Runner, where: str | None) -> tuple[int, ...]:
+    """The seeds of ``sweep.seeds``; none for a deterministic runner (which refuses the key)."""
     try:
         seeds = _check_seeds(sweep.seeds)
     except ConfigError as exc:
@@ -476,11 +519,14 @@ def load_config(config: Any, *, store: str | Path | None = None, allow_import: b
             raise ConfigError([f"sweep.seeds: runner {runner.name!r} is deterministic and takes no seeds; remove "
                                "the key"], where)
         seeds = ()
-    problem = {k: getattr(parsed["problem"], k) for k in parsed["problem"].model_fields_set}
-    options = {k: getattr(parsed["options"], k) for k in parsed["options"].model_fields_set}
-    grid_model = parsed["grid"]
-    given_grid = list(data.get("grid", {}))  # keeps the file's order
-    grid = {k: list(getattr(grid_model, k)) for k in given_grid}
+    return seeds
+
+
+def _check_keys(runner: Runner, problem: dict[str, Any], options: dict[str, Any], grid: dict[str, list[Any]],
+                zipped: dict[str, dict[str, list[Any]]]) -> list[str]:
+    """The rules across tables: a key is fixed, swept or zipped once; axis values are distinct; zipped keys
+    follow an axis with one value each; every required Problem field and option is given."""
+    errors: list[str] = []
     for k, values in grid.items():
         if k in problem or k in options:
             table = "problem" if k in problem else "options"
@@ -510,21 +556,18 @@ def load_config(config: Any, *, store: str | Path | None = None, allow_import: b
     for k, o in runner.options.items():
         if o.required and k not in options and k not in grid and k not in seen_zip:
             errors.append(f"options.{k}: required ({o.help or _describe(o.type)}); set it in [options] or [grid]")
-    if errors:
-        raise ConfigError(errors[:_MAX_ERRORS], where)
+    return errors
 
-    store_path = Path(store) if store is not None else (Path(sweep.store) if sweep.store else None)
+
+def _store_path(store: str | Path | None, sweep_store: str | None, path: Path | None) -> Path | None:
+    """The store: ``store`` as given, else ``sweep.store`` relative to the config file, else
+    ``results/sweeps/<stem>.zarr`` for a config file (none for TOML text or a dict)."""
+    store_path = Path(store) if store is not None else (Path(sweep_store) if sweep_store else None)
     if store_path is not None and not store_path.is_absolute() and path is not None and store is None:
         store_path = path.parent / store_path
     if store_path is None and path is not None:
         store_path = DEFAULT_STORE_DIR / f"{path.stem}.zarr"
-    name = sweep.name or (path.stem if path else "sweep")
-    dask = {k: getattr(parsed["dask"], k) for k in parsed["dask"].model_fields_set}
-    cfg = SweepConfig(runner=runner, runner_name=sweep.runner, name=name, problem=problem, options=options,
-                      grid=grid, seeds=seeds, zipped=zipped, description=sweep.description, store=store_path,
-                      dask=dask, source=text, path=path)
-    _check_points(cfg, where)
-    return cfg
+    return store_path
 
 
 def _strip(name: str, message: str) -> str:
