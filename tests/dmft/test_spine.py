@@ -125,11 +125,13 @@ def test_a_seed_gives_the_same_run_whatever_the_other_seeds_and_the_chunking():
     ref = gm.simulate(p, seeds=4, **kw)
     assert ref.seeds == (0, 1, 2, 3) and ref.n_seeds == 4
     sub = gm.simulate(p, seeds=[3, 1], memory_gb=1e-6, **kw)  # one seed per chunk
-    np.testing.assert_array_equal(sub.train_error, ref.train_error[[3, 1]])
+    # the same draws give the same run; XLA may round a batch of 4 and a batch of 1 differently in the last bit
+    # (seen with jax 0.7: 2e-16), while another seed's draws differ at O(1e-2)
+    np.testing.assert_allclose(sub.train_error, ref.train_error[[3, 1]], rtol=1e-13, atol=0)
     np.testing.assert_array_equal(sub.to_xarray()["seed"].values, [3, 1])
     net = nw.simulate(p, seeds=3, **kw)
     net2 = nw.simulate(p, seeds=(2,), **kw)
-    np.testing.assert_array_equal(net2.train_error, net.train_error[[2]])
+    np.testing.assert_allclose(net2.train_error, net.train_error[[2]], rtol=1e-13, atol=0)
     for bad in (0, [], [1, 1], [-1], [0.5], "3", True):
         with pytest.raises(InvalidInputError, match="seeds"):
             gm.simulate(p, seeds=bad, **kw)
