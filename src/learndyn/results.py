@@ -292,6 +292,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "kernels.SpectrumResult": ("learndyn.kernels.spectrum", "SpectrumResult"),
     "kernels.TrainResult": ("learndyn.kernels.training", "TrainResult"),
     "kernels.GDPredictions": ("learndyn.kernels.spectrum", "GDPredictions"),
+    "kernels.Regression": ("learndyn.kernels.regression", "Regression"),
 }
 
 

@@ -39,6 +39,7 @@ from .linalg import (  # noqa: F401
 from .network import (CacheInfo, Kernel, KernelMemoryError, Network, cache_info, clear_cache, cnn, fcn,  # noqa: F401
                       serial)
 from .problem import Problem, kernel  # noqa: F401
+from .regression import Regression, regress  # noqa: F401
 from .signal import (  # noqa: F401
     CriticalLine,
     SignalPropagation,

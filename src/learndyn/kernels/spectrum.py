@@ -50,6 +50,7 @@ from ..results import InvalidInputError, Result, Status, problem_attrs
 from .linalg import mean_predictor
 from .network import _want_ntk
 from .problem import Problem
+from .regression import _flow_factors
 from .signal import SignalPropagation, signal_propagation
 
 __all__ = ["depth_sweep", "SpectrumResult", "spectrum_vs_depth", "asymptotes", "GDPredictions", "gd_predictions",
@@ -471,15 +472,7 @@ def gd_predictions(K, T, m: int, y_train, times: Sequence[float], *, n_draws: in
     r0 = np.einsum("ij,djk->dik", V.T, y[None] - f0_tr)  # eigen-coordinates of Y - f0(X)
     out_tr, out_te = [], []
     for t in times:
-        if np.isinf(t):
-            decay = np.zeros_like(w)
-            pos = w > 1e-14 * lmax
-            g = np.where(pos, 1.0 / np.where(pos, w, 1.0), 0.0)
-        else:
-            x = eta * w * t
-            decay = np.exp(-x)
-            # (1 - e^{-eta w t}) / w, stable for small w (-> eta t)
-            g = np.where(x > 1e-8, -np.expm1(-x) / np.where(w > 0, w, 1.0), eta * t * (1 - x / 2))
+        decay, g = _flow_factors(w, eta, t, lmax)  # e^{-eta w t} and (1 - e^{-eta w t}) / w
         ftr = y[None] - np.einsum("ij,djk->dik", V, decay[None, :, None] * r0)
         fte = f0_te + np.einsum("ij,djk->dik", Tst @ V, g[None, :, None] * r0)
         out_tr.append(ftr)
