@@ -82,3 +82,37 @@ def test_validation():
         datasets.digits(n_train=5000)
     with pytest.raises(ValueError, match="rule"):
         datasets.gaussian_data(rule="xor")
+
+
+def test_downsample_area_averaging():
+    """Area averaging: block means when the size divides, exact overlap weights otherwise (28 -> 16: each
+    output pixel covers 1.75 input pixels); constants stay constant; load(image_size=...) applies it."""
+    W = datasets.area_weights(4, 2)
+    np.testing.assert_allclose(W, [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    W = datasets.area_weights(28, 16)
+    np.testing.assert_allclose(W.sum(1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(W[0, :2], [1 / 1.75, 0.75 / 1.75])  # [0, 1.75): pixel 0 whole, 3/4 of pixel 1
+    np.testing.assert_allclose(W.sum(0), 16 / 28)  # every input pixel counted once in total
+    rng = np.random.default_rng(1)
+    x = rng.random((3, 8 * 6 * 2))
+    ds = datasets.Dataset("t", x, np.zeros(3, int), x[:2], np.zeros(2, int), 10, (8, 6, 2))
+    small = datasets.downsample(ds, 3)
+    assert small.image_shape == (3, 3, 2) and small.x_train.shape == (3, 18)
+    imgs = x.reshape(3, 8, 6, 2)
+    # direct sum over input pixels with the overlap weights
+    wh, ww = datasets.area_weights(8, 3), datasets.area_weights(6, 3)
+    ref = np.zeros((3, 3, 3, 2))
+    for i in range(3):
+        for j in range(3):
+            ref[:, i, j] = sum(wh[i, a] * ww[j, b] * imgs[:, a, b] for a in range(8) for b in range(6))
+    np.testing.assert_allclose(small.x_train.reshape(3, 3, 3, 2), ref, rtol=1e-13)
+    even = datasets.downsample(datasets.Dataset("t", x, np.zeros(3, int), x[:2], np.zeros(2, int), 10, (8, 6, 2)),
+                               2)
+    np.testing.assert_allclose(even.images().x_train[:, 0, 0], imgs[:, :4, :3].mean((1, 2)), rtol=1e-13)
+    const = datasets.Dataset("t", np.ones((2, 64)), np.zeros(2, int), np.ones((1, 64)), np.zeros(1, int), 10, (8, 8, 1))
+    np.testing.assert_allclose(datasets.downsample(const, 5).x_train, 1.0, rtol=1e-14)
+    d = datasets.load("digits", n_train=20, n_test=10, image_size=4)
+    assert d.x_train.shape == (20, 16) and d.image_shape == (4, 4, 1) and d.images().x_train.shape == (20, 4, 4, 1)
+    np.testing.assert_allclose(np.sum(d.x_train ** 2, 1) / 16, 1.0, rtol=1e-12)  # preprocessed after
+    with pytest.raises(ValueError, match="size"):
+        datasets.downsample(ds, 9)

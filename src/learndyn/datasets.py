@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Dataset", "load", "preprocess", "digits", "mnist5k", "fashion_mnist", "gaussian_data",
-           "teacher_data", "read_idx", "NAMES", "FASHION_MNIST_DIR"]
+           "teacher_data", "read_idx", "downsample", "area_weights", "NAMES", "FASHION_MNIST_DIR"]
 
 NAMES = ("digits", "mnist5k", "fashion_mnist")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -164,14 +164,56 @@ def fashion_mnist(n_train: int | None = 1000, n_test: int | None = 1000, seed: i
 
 
 def load(name: str = "digits", n_train: int | None = 256, n_test: int | None = 1000, seed: int = 0,
-         normalise: bool = True) -> Dataset:
+         normalise: bool = True, image_size: int | None = None) -> Dataset:
     """Load a real data set by name (``"digits"``, ``"mnist5k"``, ``"fashion_mnist"``), split with ``seed``,
-    and (by default) :func:`preprocess` it."""
+    (if ``image_size`` is given) :func:`downsample` its images to ``image_size x image_size``, and (by
+    default) :func:`preprocess` it."""
     loaders = {"digits": digits, "mnist5k": mnist5k, "fashion_mnist": fashion_mnist}
     if name not in loaders:
         raise ValueError(f"name: unknown data set {name!r}; allowed are {list(loaders)}")
     ds = loaders[name](n_train=n_train, n_test=n_test, seed=seed)
+    if image_size is not None:
+        ds = downsample(ds, image_size)
     return preprocess(ds) if normalise else ds
+
+
+def area_weights(n: int, size: int) -> np.ndarray:
+    r"""The ``(size, n)`` matrix that resamples a row of ``n`` pixels to ``size`` pixels by area averaging:
+    output pixel ``i`` covers ``[i n / size, (i + 1) n / size)`` of the input, and its value is the mean of the
+    input over that interval (each input pixel weighted by the length of its overlap).  Rows sum to 1, so a
+    constant image stays constant; for ``n`` a multiple of ``size`` it is plain block averaging."""
+    for nm, v in (("n", n), ("size", size)):
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise ValueError(f"{nm}: must be a positive integer, got {v!r}")
+    n, size = int(n), int(size)
+    edges = np.arange(size + 1) * (n / size)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    j = np.arange(n)[None, :]
+    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0.0, None)
+    return overlap / (n / size)
+
+
+def downsample(ds: Dataset, size: int) -> Dataset:
+    """The same data with every ``H x W`` image resampled to ``size x size`` by area averaging
+    (:func:`area_weights` along each axis: ``W_h X W_w^T`` per channel), e.g. 28x28 Fashion-MNIST to the 16x16
+    images of a CNN-GAP kernel.  Works on unprocessed data (call :func:`preprocess` afterwards, as
+    :func:`load` does); keeps the layout (flat rows stay flat) and records the new ``image_shape``."""
+    if not ds.image_shape or len(ds.image_shape) != 3:
+        raise ValueError(f"ds: {ds.name} has no (H, W, C) image shape to downsample")
+    if isinstance(size, bool) or int(size) != size or size < 1:
+        raise ValueError(f"size: must be a positive integer, got {size!r}")
+    h, w, c = ds.image_shape
+    size = int(size)
+    if size > min(h, w):
+        raise ValueError(f"size: {size} is larger than the {h}x{w} images; downsampling only shrinks")
+    wh, ww = area_weights(h, size), area_weights(w, size)
+
+    def one(x):
+        imgs = np.asarray(x, np.float64).reshape((-1, h, w, c))
+        out = np.einsum("ih,nhwc,jw->nijc", wh, imgs, ww, optimize=True)
+        return out.reshape(out.shape[0], -1) if x.ndim == 2 else out
+
+    return replace(ds, x_train=one(ds.x_train), x_test=one(ds.x_test), image_shape=(size, size, c))
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -239,3 +239,18 @@ def test_accuracy_mse_and_round_trip(tmp_path):
     assert back.cond == r.cond and back.params["method"] == "eigh" and np.isinf(back.t[-1])
     with pytest.raises(learndyn.InvalidInputError, match="labels"):
         r.accuracy(np.zeros(3, int))
+
+
+def test_without_test_kernel_coef_and_predict():
+    """k_test_train=None: the dual coefficients c_t give f_t(X*) = K(X*, X) c_t later (Regression.predict)."""
+    K, rng = _spd(15, seed=9)
+    Ks, y = rng.randn(4, 15), rng.randn(15, 2)
+    for t in (np.inf, [2.0, np.inf]):
+        full = kernels.regress(K, Ks, y, t=t)
+        part = kernels.regress(K, None, y, t=t)
+        assert part.predictions is None and part.params["n_test"] == 0
+        np.testing.assert_allclose(part.predict(Ks), full.predictions, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(part.coef[-1], np.linalg.solve(K, y), rtol=1e-10)
+        with pytest.raises(learndyn.InvalidInputError, match="predict"):
+            part.accuracy(np.zeros(4, int))
+        assert "predictions" not in part.to_xarray()

@@ -47,8 +47,10 @@ class Regression(_Checked, Result):
     r"""Kernel-regression predictions for each training time (:func:`regress`).
 
     ``t``: the times (``inf``: the converged mean predictor ``K* (K + r I)^{-1} Y``); ``predictions``:
-    ``f_t(X*)`` of shape ``(len(t), n_test[, k])``; ``train_predictions``: ``f_t(X)`` on the training inputs,
-    ``(len(t), m[, k])`` (at ``t = inf``: ``Y - r (K + r I)^{-1} Y``).  ``cond``: the condition number of
+    ``f_t(X*)`` of shape ``(len(t), n_test[, k])`` (``None`` when no test kernel was given);
+    ``train_predictions``: ``f_t(X)`` on the training inputs, ``(len(t), m[, k])`` (at ``t = inf``:
+    ``Y - r (K + r I)^{-1} Y``); ``coef``: the dual coefficients ``c_t``, ``(len(t), m[, k])``, with
+    ``f_t(X*) = K(X*, X) c_t`` for any test inputs (:meth:`predict`; at ``t = inf``, ``c = (K + r I)^{-1} Y``).  ``cond``: the condition number of
     ``K + r I`` as ``cond_method`` computed it -- ``"dpocon"``: LAPACK's estimate of the 1-norm condition number
     ``||A||_1 ||A^{-1}||_1`` from the Cholesky factor (Higham's estimator; within a factor ``m`` of
     ``lambda_max / lambda_min``, and equal to it for a kernel whose top eigenvector is constant), ``"eigh"``:
@@ -63,8 +65,9 @@ class Regression(_Checked, Result):
     """
 
     t: np.ndarray
-    predictions: np.ndarray
+    predictions: np.ndarray | None
     train_predictions: np.ndarray
+    coef: np.ndarray
     cond: float
     cond_method: str
     reg: float
@@ -76,9 +79,18 @@ class Regression(_Checked, Result):
     def __post_init__(self):
         object.__setattr__(self, "status", Status.of(self.status))
 
+    def predict(self, k_test_train) -> np.ndarray:
+        """``f_t(X*) = K(X*, X) c_t`` for each time, ``(len(t), n_test[, k])``, from a test-train kernel
+        ``(n_test, m)`` (e.g. computed after the training kernel was factorised and freed)."""
+        m = self.coef.shape[1]
+        Ks = _as_float64(k_test_train, "k_test_train", (2,))
+        if Ks.shape[1] != m:
+            raise InvalidInputError(f"k_test_train: expected shape (n_test, {m}), got {Ks.shape}")
+        return np.stack([Ks @ c for c in self.coef])
+
     def accuracy(self, labels) -> np.ndarray:
         """Per time, the fraction of test inputs whose largest output is ``labels`` (integer classes)."""
-        return _accuracy(self.predictions, labels, "labels")
+        return _accuracy(self._test(), labels, "labels")
 
     def train_accuracy(self, labels) -> np.ndarray:
         """Per time, the fraction of training inputs whose largest output is ``labels``."""
@@ -86,18 +98,27 @@ class Regression(_Checked, Result):
 
     def mse(self, y_test) -> np.ndarray:
         """Per time, the mean squared error ``mean_i |f_t(x*_i) - y*_i|^2`` (summed over outputs)."""
+        f = self._test()
         y = np.asarray(y_test, float)
-        if y.shape != self.predictions.shape[1:]:
-            raise InvalidInputError(f"y_test: expected shape {self.predictions.shape[1:]}, got {y.shape}")
-        err = (self.predictions - y[None]) ** 2
+        if y.shape != f.shape[1:]:
+            raise InvalidInputError(f"y_test: expected shape {f.shape[1:]}, got {y.shape}")
+        err = (f - y[None]) ** 2
         return err.reshape(err.shape[0], err.shape[1], -1).sum(-1).mean(-1)
 
+    def _test(self) -> np.ndarray:
+        if self.predictions is None:
+            raise InvalidInputError("k_test_train: this regression was solved without a test kernel; use "
+                                    "predict(k_test_train)")
+        return self.predictions
+
     def to_xarray(self) -> xr.Dataset:
-        """``predictions`` over ``(t, test[, output])`` and ``train_predictions`` over ``(t, train[, output])``;
-        cond, reg, learning rate, parameters and status as attributes."""
-        tail = ("output",) if self.predictions.ndim == 3 else ()
-        data = {"predictions": (("t", "test") + tail, self.predictions),
-                "train_predictions": (("t", "train") + tail, self.train_predictions)}
+        """``predictions`` over ``(t, test[, output])`` (when computed), ``train_predictions`` and ``coef`` over
+        ``(t, train[, output])``; cond, reg, learning rate, parameters and status as attributes."""
+        tail = ("output",) if self.coef.ndim == 3 else ()
+        data = {"train_predictions": (("t", "train") + tail, self.train_predictions),
+                "coef": (("t", "train") + tail, self.coef)}
+        if self.predictions is not None:
+            data["predictions"] = (("t", "test") + tail, self.predictions)
         attrs = problem_attrs(self.params, cond=float(self.cond), cond_method=self.cond_method,
                               reg=float(self.reg), learning_rate=float(self.learning_rate),
                               status=str(self.status), message=self.message)
@@ -109,7 +130,8 @@ class Regression(_Checked, Result):
         from ..results import problem_json
 
         a = ds.attrs
-        return cls(ds["t"].values, ds["predictions"].values, ds["train_predictions"].values, float(a["cond"]),
+        pred = ds["predictions"].values if "predictions" in ds else None
+        return cls(ds["t"].values, pred, ds["train_predictions"].values, ds["coef"].values, float(a["cond"]),
                    str(a["cond_method"]), float(a["reg"]), float(a["learning_rate"]), problem_json(ds),
                    Status.of(a.get("status", "success")), str(a.get("message", "")))
 
@@ -217,7 +239,9 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
         ``K(X, X)``, ``(m, m)``, symmetric.  With ``overwrite=True`` it is factorised in place (its contents are
         undefined afterwards) when it is a C- or Fortran-contiguous float64 array; otherwise a copy is made.
     k_test_train:
-        ``K(X*, X)``, ``(n_test, m)``; only read.
+        ``K(X*, X)``, ``(n_test, m)``; only read.  ``None``: only the dual coefficients and the training
+        predictions are computed (:meth:`Regression.predict` applies them to a test kernel later, so the
+        training kernel can be freed before the test kernel is computed).
     y:
         Targets ``(m,)`` or ``(m, k)`` (e.g. centred one-hot labels, :func:`learndyn.datasets.preprocess`).
     t:
@@ -243,8 +267,8 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
     if K.shape[0] != K.shape[1]:
         raise InvalidInputError(f"k_train: expected a square (m, m) kernel, got shape {K.shape}")
     m = K.shape[0]
-    Ks = _as_float64(k_test_train, "k_test_train", (2,))
-    if Ks.shape[1] != m:
+    Ks = None if k_test_train is None else _as_float64(k_test_train, "k_test_train", (2,))
+    if Ks is not None and Ks.shape[1] != m:
         raise InvalidInputError(f"k_test_train: expected shape (n_test, {m}) (test rows against the {m} training "
                                 f"inputs), got {Ks.shape}")
     Y = _as_float64(y, "y", (1, 2))
@@ -253,16 +277,20 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
     if m == 0:
         raise InvalidInputError("k_train: needs at least one training input")
     for name, arr in (("k_test_train", Ks), ("y", Y)):
+        if arr is None:
+            continue
         rows = max(1, _CHUNK_ENTRIES // max(arr[0].size, 1))
         if not all(np.all(np.isfinite(arr[i:i + rows])) for i in range(0, arr.shape[0], rows)):
             raise InvalidInputError(f"{name}: contains NaN or inf")
     mean_diag, norm1 = _scan(K, "k_train")
     r = float(reg) * (mean_diag if relative else 1.0)
     params = dict(reg_given=float(reg), relative=bool(relative), lr_factor=float(lr_factor),
-                  max_cond=(None if max_cond is None else float(max_cond)), m=int(m), n_test=int(Ks.shape[0]))
+                  max_cond=(None if max_cond is None else float(max_cond)), m=int(m),
+                  n_test=(0 if Ks is None else int(Ks.shape[0])))
     Y2 = Y if Y.ndim == 2 else Y[:, None]
     k = Y2.shape[1]
-    shape_te, shape_tr = (len(times), Ks.shape[0]) + Y.shape[1:], (len(times), m) + Y.shape[1:]
+    shape_tr = (len(times), m) + Y.shape[1:]
+    shape_te = None if Ks is None else (len(times), Ks.shape[0]) + Y.shape[1:]
     # the working matrix: k_train itself (overwrite) or one copy; Fortran order so LAPACK works in place
     if overwrite and K.flags.f_contiguous:
         A = K
@@ -284,21 +312,23 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
             msg = (f"k_train + reg I is not positive definite in float64 (the Cholesky factorisation stopped at "
                    f"row {info} of {m}; reg = {r:.3g} absolute): no solution exists. Pass a larger reg: " + fix
                    + ". The predictions are NaN.")
-            return Regression(times, np.full(shape_te, np.nan), np.full(shape_tr, np.nan), math.inf,
+            nan = np.full(shape_tr, np.nan)
+            return Regression(times, None if Ks is None else np.full(shape_te, np.nan), nan, nan.copy(), math.inf,
                               "cholesky failed", r, math.nan, params, Status.ILL_CONDITIONED, msg)
         alpha, info = scipy.linalg.lapack.dpotrs(c, np.asfortranarray(Y2), lower=0)
         rcond, _ = scipy.linalg.lapack.dpocon(c, norm1)  # uplo "U", as factorised
         del c
         cond = 1.0 / rcond if rcond > 0 else math.inf
-        pred = (Ks @ alpha).reshape(shape_te[1:])
-        train = (Y2 - r * alpha).reshape(shape_tr[1:])
+        pred = None if Ks is None else (Ks @ alpha).reshape(shape_te)
+        train = (Y2 - r * alpha).reshape(shape_tr)
         status, message = Status.SUCCESS, ""
         if max_cond is not None and not cond <= max_cond:
             status = Status.ILL_CONDITIONED
             message = (f"k_train + reg I is ill-conditioned: condition number ~{cond:.3g} (1-norm, LAPACK dpocon "
                        f"estimate; reg = {r:.3g} absolute) > max_cond={max_cond:.3g}; the predictions carry "
                        f"relative errors up to ~{cond * 2.2e-16:.2g}. Pass a larger reg: " + fix + ".")
-        return Regression(times, pred[None], train[None], cond, "dpocon", r, math.nan, params, status, message)
+        return Regression(times, pred, train, alpha.reshape(shape_tr), cond, "dpocon", r, math.nan, params, status,
+                          message)
 
     # finite times: one eigendecomposition K + r I = V diag(w) V^T for every t
     params["method"] = "eigh"
@@ -308,16 +338,16 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
     cond = lmax / lmin if lmin > 0 else math.inf
     params.update(lambda_max=lmax, lambda_min=lmin)
     eta = float(learning_rate) if learning_rate is not None else lr_factor * 2.0 / lmax
-    coef = V.T @ Y2  # eigen-coordinates of Y
-    KsV = Ks @ V
-    pred = np.empty((len(times), Ks.shape[0], k))
+    ycoord = V.T @ Y2  # eigen-coordinates of Y
+    coef = np.empty((len(times), m, k))
     train = np.empty((len(times), m, k))
     for i, ti in enumerate(times):
         decay, g = _flow_factors(w, eta, ti, lmax)
-        pred[i] = KsV @ (g[:, None] * coef)
-        # f_t(X) = K (K + r I)^{-1} (I - e^{-eta (K + r I) t}) Y = V diag((w - r) g) V^T Y
-        train[i] = V @ (((w - r) * g)[:, None] * coef)
-    del KsV, V
+        coef[i] = V @ (g[:, None] * ycoord)  # c_t = (K + r I)^{-1} (I - e^{-eta (K + r I) t}) Y
+        # f_t(X) = K c_t = V diag((w - r) g) V^T Y
+        train[i] = V @ (((w - r) * g)[:, None] * ycoord)
+    del V
+    pred = None if Ks is None else np.stack([Ks @ c for c in coef]).reshape(shape_te)
     status, message = Status.SUCCESS, ""
     if lmin < -1e-8 * lmax:
         status = Status.ILL_CONDITIONED
@@ -329,4 +359,5 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
         message = (f"k_train + reg I is ill-conditioned: condition number {cond:.3g} (lambda_max / lambda_min; "
                    f"reg = {r:.3g} absolute) > max_cond={max_cond:.3g}; the t = inf predictions drop eigenvalues "
                    f"below 1e-14 lambda_max (pseudo-inverse). Pass a larger reg: " + fix + ".")
-    return Regression(times, pred.reshape(shape_te), train.reshape(shape_tr), cond, "eigh", r, eta, params, status, message)
+    return Regression(times, pred, train.reshape(shape_tr), coef.reshape(shape_tr), cond, "eigh", r, eta, params,
+                      status, message)
