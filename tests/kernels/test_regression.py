@@ -254,3 +254,27 @@ def test_without_test_kernel_coef_and_predict():
         with pytest.raises(learndyn.InvalidInputError, match="predict"):
             part.accuracy(np.zeros(4, int))
         assert "predictions" not in part.to_xarray()
+
+
+def test_blocked_cholesky_matches_lapack_and_reports_the_failing_row(monkeypatch):
+    """The blocked in-place Cholesky (used because OpenBLAS's threaded dpotrf crashes on large matrices) gives
+    numpy's factor and reports the first non-positive-definite row as
+    dpotrf's info does; regress gives the same predictions through it."""
+    K, rng = _spd(53, seed=10)
+    A = np.asfortranarray(K.copy())
+    assert regression._cholesky(A, block=8) == 0
+    np.testing.assert_allclose(np.tril(A), np.linalg.cholesky(K), rtol=1e-12, atol=1e-14)
+    for block in (8, 17, 53):
+        bad = K.copy()
+        bad[30, 30] = -1.0  # the leading minor of order 31 is not positive definite
+        B = np.asfortranarray(bad)
+        from scipy.linalg import lapack
+
+        _, ref = lapack.dpotrf(bad.copy(order="F"), lower=1)
+        assert regression._cholesky(B, block=block) == ref == 31
+    monkeypatch.setattr(regression, "_CHOLESKY_BLOCK", 7)
+    Ks, y = rng.randn(5, 53), rng.randn(53, 3)
+    r = kernels.regress(K, Ks, y, reg=1e-3)
+    Kr = K + 1e-3 * np.mean(np.diag(K)) * np.eye(53)
+    np.testing.assert_allclose(r.predictions[0], Ks @ np.linalg.solve(Kr, y), rtol=1e-10, atol=1e-12)
+    assert np.linalg.cond(Kr, 1) / 3 <= r.cond <= np.linalg.cond(Kr, 1) * 1.0000001

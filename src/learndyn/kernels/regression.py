@@ -5,8 +5,9 @@ r"""NNGP / NTK kernel regression at dataset scale (tens of thousands of training
 
 * ``t = inf``: the kernel mean predictor ``f(X*) = K* (K + r I)^{-1} Y`` -- with the NTK the network trained
   by gradient flow to convergence, with the NNGP the Bayesian posterior mean (Lee et al. 2019, eqs. (8)-(9) at
-  ``t -> inf``; Xiao, Pennington & Schoenholz 2020, Sec. 2).  Solved by a Cholesky factorisation
-  (LAPACK ``dpotrf``/``dpotrs``, ``m^3 / 3`` flops), in place with ``overwrite=True``, so that ``m = 20000``
+  ``t -> inf``; Xiao, Pennington & Schoenholz 2020, Sec. 2).  Solved by a blocked Cholesky factorisation
+  (LAPACK ``dpotrf`` on diagonal blocks, ``dtrsm``, matrix products; ``dpotrs``; ``m^3 / 3`` flops), in place
+  with ``overwrite=True``, so that ``m = 20000``
   needs no memory beyond the kernels (``20000^2`` float64 = 3.2 GB each).
 * finite ``t``: gradient flow on the MSE loss from a zero function,
   ``f_t(X*) = K* (K + r I)^{-1} (I - e^{-eta (K + r I) t}) Y`` (Lee et al. 2019, eqs. (8)-(9);
@@ -144,6 +145,45 @@ def _accuracy(f: np.ndarray, labels, name: str) -> np.ndarray:
         raise InvalidInputError(f"{name}: expected {f.shape[1]} integer class indices, got {labels.dtype} of "
                                 f"shape {labels.shape}")
     return np.mean(np.argmax(f, axis=-1) == labels[None], axis=1)
+
+
+#: columns per block of :func:`_cholesky`; LAPACK's own threaded dpotrf is called only on blocks this size
+_CHOLESKY_BLOCK = 4096
+
+
+def _cholesky(A: np.ndarray, block: int | None = None) -> int:
+    r"""Factorise the Fortran-ordered symmetric ``A = L L^T`` in place (``L`` in the lower triangle; the strict
+    upper triangle is overwritten with intermediate values) by the right-looking blocked algorithm: per block column ``k``, LAPACK
+    ``dpotrf`` on the diagonal block, ``dtrsm`` for the panel below it and a matrix product
+    ``A_22 -= L_21 L_21^T`` on the lower part of the trailing matrix.  Same flops (``m^3 / 3``) and rounding
+    behaviour as ``dpotrf`` on the whole matrix; the work is in the matrix products.  It exists because
+    OpenBLAS's multithreaded ``dpotrf`` crashes (segmentation fault) on matrices of order ~16000 and more with
+    two threads (OpenMathLib/OpenBLAS issues 2562, 2821), where the kernels of 20000 images live.
+    Returns 0, or the (1-based) row where a leading minor is not positive definite, as ``dpotrf``'s ``info``."""
+    import scipy.linalg.blas as blas
+    import scipy.linalg.lapack as lapack
+
+    m = A.shape[0]
+    nb = int(block or _CHOLESKY_BLOCK)
+    if m <= nb:
+        _, info = lapack.dpotrf(A, lower=1, clean=0, overwrite_a=1)
+        return int(info)
+    for k in range(0, m, nb):
+        e = min(k + nb, m)
+        diag = np.asfortranarray(A[k:e, k:e])
+        diag, info = lapack.dpotrf(diag, lower=1, clean=0, overwrite_a=1)
+        A[k:e, k:e] = diag
+        if info != 0:
+            return int(k + info)
+        if e == m:
+            break
+        panel = blas.dtrsm(1.0, diag, np.asfortranarray(A[e:, k:e]), side=1, lower=1, trans_a=1, overwrite_b=1)
+        A[e:, k:e] = panel
+        for j in range(e, m, nb):  # the lower part of the trailing matrix, one block column at a time
+            f = min(j + nb, m)
+            A[j:, j:f] -= panel[j - e:] @ panel[j - e:f - e].T
+        del panel
+    return 0
 
 
 def _flow_factors(w: np.ndarray, eta: float, t: float, lmax: float) -> tuple[np.ndarray, np.ndarray]:
@@ -306,7 +346,8 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
 
     if np.all(np.isinf(times)):
         params["method"] = "cholesky"
-        c, info = scipy.linalg.lapack.dpotrf(A, lower=0, clean=0, overwrite_a=1)
+        info = _cholesky(A)
+        c = A
         del A
         if info != 0:
             msg = (f"k_train + reg I is not positive definite in float64 (the Cholesky factorisation stopped at "
@@ -315,8 +356,8 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
             nan = np.full(shape_tr, np.nan)
             return Regression(times, None if Ks is None else np.full(shape_te, np.nan), nan, nan.copy(), math.inf,
                               "cholesky failed", r, math.nan, params, Status.ILL_CONDITIONED, msg)
-        alpha, info = scipy.linalg.lapack.dpotrs(c, np.asfortranarray(Y2), lower=0)
-        rcond, _ = scipy.linalg.lapack.dpocon(c, norm1)  # uplo "U", as factorised
+        alpha, info = scipy.linalg.lapack.dpotrs(c, np.asfortranarray(Y2), lower=1)
+        rcond, _ = scipy.linalg.lapack.dpocon(c, norm1, uplo="L")
         del c
         cond = 1.0 / rcond if rcond > 0 else math.inf
         pred = None if Ks is None else (Ks @ alpha).reshape(shape_te)
