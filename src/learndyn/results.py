@@ -293,7 +293,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "kernels.TrainResult": ("learndyn.kernels.training", "TrainResult"),
     "kernels.GDPredictions": ("learndyn.kernels.spectrum", "GDPredictions"),
     "kernels.Regression": ("learndyn.kernels.regression", "Regression"),
-    "kernels.Evaluation": ("learndyn.kernels.evaluate", "Evaluation"),
+    "kernels.Evaluation": ("learndyn.kernels.evaluation", "Evaluation"),
 }
 
 

@@ -73,6 +73,10 @@ PYTHON_DEFAULT = {
     **{(f"reproduce {p}", "out"): (m.run_figure, "out_dir") for p, m in _REPRODUCE.items()},
     ("reproduce goldt2019", "N"): (goldt2019.run_figure, "N"),
     ("reproduce goldt2019", "seeds"): (goldt2019.run_figure, "seeds"),
+    **{("kernels evaluate", k): ("learndyn.kernels.evaluation:evaluate", k)
+       for k in ("n_train", "n_test", "reg", "sgd", "steps", "batch_size", "lr_factor", "seeds", "seed", "image_size",
+                 "fallback", "kernel_batch_size")},
+    ("kernels evaluate", "data"): ("learndyn.kernels.evaluation:evaluate", "data"),
 }
 
 #: options whose CLI default differs from, or has no counterpart in, the Python API, with the reason
@@ -81,6 +85,13 @@ CLI_DEFAULT = {
     ("dmft", "target"): ("none", "'none' = dmft.Problem's target=None"),
     ("dmft", "frozen"): (False, "--frozen = not dmft.Problem.train_second_layer (default True)"),
     ("dmft", "seeds"): (None, "not passed on: the simulator's default"),
+    ("kernels evaluate", "depth"): (5, "a network for real data, not kernels.Problem's depth=1"),
+    ("kernels evaluate", "activation"): ("relu", "ReLU at (2.0, 0.01), near the critical line, for real data"),
+    ("kernels evaluate", "weight_var"): (2.0, "ReLU's critical sigma_w^2"),
+    ("kernels evaluate", "bias_var"): (0.01, "a small bias variance, as Xiao et al. 2020"),
+    ("kernels evaluate", "width"): (512, "= kernels.Problem's width (fcn); also the CNN's channels"),
+    ("kernels evaluate", "t"): ([float("inf")], "evaluate's t=inf, as a repeatable option"),
+    ("kernels evaluate", "kinds"): ("nngp,ntk", "evaluate's kinds=('nngp', 'ntk'), comma-separated"),
 }
 #: options the Python API has no default for (required there) or that only the command line has
 CLI_ONLY = {
@@ -97,15 +108,16 @@ CLI_ONLY = {
     "sweep-status": {"store", "limit"},
     "sweep-runners": set(),
     "plot": {"store", "x", "y", "hue", "col", "sel", "logx", "logy", "out"},
+    "kernels evaluate": {"arch", "out"},
 }
 
 
 def _commands():
     root = typer.main.get_command(app)
     for name, cmd in root.commands.items():
-        if name == "reproduce":
+        if name in ("reproduce", "kernels"):
             for sub, c in cmd.commands.items():
-                yield f"reproduce {sub}", c
+                yield f"{name} {sub}", c
         else:
             yield name, cmd
 

@@ -40,7 +40,7 @@ from .network import (CacheInfo, Kernel, KernelMemoryError, Network, cache_info,
                       serial)
 from .problem import Problem, kernel  # noqa: F401
 from .regression import Regression, regress  # noqa: F401
-from .evaluate import Evaluation, evaluate  # noqa: F401
+from .evaluation import Evaluation, evaluate  # noqa: F401
 from .signal import (  # noqa: F401
     CriticalLine,
     SignalPropagation,
