@@ -278,3 +278,13 @@ def test_blocked_cholesky_matches_lapack_and_reports_the_failing_row(monkeypatch
     Kr = K + 1e-3 * np.mean(np.diag(K)) * np.eye(53)
     np.testing.assert_allclose(r.predictions[0], Ks @ np.linalg.solve(Kr, y), rtol=1e-10, atol=1e-12)
     assert np.linalg.cond(Kr, 1) / 3 <= r.cond <= np.linalg.cond(Kr, 1) * 1.0000001
+
+
+def test_memory_is_checked_before_solving(monkeypatch):
+    from learndyn.resources import InsufficientMemoryError
+
+    K, rng = _spd(300, seed=11)
+    monkeypatch.setenv("LEARNDYN_MEMORY_LIMIT", "2.5M")  # eigh: 0.7 MB copy + 2.2 MB; Cholesky in place 1.4 MB
+    with pytest.raises(InsufficientMemoryError, match="t=inf only"):
+        kernels.regress(K, None, rng.randn(300), t=1.0)
+    assert kernels.regress(np.asfortranarray(K), None, rng.randn(300), overwrite=True).success

@@ -271,7 +271,9 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
 
     ``f_t(X*) = K* (K + r I)^{-1} (I - e^{-eta (K + r I) t}) Y``; at ``t = inf`` the mean predictor
     ``K* (K + r I)^{-1} Y`` (Cholesky, ``m^3/3`` flops), at finite ``t`` through one eigendecomposition of
-    ``K + r I`` shared by every time (``~9 m^3`` flops; also used for ``inf`` when finite times are asked too).
+    ``K + r I`` shared by every time (``~9 m^3`` flops and ``3 m^2`` float64 of workspace; also used for ``inf``
+    when finite times are asked too).  The memory needed is checked first
+    (:class:`~learndyn.resources.InsufficientMemoryError` before anything is allocated).
 
     Parameters
     ----------
@@ -332,6 +334,15 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
     shape_tr = (len(times), m) + Y.shape[1:]
     shape_te = None if Ks is None else (len(times), Ks.shape[0]) + Y.shape[1:]
     # the working matrix: k_train itself (overwrite) or one copy; Fortran order so LAPACK works in place
+    from ..resources import check_memory
+
+    copy_bytes = 0 if overwrite and (K.flags.f_contiguous or K.flags.c_contiguous) else 8 * m * m
+    finite = not np.all(np.isinf(times))
+    # Cholesky: the panel and its product, 2 x 4096 columns; eigh (LAPACK dsyevd): eigenvectors + 2 m^2 workspace
+    work = (3 * 8 * m * m if finite else 2 * 8 * m * min(m, _CHOLESKY_BLOCK)) + 8 * m * Y.size // max(m, 1) * 4
+    check_memory(copy_bytes + work, what=f"kernels.regress(m={m}, {'eigh' if finite else 'cholesky'})",
+                 reduce=("ask for t=inf only (a Cholesky solve, no eigendecomposition)" if finite else
+                         "pass overwrite=True with a float64 C- or Fortran-ordered k_train (no copy)"))
     if overwrite and K.flags.f_contiguous:
         A = K
     elif overwrite and K.flags.c_contiguous:
@@ -344,7 +355,7 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
     norm1 += abs(r)
     fix = _sufficient_reg(norm1 - abs(r), m, max_cond, mean_diag, relative)
 
-    if np.all(np.isinf(times)):
+    if not finite:
         params["method"] = "cholesky"
         info = _cholesky(A)
         c = A
