@@ -127,3 +127,19 @@ def test_full_size_fashion_mnist_fcn():
     for k in ev.kinds:
         assert ev.test_accuracy[k][-1] > 0.85  # kernel regression on 20k Fashion-MNIST images
     assert max(s[3] for s in ev.stages) < 12 * 2 ** 30
+
+
+def test_stage_peak_is_sampled_without_touching_the_process_peak():
+    """The per-stage peak sees a transient allocation freed before the stage ends; the process's own peak
+    record (VmHWM, what /usr/bin/time reports) is not reset."""
+    import time
+
+    before = evaluate_mod._peak_so_far()
+    stages = evaluate_mod._Stages(None)
+    with stages("alloc"):
+        a = np.ones(40 * 2 ** 20 // 8 * 8)  # 320 MB, touched
+        time.sleep(0.2)
+        del a
+    name, seconds, rss, peak = stages.rows[0]
+    assert name == "alloc" and seconds >= 0.2 and peak >= rss + 250 * 2 ** 20
+    assert evaluate_mod._peak_so_far() >= max(before, peak)

@@ -53,8 +53,8 @@ class Evaluation(Result):
     :class:`~learndyn.kernels.Regression`), ``reg`` (absolute), ``kernel_status`` / ``kernel_message``.
     ``sgd``: per seed ``test_accuracy``, ``train_accuracy``, ``train_loss`` and the ``learning_rate``
     (empty without SGD).  ``stages``: per stage ``(name, seconds, rss_bytes, peak_bytes)`` -- the resident
-    memory after the stage and the peak during it (Linux ``VmHWM``, reset before each stage; the process's
-    peak so far where it cannot be reset).  ``params``: the problem, the data set actually used (``data``) and
+    memory after the stage and the peak during it (sampled every 20 ms; the process's peak so far where the
+    resident size cannot be read).  ``params``: the problem, the data set actually used (``data``) and
     the one asked for (``data_requested``), sizes, regularisation and SGD settings; ``notes``: what was changed
     from the request (a fallback data set, smaller sizes).
 
@@ -232,17 +232,8 @@ def _rss() -> int:
         return 0
 
 
-def _reset_peak() -> bool:
-    """Reset the kernel's record of this process's peak RSS (Linux ``clear_refs`` 5); False where impossible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak() -> int:
+def _peak_so_far() -> int:
+    """The process's peak resident memory so far (Linux ``VmHWM``; ``ru_maxrss`` elsewhere)."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -254,7 +245,13 @@ def _peak() -> int:
 
 
 class _Stages:
-    """Times each stage and records the resident memory after it and the peak during it."""
+    """Times each stage and records the resident memory after it and the peak during it.
+
+    The peak is sampled every 20 ms by a background thread reading the resident size (``/proc/self/statm``),
+    so the process's own peak record (what ``/usr/bin/time`` or ``ru_maxrss`` report) is left untouched; where
+    that file does not exist, the process's peak so far is reported."""
+
+    interval = 0.02
 
     def __init__(self, log):
         self.rows: list[tuple[str, float, int, int]] = []
@@ -265,7 +262,17 @@ class _Stages:
 
         class _Stage:
             def __enter__(self):
-                _reset_peak()
+                import threading
+
+                self.peak = _rss()
+                self.stop = threading.Event()
+
+                def sample():
+                    while not self.stop.wait(stages.interval):
+                        self.peak = max(self.peak, _rss())
+
+                self.thread = threading.Thread(target=sample, daemon=True)
+                self.thread.start()
                 self.t0 = time.perf_counter()
                 if stages.log is not None:
                     stages.log(f"{name} ...")
@@ -273,7 +280,12 @@ class _Stages:
             def __exit__(self, *exc):
                 from ..resources import format_bytes
 
-                row = (name, time.perf_counter() - self.t0, _rss(), _peak())
+                seconds = time.perf_counter() - self.t0
+                self.stop.set()
+                self.thread.join()
+                rss = _rss()
+                peak = max(self.peak, rss) if rss else _peak_so_far()
+                row = (name, seconds, rss, peak)
                 stages.rows.append(row)
                 if stages.log is not None and exc[0] is None:
                     stages.log(f"{name}: {row[1]:.1f} s, RSS {format_bytes(row[2])}, peak {format_bytes(row[3])}")
