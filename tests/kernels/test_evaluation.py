@@ -134,6 +134,8 @@ def test_stage_peak_is_sampled_without_touching_the_process_peak():
     record (VmHWM, what /usr/bin/time reports) is not reset."""
     import time
 
+    a = np.ones(60 * 2 ** 20 // 8 * 8)  # 480 MB before any stage: the process peak includes it
+    del a
     before = evaluate_mod._peak_so_far()
     stages = evaluate_mod._Stages(None)
     with stages("alloc"):
@@ -142,4 +144,4 @@ def test_stage_peak_is_sampled_without_touching_the_process_peak():
         del a
     name, seconds, rss, peak = stages.rows[0]
     assert name == "alloc" and seconds >= 0.2 and peak >= rss + 250 * 2 ** 20
-    assert evaluate_mod._peak_so_far() >= max(before, peak)
+    assert evaluate_mod._peak_so_far() >= before  # never reset
