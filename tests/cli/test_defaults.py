@@ -89,7 +89,7 @@ CLI_DEFAULT = {
     ("kernels evaluate", "activation"): ("relu", "ReLU at (2.0, 0.01), near the critical line, for real data"),
     ("kernels evaluate", "weight_var"): (2.0, "ReLU's critical sigma_w^2"),
     ("kernels evaluate", "bias_var"): (0.01, "a small bias variance, as Xiao et al. 2020"),
-    ("kernels evaluate", "width"): (512, "= kernels.Problem's width (fcn); also the CNN's channels"),
+    ("kernels evaluate", "width"): (None, "not passed on: kernels.Problem's width (fcn) or channels (cnn)"),
     ("kernels evaluate", "t"): ([float("inf")], "evaluate's t=inf, as a repeatable option"),
     ("kernels evaluate", "kinds"): ("nngp,ntk", "evaluate's kinds=('nngp', 'ntk'), comma-separated"),
 }

@@ -108,7 +108,8 @@ def evaluate_command(
     activation: str = typer.Option("relu", help="erf (= erf(x)), relu, tanh, ... (learndyn.activations)"),
     weight_var: float = typer.Option(2.0, help="sigma_w^2"),
     bias_var: float = typer.Option(0.01, help="sigma_b^2"),
-    width: int = typer.Option(512, help="SGD network: hidden units (fcn) or channels (cnn)"),
+    width: Optional[int] = typer.Option(None, help="SGD network: hidden units (fcn, default 512) or channels "
+                                                   "(cnn, default 64)"),
     image_size: Optional[int] = typer.Option(None, help="downsample images to SIZE x SIZE (default: 16 for the "
                                                         "CNNs, none for fcn)"),
     reg: float = typer.Option(0.0, help="diagonal regularisation, relative to the mean diagonal of the kernel"),
@@ -137,9 +138,10 @@ def evaluate_command(
         check_output_path(out.with_suffix(".nc"), name="--out")
         options = dict(depth=depth, activation=activation, weight_var=weight_var, bias_var=bias_var)
         if arch is Arch.fcn:
-            problem = kernels.Problem("fcn", width=width, **options)
+            problem = kernels.Problem("fcn", **options, **({} if width is None else dict(width=width)))
         else:
-            problem = kernels.Problem("cnn", channels=width, filter_shape=(3, 3), padding="circular",
+            problem = kernels.Problem("cnn", **({} if width is None else dict(channels=width)),
+                                      filter_shape=(3, 3), padding="circular",
                                       readout="gap" if arch is Arch.cnn_gap else "flatten", **options)
             image_size = 16 if image_size is None else image_size
         kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
