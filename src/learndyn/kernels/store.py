@@ -286,9 +286,10 @@ class KernelStore:
         """Data chunks, then scales, then the status chunk (see the module docstring)."""
         b = self.block_size
         r0, c0 = i * b, j * b
+        ri, rj = min(b, self.shape[0] - r0), min(b, self.shape[1] - c0)
         for k in self.kinds:
-            m, _ = blocks[k]
-            self._group[k][r0:r0 + m.shape[0], c0:c0 + m.shape[1]] = m
+            m = blocks[k][0][:ri, :rj]  # without the padding of a short last block
+            self._group[k][r0:r0 + ri, c0:c0 + rj] = m
         for k in self.kinds:
             self._group[f"{k}_log2_scale"][i, j] = blocks[k][1]
             self._scales[k][i, j] = blocks[k][1]
@@ -979,12 +980,22 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
     return store
 
 
+def _padded_rows(x: np.ndarray, start: int, b: int) -> np.ndarray:
+    """Rows ``start .. start + b`` of ``x``; a short last block is padded with copies of row 0 (when ``x`` has
+    more than one block), so every block has one shape and reuses one compilation (the padding is cut off
+    before writing)."""
+    rows = x[start:start + b]
+    if rows.shape[0] < b and x.shape[0] > b:
+        rows = np.concatenate([rows, np.repeat(x[:1], b - rows.shape[0], axis=0)])
+    return rows
+
+
 def _inputs(store: KernelStore, x1, x2, i: int, j: int):
     b = store.block_size
-    xa = x1[i * b:(i + 1) * b]
+    xa = _padded_rows(x1, i * b, b)
     if store.symmetric and i == j:
         return xa, None
-    return xa, (x1 if x2 is None else x2)[j * b:(j + 1) * b]
+    return xa, _padded_rows(x1 if x2 is None else x2, j * b, b)
 
 
 def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, *, scheduler, client, n_workers, progress,
