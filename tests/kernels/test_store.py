@@ -228,11 +228,17 @@ def test_default_block_size_follows_the_memory_estimate(tmp_path, monkeypatch):
     x = _x(300)
     ks = kernels.kernel_store(P, x, path=tmp_path / "a.zarr", get="nngp", progress=False)
     assert ks.block_size == 300  # a small kernel is one block
-    # with little memory the block shrinks to what the estimate allows
-    est = P.network().memory_estimate(64, 64, (), channels=6, get=("nngp",))
-    monkeypatch.setenv("LEARNDYN_MEMORY_LIMIT", str(int(4 * (est + 3 * 8 * 64 * 64) + 1)))
-    b = kstore._default_block_size(P.network(), x.shape, 300, ("nngp",), 1)
-    assert 16 <= b <= 128
+    # with little memory the block shrinks until the honest estimate fits each worker's share
+    monkeypatch.setenv("LEARNDYN_MEMORY_LIMIT", "8M")
+    net = P.network()
+    b1, limit1 = kstore._memory_plan(net, x.shape, 300, ("nngp", "ntk"), 1, None, None)
+    b2, limit2 = kstore._memory_plan(net, x.shape, 300, ("nngp", "ntk"), 2, None, None)
+    share = 0.5 * 8 * 2**20
+    assert limit1 == 0.5 * share and limit2 == 0.25 * share
+    assert 16 <= b2 <= b1 < 300
+    est = net.memory_estimate(b1, b1, (), channels=6, get=("nngp", "ntk"), memory_limit=limit1)
+    assert est + 3 * 8 * 2 * b1 * b1 <= share
+    assert kstore._memory_plan(net, x.shape, 300, ("nngp",), 1, 7, 1e6) == (7, 1e6)  # as given
 
 
 def test_blocks_on_a_local_dask_cluster_of_two_processes(tmp_path):
@@ -322,3 +328,20 @@ def test_streamed_prediction_equals_the_dense_mean_predictor(tmp_path):
     stopped = ks.predict(kt, y, kind="ntk", reg=0.0, maxiter=1)
     assert stopped.status is Status.NOT_CONVERGED and np.all(np.isfinite(stopped.mean))
     assert stopped.to_xarray()["residuals"].shape == (2, 2)
+
+
+def test_conjugate_gradient_checks_the_true_residual():
+    rng = np.random.default_rng(1)
+    n = 50
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * np.linspace(1.0, 10.0, n)) @ Q.T
+    # products less accurate than the tolerance (the input rounded to float32): the recursion's residual
+    # reaches tol, the residual recomputed from x does not -- reported, not passed off as converged
+    f = lambda V: A @ np.asarray(V, np.float32).astype(np.float64)  # noqa: E731
+    sol = kernels.conjugate_gradient(LinearOperator((n, n), matvec=f, matmat=f, dtype=float), np.ones(n),
+                                     tol=1e-10, preconditioner=None)
+    assert sol.status is Status.NOT_CONVERGED and "recomputed from x" in sol.message
+    assert sol.residuals[-1, 0] <= 1e-10 < sol.true_residual[0] and np.all(np.isfinite(sol.x))
+    good = kernels.conjugate_gradient(np.eye(n) * 2, np.ones(n), tol=1e-10)
+    assert good.success and good.true_residual.max() <= 1e-10
+    assert kernels.CGSolution.from_xarray(good.to_xarray()).true_residual.tolist() == good.true_residual.tolist()

@@ -38,9 +38,11 @@ inputs, another network or other kinds is refused with what differs; ``overwrite
 store, and deletes only a folder that is a kernel store (never the working, home or root directory).
 
 Memory: computing holds one block per kind (plus :meth:`Network.kernel`'s working memory for it) in the
-client, and one per worker with Dask (at most ``2 n_workers`` results in flight).  The default block
-size is the largest power-of-two-sized block (<= 4096) whose honest estimate
-(:meth:`Network.memory_estimate`) fits a quarter of the available memory per worker.  Reading,
+client, and one per worker with Dask (at most ``2 n_workers`` results in flight).  Each worker's share
+is half the available memory divided by the workers: the working memory of a block's computation is
+limited to half of it (``memory_limit``), and the default block size is the largest (<= 4096 rows)
+whose outputs, held three times, fit the other half and whose honest estimate
+(:meth:`Network.memory_estimate`) fits the share.  Reading,
 multiplying (:meth:`KernelStore.matmat`, :meth:`KernelStore.operator`) and predicting stream one block at
 a time, keeping up to ``cache_bytes`` of blocks in memory between passes (default: a quarter of the
 available memory), so a kernel that fits is read from disk once per solve.
@@ -63,6 +65,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import xarray as xr
+from scipy.sparse.linalg import LinearOperator
 
 from ..resources import available_memory, check_memory
 from ..results import InvalidInputError, Result, Status, problem_attrs
@@ -502,13 +505,7 @@ class KernelStore:
 # ============================================================================================
 # the streamed operator
 # ============================================================================================
-def _linear_operator_base():
-    from scipy.sparse.linalg import LinearOperator
-
-    return LinearOperator
-
-
-class KernelOperator(_linear_operator_base()):
+class KernelOperator(LinearOperator):
     """``(K + reg_abs I) / 2**log2_scale`` of a symmetric :class:`KernelStore` as a SciPy
     ``LinearOperator``: ``matvec``/``matmat`` stream the stored blocks (upper triangle, each used twice),
     keeping what fits in the store's block cache.  ``diagonal()`` gives the Jacobi preconditioner's
@@ -551,8 +548,11 @@ class CGSolution(Result):
     """``x = A^{-1} y`` by (preconditioned) conjugate gradients (:func:`conjugate_gradient`).
 
     ``residuals``: ``(iterations + 1, k)`` relative residuals ``|y - A x| / |y|`` per column after each
-    iteration (a converged column keeps its last value).  ``status``: ``SUCCESS`` (every column below
-    ``tol``), ``NOT_CONVERGED`` (``maxiter`` reached; ``x`` is the last iterate), ``NOT_PSD`` (a direction
+    iteration (a converged column keeps its last value); ``true_residual``: ``|y - A x| / |y|`` per column
+    recomputed from ``x`` at the end (the recursion's residual can drift below the true one on an
+    ill-conditioned system).  ``status``: ``SUCCESS`` (every column below ``tol``, also recomputed),
+    ``NOT_CONVERGED`` (``maxiter`` reached, or the recomputed residual above ``10 tol``; ``x`` is the last
+    iterate), ``NOT_PSD`` (a direction
     with ``p^T A p <= 0`` or a non-positive diagonal: ``A`` is not positive definite; ``x`` is the last
     iterate before it) or ``NONFINITE`` (the operator returned NaN/inf)."""
 
@@ -562,23 +562,28 @@ class CGSolution(Result):
     tol: float
     status: Status = Status.SUCCESS
     message: str = ""
+    true_residual: np.ndarray | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "status", Status.of(self.status))
 
     def to_xarray(self) -> xr.Dataset:
-        """``x`` over ``(row[, column])`` and ``residuals`` over ``(iteration, column)``; status as attributes."""
+        """``x`` over ``(row[, column])``, ``residuals`` over ``(iteration, column)``, ``true_residual`` over
+        ``column``; status as attributes."""
         dims = ("row",) if self.x.ndim == 1 else ("row", "column")
-        return xr.Dataset({"x": (dims, self.x), "residuals": (("iteration", "column"), self.residuals)},
-                          attrs=dict(iterations=int(self.iterations), tol=float(self.tol), status=str(self.status),
-                                     message=self.message))
+        data = {"x": (dims, self.x), "residuals": (("iteration", "column"), self.residuals)}
+        if self.true_residual is not None:
+            data["true_residual"] = (("column",), np.atleast_1d(self.true_residual))
+        return xr.Dataset(data, attrs=dict(iterations=int(self.iterations), tol=float(self.tol),
+                                           status=str(self.status), message=self.message))
 
     @classmethod
     def from_xarray(cls, ds: xr.Dataset) -> "CGSolution":
         """The solution stored by :meth:`to_xarray`."""
         a = ds.attrs
         return cls(ds["x"].values, ds["residuals"].values, int(a["iterations"]), float(a["tol"]),
-                   Status.of(a.get("status", "success")), str(a.get("message", "")))
+                   Status.of(a.get("status", "success")), str(a.get("message", "")),
+                   ds["true_residual"].values if "true_residual" in ds else None)
 
 
 def _as_operator(A):
@@ -635,8 +640,8 @@ def conjugate_gradient(operator: Any, y, *, tol: float = 1e-8, maxiter: int | No
     Y = Y[:, None] if vec else Y
     k = Y.shape[1]
 
-    def done(x, res, it, status=Status.SUCCESS, message=""):
-        return CGSolution(x[:, 0] if vec else x, np.asarray(res), it, float(tol), status, message)
+    def done(x, res, it, status=Status.SUCCESS, message="", true=None):
+        return CGSolution(x[:, 0] if vec else x, np.asarray(res), it, float(tol), status, message, true)
 
     # the preconditioner M^{-1}
     if isinstance(preconditioner, str):
@@ -717,7 +722,14 @@ def conjugate_gradient(operator: Any, y, *, tol: float = 1e-8, maxiter: int | No
                     f"conjugate gradients: {int(active.sum())} of {k} column(s) not converged after {it} iterations "
                     f"(largest relative residual {worst:.3g} > tol={tol:g}); the kernel is ill-conditioned: increase "
                     "reg, maxiter or use a better preconditioner")
-    return done(X, history, it)
+    true = np.linalg.norm(Y - np.asarray(A.matmat(X), dtype=np.float64), axis=0) / safe
+    true[ynorm == 0] = 0.0
+    if not np.all(true <= 10 * tol):
+        return done(X, history, it, Status.NOT_CONVERGED,
+                    f"conjugate gradients: the recursion reached tol={tol:g} after {it} iterations, but the residual "
+                    f"recomputed from x is {float(np.max(true)):.3g}: the system is too ill-conditioned for this "
+                    "tolerance (or the operator's products are less accurate than it); increase reg or tol", true)
+    return done(X, history, it, true=true)
 
 
 @dataclass(frozen=True)
@@ -761,11 +773,12 @@ class StorePrediction(Result):
 # ============================================================================================
 # computing a store
 # ============================================================================================
-def _block_task(network, xa: np.ndarray, xb: np.ndarray | None, kinds: tuple[str, ...]) -> dict:
+def _block_task(network, xa: np.ndarray, xb: np.ndarray | None, kinds: tuple[str, ...],
+                memory_limit: float | None = None) -> dict:
     """One block (run in the client or on a Dask worker): mantissas and scales per kind, finiteness,
     seconds.  ``xb=None``: ``xa`` with itself (a diagonal block of a symmetric store)."""
     t0 = time.perf_counter()
-    k = network.kernel(xa, xb, get=kinds, verbose=False)
+    k = network.kernel(xa, xb, get=kinds, verbose=False, memory_limit=memory_limit)
     out = {"nngp": (np.asarray(k.nngp_mantissa), float(k.nngp_log2_scale))}
     if "ntk" in kinds:
         out["ntk"] = (np.asarray(k.ntk_mantissa), float(k.ntk_log2_scale))
@@ -773,23 +786,32 @@ def _block_task(network, xa: np.ndarray, xb: np.ndarray | None, kinds: tuple[str
     return {"blocks": out, "finite": finite, "seconds": time.perf_counter() - t0}
 
 
-def _default_block_size(net, shape1: tuple, n2: int, kinds: tuple[str, ...], workers: int) -> int:
-    """Largest power-of-two block (<= 4096, or the whole kernel) whose estimated peak, plus the
-    block's copies on the host, fits a quarter of the available memory per worker."""
+def _memory_plan(net, shape1: tuple, n2: int, kinds: tuple[str, ...], workers: int,
+                 block_size: int | None, memory_limit: float | None) -> tuple[int, float]:
+    """``(block size, memory limit of Network.kernel's working memory per block)``.
+
+    Each worker (or this process) gets ``share = available / (2 workers)``.  Unless given, the working
+    memory of one block's computation is limited to half of it, and the block size is the largest (<= 4096
+    rows, or the whole kernel) whose outputs, held three times (the result, its copy to the store, one in
+    flight), fit the other half and whose honest estimate (:meth:`Network.memory_estimate` with that limit)
+    plus those copies fits the share."""
     n1 = shape1[0]
     sp, ch = tuple(shape1[1:-1]), int(shape1[-1])
-    nmax = max(n1, n2)
-    budget = 0.25 * available_memory() / max(workers, 1)
-    b = min(nmax, _MAX_DEFAULT_BLOCK)
-    while True:
-        host = 3 * 8.0 * b * b * len(kinds)  # the result, its copy to the store, one in flight
+    share = 0.5 * available_memory() / max(workers, 1)
+    limit = float(memory_limit) if memory_limit is not None else 0.5 * share
+    if block_size is not None:
+        return int(block_size), limit
+    per_row2 = 3 * 8.0 * len(kinds)
+    b = max(16, min(max(n1, n2), _MAX_DEFAULT_BLOCK, math.isqrt(int(max(share - limit, 0) / per_row2))))
+    while b > 16:
         try:
-            est = net.memory_estimate(b, b, sp, channels=ch, get=kinds)
+            est = net.memory_estimate(b, b, sp, channels=ch, get=kinds, memory_limit=limit)
         except Exception:  # noqa: BLE001 - an estimate never stops a run by failing itself
-            est = 12 * 8.0 * b * b
-        if est + host <= budget or b <= 16:
-            return int(b)
-        b = 1 << (int(b - 1).bit_length() - 1) if b & (b - 1) else b // 2
+            break
+        if est + per_row2 * b * b <= share:
+            break
+        b //= 2
+    return int(min(b, max(n1, n2))), limit
 
 
 class _Lock:
@@ -864,7 +886,7 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
                  get: str | Sequence[str] = ("nngp", "ntk"), scheduler: str | None = None, client: Any = None,
                  n_workers: int | None = None, overwrite: bool = False, progress: bool = True,
                  max_blocks: int | None = None, callback: Callable[[int, int], Any] | None = None,
-                 cache_bytes: float | None = None) -> KernelStore:
+                 memory_limit: float | None = None, cache_bytes: float | None = None) -> KernelStore:
     r"""Compute (or resume) the NNGP/NTK between the rows of ``x1`` and ``x2`` (``x2=None``: ``x1`` with
     itself) block by block into the Zarr store at ``path``; the kernels are those of
     :meth:`Network.kernel <learndyn.kernels.Network.kernel>` (Jacot et al. 2018, Theorem 1; Lee et al. 2019;
@@ -894,6 +916,9 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
         Compute at most this many blocks in this call (the store stays resumable).
     callback:
         Called as ``callback(I, J)`` after block ``(I, J)`` is safely stored (e.g. progress reporting).
+    memory_limit:
+        Bytes for the working memory of one block's computation (``Network.kernel``'s ``memory_limit``);
+        default: a quarter of the available memory per worker (module docstring).
     cache_bytes:
         Memory for blocks kept between passes when the returned store is read (default: a quarter of the
         available memory).
@@ -957,7 +982,7 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
         local = client is None and not scheduler
         workers = 1 if local and not n_workers else int(n_workers or 1)
         if fresh:
-            b = int(block_size) if block_size is not None else _default_block_size(net, x1.shape, n2, kinds, workers)
+            b, _ = _memory_plan(net, x1.shape, n2, kinds, workers, block_size, memory_limit)
             b = min(b, max(n1, n2))
             from .. import __version__
 
@@ -969,12 +994,13 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
             attrs["learndyn_version"] = __version__
             _create(real, attrs, n1, n2, b, kinds)
         store = KernelStore(shown, cache_bytes=cache_bytes)
+        _, limit = _memory_plan(net, x1.shape, n2, kinds, workers, store.block_size, memory_limit)
         todo = store.pending()
         if max_blocks is not None:
             todo = todo[:int(max_blocks)]
         if todo:
-            _run_blocks(store, net, x1, x2, todo, kinds, scheduler=scheduler, client=client, n_workers=n_workers,
-                        progress=progress, callback=callback)
+            _run_blocks(store, net, x1, x2, todo, kinds, limit, scheduler=scheduler, client=client,
+                        n_workers=n_workers, progress=progress, callback=callback)
     finally:
         lock.release()
     return store
@@ -998,7 +1024,7 @@ def _inputs(store: KernelStore, x1, x2, i: int, j: int):
     return xa, _padded_rows(x1 if x2 is None else x2, j * b, b)
 
 
-def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, *, scheduler, client, n_workers, progress,
+def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, limit, *, scheduler, client, n_workers, progress,
                 callback) -> None:
     from tqdm.auto import tqdm
 
@@ -1015,7 +1041,7 @@ def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, *, scheduler, clie
         if client is None and not scheduler and not (n_workers and n_workers > 1):
             for i, j in todo:
                 xa, xb = _inputs(store, x1, x2, i, j)
-                finish(i, j, _block_task(net, xa, xb, kinds))
+                finish(i, j, _block_task(net, xa, xb, kinds, limit))
             return
         from ..cluster import ClusterError, connect
 
@@ -1030,7 +1056,9 @@ def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, *, scheduler, clie
                 while queue and len(futures) < window:
                     i, j = queue.pop(0)
                     xa, xb = _inputs(store, x1, x2, i, j)
-                    futures[c.submit(_block_task, net, xa, xb, kinds, pure=False)] = (i, j)
+                    with warnings.catch_warnings():  # the block's inputs travel with its task (they survive
+                        warnings.simplefilter("ignore")  # a worker's death, unlike scattered data)
+                        futures[c.submit(_block_task, net, xa, xb, kinds, limit, pure=False)] = (i, j)
 
             submit()
             ac = as_completed(list(futures), loop=c.loop)
