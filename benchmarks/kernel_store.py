@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: serial)")
     ap.add_argument("--dense-max", type=int, default=8000, help="largest n also run in memory")
     ap.add_argument("--store", default=None, help="folder for the stores (default: a temporary one)")
+    ap.add_argument("--preconditioner", default="auto", choices=("auto", "jacobi", "nystrom"))
+    ap.add_argument("--rank", type=int, default=None, help="rank of the Nystrom preconditioner (default 500)")
     a = ap.parse_args()
 
     try:
@@ -64,7 +66,7 @@ def main() -> None:
                                   overwrite=True, progress=False)
         t_test = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pred = ks.predict(kt, y, kind=a.kind, reg=a.reg)
+        pred = ks.predict(kt, y, kind=a.kind, reg=a.reg, preconditioner=a.preconditioner, rank=a.rank)
         t_cg = time.perf_counter() - t0
         acc = float(np.mean(np.argmax(pred.mean, 1) == ds.labels_test))
         disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**30
@@ -90,7 +92,8 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     print(f"{ds.name}: n={a.n} train, {a.n_test} test, d={x.shape[1]}; FCN {a.activation} depth {a.depth}; "
           f"{a.kind}, reg={a.reg:g} (relative); block {ks.block_size}; workers {a.workers or 'serial'}; "
-          f"{os.cpu_count()} cores; stores {disk:.2f} GiB on disk; CG status {pred.status}")
+          f"{os.cpu_count()} cores; stores {disk:.2f} GiB on disk; preconditioner {a.preconditioner}; CG status "
+          f"{pred.status}")
     print(f"| path | train kernel s | test kernel s | solve+predict s | CG iterations | test accuracy | peak RSS GiB |")
     print("|---|---|---|---|---|---|---|")
     for name, a1, a2, a3, it, acc_, rss in rows:

@@ -281,11 +281,20 @@ def test_conjugate_gradient_against_numpy_solve():
     Y = rng.standard_normal((n, 3))
     Y[:, 1] = 0.0  # a zero column converges at once
     want = np.linalg.solve(A, Y)
-    for pre in ("jacobi", None, np.diag(1 / np.diag(A)), lambda r: r / np.diag(A)):
+    for pre in ("jacobi", "nystrom", "auto", None, np.diag(1 / np.diag(A)), lambda r: r / np.diag(A)):
         sol = kernels.conjugate_gradient(A, Y, tol=1e-12, preconditioner=pre)
         assert sol.success and sol.status is Status.SUCCESS, sol.message
         assert np.max(np.abs(sol.x - want)) < 1e-8 * np.max(np.abs(want))
         assert sol.residuals.shape == (sol.iterations + 1, 3) and sol.residuals[-1].max() <= 1e-12
+    # a Nystrom sketch of full rank is the inverse: converged at once; of low rank on a decaying spectrum
+    # (a kernel-like matrix) far fewer iterations than Jacobi
+    assert kernels.conjugate_gradient(A, Y, tol=1e-12, preconditioner="nystrom", rank=n).iterations <= 2
+    D = (Q * np.logspace(0, -6, n)) @ Q.T + 1e-6 * np.eye(n)
+    its = {pre: kernels.conjugate_gradient(D, Y, tol=1e-10, preconditioner=pre, rank=20) for pre in ("jacobi", "nystrom")}
+    assert its["nystrom"].success and its["nystrom"].iterations < its["jacobi"].iterations / 2
+    assert np.max(np.abs(its["nystrom"].x - np.linalg.solve(D, Y))) < 1e-7 * np.max(np.abs(np.linalg.solve(D, Y)))
+    with pytest.raises(InvalidInputError, match="rank: must be an integer in 1..60"):
+        kernels.conjugate_gradient(A, Y, preconditioner="nystrom", rank=61)
     one = kernels.conjugate_gradient(A, Y[:, 0], tol=1e-12)
     assert one.x.shape == (n,) and np.max(np.abs(one.x - want[:, 0])) < 1e-8 * np.max(np.abs(want))
     # warm start at the answer: no iteration
@@ -301,6 +310,7 @@ def test_conjugate_gradient_against_numpy_solve():
     assert bad.status is Status.NOT_PSD and "not positive definite" in bad.message and np.all(np.isfinite(bad.x))
     neg = np.diag(np.r_[-1.0, np.ones(n - 1)])
     assert kernels.conjugate_gradient(neg, np.ones(n)).status is Status.NOT_PSD
+    assert kernels.conjugate_gradient(-np.eye(n), np.ones(n), preconditioner="nystrom").status is Status.NOT_PSD
     nan = kernels.conjugate_gradient(np.full((n, n), np.nan), np.ones(n), preconditioner=None)
     assert nan.status is Status.NONFINITE
     with pytest.raises(InvalidInputError, match="needs the operator's diagonal"):
@@ -321,7 +331,7 @@ def test_streamed_prediction_equals_the_dense_mean_predictor(tmp_path):
     for kind in ("ntk", "nngp"):
         want = kernels.mean_predictor(getattr(K, kind), getattr(Kt, kind), y, reg=1e-3)
         for test_train in (kt, getattr(Kt, kind)):
-            pred = ks.predict(test_train, y, kind=kind, reg=1e-3, tol=1e-13)
+            pred = ks.predict(test_train, y, kind=kind, reg=1e-3, tol=1e-13, preconditioner="nystrom", rank=10)
             assert pred.success, pred.message
             assert _rel(pred.mean, want.mean) < 1e-9
             assert pred.reg == pytest.approx(1e-3 * np.mean(np.diag(getattr(K, kind))), rel=1e-12)
