@@ -199,9 +199,10 @@ def _check_deletable(path: Path) -> None:
 
 class KernelStore:
     """An NNGP/NTK kernel in a Zarr store, computed block by block (:func:`kernel_store`; layout, resume
-    guarantees and memory in the module docstring).  Open an existing one with :meth:`open`."""
+    guarantees and memory in the module docstring).  Open an existing one with :meth:`open` (read only;
+    ``writable=True`` is for :func:`kernel_store`, which holds the store's lock)."""
 
-    def __init__(self, path: str | os.PathLike, *, cache_bytes: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, *, cache_bytes: float | None = None, writable: bool = False) -> None:
         import zarr
 
         self.path = Path(path)
@@ -210,7 +211,7 @@ class KernelStore:
             raise InvalidInputError(f"path: {self.path} is not a kernel store written by learndyn "
                                     "(kernels.kernel_store creates one)")
         try:
-            self._group = zarr.open_group(str(self.real), mode="r+", zarr_format=2)
+            self._group = zarr.open_group(str(self.real), mode="r+" if writable else "r", zarr_format=2)
         except Exception as exc:  # noqa: BLE001 - damaged metadata
             raise InvalidInputError(f"path: {self.path} cannot be opened ({_one_line(exc)}); its metadata is "
                                     "damaged: move it away and compute the kernel again") from None
@@ -325,8 +326,9 @@ class KernelStore:
         done = self._status != PENDING
         return float(np.max(self._scales[kind][done])) if done.any() else 0.0
 
-    def _block_units(self, kind: str, i: int, j: int, units: float) -> np.ndarray:
-        """Stored block (I, J) (I <= J when symmetric) in units of ``2**units``, through the cache."""
+    def _block_units(self, kind: str, i: int, j: int, units: float, keep: bool = True) -> np.ndarray:
+        """Stored block (I, J) (I <= J when symmetric) in units of ``2**units``, through the cache (kept there
+        when ``keep`` and it fits: products make repeated passes, whole reads do not)."""
         key = (kind, i, j, units)
         hit = self._cache.get(key)
         if hit is not None:
@@ -337,7 +339,7 @@ class KernelStore:
         b = self.block_size
         m = np.asarray(self._group[kind][i * b:(i + 1) * b, j * b:(j + 1) * b], dtype=np.float64)
         out = _scaled(m, self._scales[kind][i, j] - units, kind)
-        if self._cache_used + out.nbytes <= self.cache_bytes:
+        if keep and self._cache_used + out.nbytes <= self.cache_bytes:
             self._cache[key] = out
             self._cache_used += out.nbytes
         return out
@@ -350,8 +352,8 @@ class KernelStore:
     def _tile(self, kind: str, i: int, j: int, units: float) -> np.ndarray:
         """Block (I, J) of the full kernel (mirrored from (J, I) below the diagonal of a symmetric store)."""
         if self.symmetric and i > j:
-            return self._block_units(kind, j, i, units).T
-        return self._block_units(kind, i, j, units)
+            return self._block_units(kind, j, i, units, keep=False).T
+        return self._block_units(kind, i, j, units, keep=False)
 
     def block(self, kind: str, rows: slice = slice(None), cols: slice = slice(None), *,
               log2_scale: float | None = None) -> np.ndarray:
@@ -437,9 +439,10 @@ class KernelStore:
         return out
 
     # ---- products and solves ------------------------------------------------------------
-    def matmat(self, kind: str, v: np.ndarray, *, log2_scale: float | None = None) -> np.ndarray:
+    def matmat(self, kind: str, v: np.ndarray, *, log2_scale: float | None = None, cache: bool = True) -> np.ndarray:
         """``K @ v`` (``v``: ``(n2,)`` or ``(n2, k)``), streaming the stored blocks once (a symmetric block is
-        used for both ``K[I, J]`` and ``K[J, I]``); physical, or divided by ``2**log2_scale`` when given."""
+        used for both ``K[I, J]`` and ``K[J, I]``); physical, or divided by ``2**log2_scale`` when given.
+        ``cache``: keep the blocks read in memory (up to ``cache_bytes``) for the next pass."""
         self._check_kind(kind)
         self._check_complete("matmat")
         v = np.asarray(v, dtype=np.float64)
@@ -451,7 +454,7 @@ class KernelStore:
         b = self.block_size
         out = np.zeros((self.shape[0], V.shape[1]))
         for i, j in self.needed():
-            B = self._block_units(kind, i, j, units)
+            B = self._block_units(kind, i, j, units, keep=cache)
             out[i * b:i * b + B.shape[0]] += B @ V[j * b:j * b + B.shape[1]]
             if self.symmetric and i != j:
                 out[j * b:j * b + B.shape[1]] += B.T @ V[i * b:i * b + B.shape[0]]
@@ -497,7 +500,7 @@ class KernelStore:
                 raise InvalidInputError(f"test_train: has {test_train.shape[1]} columns, the train kernel "
                                         f"{self.shape[0]} rows; compute it with x2 = the training inputs")
             et = test_train.log2_scale(kind)
-            mean = _scaled(test_train.matmat(kind, alpha_units, log2_scale=et), et - e, "prediction")
+            mean = _scaled(test_train.matmat(kind, alpha_units, log2_scale=et, cache=False), et - e, "prediction")
         else:
             kt = np.asarray(test_train, dtype=np.float64)
             if kt.ndim != 2 or kt.shape[1] != self.shape[0]:
@@ -1047,7 +1050,7 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
             attrs = problem_attrs(subject, **extra)
             attrs["learndyn_version"] = __version__
             _create(real, attrs, n1, n2, b, kinds)
-        store = KernelStore(shown, cache_bytes=cache_bytes)
+        store = KernelStore(shown, cache_bytes=cache_bytes, writable=True)
         _, limit = _memory_plan(net, x1.shape, n2, kinds, workers, store.block_size, memory_limit)
         todo = store.pending()
         if max_blocks is not None:
