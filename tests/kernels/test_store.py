@@ -52,6 +52,9 @@ def test_symmetric_and_cross_stores_equal_the_in_memory_kernel(tmp_path):
     assert _rel(kt.to_numpy("nngp"), P.kernel(xt, x).nngp) < 1e-12
     with pytest.raises(InvalidInputError, match="kind: this store holds .*get='nngp'"):
         kt.to_numpy("ntk")
+    only = kernels.kernel_store(P, xt, path=tmp_path / "ntk.zarr", get="ntk", progress=False)
+    assert only.kinds == ("ntk",) and not (tmp_path / "ntk.zarr" / "nngp").exists()
+    assert _rel(only.to_numpy("ntk"), P.kernel(xt).ntk) < 1e-12
     # reopened from disk: same values, network and problem
     again = kernels.KernelStore.open(tmp_path / "k.zarr")
     assert again.problem == P and again.network == P.network()

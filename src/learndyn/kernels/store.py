@@ -105,8 +105,8 @@ def _kinds(get: Any) -> tuple[str, ...]:
     gets = (get,) if isinstance(get, str) else tuple(get)
     if not gets or any(g not in _KINDS for g in gets):
         raise InvalidInputError(f"get: must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
-    # the NTK recursion carries the NNGP: both are stored when the NTK is asked for
-    return ("nngp", "ntk") if "ntk" in gets else ("nngp",)
+    # exactly the kinds asked for are stored ("ntk" alone halves the disk; its recursion computes the NNGP anyway)
+    return tuple(k for k in _KINDS if k in gets)
 
 
 def _fingerprint(x: np.ndarray) -> str:
@@ -394,6 +394,9 @@ class KernelStore:
         :meth:`log2_scale`); refused with :class:`~learndyn.kernels.KernelMemoryError` when it would not fit."""
         from .network import Kernel, _finite_status
 
+        if "nngp" not in self.kinds:
+            raise InvalidInputError("to_kernel: this store holds only the NTK (computed with get='ntk'); read it with "
+                                    "to_numpy('ntk')")
         ek = self.log2_scale("nngp")
         nngp = self.to_numpy("nngp", log2_scale=ek)
         ntk, et = None, 0.0
@@ -836,7 +839,9 @@ def _block_task(network, xa: np.ndarray, xb: np.ndarray | None, kinds: tuple[str
     seconds.  ``xb=None``: ``xa`` with itself (a diagonal block of a symmetric store)."""
     t0 = time.perf_counter()
     k = network.kernel(xa, xb, get=kinds, verbose=False, memory_limit=memory_limit)
-    out = {"nngp": (np.asarray(k.nngp_mantissa), float(k.nngp_log2_scale))}
+    out = {}
+    if "nngp" in kinds:
+        out["nngp"] = (np.asarray(k.nngp_mantissa), float(k.nngp_log2_scale))
     if "ntk" in kinds:
         out["ntk"] = (np.asarray(k.ntk_mantissa), float(k.ntk_log2_scale))
     finite = all(np.all(np.isfinite(m)) for m, _ in out.values())
@@ -964,7 +969,7 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
         Rows (and columns) per block = per Zarr chunk.  Default: from the memory estimate (module docstring);
         on resume, the stored one.
     get:
-        ``("nngp", "ntk")`` (default) or ``"nngp"``.
+        The kinds stored: ``("nngp", "ntk")`` (default), ``"nngp"`` or ``"ntk"`` (half the disk of both).
     scheduler, client, n_workers:
         Compute the blocks on Dask workers (the sweeps' machinery, :func:`learndyn.cluster.connect`): a
         scheduler address, a ``distributed.Client``, or ``n_workers > 1`` for a LocalCluster of that many
