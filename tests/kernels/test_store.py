@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -251,7 +252,16 @@ def test_blocks_on_a_local_dask_cluster_of_two_processes(tmp_path):
     assert _rel(ks.to_numpy("ntk"), P.kernel(x).ntk) < 1e-12
     with pytest.raises(ValueError, match="not a Dask scheduler address"):
         kernels.kernel_store(P, xt, x, path=tmp_path / "kt.zarr", scheduler="http://127.0.0.1:8787")
-    assert not (tmp_path / "kt.zarr").exists()
+    # nothing listens there: refused before the store is created (or an old one replaced)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ValueError, match=f"no Dask scheduler answered at tcp://127.0.0.1:{port}"):
+        kernels.kernel_store(P, xt, x, path=tmp_path / "kt.zarr", scheduler=f"127.0.0.1:{port}")
+    with pytest.raises(ValueError, match="no Dask scheduler answered"):
+        kernels.kernel_store(P, xt, x, path=tmp_path / "k.zarr", scheduler=f"127.0.0.1:{port}", overwrite=True)
+    assert not (tmp_path / "kt.zarr").exists() and kernels.KernelStore.open(tmp_path / "k.zarr").shape == (14, 14)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.zarr"]  # no lock left behind
 
 
 # -- operator, conjugate gradients, predictions ---------------------------------------------------

@@ -50,6 +50,7 @@ available memory), so a kernel that fits is read from disk once per solve.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -1021,13 +1022,14 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
     identity = {"network": json.dumps(net.describe(), sort_keys=True), "kinds": json.dumps(list(kinds)),
                 "n1": n1, "n2": n2, "symmetric": int(symmetric), "input_shape": json.dumps(list(x1.shape[1:])),
                 "x1_sha256": _fingerprint(x1), "x2_sha256": "" if symmetric else _fingerprint(x2)}
-    lock = _Lock(real, shown)
-    try:
-        fresh = True
+    with contextlib.ExitStack() as stack:
+        lock = _Lock(real, shown)
+        stack.callback(lock.release)  # released last, after the Dask client and cluster are closed
+        fresh, replace, store = True, False, None
         if real.exists() and any(real.iterdir()):
             if overwrite:
                 _check_deletable(shown)
-                shutil.rmtree(real)
+                replace = True  # deleted once the cluster (if any) is connected
             elif is_kernel_store(real):
                 old = json.loads((real / ".zattrs").read_text())
                 differ = _identity_mismatch(old, identity)
@@ -1043,11 +1045,29 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
                 raise InvalidInputError(f"path: {shown} exists and is not a kernel store; choose another path")
         local = client is None and not scheduler
         workers = 1 if local and not n_workers else int(n_workers or 1)
+        distributed = not local or workers > 1
         if fresh:
             b, _ = _memory_plan(net, x1.shape, n2, kinds, workers, block_size, memory_limit)
             b = min(b, max(n1, n2))
+            nb1, nb2 = math.ceil(n1 / b), math.ceil(n2 / b)
+            n_todo = nb1 * (nb1 + 1) // 2 if symmetric else nb1 * nb2
+        else:
+            store = KernelStore(shown, cache_bytes=cache_bytes, writable=True)
+            n_todo = len(store.pending())
+        if max_blocks is not None:
+            n_todo = min(n_todo, int(max_blocks))
+        dask_client = None
+        if distributed and n_todo:
+            # connected to before the store is created: a scheduler that does not answer leaves nothing behind
+            from ..cluster import ClusterError, connect
+
+            dask_client, _ = stack.enter_context(connect(scheduler, n_workers, 1, n_todo, client, error=ClusterError))
+        if fresh:
             from .. import __version__
 
+            if replace:
+                _check_deletable(shown)
+                shutil.rmtree(real)
             subject = problem if problem is not None else net.describe()
             extra = dict(identity, block_size=b, learndyn_store=_MARKER, learndyn_store_version=_VERSION,
                          title="learndyn kernel store",
@@ -1055,16 +1075,13 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
             attrs = problem_attrs(subject, **extra)
             attrs["learndyn_version"] = __version__
             _create(real, attrs, n1, n2, b, kinds)
-        store = KernelStore(shown, cache_bytes=cache_bytes, writable=True)
+            store = KernelStore(shown, cache_bytes=cache_bytes, writable=True)
         _, limit = _memory_plan(net, x1.shape, n2, kinds, workers, store.block_size, memory_limit)
         todo = store.pending()
         if max_blocks is not None:
             todo = todo[:int(max_blocks)]
         if todo:
-            _run_blocks(store, net, x1, x2, todo, kinds, limit, scheduler=scheduler, client=client,
-                        n_workers=n_workers, progress=progress, callback=callback)
-    finally:
-        lock.release()
+            _run_blocks(store, net, x1, x2, todo, kinds, limit, dask_client, progress=progress, callback=callback)
     return store
 
 
@@ -1086,8 +1103,9 @@ def _inputs(store: KernelStore, x1, x2, i: int, j: int):
     return xa, _padded_rows(x1 if x2 is None else x2, j * b, b)
 
 
-def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, limit, *, scheduler, client, n_workers, progress,
-                callback) -> None:
+def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, limit, c, *, progress, callback) -> None:
+    """Compute the blocks ``todo`` (in this process, or on the Dask client ``c``'s workers, at most two per
+    worker in flight) and write each as it arrives."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"kernel {store.path.name}", unit="block", disable=not progress,
@@ -1100,45 +1118,42 @@ def _run_blocks(store: KernelStore, net, x1, x2, todo, kinds, limit, *, schedule
             callback(i, j)
 
     try:
-        if client is None and not scheduler and not (n_workers and n_workers > 1):
+        if c is None:
             for i, j in todo:
                 xa, xb = _inputs(store, x1, x2, i, j)
                 finish(i, j, _block_task(net, xa, xb, kinds, limit))
             return
-        from ..cluster import ClusterError, connect
+        from distributed import as_completed
 
-        with connect(scheduler, n_workers, 1, len(todo), client, error=ClusterError) as (c, _where):
-            from distributed import as_completed
+        window = 2 * max(1, len(c.scheduler_info().get("workers", {})))
+        queue = list(todo)
+        futures: dict[Any, tuple[int, int]] = {}
 
-            window = 2 * max(1, len(c.scheduler_info().get("workers", {})) or (n_workers or 1))
-            queue = list(todo)
-            futures: dict[Any, tuple[int, int]] = {}
+        def submit():
+            while queue and len(futures) < window:
+                i, j = queue.pop(0)
+                xa, xb = _inputs(store, x1, x2, i, j)
+                with warnings.catch_warnings():  # the block's inputs travel with its task (they survive
+                    warnings.simplefilter("ignore")  # a worker's death, unlike scattered data)
+                    futures[c.submit(_block_task, net, xa, xb, kinds, limit, pure=False)] = (i, j)
 
-            def submit():
-                while queue and len(futures) < window:
-                    i, j = queue.pop(0)
-                    xa, xb = _inputs(store, x1, x2, i, j)
-                    with warnings.catch_warnings():  # the block's inputs travel with its task (they survive
-                        warnings.simplefilter("ignore")  # a worker's death, unlike scattered data)
-                        futures[c.submit(_block_task, net, xa, xb, kinds, limit, pure=False)] = (i, j)
-
-            submit()
-            ac = as_completed(list(futures), loop=c.loop)
-            try:
-                for fut in ac:
-                    i, j = futures.pop(fut)
-                    res = fut.result()
-                    fut.release()
-                    finish(i, j, res)
-                    before = set(futures)
-                    submit()
-                    for f in futures:
-                        if f not in before:
-                            ac.add(f)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        submit()
+        ac = as_completed(list(futures), loop=c.loop)
+        try:
+            for fut in ac:
+                i, j = futures.pop(fut)
+                res = fut.result()
+                fut.release()
+                finish(i, j, res)
+                before = set(futures)
+                submit()
+                for f in futures:
+                    if f not in before:
+                        ac.add(f)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
     finally:
         bar.close()
 
