@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator
 
-from learndyn import Status, kernels
+from learndyn import Status, cluster, kernels
 from learndyn.kernels import store as kstore
 from learndyn.results import InvalidInputError
 
@@ -245,7 +245,7 @@ def test_default_block_size_follows_the_memory_estimate(tmp_path, monkeypatch):
     assert kstore._memory_plan(net, x.shape, 300, ("nngp",), 1, 7, 1e6) == (7, 1e6)  # as given
 
 
-def test_blocks_on_a_local_dask_cluster_of_two_processes(tmp_path):
+def test_blocks_on_a_local_dask_cluster_of_two_processes(tmp_path, monkeypatch):
     x, xt = _x(14), _x(5, seed=2)
     ks = kernels.kernel_store(P, x, path=tmp_path / "k.zarr", block_size=4, n_workers=2, progress=False)
     assert ks.complete
@@ -253,10 +253,11 @@ def test_blocks_on_a_local_dask_cluster_of_two_processes(tmp_path):
     with pytest.raises(ValueError, match="not a Dask scheduler address"):
         kernels.kernel_store(P, xt, x, path=tmp_path / "kt.zarr", scheduler="http://127.0.0.1:8787")
     # nothing listens there: refused before the store is created (or an old one replaced)
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")  # Dask retries a refused connection until the timeout
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(ValueError, match=f"no Dask scheduler answered at tcp://127.0.0.1:{port}"):
+    with pytest.raises(ValueError, match=f"no Dask scheduler answered at tcp://127.0.0.1:{port} within 1s"):
         kernels.kernel_store(P, xt, x, path=tmp_path / "kt.zarr", scheduler=f"127.0.0.1:{port}")
     with pytest.raises(ValueError, match="no Dask scheduler answered"):
         kernels.kernel_store(P, xt, x, path=tmp_path / "k.zarr", scheduler=f"127.0.0.1:{port}", overwrite=True)

@@ -11,7 +11,8 @@ blocks (kernel regression beyond memory; Lee et al. 2019, eq. (16) at t = infini
 
 Layout (Zarr format 2, one directory, readable with ``zarr`` / ``xarray``):
 
-* ``nngp``, ``ntk``: float64 **mantissas**, shape ``(n1, n2)``, one chunk per block of ``block_size`` x
+* ``nngp``, ``ntk`` (the kinds asked for): float64 **mantissas**, shape ``(n1, n2)``, one chunk per block of
+  ``block_size`` x
   ``block_size`` inputs (uncompressed: kernel entries do not compress).  The physical kernel of block
   ``(I, J)`` is ``mantissa * 2**nngp_log2_scale[I, J]``: each block keeps the exact power-of-two scale of
   :class:`~learndyn.kernels.Kernel`, so a deep network whose kernel leaves the float64 range is stored
@@ -37,15 +38,22 @@ a warning).  A store is created in a temporary folder and renamed into place.  R
 inputs, another network or other kinds is refused with what differs; ``overwrite=True`` replaces a
 store, and deletes only a folder that is a kernel store (never the working, home or root directory).
 
+Dask (``n_workers > 1``, ``scheduler=`` or ``client=``; :mod:`learndyn.cluster`, shared with the sweeps):
+the cluster is connected to before the store is created or replaced, so a scheduler that does not answer
+leaves nothing behind; the blocks' inputs travel with their tasks and the results come back to this
+process, which alone writes.  A script that starts a LocalCluster needs the usual
+``if __name__ == "__main__":`` guard (the worker processes import the main module).
+
 Memory: computing holds one block per kind (plus :meth:`Network.kernel`'s working memory for it) in the
 client, and one per worker with Dask (at most ``2 n_workers`` results in flight).  Each worker's share
 is half the available memory divided by the workers: the working memory of a block's computation is
 limited to half of it (``memory_limit``), and the default block size is the largest (<= 4096 rows)
 whose outputs, held three times, fit the other half and whose honest estimate
-(:meth:`Network.memory_estimate`) fits the share.  Reading,
-multiplying (:meth:`KernelStore.matmat`, :meth:`KernelStore.operator`) and predicting stream one block at
-a time, keeping up to ``cache_bytes`` of blocks in memory between passes (default: a quarter of the
-available memory), so a kernel that fits is read from disk once per solve.
+(:meth:`Network.memory_estimate`) fits the share.  Reading, multiplying (:meth:`KernelStore.matmat`,
+:meth:`KernelStore.operator`) and predicting stream one block at a time, keeping up to ``cache_bytes`` of
+blocks in memory between passes (default: a quarter of the available memory), so a kernel that fits is
+read from disk once per solve; :func:`conjugate_gradient` holds a few ``(n, k)`` arrays (and the
+``(n, rank)`` sketch of the Nystrom preconditioner).
 """
 
 from __future__ import annotations
