@@ -221,6 +221,18 @@ def test_partial_runs_missing_chunks_and_refusals(tmp_path):
     assert not (tmp_path / "b.zarr").exists() and not (tmp_path / "c.zarr").exists()
 
 
+def test_a_kernel_larger_than_the_free_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(kstore.shutil, "disk_usage", lambda p: usage(10**6, 0, 5_000))
+    with pytest.raises(InvalidInputError, match=r"needs about 9\.38 KiB on disk, but only 4\.88 KiB is free"):
+        kernels.kernel_store(P, _x(40), path=tmp_path / "k.zarr", block_size=20, get="ntk", progress=False)
+    assert list(tmp_path.iterdir()) == []  # nothing created, no lock left
+    monkeypatch.undo()
+    assert kernels.kernel_store(P, _x(40), path=tmp_path / "k.zarr", block_size=20, get="ntk", progress=False).complete
+
+
 def test_to_numpy_is_refused_when_it_would_not_fit(tmp_path, monkeypatch):
     ks = kernels.kernel_store(P, _x(40), path=tmp_path / "k.zarr", block_size=20, progress=False)
     monkeypatch.setenv("LEARNDYN_MEMORY_LIMIT", "4K")

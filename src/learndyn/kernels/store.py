@@ -44,6 +44,9 @@ leaves nothing behind; the blocks' inputs travel with their tasks and the result
 process, which alone writes.  A script that starts a LocalCluster needs the usual
 ``if __name__ == "__main__":`` guard (the worker processes import the main module).
 
+Disk: ``8 n1 n2`` bytes per kind (about half for ``x2 = None``); a computation whose remaining blocks
+would not fit on the store's disk is refused before it starts.
+
 Memory: computing holds one block per kind (plus :meth:`Network.kernel`'s working memory for it) in the
 client, and one per worker with Dask (at most ``2 n_workers`` results in flight).  Each worker's share
 is half the available memory divided by the workers: the working memory of a block's computation is
@@ -76,7 +79,7 @@ import numpy as np
 import xarray as xr
 from scipy.sparse.linalg import LinearOperator
 
-from ..resources import available_memory, check_memory
+from ..resources import available_memory, check_memory, format_bytes
 from ..results import InvalidInputError, Result, Status, problem_attrs
 from .blocking import KernelMemoryError
 
@@ -1064,6 +1067,8 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
             n_todo = len(store.pending())
         if max_blocks is not None:
             n_todo = min(n_todo, int(max_blocks))
+        bsz = b if fresh else store.block_size
+        _check_disk(shown, real, n_todo * 8.0 * bsz * bsz * len(kinds), replace)
         dask_client = None
         if distributed and n_todo:
             # connected to before the store is created: a scheduler that does not answer leaves nothing behind
@@ -1091,6 +1096,18 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
         if todo:
             _run_blocks(store, net, x1, x2, todo, kinds, limit, dask_client, progress=progress, callback=callback)
     return store
+
+
+def _check_disk(shown: Path, real: Path, need: float, replace: bool) -> None:
+    """Refuse, before anything is computed, blocks that would not fit on the store's disk."""
+    free = shutil.disk_usage(real if real.exists() else real.parent).free
+    if replace:  # the old store's space comes back
+        free += sum(f.stat().st_size for f in real.rglob("*") if f.is_file())
+    if need > 0.98 * free:
+        raise InvalidInputError(
+            f"path: the kernel needs about {format_bytes(need)} on disk, but only {format_bytes(free)} is free where "
+            f"{shown} lies; choose a path on a larger disk, store one kind (get='ntk' or 'nngp'), or compute it in "
+            "parts (rows of x1)")
 
 
 def _padded_rows(x: np.ndarray, start: int, b: int) -> np.ndarray:
