@@ -1,7 +1,7 @@
 """The floors of the package (issue 13, items 3 and 5), read from the source with ``ast``.
 
 * Theory packages (``online``, ``dmft``, ``kernels``, ``activations``, ``gaussian``, ``results``, ``datasets``,
-  ``resources``, ``plotting``) import nothing from ``learndyn.cli``, ``learndyn.experiments``, ``learndyn.sweep``,
+  ``resources``, ``plotting``) and the shared Dask machinery (``cluster``) import nothing from ``learndyn.cli``, ``learndyn.experiments``, ``learndyn.sweep``,
   nor ``typer`` -- not at the top of a module, not lazily inside a function, not through ``importlib``.
 * Paper recipes (``experiments``) import no ``cli`` and no ``sweep``.
 * No module reaches a private (``_name``) attribute of a module of ANOTHER package: ``from ..dmft.symmetric
@@ -21,7 +21,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "learndyn"
 
-THEORY = ("online", "dmft", "kernels", "activations", "gaussian", "results", "datasets", "resources", "plotting")
+THEORY = ("online", "dmft", "kernels", "activations", "gaussian", "results", "datasets", "resources", "plotting",
+          "cluster")
 #: floor -> the learndyn packages (and third-party top-level modules) it must not import
 FORBIDDEN = {
     **{floor: ("learndyn.cli", "learndyn.experiments", "learndyn.sweep", "typer") for floor in THEORY},

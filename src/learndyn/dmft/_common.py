@@ -20,9 +20,9 @@ __all__ = ["time_grid", "blas_threads", "Stop", "march", "check_problem", "check
            "status_from_text"]
 
 
-def time_grid(t_max: float, dt: float, *, max_points: int = 200_000) -> int:
-    """Number of grid points ``N`` of ``t_n = n dt``, ``n = 0..N-1``: the last point is the largest ``n dt <= t_max``
-    (never past ``t_max``; round-off of ``t_max/dt`` up to 1e-9 is forgiven). At least 2 steps are required."""
+def check_time_step(t_max, dt) -> tuple[float, float]:
+    """``(t_max, dt)`` as floats: ``dt`` finite and ``> 0``, ``t_max`` finite and ``>= 0`` (``InvalidInputError``
+    naming the parameter otherwise); the one check of every DMFT time grid (solvers and simulations)."""
     try:
         dt = float(dt)
         t_max = float(t_max)
@@ -32,6 +32,13 @@ def time_grid(t_max: float, dt: float, *, max_points: int = 200_000) -> int:
         raise InvalidInputError(f"dt: must be finite and > 0, got {dt!r}")
     if not (math.isfinite(t_max) and t_max >= 0):
         raise InvalidInputError(f"t_max: must be finite and >= 0, got {t_max!r}")
+    return t_max, dt
+
+
+def time_grid(t_max: float, dt: float, *, max_points: int = 200_000) -> int:
+    """Number of grid points ``N`` of ``t_n = n dt``, ``n = 0..N-1``: the last point is the largest ``n dt <= t_max``
+    (never past ``t_max``; round-off of ``t_max/dt`` up to 1e-9 is forgiven). At least 2 steps are required."""
+    t_max, dt = check_time_step(t_max, dt)
     steps = int(math.floor(t_max / dt + 1e-9))
     if steps < 2:
         raise InvalidInputError(

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from ..results import InvalidInputError, Result, Status, json_attr, problem_attrs, rebuild_problem
-from ._common import check_problem, status_from_text
+from ._common import check_problem, check_time_step, status_from_text
 from .problem import Problem
 
 __all__ = ["Simulation", "ModelParams", "model_params", "population_risk", "initial_weights", "seed_rng",
@@ -196,14 +196,7 @@ def two_time(Ws, m: int) -> dict:
 def record_plan(t_max: float, dt: float, every: int | None, max_records: int) -> tuple[int, int]:
     """``(record_every, number of records)`` for ``round(t_max/dt)`` steps of size ``dt``: by default at most
     ``max_records`` records, including ``t = 0``."""
-    try:
-        dt, t_max = float(dt), float(t_max)
-    except (TypeError, ValueError):
-        raise InvalidInputError("dt, t_max: must be real numbers") from None
-    if not (np.isfinite(dt) and dt > 0):
-        raise InvalidInputError(f"dt: must be finite and > 0, got {dt!r}")
-    if not (np.isfinite(t_max) and t_max >= 0):
-        raise InvalidInputError(f"t_max: must be finite and >= 0, got {t_max!r}")
+    t_max, dt = check_time_step(t_max, dt)
     n_steps = int(round(t_max / dt))
     if every is None:
         every = max(1, math.ceil(n_steps / max(max_records - 1, 1)))

@@ -20,7 +20,8 @@ Modules: :mod:`.problem` (the Problem), :mod:`.layers` (layers and their kernel 
 (the recursion state), :mod:`.conv` (window averages), :mod:`.network` (Network, Kernel, fcn/cnn/serial),
 :mod:`.blocking` (memory plan and blocks), :mod:`.depth` (one-pass depth sweeps), :mod:`.signal`
 (mean-field signal propagation), :mod:`.spectrum` (spectra against depth), :mod:`.linalg` (eigh-based
-solves and the mean predictor), :mod:`.training` (finite-width SGD).
+solves and the mean predictor), :mod:`.training` (finite-width SGD), :mod:`.store` (out-of-core kernels in a
+Zarr store, resumable and spread over Dask workers; streamed conjugate-gradient solves and predictions).
 """
 
 from __future__ import annotations
@@ -48,5 +49,7 @@ from .signal import (  # noqa: F401
     critical_line,
     signal_propagation,
 )
+from .store import (CGSolution, KernelOperator, KernelStore, KernelStoreStatus, StorePrediction,  # noqa: F401
+                    conjugate_gradient, is_kernel_store, kernel_store)
 from .spectrum import GDPredictions, SpectrumResult, depth_sweep, gd_predictions, spectrum_vs_depth  # noqa: F401
 from .training import TrainResult, learning_rate, train  # noqa: F401

@@ -15,27 +15,28 @@ written to the store by the client as they finish.
 * Only the client writes the store (workers never touch it, so no shared file system is needed);
   see :mod:`learndyn.sweep.store` for why a kill at any moment loses no finished point and
   duplicates none.
+
+The cluster machinery (LocalCluster, scheduler check and probe, client context) is
+:mod:`learndyn.cluster`, shared with the out-of-core kernels (:func:`learndyn.kernels.kernel_store`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
-import re
-import shutil
-import tempfile
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from .. import cluster as _cluster
+from ..cluster import ClusterError, check_scheduler, local_cluster
 from ..resources import available_memory, check_memory, format_bytes
 from .config import SweepConfig, load_config
 from .registry import PointResult, Runner
@@ -43,40 +44,14 @@ from .store import Store, layout, open_store
 
 __all__ = ["run", "estimate", "Estimate", "run_point", "local_cluster", "check_scheduler", "SweepError"]
 
-#: how long to wait for a scheduler to answer before saying it is not one
-CONNECT_TIMEOUT = "20s"
-_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
-_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>\d+))?/?$")
+#: how long to wait for a scheduler to answer before saying it is not one (read at each run, so it can be
+#: changed here)
+CONNECT_TIMEOUT = _cluster.CONNECT_TIMEOUT
 
 
-class SweepError(RuntimeError):
+class SweepError(ClusterError):
     """A sweep could not run for a reason outside its config (e.g. the Dask cluster did not start);
     the message is one line saying what happened and what to try."""
-
-
-def check_scheduler(address: Any) -> str:
-    """A Dask scheduler address, validated: ``[tcp|tls|ws|wss|ucx|inproc://]HOST[:PORT]`` (``tcp`` when no
-    scheme is given). Raises ``ValueError`` for anything else (an ``http://`` URL, a path, spaces)."""
-    hint = ("expected a Dask scheduler address such as tcp://HOST:8786, as printed by `dask scheduler` (not the "
-            "dashboard's http:// address)")
-    if not isinstance(address, str) or not address.strip():
-        raise ValueError(f"scheduler: {address!r} is not an address; {hint}")
-    text = address.strip()
-    m = _ADDRESS.match(text)
-    if m is None or (m["scheme"] or "tcp") not in _SCHEMES:
-        raise ValueError(f"scheduler: {address!r} is not a Dask scheduler address; {hint}")
-    if m["port"] is not None and not 0 < int(m["port"]) < 65536:
-        raise ValueError(f"scheduler: port {m['port']} of {address!r} is out of range (1-65535); {hint}")
-    return text if m["scheme"] else f"tcp://{text}"
-
-#: environment of LocalCluster workers: one BLAS thread each (one worker per core). XLA_FLAGS are left
-#: alone: they enter JAX's persistent compilation-cache key, and sharing that cache with the client
-#: process saves each worker the JIT compilation of the theories.
-_WORKER_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
 
 
 def run_point(runner: Runner, problem: Any, options: dict[str, Any], seeds: tuple[int, ...]
@@ -93,123 +68,12 @@ def run_point(runner: Runner, problem: Any, options: dict[str, Any], seeds: tupl
         return None, f"{type(exc).__name__}: {exc}{where}", time.perf_counter() - t0
 
 
-def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1, **kwargs: Any):
-    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes (default: one per core)."""
-    from distributed import LocalCluster
-
-    n = int(n_workers or os.cpu_count() or 1)
-    env = dict(_WORKER_ENV)
-    kwargs.setdefault("dashboard_address", None)
-    kwargs.setdefault("silence_logs", logging.CRITICAL)
-    return LocalCluster(n_workers=n, threads_per_worker=int(threads_per_worker), processes=True, env=env,
-                        **kwargs)
-
-
-@contextlib.contextmanager
 def _client(scheduler: str | None, n_workers: int | None, threads_per_worker: int | None, n_tasks: int,
-            client: Any = None) -> Iterator[tuple[Any, str]]:
-    from distributed import Client
-
-    if client is not None:
-        yield client, f"client {client.scheduler.address}"
-        return
-    if scheduler:
-        address = check_scheduler(scheduler)
-        try:
-            _probe_scheduler(address)
-            with _dask_config_kept():
-                c = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, CommClosedError, protocol errors
-            # a non-Dask endpoint (a web server, the dashboard, another service) accepts the connection but
-            # does not speak Dask's protocol: its reply is misread (e.g. as an absurd message length)
-            what = ("no Dask scheduler answered" if isinstance(exc, (OSError, TimeoutError)) else
-                    "something answered, but not as a Dask scheduler,")
-            raise ValueError(
-                f"scheduler: {what} at {address} within {CONNECT_TIMEOUT} ({_one_line(exc)}); check the address "
-                "and that `dask scheduler` runs there (a web server or the dashboard is not a scheduler)") from None
-        try:
-            yield c, address
-        finally:
-            c.close()
-        return
-    n = n_workers or min(os.cpu_count() or 1, max(n_tasks, 1))
-    # the workers' scratch space in a folder of our own, removed afterwards (Dask leaves its
-    # dask-scratch-space folder behind otherwise)
-    scratch = tempfile.mkdtemp(prefix="learndyn-dask-")
-    cluster = c = None
-    try:
-        try:
-            import dask
-
-            with dask.config.set({"temporary-directory": scratch}):
-                cluster = local_cluster(n, threads_per_worker or 1, local_directory=scratch)
-            with _dask_config_kept():
-                c = Client(cluster, set_as_default=False)
-        except Exception as exc:  # noqa: BLE001 - e.g. "Nanny failed to start" when a worker is killed
-            raise SweepError(
-                f"cluster: the local Dask cluster of {n} worker(s) did not start ({_one_line(exc)}); a worker "
-                "process died while starting (killed, or out of memory?): try again, or use fewer --workers") from None
-        yield c, f"LocalCluster({n} workers)"
-    finally:
-        with contextlib.suppress(Exception):
-            if c is not None:
-                c.close()
-        with contextlib.suppress(Exception):
-            if cluster is not None:
-                cluster.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _probe_scheduler(address: str) -> None:
-    """Ask the endpoint at ``address`` who it is (Dask's ``identity`` message) before a Client connects:
-    a Client that fails to connect stays registered in the process (and its settings in the Dask
-    config), which breaks every later Dask computation. Raises when the answer is not a scheduler's."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    import dask
-    from distributed.comm import connect
-
-    seconds = dask.utils.parse_timedelta(CONNECT_TIMEOUT)
-
-    async def probe() -> Any:
-        comm = await connect(address, timeout=seconds)
-        try:
-            await comm.write({"op": "identity", "reply": True})
-            return await asyncio.wait_for(comm.read(), seconds)
-        finally:
-            comm.abort()
-
-    with ThreadPoolExecutor(1) as pool:  # its own event loop, also when the caller runs one (Jupyter)
-        reply = pool.submit(asyncio.run, probe()).result()
-    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
-        kind = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
-        raise ValueError(f"the endpoint is a {kind}, not a Scheduler")
-
-
-@contextlib.contextmanager
-def _dask_config_kept() -> Iterator[None]:
-    """A ``distributed.Client`` that fails to connect leaves its settings (``scheduler="dask.distributed"``)
-    in the process-wide Dask config, so that every later Dask computation of the process (xarray's
-    writers included) fails with "no Client active": put them back when the connection fails."""
-    import dask
-
-    keys = ("scheduler", "shuffle")
-    before = {k: dask.config.config[k] for k in keys if k in dask.config.config}
-    try:
-        yield
-    except BaseException:
-        for k in keys:
-            if k in before:
-                dask.config.config[k] = before[k]
-            else:
-                dask.config.config.pop(k, None)
-        raise
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:200]
+            client: Any = None):
+    """The shared client context (:func:`learndyn.cluster.connect`) with this module's ``local_cluster`` and
+    ``CONNECT_TIMEOUT`` (looked up at each call) and the sweep's error and hint."""
+    return _cluster.connect(scheduler, n_workers, threads_per_worker, n_tasks, client, cluster_factory=local_cluster,
+                            timeout=CONNECT_TIMEOUT, error=SweepError, fewer_hint="use fewer --workers")
 
 
 def _check_point_memory(cfg: SweepConfig, todo: list[int], client: Any = None, local: bool = True) -> None:
