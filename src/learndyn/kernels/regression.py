@@ -400,7 +400,7 @@ def regress(k_train, k_test_train, y, *, t: float | Sequence[float] = np.inf, re
     coef = np.empty((len(times), m, k))
     train = np.empty((len(times), m, k))
     for i, ti in enumerate(times):
-        decay, g = _flow_factors(w, eta, ti, lmax)
+        _, g = _flow_factors(w, eta, ti, lmax)
         coef[i] = V @ (g[:, None] * ycoord)  # c_t = (K + r I)^{-1} (I - e^{-eta (K + r I) t}) Y
         # f_t(X) = K c_t = V diag((w - r) g) V^T Y
         train[i] = V @ (((w - r) * g)[:, None] * ycoord)
