@@ -124,8 +124,8 @@ def evaluate_command(
     seed: int = typer.Option(0, help="seed of the data subsets and of SGD"),
     fallback: bool = typer.Option(True, "--fallback/--no-fallback", help="use MNIST-5k, then digits, when the "
                                                                          "data set is not installed"),
-    kernel_batch_size: Optional[int] = typer.Option(None, help="rows per kernel block (default: the largest that "
-                                                               "fits)"),
+    kernel_batch_size: Optional[int] = typer.Option(None, help="rows per kernel block (default: 2048 for fcn, the "
+                                                               "kernel's own plan for the CNNs)"),
     out: Path = typer.Option(Path("results/kernels_evaluate"), help="output prefix: writes OUT.nc and OUT.png"),
 ) -> None:
     """NNGP and NTK kernel regression on a real data set beside finite-width SGD of the same network: prints the

@@ -40,6 +40,9 @@ __all__ = ["Evaluation", "evaluate", "load_data", "FALLBACKS"]
 FALLBACKS = {"fashion_mnist": ("mnist5k", "digits"), "mnist5k": ("digits",), "digits": ()}
 _SIZES = {"digits": 1797, "mnist5k": 5000}
 _KINDS = ("nngp", "ntk")
+#: rows per kernel block for FCNs: on 2 cores, Fashion-MNIST n = 12000 depth 5, train-train in 18 s and
+#: test-train (6000 x 12000) in 7.7 s, against 56 s and 24 s with Network.kernel's largest block that fits
+_FCN_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -336,8 +339,9 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
     image_size:
         Downsample the images to ``image_size x image_size`` (area averaging, e.g. 16 for a CNN-GAP kernel).
     kernel_batch_size, memory_limit:
-        Passed to :meth:`Problem.kernel <learndyn.kernels.Problem.kernel>` (rows per block, bytes per block;
-        ``None``: the largest block that fits the available memory).
+        Passed to :meth:`Problem.kernel <learndyn.kernels.Problem.kernel>` (rows per block, bytes per block).
+        ``kernel_batch_size=None``: 2048 rows for an FCN (measured three times faster than the largest block
+        that fits, whose intermediates leave the caches), the kernel's own plan for a CNN.
     log:
         Called with a line of progress per stage (e.g. ``print``).
 
@@ -368,6 +372,9 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
                   n_train=ds.n_train, n_test=ds.n_test, input_shape=list(ds.x_train.shape[1:]), reg_given=float(reg),
                   relative=bool(relative), max_cond=max_cond, seed=int(seed), sgd_steps=int(steps) if sgd else 0,
                   sgd_batch_size=int(batch_size), sgd_lr_factor=float(lr_factor))
+    if kernel_batch_size is None and problem.architecture == "fcn":
+        kernel_batch_size = _FCN_BLOCK
+    params["kernel_batch_size"] = kernel_batch_size
     kopts = dict(get=ks, batch_size=kernel_batch_size, memory_limit=memory_limit)
     n_t, n_cls = len(times), ds.n_classes
     nanv = {k: np.full(n_t, np.nan) for k in ks}
