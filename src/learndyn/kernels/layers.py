@@ -85,7 +85,7 @@ def _cross_map(act, K, T, v1, v2, ctx: _Ctx):
         T = None if T is None else T.reshape(K.shape)
         a, b = a.reshape((nT, b1 * d, 1)), b.reshape((nT, 1, b2 * d))
         if same is not None:
-            same = same & jnp.eye(b1 * d, b2 * d, dtype=bool)[None]
+            same = same & _same_input(b1 * d, b2 * d, ctx.offset * d)[None]
         V, T = _pair_map(act, K, a, b, T, same)
         return V.reshape(shape), (None if T is None else T.reshape(shape))
     if ctx.spatial == "diag":
@@ -95,12 +95,19 @@ def _cross_map(act, K, T, v1, v2, ctx: _Ctx):
         T = None if T is None else T.reshape(K.shape)
         a, b = a.reshape((nT, b1, 1, d)), b.reshape((nT, 1, b2, d))
         if same is not None:
-            same = (same & jnp.eye(b1, b2, dtype=bool)[None])[..., None]
+            same = (same & _same_input(b1, b2, ctx.offset)[None])[..., None]
         V, T = _pair_map(act, K, a, b, T, same)
         return V.reshape(shape), (None if T is None else T.reshape(shape))
     if same is not None:
-        same = same & jnp.eye(b1, b2, dtype=bool)[None]
+        same = same & _same_input(b1, b2, ctx.offset)[None]
     return _pair_map(act, K, a[:, :, None], b[:, None, :], T, same)
+
+
+def _same_input(n1: int, n2: int, offset):
+    """``(n1, n2)`` mask of the entries ``r == c + offset``: the identity for ``offset = 0``; a block whose
+    columns start ``offset`` rows after its rows (``offset`` may be traced) has its pairs of an input with
+    itself there."""
+    return jnp.arange(n1)[:, None] == jnp.arange(n2)[None, :] + offset
 
 
 def _pair_map(act: _act.Activation, K, a, b, ntk, same=None):
