@@ -181,3 +181,17 @@ def test_memory_estimate_within_15_percent_at_scale(n):
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["est"] / 1.15 <= r["incr"] <= 1.15 * r["est"], r
+
+
+@pytest.mark.parametrize("wv, depth", [(2.0, 10), (4.0, 300)])
+def test_outputs_touched_ahead_by_a_thread_lose_no_write(monkeypatch, wv, depth):
+    """The background thread that touches the output pages ahead of the writes (for large kernels) never
+    overwrites a written block: forced on for a small kernel in bands of 3 rows, with mirrors deferred until
+    their rows are touched and, at depth 300, power-of-two rescalings of everything written so far."""
+    monkeypatch.setattr(blocking._Prefault, "_MIN_BYTES", 0)
+    x = np.random.default_rng(5).standard_normal((40, 9))
+    k = kernels.fcn(depth, "relu", wv, 0.0).kernel(x, batch_size=3)
+    ref_k, ref_t = _relu_fcn_numpy(x, None, depth, wv, 0.0)
+    np.testing.assert_allclose(k.nngp, ref_k, rtol=1e-11)
+    np.testing.assert_allclose(k.ntk, ref_t, rtol=1e-11)
+    assert np.array_equal(k.ntk_mantissa, k.ntk_mantissa.T)

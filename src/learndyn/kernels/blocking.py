@@ -10,6 +10,8 @@ on and above the diagonal are computed, mirrored on the host; one compiled compu
 from __future__ import annotations
 
 import math
+import mmap
+import threading
 
 import numpy as np
 
@@ -173,44 +175,136 @@ def run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk, exe):
     For ``x2 = None`` only the blocks on and above the diagonal are computed; each is written once and
     mirrored (its transpose) into the lower triangle.  ``offset`` (first column minus first row of the block)
     tells the computation which pairs are an input with itself.  Blocks are dispatched one ahead (JAX runs
-    them asynchronously), so the host writes a block while the next is computed."""
+    them asynchronously), so the host writes a block while the next is computed; the output pages are
+    touched ahead of the writes by a background thread (:class:`_Prefault`)."""
     n1 = x1.shape[0]
     same = x2 is None
     n2 = n1 if same else x2.shape[0]
     tasks = block_list(n1, n2, b1, b2, same)
+    tail = tuple(exe.out_info[0].shape[3:])
+    perm = _transpose_perm(spatial, nsp, len(tail))
     # blocks are written straight into the outputs (no second copy of the kernel), each output with a
     # running power-of-two exponent: a block with a larger exponent first scales what is written down
-    nngp = ntk = perm = None
-    ek = et = None
+    nngp = _zeros((n1, n2) + tail)  # zeros: pages are only touched when written
+    ntk = _zeros((n1, n2) + tail) if want_ntk else None
+    outs = [nngp] + ([ntk] if want_ntk else [])
+    exps = [None, None]
     bad = [0, 0]
+    deferred = []  # mirrors into row bands not yet touched by the prefault thread
 
     def launch(i, j):
         xa = _rows(x1, i, b1)
         xb = xa if same and i == j else _rows(x1 if same else x2, j, b2)
         return exe(xa[None], xb[None], np.int32(j - i if same else 0))
 
-    pending = launch(*tasks[0])
-    for k, (i, j) in enumerate(tasks):
-        k_, t_, ek_, et_ = pending
-        pending = launch(*tasks[k + 1]) if k + 1 < len(tasks) else None
-        kb = np.asarray(k_)[0]
-        tb = None if t_ is None else np.asarray(t_)[0]
-        del k_, t_
-        if nngp is None:
-            tail = kb.shape[2:]
-            perm = _transpose_perm(spatial, nsp, len(tail))
-            nngp = np.zeros((n1, n2) + tail)  # zeros: pages are only touched when written
-            ntk = np.zeros((n1, n2) + tail) if want_ntk else None
-        ri, rj = min(b1, n1 - i), min(b2, n2 - j)
-        mirror = same and i != j
-        ek = _write_block(nngp, kb, float(ek_), ek, i, j, ri, rj, mirror, perm, same and i == j)
-        bad[0] += _nonfinite(nngp[i:i + ri, j:j + rj]) * (1 + mirror)
-        del kb
-        if want_ntk:
-            et = _write_block(ntk, tb, float(et_), et, i, j, ri, rj, mirror, perm, same and i == j)
-            bad[1] += _nonfinite(ntk[i:i + ri, j:j + rj]) * (1 + mirror)
-        del tb
-    return nngp, ntk, ek, (0.0 if et is None else et), bad[0], bad[1]
+    prefault = _Prefault(outs, b1)
+    try:
+        pending = launch(*tasks[0])
+        for k, (i, j) in enumerate(tasks):
+            res = pending
+            pending = launch(*tasks[k + 1]) if k + 1 < len(tasks) else None
+            ri, rj = min(b1, n1 - i), min(b2, n2 - j)
+            prefault.wait(i)
+            for q, out in enumerate(outs):
+                block = np.asarray(res[q])[0]
+                exps[q] = _write_block(out, block, float(res[2 + q]), exps[q], i, j, ri, rj,
+                                        perm if same and i == j else None)
+                del block
+                bad[q] += _nonfinite(out[i:i + ri, j:j + rj]) * (1 + (same and i != j))
+            del res
+            if same and i != j:
+                deferred.append((i, j, ri, rj))
+            deferred = [m for m in deferred if not _mirror_if(outs, m, perm, prefault)]
+        prefault.join()
+        for m in deferred:
+            _mirror_if(outs, m, perm, None)
+    finally:
+        prefault.stop()
+    return nngp, ntk, exps[0], (0.0 if exps[1] is None else exps[1]), bad[0], bad[1]
+
+
+#: outputs from this size on get their own anonymous memory (:func:`_zeros`)
+_MMAP_BYTES = 64 * 2**20
+
+
+def _zeros(shape) -> np.ndarray:
+    """A float64 array of zeros; from :data:`_MMAP_BYTES` on, in anonymous memory of its own (freed with the
+    array) rather than through numpy, which asks the kernel for transparent huge pages for large arrays: on
+    virtual machines a huge page's first touch costs far more (measured on the 2-core project VM: 4.6 ms per
+    MB with the hint, 1.2 ms without; the n = 20000 kernel's outputs are 6.4 GB).  Where the system backs all
+    memory with huge pages anyway, nothing changes."""
+    nbytes = 8 * math.prod(shape)
+    if nbytes < _MMAP_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.zeros(shape)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=np.float64).reshape(shape)
+
+
+def _mirror_if(outs, m, perm, prefault) -> bool:
+    """The transpose of block ``m = (i, j, ri, rj)`` written into rows ``j`` (the lower triangle), if those rows
+    are ready (touched by ``prefault``, or ``prefault`` None); whether it was written."""
+    i, j, ri, rj = m
+    if prefault is not None and not prefault.ready(j):
+        return False
+    for out in outs:
+        out[j:j + rj, i:i + ri] = np.transpose(out[i:i + ri, j:j + rj], perm)
+    return True
+
+
+class _Prefault:
+    """Touches the pages of the output arrays band by band (``rows`` rows at a time, from the top) in a
+    background thread, so the page faults of a large kernel (seconds per GB on some virtual machines) overlap
+    the block computations instead of stalling the writes.  The writer waits for a band to be :meth:`ready`
+    before writing into it, and the thread never touches a band again once ready, so no write is lost.
+    Outputs under 64 MiB are left to the writer."""
+
+    _MIN_BYTES = 64 * 2**20
+
+    def __init__(self, arrays, rows: int):
+        self.arrays, self.rows = arrays, max(1, int(rows))
+        self.n = arrays[0].shape[0]
+        self.done = threading.Event()
+        self.next = 0  # first row not yet touched
+        self.cond = threading.Condition()
+        self.halt = False
+        self.thread = None
+        if sum(a.nbytes for a in arrays) >= self._MIN_BYTES:
+            self.thread = threading.Thread(target=self._run, name="learndyn-prefault", daemon=True)
+            self.thread.start()
+        else:
+            self.next = self.n
+
+    def _run(self):
+        for i in range(0, self.n, self.rows):
+            if self.halt:
+                break
+            for a in self.arrays:
+                a[i:i + self.rows] = 0.0  # numpy releases the GIL while filling
+            with self.cond:
+                self.next = min(self.n, i + self.rows)
+                self.cond.notify_all()
+        with self.cond:
+            self.next = self.n
+            self.cond.notify_all()
+
+    def ready(self, i: int) -> bool:
+        """Whether the band holding row ``i`` has been touched."""
+        return i < self.next
+
+    def wait(self, i: int) -> None:
+        """Until the band holding row ``i`` has been touched."""
+        with self.cond:
+            self.cond.wait_for(lambda: i < self.next)
+
+    def join(self) -> None:
+        """Until every band has been touched."""
+        if self.thread is not None:
+            self.thread.join()
+
+    def stop(self) -> None:
+        """Stop touching (on an error or an interrupt of the writer) and wait for the thread."""
+        self.halt = True
+        self.join()
 
 
 def _nonfinite(a: np.ndarray) -> int:
@@ -231,11 +325,12 @@ def run_diagonal(x1, b1, fn):
     return nngp, ntk, ek, et, _nonfinite(nngp), 0 if ntk is None else _nonfinite(ntk)
 
 
-def _write_block(out, block, e_block, e_out, i, j, ri, rj, mirror, perm, symmetric=False):
-    """Write ``block * 2**e_block`` into ``out`` (held as ``out * 2**e_out``) at rows i, columns j (and its
-    transpose at j, i when ``mirror``; only its upper triangle, mirrored, when ``symmetric``: a diagonal block
-    of x with itself); returns the new exponent of ``out`` (the larger of the two).
-    Powers of two are exact, so this equals scaling every block by ``2**(e_block - max e)`` at the end."""
+def _write_block(out, block, e_block, e_out, i, j, ri, rj, perm=None):
+    """Write ``block * 2**e_block`` into ``out`` (held as ``out * 2**e_out``) at rows i, columns j (only its
+    upper triangle, mirrored with the axis permutation ``perm``, when ``perm`` is given: a diagonal block of x
+    with itself); returns the new exponent
+    of ``out`` (the larger of the two).  Powers of two are exact, so this equals scaling every block by
+    ``2**(e_block - max e)`` at the end."""
     if e_out is None:
         e_out = e_block
     with np.errstate(under="ignore"):
@@ -246,9 +341,7 @@ def _write_block(out, block, e_block, e_out, i, j, ri, rj, mirror, perm, symmetr
         view[...] = block[:ri, :rj]
         if e_block < e_out:
             np.ldexp(view, int(e_block - e_out), out=view)
-    if mirror:
-        out[j:j + rj, i:i + ri] = np.transpose(view, perm)
-    elif symmetric:
+    if perm is not None:
         # a diagonal block of x with itself: its upper triangle mirrored, so the kernel is exactly symmetric
         # (the pair maps need not be symmetric in the two variances to the last bit; quadratures are not)
         lower = np.tril_indices(ri, -1)
