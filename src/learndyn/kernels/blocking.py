@@ -4,12 +4,14 @@ the blocks, and assemble the symmetric output with exact power-of-two scales.
 The memory estimate is honest (issue 12): outputs (``n1 n2`` float64 entries per kernel, times ``d^2``
 without a readout) plus one block, the block as XLA's buffer assignment reports it.  A computation that cannot
 fit is refused (:class:`KernelMemoryError`) before anything is allocated.  For ``x2 = x1`` only the blocks
-on and above the diagonal are computed; diagonal blocks use a triangle layout of sub-blocks.
+on and above the diagonal are computed, mirrored on the host; one compiled computation serves every block.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
+import threading
 
 import numpy as np
 
@@ -24,47 +26,52 @@ class KernelMemoryError(InsufficientMemoryError):
 
 
 # first guess of the working memory per (pair x spatial entry), in float64 arrays, before XLA's own buffer
-# assignment is read (Network._plan); quadrature activations need far more (tanh: ~650)
+# assignment is read (Network._executable); quadrature activations need far more (tanh: ~650)
 _LIVE_ARRAYS = 12
 _PRINT_BYTES = 512 * 2**20
 #: default cap on the memory of one block (the outputs come on top)
 _MAX_BLOCK_BYTES = 8 * 2**30
+#: default size of one cross block, in (pair x spatial entry)s: a few hundred rows for flat inputs keeps a
+#: block's arrays in the caches; larger blocks only waste work on the diagonal blocks of x with itself
+_TARGET_ENTRIES = 2**18
 
 
-def block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat, out_tail, per_pair):
-    """Executables and the two memory phases of one block, in bytes: ``xla`` = XLA's temporaries +
-    arguments + outputs (its buffer assignment); ``host`` = its outputs + the block assembled on the host
-    (triangle layout), after the temporaries are freed.  For x2 = x1 the diagonal blocks use the
-    triangle layout and the others (present when ``n1 > b1``) a cross block; the larger counts."""
-    kinds = []
+def block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, feat, per_pair):
+    """The compiled block computation for ``b1 x b2`` inputs (``b1`` rows when ``diagonal``) and the memory
+    one block takes while the kernel is assembled, in bytes: XLA's temporaries + arguments + outputs (its
+    buffer assignment) of the block being computed, plus the outputs of the previous block, which the host
+    writes into the kernel meanwhile (blocks are pipelined), plus the input rows gathered for both."""
     if diagonal:
-        kinds.append(("diag", False, ((1, b1) + feat, (1, b1) + feat), 0))
+        exe, xla = net._executable(spatial, nsp, "diag", False, want_ntk, (1, b1) + feat, (1, b1) + feat)
+        pairs = b1
     else:
-        if same:
-            m, b = _tri_layout(b1)
-            kinds.append(("tri", True, ((m, b) + feat, (m, b) + feat), (m * b) ** 2))
-        if not same or n1 > b1:
-            kinds.append(("cross", False, ((1, b1) + feat, (1, b2) + feat), 0))
-    exes, xla_max, host_max = {}, 0, 0
-    for name, is_same, shapes, tri in kinds:
-        exe, xla = net._executable(spatial, nsp, "diag" if diagonal else "cross", is_same, want_ntk, *shapes)
-        exes[name] = exe
-        if xla is None:  # no analysis from this backend: the first guess
-            pairs = b1 if diagonal else b1 * b2
-            xla_b, host_b = _LIVE_ARRAYS * 8 * pairs * per_pair, 0
-        else:
-            temp, args, out = xla
-            xla_b, host_b = temp + args + out, out + tri * out_tail * 8 * (1 + want_ntk)
-        xla_max, host_max = max(xla_max, xla_b), max(host_max, host_b)
-    return exes, xla_max, host_max
+        exe, xla = net._executable(spatial, nsp, "cross", same, want_ntk, (1, b1) + feat, (1, b2) + feat)
+        pairs = b1 * b2
+    out = 8 * pairs * per_pair * (1 + bool(want_ntk))
+    rows = 8 * (b1 + (0 if diagonal else b2)) * int(np.prod(feat))
+    if xla is None:  # no analysis from this backend: the first guess
+        return exe, _LIVE_ARRAYS * 8 * pairs * per_pair + out + 2 * rows
+    temp, args, outs = xla
+    return exe, temp + args + outs + out + 2 * rows
+
+
+def _balanced(n: int, b: int) -> int:
+    """Rows per block for ``n`` rows in blocks of at most ``b``: as many blocks as ``b`` needs, evenly filled
+    (so the last block is not mostly padding)."""
+    b = max(1, min(b, n))
+    return -(-n // -(-n // b))
+
 
 def plan(net, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, check=True) -> dict:
-    """Block size and memory estimate for ``kernel`` (issue 12: the estimate must be honest).
+    """Block size and memory estimate for ``kernel`` (the estimate must be honest: it decides what runs).
 
-    Peak = outputs (``n1 n2`` float64 entries per kernel, times ``d^2`` without a readout) + one block
-    (:func:`block_bytes`).  Without ``batch_size`` the largest block whose estimate fits
-    ``memory_limit`` (default: the memory left after the outputs, at most 8 GiB) is chosen from a first
-    guess corrected by XLA's report; a computation that cannot fit is refused before allocating.
+    One compiled computation serves every block: a cross block of ``b1`` rows of x1 against ``b2`` rows of
+    x2 (for ``x2 = x1`` only the blocks on and above the diagonal, mirrored on the host; the diagonal ones
+    mark their pairs of an input with itself from the block offset).  Peak = outputs (``n1 n2`` float64
+    entries per kernel, times ``d^2`` without a readout) + one block (:func:`block_bytes`).  Without
+    ``batch_size`` blocks hold about :data:`_TARGET_ENTRIES` pair entries (cache-friendly), fewer when
+    ``memory_limit`` (default: the memory left after the outputs, at most 8 GiB) asks for it; a computation
+    that cannot fit is refused before anything is allocated.
     """
     nsp = len(shape1) - 2
     spatial = net._spatial_mode(len(shape1))
@@ -86,42 +93,47 @@ def plan(net, shape1, shape2, diagonal, want_ntk, batch_size, memory_limit, chec
     if memory_limit is not None and (not math.isfinite(memory_limit) or memory_limit <= 0):
         raise InvalidInputError(f"memory_limit: must be a positive number of bytes, got {memory_limit!r}")
     budget = memory_limit if memory_limit is not None else min(_MAX_BLOCK_BYTES, max(usable - out_bytes, 0.0) / 1.2)
-    nmax = n1 if diagonal else max(n1, n2)
+
+    def sizes(b):
+        if diagonal:
+            return _balanced(n1, b), None
+        if batch_size is not None:
+            return min(b, n1), min(b, n2)
+        return _balanced(n1, b), _balanced(n2, b)
 
     def rows_for(bytes_per_pair):
         if diagonal:
-            return max(1, min(n1, int(budget // bytes_per_pair)))
-        return max(1, min(nmax, math.isqrt(int(budget // bytes_per_pair))))
+            return max(1, int(budget // bytes_per_pair))
+        return max(1, math.isqrt(int(budget // bytes_per_pair)))
 
     if batch_size is not None:
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise InvalidInputError(f"batch_size: must be a positive integer, got {batch_size!r}")
-        b = int(batch_size)
-        b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
-        exe, xla, host = block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
-                                     out_tail, per_pair)
-        block = max(xla, host)
+        b1, b2 = sizes(int(batch_size))
+        exe, block = block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, feat, per_pair)
     else:
-        b = rows_for(_LIVE_ARRAYS * 8 * per_pair)
+        target = (_TARGET_ENTRIES * 64 if diagonal else _TARGET_ENTRIES) // per_pair
+        target = max(1, target if diagonal else math.isqrt(target))
+        b = min(target, rows_for((_LIVE_ARRAYS + 2 * kernels_out) * 8 * per_pair))
         for _ in range(4):
-            b1, b2 = min(b, n1), (min(b, n1) if diagonal else min(b, n2))
-            exe, xla, host = block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, n1, feat,
-                                         out_tail, per_pair)
-            block = max(xla, host)
+            b1, b2 = sizes(b)
+            exe, block = block_bytes(net, spatial, nsp, diagonal, same, want_ntk, b1, b2, feat, per_pair)
             if block <= budget or b == 1:
                 break
             pairs = b1 if diagonal else b1 * b2
-            b = max(1, min(b - 1, rows_for(1.05 * block / pairs)))
-    if not diagonal and n1 <= b1 and n2 <= b2:
-        # one block: the outputs are only touched after XLA's temporaries are freed, one kernel after the
-        # other (the assembled triangle block of the first is released once it is written)
-        total = max(xla, host + (out_bytes // kernels_out if same else out_bytes))
-    else:  # earlier blocks already fill the outputs
-        total = out_bytes + block
-    plan = dict(b1=b1, b2=b2, exe=exe, block=block, out=out_bytes, total=total, avail=avail)
+            b = max(1, min(b1 - 1, rows_for(1.05 * block / pairs)))
+    total = out_bytes + block
+    plan = dict(b1=b1, b2=b2 if b2 is not None else b1, exe=exe, block=block, out=out_bytes, total=total,
+                avail=avail)
     if check:
         _refuse_if_too_big(plan, n1, n2, diagonal, want_ntk, out_tail, per_pair, batch_size, memory_limit, usable)
     return plan
+
+
+def block_list(n1: int, n2: int, b1: int, b2: int, same: bool) -> list[tuple[int, int]]:
+    """Starting rows ``(i, j)`` of the blocks of a kernel of ``n1 x n2`` inputs in blocks of ``b1 x b2``;
+    for ``same`` (x2 = x1, ``b1 = b2``) only the blocks on and above the diagonal (``j >= i``)."""
+    return [(i, j) for i in range(0, n1, b1) for j in range(0, n2, b2) if not (same and j < i)]
 
 
 def _refuse_if_too_big(plan: dict, n1, n2, diagonal, want_ntk, out_tail, per_pair, batch_size, memory_limit,
@@ -155,66 +167,170 @@ def _refuse_if_too_big(plan: dict, n1, n2, diagonal, want_ntk, out_tail, per_pai
         raise KernelMemoryError(str(exc)) from None
 
 
-def run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk, exes):
-    """Outer loop over memory blocks; diagonal blocks of x1 with itself use the triangle layout."""
+def run_blocks(x1, x2, b1, b2, spatial, nsp, want_ntk, exe):
+    """The kernel of ``x1`` with ``x2`` (``x2 = None``: with itself) block by block through the one compiled
+    block computation ``exe(xa, xb, offset)``; returns ``(nngp, ntk, log2 scale of nngp, log2 scale of
+    ntk, non-finite entries of nngp, of ntk)``.
+
+    For ``x2 = None`` only the blocks on and above the diagonal are computed; each is written once and
+    mirrored (its transpose) into the lower triangle.  ``offset`` (first column minus first row of the block)
+    tells the computation which pairs are an input with itself.  Blocks are dispatched one ahead (JAX runs
+    them asynchronously), so the host writes a block while the next is computed; the output pages are
+    touched ahead of the writes by a background thread (:class:`_Prefault`)."""
     n1 = x1.shape[0]
     same = x2 is None
     n2 = n1 if same else x2.shape[0]
-    f_same, f_cross = exes.get("tri"), exes.get("cross")
+    tasks = block_list(n1, n2, b1, b2, same)
+    tail = tuple(exe.out_info[0].shape[3:])
+    perm = _transpose_perm(spatial, nsp, len(tail))
     # blocks are written straight into the outputs (no second copy of the kernel), each output with a
     # running power-of-two exponent: a block with a larger exponent first scales what is written down
-    nngp = ntk = perm = None
-    ek = et = None
-    for i in range(0, n1, b1):
-        for j in range(0, n2, b2):
-            if same and j < i:
-                continue
-            if same and i == j:
-                rows = b1  # a short last block is padded, so every diagonal block reuses one compilation
-                m, b = _tri_layout(rows)
-                xa = _rows(x1, i, rows)
-                xb = _rows(xa, 0, m * b).reshape((m, b) + x1.shape[1:])
-                k_, t_, ek_, et_ = f_same(xb, xb)
-                kb = _assemble_tri(np.asarray(k_), m, b, spatial, nsp)
-                del k_
-                tb = None if t_ is None else _assemble_tri(np.asarray(t_), m, b, spatial, nsp)
-            else:
-                xa = _rows(x1, i, b1)[None]
-                xb = _rows(x1 if same else x2, j, b2)[None]
-                k_, t_, ek_, et_ = f_cross(xa, xb)
-                kb, tb = np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0]
-            del t_
-            if nngp is None:
-                tail = kb.shape[2:]
-                perm = _transpose_perm(spatial, nsp, len(tail))
-                nngp = np.zeros((n1, n2) + tail)  # zeros: pages are only touched when written
-                ntk = np.zeros((n1, n2) + tail) if want_ntk else None
+    nngp = _zeros((n1, n2) + tail)  # zeros: pages are only touched when written
+    ntk = _zeros((n1, n2) + tail) if want_ntk else None
+    outs = [nngp] + ([ntk] if want_ntk else [])
+    exps = [None, None]
+    bad = [0, 0]
+    deferred = []  # mirrors into row bands not yet touched by the prefault thread
+
+    def launch(i, j):
+        xa = _rows(x1, i, b1)
+        xb = xa if same and i == j else _rows(x1 if same else x2, j, b2)
+        return exe(xa[None], xb[None], np.int32(j - i if same else 0))
+
+    prefault = _Prefault(outs, b1)
+    try:
+        pending = launch(*tasks[0])
+        for k, (i, j) in enumerate(tasks):
+            res = pending
+            pending = launch(*tasks[k + 1]) if k + 1 < len(tasks) else None
             ri, rj = min(b1, n1 - i), min(b2, n2 - j)
-            mirror = same and i != j
-            ek = _write_block(nngp, kb, float(ek_), ek, i, j, ri, rj, mirror, perm)
-            del kb
-            if want_ntk:
-                et = _write_block(ntk, tb, float(et_), et, i, j, ri, rj, mirror, perm)
-            del tb
-    return nngp, ntk, ek, (0.0 if et is None else et)
+            prefault.wait(i)
+            for q, out in enumerate(outs):
+                block = np.asarray(res[q])[0]
+                exps[q] = _write_block(out, block, float(res[2 + q]), exps[q], i, j, ri, rj,
+                                        perm if same and i == j else None)
+                del block
+                bad[q] += _nonfinite(out[i:i + ri, j:j + rj]) * (1 + (same and i != j))
+            del res
+            if same and i != j:
+                deferred.append((i, j, ri, rj))
+            deferred = [m for m in deferred if not _mirror_if(outs, m, perm, prefault)]
+        prefault.join()
+        for m in deferred:
+            _mirror_if(outs, m, perm, None)
+    finally:
+        prefault.stop()
+    return nngp, ntk, exps[0], (0.0 if exps[1] is None else exps[1]), bad[0], bad[1]
+
+
+#: outputs from this size on get their own anonymous memory (:func:`_zeros`)
+_MMAP_BYTES = 64 * 2**20
+
+
+def _zeros(shape) -> np.ndarray:
+    """A float64 array of zeros; from :data:`_MMAP_BYTES` on, in anonymous memory of its own (freed with the
+    array) rather than through numpy, which asks the kernel for transparent huge pages for large arrays: on
+    virtual machines a huge page's first touch costs far more (measured on the 2-core project VM: 4.6 ms per
+    MB with the hint, 1.2 ms without; the n = 20000 kernel's outputs are 6.4 GB).  Where the system backs all
+    memory with huge pages anyway, nothing changes."""
+    nbytes = 8 * math.prod(shape)
+    if nbytes < _MMAP_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.zeros(shape)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=np.float64).reshape(shape)
+
+
+def _mirror_if(outs, m, perm, prefault) -> bool:
+    """The transpose of block ``m = (i, j, ri, rj)`` written into rows ``j`` (the lower triangle), if those rows
+    are ready (touched by ``prefault``, or ``prefault`` None); whether it was written."""
+    i, j, ri, rj = m
+    if prefault is not None and not prefault.ready(j):
+        return False
+    for out in outs:
+        out[j:j + rj, i:i + ri] = np.transpose(out[i:i + ri, j:j + rj], perm)
+    return True
+
+
+class _Prefault:
+    """Touches the pages of the output arrays band by band (``rows`` rows at a time, from the top) in a
+    background thread, so the page faults of a large kernel (seconds per GB on some virtual machines) overlap
+    the block computations instead of stalling the writes.  The writer waits for a band to be :meth:`ready`
+    before writing into it, and the thread never touches a band again once ready, so no write is lost.
+    Outputs under 64 MiB are left to the writer."""
+
+    _MIN_BYTES = 64 * 2**20
+
+    def __init__(self, arrays, rows: int):
+        self.arrays, self.rows = arrays, max(1, int(rows))
+        self.n = arrays[0].shape[0]
+        self.done = threading.Event()
+        self.next = 0  # first row not yet touched
+        self.cond = threading.Condition()
+        self.halt = False
+        self.thread = None
+        if sum(a.nbytes for a in arrays) >= self._MIN_BYTES:
+            self.thread = threading.Thread(target=self._run, name="learndyn-prefault", daemon=True)
+            self.thread.start()
+        else:
+            self.next = self.n
+
+    def _run(self):
+        for i in range(0, self.n, self.rows):
+            if self.halt:
+                break
+            for a in self.arrays:
+                a[i:i + self.rows] = 0.0  # numpy releases the GIL while filling
+            with self.cond:
+                self.next = min(self.n, i + self.rows)
+                self.cond.notify_all()
+        with self.cond:
+            self.next = self.n
+            self.cond.notify_all()
+
+    def ready(self, i: int) -> bool:
+        """Whether the band holding row ``i`` has been touched."""
+        return i < self.next
+
+    def wait(self, i: int) -> None:
+        """Until the band holding row ``i`` has been touched."""
+        with self.cond:
+            self.cond.wait_for(lambda: i < self.next)
+
+    def join(self) -> None:
+        """Until every band has been touched."""
+        if self.thread is not None:
+            self.thread.join()
+
+    def stop(self) -> None:
+        """Stop touching (on an error or an interrupt of the writer) and wait for the thread."""
+        self.halt = True
+        self.join()
+
+
+def _nonfinite(a: np.ndarray) -> int:
+    """Number of NaN/inf entries of ``a``."""
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
 def run_diagonal(x1, b1, fn):
     """``K(x, x)`` for each row of ``x1``, in blocks of ``b1`` rows through the compiled ``fn``; returns
-    ``(nngp, ntk, log2 scale of nngp, log2 scale of ntk)``."""
+    ``(nngp, ntk, log2 scale of nngp, log2 scale of ntk, non-finite entries of nngp, of ntk)``."""
     n1 = x1.shape[0]
     outs = []
     for i in range(0, n1, b1):
         xa = _rows(x1, i, b1)[None]
-        k_, t_, ek_, et_ = fn(xa, xa)
+        k_, t_, ek_, et_ = fn(xa, xa, np.int32(0))
         outs.append((np.asarray(k_)[0], None if t_ is None else np.asarray(t_)[0], float(ek_), float(et_)))
-    return _merge_rows(outs, n1)
+    nngp, ntk, ek, et = _merge_rows(outs, n1)
+    return nngp, ntk, ek, et, _nonfinite(nngp), 0 if ntk is None else _nonfinite(ntk)
 
 
-def _write_block(out, block, e_block, e_out, i, j, ri, rj, mirror, perm):
-    """Write ``block * 2**e_block`` into ``out`` (held as ``out * 2**e_out``) at rows i, columns j (and its
-    transpose at j, i when ``mirror``); returns the new exponent of ``out`` (the larger of the two).
-    Powers of two are exact, so this equals scaling every block by ``2**(e_block - max e)`` at the end."""
+def _write_block(out, block, e_block, e_out, i, j, ri, rj, perm=None):
+    """Write ``block * 2**e_block`` into ``out`` (held as ``out * 2**e_out``) at rows i, columns j (only its
+    upper triangle, mirrored with the axis permutation ``perm``, when ``perm`` is given: a diagonal block of x
+    with itself); returns the new exponent
+    of ``out`` (the larger of the two).  Powers of two are exact, so this equals scaling every block by
+    ``2**(e_block - max e)`` at the end."""
     if e_out is None:
         e_out = e_block
     with np.errstate(under="ignore"):
@@ -225,8 +341,11 @@ def _write_block(out, block, e_block, e_out, i, j, ri, rj, mirror, perm):
         view[...] = block[:ri, :rj]
         if e_block < e_out:
             np.ldexp(view, int(e_block - e_out), out=view)
-    if mirror:
-        out[j:j + rj, i:i + ri] = np.transpose(view, perm)
+    if perm is not None:
+        # a diagonal block of x with itself: its upper triangle mirrored, so the kernel is exactly symmetric
+        # (the pair maps need not be symmetric in the two variances to the last bit; quadratures are not)
+        lower = np.tril_indices(ri, -1)
+        view[lower] = np.transpose(view, perm)[lower]
     return e_out
 
 
@@ -238,32 +357,10 @@ def _rows(x, start, size):
     return x[idx]
 
 
-def _tri_layout(n: int, max_blocks: int = 16) -> tuple[int, int]:
-    """(m, b): n inputs in m blocks of b; only the m(m+1)/2 blocks I <= J are computed."""
-    m = min(n, max_blocks)
-    b = -(-n // m)
-    return -(-n // b), b
-
-
 def _transpose_perm(spatial: str, nsp: int, tail_ndim: int):
     if spatial == "full" and tail_ndim == 2 * nsp and nsp > 0:
         return (1, 0) + tuple(range(2 + nsp, 2 + 2 * nsp)) + tuple(range(2, 2 + nsp))
     return (1, 0) + tuple(range(2, 2 + tail_ndim))
-
-
-def _assemble_tri(blocks: np.ndarray, m: int, b: int, spatial: str, nsp: int) -> np.ndarray:
-    """Blocks (T, b, b, ...) of the upper triangle -> the symmetric (m b, m b, ...) array."""
-    tail = blocks.shape[3:]
-    out = np.empty((m * b, m * b) + tail)
-    perm = _transpose_perm(spatial, nsp, len(tail))
-    t = 0
-    for i in range(m):
-        for j in range(i, m):
-            out[i * b:(i + 1) * b, j * b:(j + 1) * b] = blocks[t]
-            if i != j:
-                out[j * b:(j + 1) * b, i * b:(i + 1) * b] = np.transpose(blocks[t], perm)
-            t += 1
-    return out
 
 
 def _merge_rows(outs, n):

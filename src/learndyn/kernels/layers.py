@@ -85,7 +85,7 @@ def _cross_map(act, K, T, v1, v2, ctx: _Ctx):
         T = None if T is None else T.reshape(K.shape)
         a, b = a.reshape((nT, b1 * d, 1)), b.reshape((nT, 1, b2 * d))
         if same is not None:
-            same = same & jnp.eye(b1 * d, b2 * d, dtype=bool)[None]
+            same = same & _same_input(b1 * d, b2 * d, ctx.offset * d)[None]
         V, T = _pair_map(act, K, a, b, T, same)
         return V.reshape(shape), (None if T is None else T.reshape(shape))
     if ctx.spatial == "diag":
@@ -95,12 +95,19 @@ def _cross_map(act, K, T, v1, v2, ctx: _Ctx):
         T = None if T is None else T.reshape(K.shape)
         a, b = a.reshape((nT, b1, 1, d)), b.reshape((nT, 1, b2, d))
         if same is not None:
-            same = (same & jnp.eye(b1, b2, dtype=bool)[None])[..., None]
+            same = (same & _same_input(b1, b2, ctx.offset)[None])[..., None]
         V, T = _pair_map(act, K, a, b, T, same)
         return V.reshape(shape), (None if T is None else T.reshape(shape))
     if same is not None:
-        same = same & jnp.eye(b1, b2, dtype=bool)[None]
+        same = same & _same_input(b1, b2, ctx.offset)[None]
     return _pair_map(act, K, a[:, :, None], b[:, None, :], T, same)
+
+
+def _same_input(n1: int, n2: int, offset):
+    """``(n1, n2)`` mask of the entries ``r == c + offset``: the identity for ``offset = 0``; a block whose
+    columns start ``offset`` rows after its rows (``offset`` may be traced) has its pairs of an input with
+    itself there."""
+    return jnp.arange(n1)[:, None] == jnp.arange(n2)[None, :] + offset
 
 
 def _pair_map(act: _act.Activation, K, a, b, ntk, same=None):
@@ -535,19 +542,25 @@ class _LayerStack:
         check runs before any kernel is computed and the remedy is to change the input (its scale, or
         ``weight_var``), not the numerics; a result with a status would hold nothing.
         """
-        flat = np.abs(x.reshape(x.shape[0], -1))
         n0 = x.shape[-1]
-        scale = flat.max(axis=1)
-        nz = scale > 0
-        if not np.any(nz):
+        rows = x.reshape(x.shape[0], -1)
+        chunk = max(1, 2**18 // max(rows.shape[1], 1))  # rows at a time: temporaries of ~2 MiB, not copies of x
+        top, parts = 0.0, []
+        for i in range(0, rows.shape[0], chunk):
+            flat = np.abs(rows[i:i + chunk])
+            scale = flat.max(axis=1)
+            nz = scale > 0
+            sc = scale[nz]
+            top = max(top, float(flat.max()))
+            # log2 |x|^2 per row, without forming |x|^2 (it may overflow or underflow)
+            parts.append(2.0 * np.log2(sc) + np.log2(np.sum((flat[nz] / sc[:, None]) ** 2, axis=1)))
+        log2_sq = np.concatenate(parts)
+        if log2_sq.size == 0:
             return
-        sc = scale[nz]
-        # log2 |x|^2 per row, without forming |x|^2 (it may overflow or underflow)
-        log2_sq = 2.0 * np.log2(sc) + np.log2(np.sum((flat[nz] / sc[:, None]) ** 2, axis=1))
         hi, lo = float(log2_sq.max()), float(log2_sq.min())
         fix = "rescale the inputs (e.g. to |x|^2 / n_0 ~ 1 per row, as the papers do)"
         if hi > _LOG2_MAX_SQNORM:
-            raise InvalidInputError(f"{name}: inputs of squared norm 2^{hi:.0f} (|x| up to {flat.max():.3g}) overflow "
+            raise InvalidInputError(f"{name}: inputs of squared norm 2^{hi:.0f} (|x| up to {top:.3g}) overflow "
                              f"the float64 input kernel x.x' (at most 2^{_LOG2_MAX_SQNORM:.0f}); {fix}")
         if lo < _LOG2_MIN_SQNORM:
             raise InvalidInputError(f"{name}: non-zero inputs of squared norm 2^{lo:.0f} underflow the float64 input "

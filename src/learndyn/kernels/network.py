@@ -278,13 +278,13 @@ class Network(_LayerStack):
         if ctx.batch == "diag":
             nngp, s1, s2 = self_kernel(x1b), None, None
         else:
-            xa, xb = x1b[ctx.I], (x1b if ctx.same else x2b)[ctx.J]
+            xa, xb = x1b[ctx.I], x2b[ctx.J]
             if ctx.spatial == "full":
                 nngp = jnp.einsum(f"ta{lo}c,tb{up}c->ta{lo}b{up}", xa, xb) / C
             else:
                 nngp = jnp.einsum(f"ta{lo}c,tb{lo}c->tab{lo}", xa, xb) / C
             s1 = self_kernel(x1b)
-            s2 = None if ctx.same else self_kernel(x2b)
+            s2 = None if x2b is x1b else self_kernel(x2b)  # the same traced array: one self-kernel
         zeros = lambda a: None if (a is None or not want_ntk) else jnp.zeros_like(a)
         z = jnp.zeros((), jnp.float64)
         return _KState(nngp, zeros(nngp), s1, s2, zeros(s1), zeros(s2), z, z)
@@ -295,16 +295,18 @@ class Network(_LayerStack):
                        lambda: jax.jit(self._block_fn(spatial, nsp, batch, same, want_ntk)))
 
     def _block_fn(self, spatial: str, nsp: int, batch: str, same: bool, want_ntk: bool):
-        """The kernel of one block of inputs: input kernel, then every layer's map (the recursion)."""
-        def run(x1b, x2b):
-            m1, m2 = x1b.shape[0], (x1b if same else x2b).shape[0]
+        """The kernel of one block of inputs: input kernel, then every layer's map (the recursion).
+
+        ``run(x1b, x2b, offset)`` on blocks ``(1, b1, ...)`` and ``(1, b2, ...)``; for ``same`` (x2 is x1)
+        ``offset`` (an int32 scalar, traced: one compilation serves every block) is the first row of ``x2b``
+        minus the first row of ``x1b`` in x1, so that row ``r`` and column ``c`` are the same input when
+        ``r == c + offset`` (their pair entries are then the self variances exactly)."""
+        def run(x1b, x2b, offset):
             if batch == "cross":
-                pairs = [(i, j) for i in range(m1) for j in range(m2) if not same or i <= j]
-                I = jnp.asarray([p[0] for p in pairs], dtype=jnp.int32)
-                J = jnp.asarray([p[1] for p in pairs], dtype=jnp.int32)
+                I = J = jnp.zeros((1,), dtype=jnp.int32)
             else:
                 I = J = None
-            ctx = _Ctx(spatial, nsp, batch, I, J, same)
+            ctx = _Ctx(spatial, nsp, batch, I, J, same, offset)
             st = self._input_state(x1b, x2b, ctx, want_ntk)
             st = _rescale(st, ctx)
             for lay in self.layers:
@@ -352,7 +354,7 @@ class Network(_LayerStack):
             fn = self._compiled(spatial, nsp, batch, same, want_ntk)
             spec1 = jax.ShapeDtypeStruct(shape1, jnp.float64)
             spec2 = jax.ShapeDtypeStruct(shape2, jnp.float64)
-            exe = fn.lower(spec1, spec2).compile()
+            exe = fn.lower(spec1, spec2, jax.ShapeDtypeStruct((), jnp.int32)).compile()
             ma = exe.memory_analysis()
             xla = None
             if ma is not None:
@@ -396,19 +398,20 @@ class Network(_LayerStack):
                               batch_size, memory_limit)
         b1, b2 = plan["b1"], plan["b2"]
         if verbose or (verbose is None and plan["total"] > _blocking._PRINT_BYTES):
-            nblocks = math.ceil(n1 / b1) * (1 if diagonal else math.ceil(n2 / b2))
+            nblocks = (math.ceil(n1 / b1) if diagonal else
+                       len(_blocking.block_list(n1, n2, b1, b2, x2 is None)))
             print(f"learndyn.kernels: {n1}x{'' if diagonal else n2} kernel in {nblocks} block(s) of {b1}x"
                   f"{'' if diagonal else b2}; estimated peak memory {format_bytes(plan['total'])} (outputs "
                   f"{format_bytes(plan['out'])}, one block {format_bytes(plan['block'])}; available "
                   f"{format_bytes(plan['avail'])})", file=sys.stderr, flush=True)
         if diagonal:
-            nngp, ntk, ek, et = _blocking.run_diagonal(x1, b1, plan["exe"]["diag"])
+            nngp, ntk, ek, et, bad_k, bad_t = _blocking.run_diagonal(x1, b1, plan["exe"])
         else:
-            nngp, ntk, ek, et = _blocking.run_blocks(x1, x2, b1, b2, self._spatial_mode(x1.ndim), x1.ndim - 2,
-                                                     want_ntk, plan["exe"])
+            nngp, ntk, ek, et, bad_k, bad_t = _blocking.run_blocks(
+                x1, x2, b1, b2, self._spatial_mode(x1.ndim), x1.ndim - 2, want_ntk, plan["exe"])
         if not want_ntk:
             ntk = None
-        status, message = _finite_status(nngp, ntk)
+        status, message = _finite_status(bad_k, bad_t)
         return Kernel(nngp, ntk, ek, et, bool(diagonal), self, status, message)
 
     def _check_inputs(self, x1, x2, diagonal: bool):
@@ -431,13 +434,15 @@ def _want_ntk(get) -> bool:
     return "ntk" in gets
 
 
-def _finite_status(nngp, ntk) -> tuple[Status, str]:
-    """:attr:`Status.NONFINITE` and a message naming the kernel if ``nngp`` or ``ntk`` has NaN/inf entries."""
-    for name, arr in (("nngp", nngp), ("ntk", ntk)):
-        if arr is not None and not np.all(np.isfinite(arr)):
+def _finite_status(bad_nngp: int, bad_ntk: int) -> tuple[Status, str]:
+    """:attr:`Status.NONFINITE` and a message naming the kernel if ``nngp`` or ``ntk`` has NaN/inf entries
+    (``bad_*``: how many; counted block by block while the kernel is assembled, so no ``n1 x n2`` mask is
+    allocated)."""
+    for name, bad in (("nngp", bad_nngp), ("ntk", bad_ntk)):
+        if bad:
             return Status.NONFINITE, (
                 f"{name}: the kernel recursion produced non-finite values (NaN/inf) in "
-                f"{int(np.sum(~np.isfinite(arr)))} entries; check the activation, the inputs and the variances")
+                f"{int(bad)} entries; check the activation, the inputs and the variances")
     return Status.SUCCESS, ""
 
 

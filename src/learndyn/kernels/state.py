@@ -70,6 +70,7 @@ class _Ctx:
     I: Any = None  # block indices (cross mode)
     J: Any = None
     same: bool = False  # x2 is x1
+    offset: Any = 0  # x2 is x1: first row of the x2 block minus that of the x1 block (row r, column c same if r == c + offset)
 
     def replace(self, **kw):
         return dataclasses.replace(self, **kw)
