@@ -415,7 +415,8 @@ class KernelStore:
         if "ntk" in self.kinds:
             et = self.log2_scale("ntk")
             ntk = self.to_numpy("ntk", log2_scale=et)
-        status, message = _finite_status(nngp, ntk)
+        status, message = _finite_status(int(np.count_nonzero(~np.isfinite(nngp))),
+                                         0 if ntk is None else int(np.count_nonzero(~np.isfinite(ntk))))
         return Kernel(nngp, ntk, ek, et, False, self.network, status, message, problem=self.problem)
 
     def diagonal(self, kind: str) -> np.ndarray:
