@@ -70,7 +70,7 @@ def _window_average(x, filter_shape, padding, axes_groups):
 def _conv_axes(ctx: _Ctx, kind: str):
     """Axis groups shifted together by a convolution, per spatial dim (see ``_KState`` layouts)."""
     k = ctx.nsp
-    if ctx.spatial == "full":
+    if ctx.spatial == "full" and not (kind == "self" and ctx.selfdiag):
         if kind == "pair":
             return [(2 + i, 3 + k + i) for i in range(k)]
         return [(2 + i, 2 + k + i) for i in range(k)]
