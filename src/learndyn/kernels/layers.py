@@ -544,7 +544,7 @@ def _chunk_shape(layers, st: _KState, ctx: _Ctx):
     return c1, c2
 
 
-def run_layers(layers, st: _KState, ctx: _Ctx):
+def run_layers(layers, st: _KState, ctx: _Ctx, inputs=None):
     """Apply ``layers`` to the kernel state of one block: ``(state, context) -> (state, context)``.
 
     The same as ``for lay in layers: st, ctx = lay.kernel(st, ctx)``.  For a cross block in the full
@@ -555,6 +555,11 @@ def run_layers(layers, st: _KState, ctx: _Ctx):
     the block's self kernels (a convolution maps the diagonal to itself, so these are exactly the
     variances the recursion needs, and they give every chunk the same power-of-two scales).  The values are
     those of the whole-block recursion: the same elementwise arithmetic on the same entries.
+
+    ``inputs = (x1b, x2b, input_state)``, if given, are the block's inputs and the function
+    ``input_state(xa, xb, ctx) -> _KState`` that built ``st`` before its power-of-two rescaling: each chunk
+    then forms its own input kernel from its rows and columns (and the block's scale ``2**-st.ek``), so
+    the pair arrays of the whole block are never formed (XLA drops them).
 
     Not used when a nonlinearity follows the readout (it needs the pooled self kernels, which the
     diagonals do not give): the self arrays this returns after a GAP readout are the means of the
@@ -589,9 +594,19 @@ def run_layers(layers, st: _KState, ctx: _Ctx):
         def cut(a):
             return None if a is None else lax.dynamic_slice(a, start, size)
 
-        cctx = cctx0.replace(I=lax.dynamic_slice_in_dim(ctx.I, t, 1), J=lax.dynamic_slice_in_dim(ctx.J, t, 1),
-                             row0=r0, col0=c0)
-        cst = _KState(cut(st.nngp), cut(st.ntk), s1, s2, t1, t2, st.ek, st.et)
+        I, J = lax.dynamic_slice_in_dim(ctx.I, t, 1), lax.dynamic_slice_in_dim(ctx.J, t, 1)
+        cctx = cctx0.replace(I=I, J=J, row0=r0, col0=c0)
+        if inputs is None:
+            K, T = cut(st.nngp), cut(st.ntk)
+        else:
+            x1b, x2b, input_state = inputs
+            xa = lax.dynamic_slice_in_dim(x1b[I[0]], r0, c1, axis=0)[None]
+            xb = lax.dynamic_slice_in_dim((x1b if ctx.same else x2b)[J[0]], c0, c2, axis=0)[None]
+            z = jnp.zeros((1,), jnp.int32)
+            own = input_state(xa, xb, ctx.replace(I=z, J=z, same=False))
+            K = own.nngp * _pow2(-st.ek)  # the block's input rescaling (exact)
+            T = None if own.ntk is None else own.ntk * _pow2(-st.et)
+        cst = _KState(K, T, s1, s2, t1, t2, st.ek, st.et)
         for lay in layers:
             cst, cctx = lay.kernel(cst, cctx)
         final.append(cctx)

@@ -307,7 +307,8 @@ class Network(_LayerStack):
             ctx = _Ctx(spatial, nsp, batch, I, J, same)
             st = self._input_state(x1b, x2b, ctx, want_ntk)
             st = _rescale(st, ctx)
-            st, ctx = run_layers(self.layers, st, ctx)
+            st, ctx = run_layers(self.layers, st, ctx,
+                                 (x1b, x2b, lambda xa, xb, c: self._input_state(xa, xb, c, want_ntk)))
 
             def batch_first(a):  # (T, b1, *sp, b2, *sp) -> (T, b1, b2, *sp, *sp) when no readout
                 if a is None or batch != "cross" or ctx.spatial != "full":
