@@ -560,7 +560,7 @@ def _np_cnn_relu(x1, x2, depth, wv, bv, padding, readout):
             K = wv * V.mean(axis=(2, 3, 4, 5)) + bv
             T = K + wv * T.mean(axis=(2, 3, 4, 5))
         else:
-            K, T = V, T
+            K = V
     return K[:n1, n1:], T[:n1, n1:], K[:n1, :n1], T[:n1, :n1]
 
 

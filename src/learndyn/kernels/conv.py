@@ -10,7 +10,6 @@ counting in the ``1/|W|`` average exactly as in neural-tangents.
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from .state import _Ctx
