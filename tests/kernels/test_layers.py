@@ -513,3 +513,134 @@ def test_kernel_runs_blocked_within_the_available_memory(monkeypatch, capsys):
     assert nblocks > 1, msg
     np.testing.assert_allclose(k.nngp, ref.nngp, rtol=1e-13, atol=1e-15)  # blocks change the summation order: rounding on ~0 entries
     np.testing.assert_allclose(k.ntk, ref.ntk, rtol=1e-13, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
+# CNN kernels of whole blocks and of cache-sized chunks (layers.run_layers) against NumPy
+# --------------------------------------------------------------------------------------------
+def _np_window(K, wv, bv, padding):
+    """wv/9 sum over 3x3 shifts applied to both positions of K (n1, n2, h, w, H, W) + bv: np.roll for circular
+    padding, explicit zero padding for 'same'."""
+    out = np.zeros_like(K)
+    h, w = K.shape[2:4]
+    for dh in (-1, 0, 1):
+        for dw in (-1, 0, 1):
+            if padding == "circular":
+                out += np.roll(K, (-dh, -dw, -dh, -dw), axis=(2, 3, 4, 5))
+            else:
+                P = np.pad(K, [(0, 0), (0, 0), (1, 1), (1, 1), (1, 1), (1, 1)])
+                out += P[:, :, 1 + dh:1 + dh + h, 1 + dw:1 + dw + w, 1 + dh:1 + dh + h, 1 + dw:1 + dw + w]
+    return wv * out / 9.0 + bv
+
+
+def _np_cnn_relu(x1, x2, depth, wv, bv, padding, readout):
+    """Independent NumPy recursion (Xiao et al. 2020, Sec. 3; Cho & Saul 2009) of
+    ``kernels.cnn(depth, 'relu', wv, bv, padding=padding, readout=readout)`` or, with ``readout=None``, of
+    its convolutional part alone (the spatial kernel (n1, n2, h, w, H, W))."""
+    x = np.concatenate([x1, x2])
+    n1, c = x1.shape[0], x.shape[-1]
+    h, w = x.shape[1:3]
+    K = _np_window(np.einsum("ahwc,bHWc->abhwHW", x, x) / c, wv, bv, padding)
+    T = K.copy()
+    for layer in range(depth):
+        var = np.array([np.diagonal(K[i, i].reshape(h * w, h * w)).reshape(h, w) for i in range(len(x))])
+        a, b = var[:, None, :, :, None, None], var[None, :, None, None, :, :]
+        root = np.sqrt(np.maximum(a * b - K * K, 0))
+        angle = np.arctan2(root, K)
+        for i in range(len(x)):  # an input position with itself: correlation exactly 1
+            angle[i, i].reshape(h * w, h * w)[np.arange(h * w), np.arange(h * w)] = 0.0
+            root[i, i].reshape(h * w, h * w)[np.arange(h * w), np.arange(h * w)] = 0.0
+        dot = 0.5 - angle / (2 * np.pi)
+        V = root / (2 * np.pi) + dot * K
+        T = T * dot
+        if layer < depth - 1:
+            K = _np_window(V, wv, bv, padding)
+            T = K + wv * _np_window(T, 1.0, 0.0, padding)
+        elif readout == "gap":
+            K = wv * V.mean(axis=(2, 3, 4, 5)) + bv
+            T = K + wv * T.mean(axis=(2, 3, 4, 5))
+        else:
+            K = V
+    return K[:n1, n1:], T[:n1, n1:], K[:n1, :n1], T[:n1, :n1]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 2 input pairs of 4x4 images (the production size is 2^18 entries): every block is cut."""
+    from learndyn.kernels import layers, network
+
+    monkeypatch.setattr(layers, "_CHUNK_ENTRIES", 2 * 16 ** 2)
+    network.clear_cache()
+    yield
+    network.clear_cache()
+
+
+@pytest.mark.parametrize("padding", ["circular", "same"])
+def test_cnn_gap_in_chunks_matches_numpy_recursion(small_chunks, padding):
+    """Train-train (triangle blocks with the same-input mask at row/column offsets) and cross blocks, cut into
+    chunks of 2 pairs, against the independent NumPy recursion."""
+    from learndyn.kernels import layers
+
+    rng = np.random.RandomState(5)
+    x1, x2 = rng.randn(7, 4, 4, 2), rng.randn(3, 4, 4, 2)
+    net = kernels.cnn(3, "relu", 2.0, 0.05, padding=padding, readout="gap")
+    K12, T12, K11, T11 = _np_cnn_relu(x1, x2, 3, 2.0, 0.05, padding, "gap")
+    st = layers._KState(jnp.zeros((1, 3, 4, 4, 5, 4, 4)), None, None, None, None, None, 0.0, 0.0)
+    ctx = layers._Ctx("full", 2, "cross", jnp.zeros(1, jnp.int32), jnp.zeros(1, jnp.int32))
+    assert layers._chunk_shape(net.layers, st, ctx) == (1, 1)  # this test really runs in chunks
+    for batch_size in (None, 4):
+        k11 = net.kernel(x1, batch_size=batch_size)
+        np.testing.assert_allclose(k11.nngp, K11, rtol=1e-12)
+        np.testing.assert_allclose(k11.ntk, T11, rtol=1e-12)
+        k12 = net.kernel(x1, x2, batch_size=batch_size)
+        np.testing.assert_allclose(k12.nngp, K12, rtol=1e-12)
+        np.testing.assert_allclose(k12.ntk, T12, rtol=1e-12)
+    np.testing.assert_allclose(net.kernel(x1, x2, get="nngp").nngp, K12, rtol=1e-12)
+
+
+def test_cnn_without_readout_in_chunks_matches_numpy_recursion(small_chunks):
+    """The full spatial kernel (no readout), assembled from chunks, against NumPy."""
+    from learndyn.kernels import layers
+
+    rng = np.random.RandomState(6)
+    x1, x2 = rng.randn(5, 4, 4, 1), rng.randn(2, 4, 4, 1)
+    net = kernels.serial(layers.Conv(8, 2.0, 0.1), layers.Elementwise("relu"), layers.Conv(8, 2.0, 0.1))
+    # the NumPy recursion of Conv, relu (all 7 inputs with each other), then the last Conv
+    _, _, Kall, Tall = _np_cnn_relu(np.concatenate([x1, x2]), x2[:0], 1, 2.0, 0.1, "circular", None)
+    Kout = _np_window(Kall, 2.0, 0.1, "circular")
+    Tout = Kout + 2.0 * _np_window(Tall, 1.0, 0.0, "circular")
+    k = net.kernel(np.concatenate([x1, x2]), batch_size=3)
+    np.testing.assert_allclose(k.nngp, Kout, rtol=1e-12)
+    np.testing.assert_allclose(k.ntk, Tout, rtol=1e-12)
+    kc = net.kernel(x1, x2)
+    np.testing.assert_allclose(kc.ntk, Tout[:5, 5:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["erf", "tanh", "leaky_relu(0.2)"])
+def test_cnn_gap_chunks_equal_whole_blocks(monkeypatch, act):
+    """Other activations: the chunked stack gives the whole-block numbers (same arithmetic per entry)."""
+    from learndyn.kernels import layers, network
+
+    rng = np.random.RandomState(8)
+    x = rng.randn(5, 4, 4, 2) * 0.7
+    whole = kernels.cnn(2, act, 1.7, 0.1, padding="same", readout="gap").kernel(x)
+    monkeypatch.setattr(layers, "_CHUNK_ENTRIES", 2 * 16 ** 2)
+    network.clear_cache()
+    chunked = kernels.cnn(2, act, 1.7, 0.1, padding="same", readout="gap").kernel(x, batch_size=3)
+    network.clear_cache()
+    np.testing.assert_allclose(chunked.nngp, whole.nngp, rtol=1e-13)
+    np.testing.assert_allclose(chunked.ntk, whole.ntk, rtol=1e-13)
+
+
+def test_same_mask_at_chunk_offsets():
+    """The same-input mask of a chunk (rows from row0, columns from col0) is the block's mask cut there."""
+    from learndyn.kernels import layers
+
+    I = jnp.asarray([0, 0, 1], jnp.int32)
+    J = jnp.asarray([0, 1, 1], jnp.int32)
+    whole = np.asarray(layers._same_mask(layers._Ctx("full", 1, "cross", I, J, True), 4, 4, 3))
+    for r0, c0 in ((0, 0), (2, 0), (0, 2), (2, 2), (1, 3)):
+        ctx = layers._Ctx("full", 1, "cross", I, J, True, row0=jnp.int32(r0), col0=jnp.int32(c0))
+        part = np.asarray(layers._same_mask(ctx, 1, 1, 3))
+        np.testing.assert_array_equal(part, whole[:, 3 * r0:3 * r0 + 3, 3 * c0:3 * c0 + 3])
+    assert layers._same_mask(layers._Ctx("full", 1, "cross", I, J, False), 4, 4, 3) is None

@@ -10,7 +10,6 @@ counting in the ``1/|W|`` average exactly as in neural-tangents.
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from .state import _Ctx
@@ -28,8 +27,9 @@ def _window_average(x, filter_shape, padding, axes_groups):
     ``axes_groups``: for each filter dim i, the tuple of array axes that shift by b_i together (one
     axis in the spatially-diagonal layout, two in the full layout).  Separable over filter dims,
     like neural-tangents; shifts wrap around for ``'circular'`` and read zeros outside the image
-    for ``'same'`` (padding offsets as in ``lax.padtype_to_pads(..., 'SAME')``).  Shifted reads are
-    constant-index gathers.
+    for ``'same'`` (padding offsets as in ``lax.padtype_to_pads(..., 'SAME')``).  Each axis group is padded
+    once (wrapped around, or with zeros) and the shifted reads are static slices of it, which XLA fuses
+    into one vectorised loop (constant-index gathers were about 3x slower on CPU).
 
     The sum runs inside a ``lax.cond`` whose predicate XLA cannot decide at compile time (the first
     entry of ``x`` is not NaN).  A conditional is a fusion boundary, so ``x`` -- the output of the
@@ -43,22 +43,21 @@ def _window_average(x, filter_shape, padding, axes_groups):
         for i, axes in enumerate(axes_groups):
             f = filter_shape[i]
             size = y.shape[axes[0]]
-            lo, _ = _same_pads(size, f)
+            lo, hi = _same_pads(size, f)
+            # pad every axis of the group (wrapping around, or with zeros), then the shifted reads are static
+            # slices: entry a of shift beta reads a + beta - lo, zero outside the image for 'same'
+            p = y
+            for ax in axes:
+                if padding == "circular":
+                    p = _wrap_pad(p, ax, lo, hi)
+                else:
+                    p = lax.pad(p, jnp.zeros((), p.dtype), [(lo, hi, 0) if a == ax else (0, 0, 0)
+                                                            for a in range(p.ndim)])
             acc = None
             for beta in range(f):
-                idx = np.arange(size) + beta - lo
-                valid = (idx >= 0) & (idx < size)
-                idx = idx % size
-                piece = y
+                piece = p
                 for ax in axes:
-                    piece = piece[(slice(None),) * ax + (idx,)]
-                if padding != "circular" and not valid.all():
-                    mask = np.ones((1,) * y.ndim)
-                    for ax in axes:
-                        shape = [1] * y.ndim
-                        shape[ax] = size
-                        mask = mask * valid.astype(np.float64).reshape(shape)
-                    piece = piece * mask
+                    piece = lax.slice_in_dim(piece, beta, beta + size, axis=ax)
                 acc = piece if acc is None else acc + piece
             y = acc / float(f)
         return y
@@ -67,10 +66,26 @@ def _window_average(x, filter_shape, padding, axes_groups):
     return lax.cond(first == first, average, lambda y: jnp.full_like(y, jnp.nan), x)
 
 
+def _wrap_pad(y, ax: int, lo: int, hi: int):
+    """``y`` extended along ``ax`` by ``lo`` entries before and ``hi`` after, wrapping around (a torus)."""
+    size = y.shape[ax]
+    parts = []
+    while lo > 0:  # filters wider than the image wrap more than once
+        take = min(lo, size)
+        parts.append(lax.slice_in_dim(y, size - take, size, axis=ax))
+        lo -= take
+    parts = parts[::-1] + [y]
+    while hi > 0:
+        take = min(hi, size)
+        parts.append(lax.slice_in_dim(y, 0, take, axis=ax))
+        hi -= take
+    return jnp.concatenate(parts, axis=ax) if len(parts) > 1 else y
+
+
 def _conv_axes(ctx: _Ctx, kind: str):
     """Axis groups shifted together by a convolution, per spatial dim (see ``_KState`` layouts)."""
     k = ctx.nsp
-    if ctx.spatial == "full":
+    if ctx.spatial == "full" and not (kind == "self" and ctx.selfdiag):
         if kind == "pair":
             return [(2 + i, 3 + k + i) for i in range(k)]
         return [(2 + i, 2 + k + i) for i in range(k)]

@@ -32,7 +32,7 @@ from . import blocking as _blocking
 from .blocking import KernelMemoryError
 from .depth import sweep_depths
 from .layers import (PADDINGS, READOUTS, Conv, Dense, Elementwise, Flatten, GlobalAvgPool, Repeat, _Layer,
-                     _LayerStack, _serial_apply, _serial_init)
+                     _LayerStack, _serial_apply, _serial_init, run_layers)
 from .state import _Ctx, _KState, _check_var, _rescale
 
 __all__ = ["Network", "Kernel", "KernelMemoryError", "serial", "fcn", "cnn", "network_from_description",
@@ -309,8 +309,8 @@ class Network(_LayerStack):
             ctx = _Ctx(spatial, nsp, batch, I, J, same, offset)
             st = self._input_state(x1b, x2b, ctx, want_ntk)
             st = _rescale(st, ctx)
-            for lay in self.layers:
-                st, ctx = lay.kernel(st, ctx)
+            st, ctx = run_layers(self.layers, st, ctx,
+                                 (x1b, x2b, lambda xa, xb, c: self._input_state(xa, xb, c, want_ntk)))
 
             def batch_first(a):  # (T, b1, *sp, b2, *sp) -> (T, b1, b2, *sp, *sp) when no readout
                 if a is None or batch != "cross" or ctx.spatial != "full":

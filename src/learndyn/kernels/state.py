@@ -71,6 +71,13 @@ class _Ctx:
     J: Any = None
     same: bool = False  # x2 is x1
     offset: Any = 0  # x2 is x1: first row of the x2 block minus that of the x1 block (row r, column c same if r == c + offset)
+    # a chunk of a cross block (:func:`learndyn.kernels.layers.run_layers`): its pair arrays hold rows
+    # row0 .. row0 + c1 of block I and columns col0 .. col0 + c2 of block J (traced offsets)
+    row0: Any = 0
+    col0: Any = 0
+    # self arrays hold only the spatial diagonal K_aa(x, x), layout (m, b, *sp), although the pair arrays
+    # are full: a convolution maps the diagonal to itself, so the variances need nothing else
+    selfdiag: bool = False
 
     def replace(self, **kw):
         return dataclasses.replace(self, **kw)
@@ -78,7 +85,7 @@ class _Ctx:
 
 def _spatial_diag(s, ctx: _Ctx):
     """Variances K_aa(x, x) at each position, (m, b, *sp), from a self array."""
-    if ctx.spatial != "full":
+    if ctx.spatial != "full" or ctx.selfdiag:
         return s
     k = ctx.nsp
     sp = s.shape[2:2 + k]
