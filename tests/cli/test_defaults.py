@@ -75,7 +75,8 @@ PYTHON_DEFAULT = {
     ("reproduce goldt2019", "seeds"): (goldt2019.run_figure, "seeds"),
     **{("kernels evaluate", k): ("learndyn.kernels.evaluation:evaluate", k)
        for k in ("n_train", "n_test", "reg", "sgd", "steps", "batch_size", "lr_factor", "seeds", "seed", "image_size",
-                 "fallback", "kernel_batch_size")},
+                 "fallback", "kernel_batch_size", "store", "scheduler")},
+    ("kernels evaluate", "workers"): ("learndyn.kernels.evaluation:evaluate", "n_workers"),
     ("kernels evaluate", "data"): ("learndyn.kernels.evaluation:evaluate", "data"),
 }
 

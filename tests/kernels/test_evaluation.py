@@ -36,6 +36,27 @@ def test_fcn_on_digits_matches_regression_on_the_public_kernels():
     assert "NTK regression" in ev.table() and "total" in ev.stage_table()
 
 
+def test_out_of_core_matches_the_in_memory_solve_and_resumes(tmp_path):
+    """store=<folder>: the kernels go to Zarr stores and the t = inf predictions come from streamed conjugate
+    gradients -- the same predictions as the in-memory Cholesky path (to the CG tolerance); a second call
+    reuses the finished stores (nothing recomputed) and gives the same numbers."""
+    mem = kernels.evaluate(FCN, "digits", 150, 50, reg=1e-3, sgd=False, seed=2)
+    ooc = kernels.evaluate(FCN, "digits", 150, 50, reg=1e-3, sgd=False, seed=2, store=tmp_path / "k",
+                           kernel_batch_size=64)
+    assert ooc.success and (tmp_path / "k" / "train.zarr").is_dir() and (tmp_path / "k" / "test.zarr").is_dir()
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_allclose(ooc.predictions[kind], mem.predictions[kind], rtol=1e-6, atol=1e-7)
+        assert ooc.test_accuracy[kind] == pytest.approx(mem.test_accuracy[kind], abs=1e-12)
+        assert ooc.reg[kind] == pytest.approx(mem.reg[kind], rel=1e-12)
+    again = kernels.evaluate(FCN, "digits", 150, 50, reg=1e-3, sgd=False, seed=2, store=tmp_path / "k",
+                             kernel_batch_size=64)
+    np.testing.assert_array_equal(again.predictions["ntk"], ooc.predictions["ntk"])
+    with pytest.raises(ValueError, match="t = inf"):
+        kernels.evaluate(FCN, "digits", 150, 50, t=[1.0], sgd=False, store=tmp_path / "k")
+    with pytest.raises(ValueError, match="store"):
+        kernels.evaluate(FCN, "digits", 150, 50, sgd=False, n_workers=2)
+
+
 def test_cnn_gap_on_downsampled_images_and_round_trip(tmp_path):
     """A CNN-GAP takes the images (channels last), downsampled by area averaging; the result saves and loads."""
     cnn = kernels.Problem("cnn", depth=1, activation="relu", weight_var=2.0, bias_var=0.0, channels=8,

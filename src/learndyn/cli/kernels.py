@@ -124,8 +124,15 @@ def evaluate_command(
     seed: int = typer.Option(0, help="seed of the data subsets and of SGD"),
     fallback: bool = typer.Option(True, "--fallback/--no-fallback", help="use MNIST-5k, then digits, when the "
                                                                          "data set is not installed"),
-    kernel_batch_size: Optional[int] = typer.Option(None, help="rows per kernel block (default: 2048 for fcn, the "
-                                                               "kernel's own plan for the CNNs)"),
+    kernel_batch_size: Optional[int] = typer.Option(None, help="rows per kernel block (default: the kernel's own "
+                                                               "plan, cache-sized blocks)"),
+    store: Optional[Path] = typer.Option(None, help="out of core: compute the kernels block by block into Zarr stores "
+                                                    "in this folder (resumable: rerun the same command after a kill) "
+                                                    "and solve by conjugate gradients streaming them (t = inf only)"),
+    scheduler: Optional[str] = typer.Option(None, help="with --store: a Dask scheduler (tcp://HOST:8786) whose "
+                                                       "workers compute the kernel blocks"),
+    workers: Optional[int] = typer.Option(None, help="with --store: a local Dask cluster of this many worker "
+                                                     "processes computes the kernel blocks"),
     out: Path = typer.Option(Path("results/kernels_evaluate"), help="output prefix: writes OUT.nc and OUT.png"),
 ) -> None:
     """NNGP and NTK kernel regression on a real data set beside finite-width SGD of the same network: prints the
@@ -148,6 +155,7 @@ def evaluate_command(
         ev = kernels.evaluate(problem, data.value, n_train, n_test, reg=reg, t=t, kinds=kind_list, sgd=sgd,
                               steps=steps, batch_size=batch_size, lr_factor=lr_factor, seeds=seeds, seed=seed,
                               image_size=image_size, fallback=fallback, kernel_batch_size=kernel_batch_size,
+                              store=store, scheduler=scheduler, n_workers=workers,
                               log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None

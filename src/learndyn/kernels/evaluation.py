@@ -23,6 +23,7 @@ import resource
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -40,9 +41,6 @@ __all__ = ["Evaluation", "evaluate", "load_data", "FALLBACKS"]
 FALLBACKS = {"fashion_mnist": ("mnist5k", "digits"), "mnist5k": ("digits",), "digits": ()}
 _SIZES = {"digits": 1797, "mnist5k": 5000}
 _KINDS = ("nngp", "ntk")
-#: rows per kernel block for FCNs: on 2 cores, Fashion-MNIST n = 12000 depth 5, train-train in 18 s and
-#: test-train (6000 x 12000) in 7.7 s, against 56 s and 24 s with Network.kernel's largest block that fits
-_FCN_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -313,6 +311,7 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
              sgd: bool = True, steps: int = 2000, batch_size: int = 128, lr_factor: float = 0.5,
              seeds: int | Sequence[int] = 1, seed: int = 0, image_size: int | None = None, fallback: bool = True,
              kernel_batch_size: int | None = None, memory_limit: float | None = None,
+             store: "str | os.PathLike | None" = None, scheduler: str | None = None, n_workers: int | None = None,
              log: Callable[[str], None] | None = None) -> Evaluation:
     r"""NNGP and NTK kernel regression on a real data set beside finite-width SGD of the same network: test
     accuracy (largest output) and MSE (Xiao, Pennington & Schoenholz 2020, Sec. 2 and 5; Lee et al. 2019).
@@ -340,8 +339,14 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
         Downsample the images to ``image_size x image_size`` (area averaging, e.g. 16 for a CNN-GAP kernel).
     kernel_batch_size, memory_limit:
         Passed to :meth:`Problem.kernel <learndyn.kernels.Problem.kernel>` (rows per block, bytes per block).
-        ``kernel_batch_size=None``: 2048 rows for an FCN (measured three times faster than the largest block
-        that fits, whose intermediates leave the caches), the kernel's own plan for a CNN.
+        ``kernel_batch_size=None``: the kernel's own plan (cache-sized blocks).
+    store, scheduler, n_workers:
+        Out of core: with ``store`` (a folder), the train-train and test-train kernels are computed block by block
+        into the Zarr stores ``store/train.zarr`` and ``store/test.zarr`` (:func:`~learndyn.kernels.kernel_store`:
+        resumable -- the same call after a kill continues where it stopped --, on Dask workers with
+        ``scheduler``/``n_workers``) and solved by preconditioned conjugate gradients streaming the blocks
+        (:meth:`KernelStore.predict <learndyn.kernels.KernelStore.predict>`); only ``t = inf``.  For training
+        sets whose kernels do not fit in memory.
     log:
         Called with a line of progress per stage (e.g. ``print``).
 
@@ -354,6 +359,12 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
     for name, v in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise InvalidInputError(f"{name}: must be a positive integer, got {v!r}")
+    if store is not None and not np.all(np.isinf(times)):
+        raise InvalidInputError("t: out of core (store=...) only the converged predictor t = inf is solved "
+                                "(conjugate gradients); finite times need the kernel in memory (store=None)")
+    if store is None and (scheduler is not None or n_workers is not None):
+        raise InvalidInputError("scheduler, n_workers: Dask workers compute the blocks of an out-of-core kernel; "
+                                "pass store=<folder> too")
     stages = _Stages(log)
     with stages("load data"):
         if isinstance(data, _datasets.Dataset):
@@ -372,9 +383,9 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
                   n_train=ds.n_train, n_test=ds.n_test, input_shape=list(ds.x_train.shape[1:]), reg_given=float(reg),
                   relative=bool(relative), max_cond=max_cond, seed=int(seed), sgd_steps=int(steps) if sgd else 0,
                   sgd_batch_size=int(batch_size), sgd_lr_factor=float(lr_factor))
-    if kernel_batch_size is None and problem.architecture == "fcn":
-        kernel_batch_size = _FCN_BLOCK
     params["kernel_batch_size"] = kernel_batch_size
+    if store is not None:
+        params["store"] = str(store)
     kopts = dict(get=ks, batch_size=kernel_batch_size, memory_limit=memory_limit)
     n_t, n_cls = len(times), ds.n_classes
     nanv = {k: np.full(n_t, np.nan) for k in ks}
@@ -385,11 +396,20 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
                                kernel_status={k: "not computed" for k in ks}, kernel_message={k: "" for k in ks})
     status, message = Status.SUCCESS, ""
 
-    def result(sgd_out=None):
+    def result(sgd_out=None, final_status=None, final_message=None):
         return Evaluation(ks, times, out["test_accuracy"], out["test_mse"], out["train_accuracy"], out["predictions"],
                           ds.labels_test, out["cond"], out["reg"], out["kernel_status"], out["kernel_message"],
-                          sgd_out or {}, tuple(stages.rows), params, tuple(notes), status, message)
+                          sgd_out or {}, tuple(stages.rows), params, tuple(notes),
+                          status if final_status is None else final_status,
+                          message if final_message is None else final_message)
 
+    if store is not None:
+        _out_of_core(problem, ds, ks, Path(store), stages, out, reg=reg, relative=relative, block_size=kernel_batch_size,
+                     memory_limit=memory_limit, scheduler=scheduler, n_workers=n_workers)
+        bad = [k for k in ks if out["kernel_status"][k] != str(Status.SUCCESS)]
+        if bad:
+            status, message = Status.of(out["kernel_status"][bad[0]]), f"{bad[0]}: {out['kernel_message'][bad[0]]}"
+        return _with_sgd(problem, ds, sgd, steps, batch_size, lr_factor, seeds, seed, stages, result, status, message)
     # 1. train-train kernels, factorised in place one after the other; only the dual coefficients are kept
     with stages(f"kernel train-train {ds.n_train}^2"):
         kt = problem.kernel(ds.x_train, **kopts)
@@ -423,6 +443,35 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
             out["test_mse"][k] = np.mean(np.sum((f - ds.y_test[None]) ** 2, -1), -1)
         del kx
     # 3. finite-width SGD of the same network
+    return _with_sgd(problem, ds, sgd, steps, batch_size, lr_factor, seeds, seed, stages, result, status, message)
+
+
+def _out_of_core(problem, ds, ks, root: Path, stages, out: dict, *, reg, relative, block_size, memory_limit,
+                 scheduler, n_workers) -> None:
+    """Train-train and test-train kernels into ``root/train.zarr`` and ``root/test.zarr`` (resumed if there),
+    then the t = inf predictions by streamed conjugate gradients, written into ``out``."""
+    from .store import kernel_store
+
+    opts = dict(get=ks, block_size=block_size, memory_limit=memory_limit, scheduler=scheduler, n_workers=n_workers,
+                progress=False)
+    root.mkdir(parents=True, exist_ok=True)
+    with stages(f"kernel train-train {ds.n_train}^2 (store {root / 'train.zarr'})"):
+        train = kernel_store(problem, ds.x_train, path=root / "train.zarr", **opts)
+    with stages(f"kernel test-train {ds.n_test}x{ds.n_train} (store {root / 'test.zarr'})"):
+        test = kernel_store(problem, ds.x_test, ds.x_train, path=root / "test.zarr", **opts)
+    for k in ks:
+        with stages(f"solve + predict {k} (conjugate gradients, m={ds.n_train})"):
+            p = train.predict(test, ds.y_train, kind=k, reg=reg, relative=relative)
+        f = np.asarray(p.mean)[None]
+        out["predictions"][k] = f
+        out["test_accuracy"][k] = np.mean(np.argmax(f, -1) == ds.labels_test[None], axis=1)
+        out["test_mse"][k] = np.mean(np.sum((f - ds.y_test[None]) ** 2, -1), -1)
+        out["reg"][k] = float(p.reg)
+        out["kernel_status"][k], out["kernel_message"][k] = str(p.status), p.message
+
+
+def _with_sgd(problem, ds, sgd, steps, batch_size, lr_factor, seeds, seed, stages, result, status, message):
+    """Finite-width SGD of the same network (when ``sgd``), then the :class:`Evaluation`."""
     sgd_out = None
     if sgd:
         from .training import train
@@ -435,4 +484,4 @@ def evaluate(problem: Problem, data: "str | _datasets.Dataset" = "fashion_mnist"
                        seed_status=np.asarray(tr.seed_status, dtype=str), learning_rate=float(tr.learning_rate))
         if not tr.success and status is Status.SUCCESS:
             status, message = tr.status, f"SGD: {tr.message}"
-    return result(sgd_out)
+    return result(sgd_out, status, message)
