@@ -10,9 +10,11 @@ checks believe is available; ``LEARNDYN_MEMORY_LIMIT=0`` turns the checks off.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from pathlib import Path
 
-__all__ = ["InsufficientMemoryError", "available_memory", "check_memory", "format_bytes"]
+__all__ = ["InsufficientMemoryError", "available_memory", "check_memory", "format_bytes", "StoreLock"]
 
 _SUFFIX = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -103,3 +105,51 @@ def check_memory(required_bytes: float, *, what: str, reduce: str, fraction: flo
             f"{what} needs about {format_bytes(required_bytes)} of memory, but only {format_bytes(avail)} is "
             f"available on this machine; {reduce} (LEARNDYN_MEMORY_LIMIT overrides the available amount)"
         )
+
+
+class StoreLock:
+    """Exclusive, non-blocking ``flock`` on the hidden sibling ``.<name>.lock`` of a store folder ``real`` (its
+    resolved path, so two spellings of one store share one lock); the file holds the owner's pid.  A store that
+    another process holds raises :class:`~learndyn.InvalidInputError` ``"<busy> (lock <file>); wait for it or
+    stop it first"``.  :meth:`release` removes the file while still holding it, so a process that locked the
+    old file sees it is gone and locks the current one instead (one owner at a time, never two)."""
+
+    def __init__(self, real: str | os.PathLike, busy: str) -> None:
+        from .results import InvalidInputError
+
+        real = Path(real)
+        self.path = real.parent / f".{real.name}.lock"
+        real.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise InvalidInputError(f"{busy} (lock {self.path}); wait for it or stop it first") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        """Whether this process still holds the lock."""
+        return self.fd is not None
+
+    def release(self) -> None:
+        """Remove the lock file and unlock (idempotent)."""
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)  # while still holding it (see the class docstring)
+            except FileNotFoundError:
+                pass
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

@@ -18,6 +18,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from learndyn import Status, cluster, kernels
 from learndyn.kernels import store as kstore
+from learndyn.resources import StoreLock
 from learndyn.results import InvalidInputError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -207,7 +208,7 @@ def test_partial_runs_missing_chunks_and_refusals(tmp_path):
     with pytest.raises(InvalidInputError, match="is a file"):
         kernels.kernel_store(P, x, path=tmp_path / "file", progress=False)
     # a second writer is refused while the first holds the lock
-    lock = kstore._Lock(path.resolve(), path)
+    lock = StoreLock(path.resolve(), "a test holding the lock")
     try:
         with pytest.raises(InvalidInputError, match="being written by another process"):
             kernels.kernel_store(P, x[:5], path=path, progress=False)

@@ -62,7 +62,6 @@ read from disk once per solve; :func:`conjugate_gradient` holds a few ``(n, k)``
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -79,7 +78,7 @@ import numpy as np
 import xarray as xr
 from scipy.sparse.linalg import LinearOperator
 
-from ..resources import available_memory, check_memory, format_bytes
+from ..resources import StoreLock, available_memory, check_memory, format_bytes
 from ..results import InvalidInputError, Result, Status, problem_attrs
 from .blocking import KernelMemoryError
 
@@ -889,40 +888,6 @@ def _memory_plan(net, shape1: tuple, n2: int, kinds: tuple[str, ...], workers: i
     return int(min(b, max(n1, n2))), limit
 
 
-class _Lock:
-    """Exclusive ``flock`` on the hidden sibling ``.<name>.lock`` of the resolved store path."""
-
-    def __init__(self, real: Path, shown: Path) -> None:
-        self.path = real.parent / f".{real.name}.lock"
-        real.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise InvalidInputError(f"path: {shown} is being written by another process (lock {self.path}); "
-                                        "wait for it or stop it first") from None
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            try:
-                os.unlink(self.path)  # while still holding it
-            except FileNotFoundError:
-                pass
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-
 def _create(real: Path, attrs: dict, n1: int, n2: int, b: int, kinds: tuple[str, ...]) -> None:
     """Build the empty store in a temporary sibling folder and rename it into place."""
     import zarr
@@ -1035,7 +1000,7 @@ def kernel_store(problem_or_network: Any, x1, x2=None, *, path: str | os.PathLik
                 "n1": n1, "n2": n2, "symmetric": int(symmetric), "input_shape": json.dumps(list(x1.shape[1:])),
                 "x1_sha256": _fingerprint(x1), "x2_sha256": "" if symmetric else _fingerprint(x2)}
     with contextlib.ExitStack() as stack:
-        lock = _Lock(real, shown)
+        lock = StoreLock(real, f"path: {shown} is being written by another process")
         stack.callback(lock.release)  # released last, after the Dask client and cluster are closed
         fresh, replace, store = True, False, None
         if real.exists() and any(real.iterdir()):

@@ -31,7 +31,6 @@ recomputed by the next run. ``overwrite`` deletes only a store this package wrot
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
 import shutil
@@ -44,6 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
+from ..resources import StoreLock
 from .config import SweepConfig
 from .registry import Output, PointResult
 
@@ -186,7 +186,7 @@ class Store:
         self.cfg = cfg
         self._group = None
         self._layout: _Layout | None = None
-        self._lock_fd: int | None = None
+        self._lock: StoreLock | None = None
         self._arrays: dict[str, Any] = {}
         self._book: dict[str, np.ndarray] | None = None
         self._dirty = False
@@ -272,45 +272,19 @@ class Store:
         return self.real.parent / f".{self.real.name}.lock"
 
     def _acquire(self) -> None:
-        self.real.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise ValueError(f"store: {self.path} is in use by another sweep process (lock {self.lock_path}); "
-                                 "wait for it or stop it first") from None
-            # the holder removes the lock file before it unlocks: if the file we locked is no longer
-            # the one at lock_path, another process got in between; lock the current file instead
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.lock_path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        self._lock = StoreLock(self.real, f"store: {self.path} is in use by another sweep process")
 
     def close(self) -> None:
         """Release the store's lock (idempotent)."""
         try:
-            if self._lock_fd is not None and self._group is not None:
+            if self._lock is not None and self._lock.held and self._group is not None:
                 self.flush()
         finally:
             self._unlock()
 
     def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                os.unlink(self.lock_path)  # while still holding it (see _acquire)
-            except FileNotFoundError:
-                pass
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> "Store":
         return self
