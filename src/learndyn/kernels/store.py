@@ -78,6 +78,7 @@ import numpy as np
 import xarray as xr
 from scipy.sparse.linalg import LinearOperator
 
+from ..cluster import one_line
 from ..resources import StoreLock, available_memory, check_memory, format_bytes
 from ..results import InvalidInputError, Result, Status, problem_attrs
 from .blocking import KernelMemoryError
@@ -132,11 +133,6 @@ def _fingerprint(x: np.ndarray) -> str:
 def _has_readout(net, ndim: int) -> bool:
     # a Flatten/GlobalAvgPool readout (or an FCN): one float64 entry per pair of inputs
     return net._spatial_mode(ndim) == "none" or net._has(lambda lay: lay.has_readout())
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:200]
 
 
 def _scaled(m: np.ndarray, e: float, what: str) -> np.ndarray:
@@ -224,7 +220,7 @@ class KernelStore:
         try:
             self._group = zarr.open_group(str(self.real), mode="r+" if writable else "r", zarr_format=2)
         except Exception as exc:  # noqa: BLE001 - damaged metadata
-            raise InvalidInputError(f"path: {self.path} cannot be opened ({_one_line(exc)}); its metadata is "
+            raise InvalidInputError(f"path: {self.path} cannot be opened ({one_line(exc)}); its metadata is "
                                     "damaged: move it away and compute the kernel again") from None
         a = dict(self._group.attrs)
         self.attrs = a

@@ -43,6 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
+from ..cluster import one_line
 from ..resources import StoreLock
 from .config import SweepConfig
 from .registry import Output, PointResult
@@ -261,7 +262,7 @@ class Store:
         try:
             self._group = zarr.open_group(str(self.real), mode="r+", zarr_format=2)
         except Exception as exc:  # noqa: BLE001 - damaged metadata
-            raise ValueError(f"store: {self.path} cannot be opened ({_one_line(exc)}); its metadata is damaged: "
+            raise ValueError(f"store: {self.path} cannot be opened ({one_line(exc)}); its metadata is damaged: "
                              "move it away (or delete it) and run the sweep again") from None
         self._arrays.clear()
         self._book = None
@@ -531,11 +532,6 @@ class Store:
         return open_store(self.path)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:200]
-
-
 def _read_attrs(real: Path, shown: Path | None = None) -> dict[str, Any]:
     """The store's root attributes (``.zattrs``), or a one-line ``ValueError`` when they are damaged."""
     shown = shown if shown is not None else real
@@ -544,7 +540,7 @@ def _read_attrs(real: Path, shown: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"store: {shown}/.zattrs is damaged ({_one_line(exc)}); the store cannot be identified: "
+        raise ValueError(f"store: {shown}/.zattrs is damaged ({one_line(exc)}); the store cannot be identified: "
                          "restore the file, or move the store away and run the sweep again") from None
     if not isinstance(attrs, dict):
         raise ValueError(f"store: {shown}/.zattrs is damaged (not a JSON object); restore the file, or move the "
@@ -599,7 +595,7 @@ def _load_book(real: Path, shape: tuple[int, ...], group: Any = None) -> tuple[d
     try:
         g = group if group is not None else zarr.open_group(str(real), mode="r", zarr_format=2)
     except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"store: {real} cannot be opened ({_one_line(exc)}); its metadata is damaged") from None
+        raise ValueError(f"store: {real} cannot be opened ({one_line(exc)}); its metadata is damaged") from None
     for name in _BOOK:
         fill, dtype = _BOOK_FILL[name]
         try:
@@ -609,7 +605,7 @@ def _load_book(real: Path, shape: tuple[int, ...], group: Any = None) -> tuple[d
         except Exception as exc:  # noqa: BLE001 - damaged chunk or metadata
             arr = np.full(size, fill, dtype=dtype)
             what = "every point counts as pending and is recomputed" if name == "sweep_status" else "reset"
-            problems.append(f"{name} is unreadable ({_one_line(exc)}); {what}")
+            problems.append(f"{name} is unreadable ({one_line(exc)}); {what}")
         book[name] = arr
     return book, problems
 
@@ -660,7 +656,7 @@ def _damaged(real: Path, attrs: Mapping[str, Any], status_flat: np.ndarray, shap
             n_extra = len(meta["shape"]) - len(shape)
         except Exception as exc:  # noqa: BLE001 - damaged or missing metadata of the variable
             for flat in done:
-                bad.setdefault(int(flat), f"{name}: metadata unreadable ({_one_line(exc)})")
+                bad.setdefault(int(flat), f"{name}: metadata unreadable ({one_line(exc)})")
             continue
         for flat in done:
             idx = np.unravel_index(int(flat), shape) if shape else ()
@@ -672,7 +668,7 @@ def _damaged(real: Path, attrs: Mapping[str, Any], status_flat: np.ndarray, shap
                     bad.setdefault(int(flat), f"{name}: chunk {key} missing")
                 continue
             except OSError as exc:
-                bad.setdefault(int(flat), f"{name}: chunk {key} unreadable ({_one_line(exc)})")
+                bad.setdefault(int(flat), f"{name}: chunk {key} unreadable ({one_line(exc)})")
                 continue
             try:
                 data = codec.decode(raw) if codec is not None else raw
@@ -682,7 +678,7 @@ def _damaged(real: Path, attrs: Mapping[str, Any], status_flat: np.ndarray, shap
                 if got != nbytes:
                     raise ValueError(f"{got} bytes, expected {nbytes}")
             except Exception as exc:  # noqa: BLE001 - any decoding failure
-                bad.setdefault(int(flat), f"{name}: chunk {key} unreadable ({_one_line(exc)})")
+                bad.setdefault(int(flat), f"{name}: chunk {key} unreadable ({one_line(exc)})")
     return bad
 
 
@@ -718,7 +714,7 @@ class _Verified:
                 # chunks=None: plain lazily indexed arrays, read here (never by a Dask cluster that may be active)
                 self.ds = xr.open_zarr(str(self.real), consolidated=False, zarr_format=2, chunks=None)
         except Exception as exc:  # noqa: BLE001 - damaged metadata
-            raise ValueError(f"store: {self.shown} cannot be opened ({_one_line(exc)}); its metadata is damaged: "
+            raise ValueError(f"store: {self.shown} cannot be opened ({one_line(exc)}); its metadata is damaged: "
                              "move it away (or delete it) and run the sweep again") from None
         self.grid_dims = json.loads(attrs.get("grid_dims", "[]"))
         self.shape = tuple(int(self.ds.sizes[d]) for d in self.grid_dims)
