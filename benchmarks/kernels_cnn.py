@@ -22,6 +22,9 @@ import numpy as np
 
 import learndyn  # noqa: F401  (float64)
 from learndyn import kernels
+
+# the independent NumPy recursion of benchmarks/kernels.py (this folder is on sys.path when a script here runs)
+from kernels import numpy_cnn_relu_gap  # noqa: E402
 from learndyn.kernels import layers, network
 
 NT_PER_PAIR_MS = 16.4  # neural-tangents 0.6.5, per kernel entry, from the issue
@@ -32,35 +35,6 @@ TARGET_256_S = 60.0
 def make_net(eps: float = 0.0):
     # eps makes an otherwise equal network with its own compile-cache entry
     return kernels.cnn(4, "relu", 2.0 + eps, 0.0, filter_shape=(3, 3), padding="circular", readout="gap")
-
-
-def numpy_cnn_relu_gap(x, depth, wv, bv):
-    """The same recursion in NumPy (Xiao et al. 2020, Sec. 3; Cho & Saul 2009), circular 3x3, GAP."""
-    def window(K, w, b):
-        out = np.zeros_like(K)
-        for dh in (-1, 0, 1):
-            for dw in (-1, 0, 1):
-                out += np.roll(K, (dh, dw, dh, dw), axis=(2, 3, 4, 5))
-        return w * out / 9.0 + b
-
-    n, h, w, c = x.shape
-    K = window(np.einsum("ahwc,bHWc->abhwHW", x, x) / c, wv, bv)
-    T = K.copy()
-    d = h * w
-    for layer in range(depth):
-        var = np.array([np.diagonal(K[i, i].reshape(d, d)).reshape(h, w) for i in range(n)])
-        a, b = var[:, None, :, :, None, None], var[None, :, None, None, :, :]
-        root = np.sqrt(np.maximum(a * b - K * K, 0))
-        dot = 0.5 - np.arctan2(root, K) / (2 * np.pi)
-        V = root / (2 * np.pi) + dot * K
-        T = T * dot
-        if layer < depth - 1:
-            K = window(V, wv, bv)
-            T = K + wv * window(T, 1.0, 0.0)
-        else:
-            K = wv * V.mean(axis=(2, 3, 4, 5)) + bv
-            T = K + wv * T.mean(axis=(2, 3, 4, 5))
-    return K, T
 
 
 def per_pair(net, b, repeats, rng):
